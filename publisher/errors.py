@@ -1,0 +1,59 @@
+"""Typed exceptions. Only the CLI turns them into messages and exit codes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True, order=True)
+class Problem:
+    """One problem in one input file, at one line, about one field."""
+
+    path: str
+    line: int
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}: {self.field}: {self.message}"
+
+
+class PublisherError(Exception):
+    """Base of every error publisher raises on purpose."""
+
+    exit_code = 1
+
+
+class InvalidInput(PublisherError):
+    """Bad records, bad configuration, bad flags: exit 2, every problem listed."""
+
+    exit_code = 2
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = sorted(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class WorkFailed(PublisherError):
+    """A failure while doing the work (sending, writing): exit 1."""
+
+    exit_code = 1
+
+
+class ChannelError(WorkFailed):
+    """A channel could not deliver; `permanent` says whether a retry can help."""
+
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        self.permanent = permanent
+        super().__init__(message)
+
+
+def relative(path: Path, root: Path | None) -> str:
+    """`path` as the user would write it: relative to `root` when inside it."""
+    if root is not None:
+        try:
+            return str(path.resolve().relative_to(root.resolve()))
+        except ValueError:
+            pass
+    return str(path)

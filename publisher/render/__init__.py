@@ -1,0 +1,1 @@
+"""Pure renderers: records (+ settings, templates) in, text or bytes out."""
