@@ -225,7 +225,7 @@ class _Front:
             node = loader.get_single_node()
             data = loader.construct_document(node) if node is not None else {}
         except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
+            mark = getattr(exc, "context_mark", None) or getattr(exc, "problem_mark", None)
             line = mark.line + 1 if mark is not None else 1
             problem = getattr(exc, "problem", None) or str(exc)
             self.error = (line, f"bad YAML: {problem}")
@@ -275,6 +275,8 @@ def _problems_from(exc: ValidationError, shown: str, front: _Front) -> list[Prob
             message = f"unknown key{_hint(loc[-1], getattr(parent, 'model_fields', {}))}"
         elif error["type"] == "missing":
             message = "is required"
+        elif error["type"] == "string_too_short":
+            message = "must not be empty"
         line = _line_for(loc, front)
         problems.append(Problem(shown, line, field, message))
     return problems
@@ -317,6 +319,7 @@ def parse_record(text: str, path: Path, root: Path | None = None) -> Record:
     data["body"] = front.body
     data["source"] = shown
     data["lines"] = {**front.lines, "body": front.body_line}
+    problems.extend(_image_problems(data.get("image"), shown, front.lines.get("image.src", 1), root))
     try:
         record = Record.model_validate(data)
     except ValidationError as exc:
@@ -325,6 +328,18 @@ def parse_record(text: str, path: Path, root: Path | None = None) -> Record:
     if problems:
         raise InvalidInput(problems)
     return record
+
+
+def _image_problems(image: Any, shown: str, line: int, root: Path | None) -> list[Problem]:
+    """An image `src` is an absolute http(s) URL or a file inside the site."""
+    src = image.get("src") if isinstance(image, dict) else None
+    if not isinstance(src, str) or not src.strip() or _URL.match(src):
+        return []
+    if "://" in src or src.startswith(("/", "\\")) or ".." in Path(src).parts:
+        return [Problem(shown, line, "image.src", f"is neither an http(s) URL nor a file in the site (got {src!r})")]
+    if root is not None and not (root / src).is_file():
+        return [Problem(shown, line, "image.src", f"no such file in the site (got {src!r})")]
+    return []
 
 
 def record_files(events: Path) -> list[Path]:

@@ -1,0 +1,1 @@
+"""Channels: where records go (feeds, email, social networks)."""

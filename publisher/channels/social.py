@@ -1,0 +1,153 @@
+"""The shared interface of the social channels (X, Mastodon, Bluesky) and the outbox.
+
+A channel takes one rendered `Post` and answers with a `Published`: what happened,
+in the network's own words, and whether a retry is safe.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import urllib.parse
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Literal, Protocol
+
+from publisher.errors import ChannelError
+from publisher.render.social import Post
+
+Outcome = Literal["posted", "unknown", "failed", "rate_limited", "duplicate"]
+
+NETWORKS = ("x", "mastodon", "bluesky")
+
+CREDENTIAL_NAMES: dict[str, dict[str, str]] = {
+    "x": {
+        "api_key": "PUBLISHER_X_API_KEY",
+        "api_secret": "PUBLISHER_X_API_SECRET",
+        "access_token": "PUBLISHER_X_ACCESS_TOKEN",
+        "access_secret": "PUBLISHER_X_ACCESS_SECRET",
+    },
+    "mastodon": {"token": "PUBLISHER_MASTODON_TOKEN"},
+    "bluesky": {
+        "handle": "PUBLISHER_BLUESKY_HANDLE",
+        "app_password": "PUBLISHER_BLUESKY_APP_PASSWORD",
+    },
+}
+
+
+@dataclass(frozen=True)
+class Published:
+    """What became of one post on one network."""
+
+    outcome: Outcome
+    ids: tuple[str, ...] = ()  # one per thread part, in order
+    url: str | None = None  # the first part's public URL
+    message: str = ""  # the network's own words on failure
+    retry_at: datetime | None = None  # for rate_limited
+    retryable: bool = False  # a retry is safe (no double post possible)
+    remaining: int | None = None  # requests left in the network's rate window, when it says
+
+
+class AuthFailed(ChannelError):
+    """The network refused the credentials: stops that channel, one message."""
+
+
+class SocialChannel(Protocol):
+    """One social network, ready to publish."""
+
+    network: str
+
+    def publish(self, post: Post, *, key: str, media_root: Path) -> Published: ...
+
+
+def credentials(network: str, env: Mapping[str, str]) -> dict[str, str] | None:
+    """The network's credentials from `env`, or None when any is missing (→ outbox)."""
+    names = CREDENTIAL_NAMES.get(network)
+    if names is None:
+        raise ValueError(f"unknown network {network!r}")
+    found = {field: env.get(var, "").strip() for field, var in names.items()}
+    if not all(found.values()):
+        return None
+    return found
+
+
+def is_loopback(url: str) -> bool:
+    """True when `url` is http(s) on 127.0.0.0/8, ::1 or localhost."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return False
+    if parts.hostname == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(parts.hostname).is_loopback
+    except ValueError:
+        return False
+
+
+def fetch_image(url: str, timeout: float) -> bytes:
+    """The bytes at `url`; only loopback addresses are fetched (nothing leaves this machine)."""
+    if not is_loopback(url):
+        raise ChannelError(f"{url}: not fetching an image from outside this machine", permanent=True)
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            data: bytes = response.read()
+    except OSError as error:
+        raise ChannelError(f"{url}: cannot fetch the image: {error}") from error
+    return data
+
+
+def image_bytes(url: str, path: Path | None, media_root: Path, timeout: float) -> bytes:
+    """An image's bytes: from the site (`path`, relative to `media_root`) or fetched from `url`."""
+    if path is not None:
+        file = path if path.is_absolute() else media_root / path
+        try:
+            return file.read_bytes()
+        except OSError as error:
+            raise ChannelError(f"{file}: cannot read the image: {error.strerror}", permanent=True) from error
+    return fetch_image(url, timeout)
+
+
+def post_parts(post: Post) -> tuple[str, ...]:
+    """The texts to publish, in order: the post, then its thread parts."""
+    return (post.text, *post.thread)
+
+
+class OutboxChannel:
+    """Writes posts as JSON files for a person to publish by hand (no credentials)."""
+
+    def __init__(self, network: str, folder: Path) -> None:
+        self.network = network
+        self.folder = folder
+
+    def publish(self, post: Post, *, key: str, media_root: Path) -> Published:
+        """Write `<folder>/posts/<network>/<key>.json`; the same key overwrites the same file."""
+        target = self.folder / "posts" / self.network / f"{safe_name(key)}.json"
+        content = {
+            "network": self.network,
+            "record": post.record_id,
+            "language": post.language,
+            "text": post.text,
+            "thread": list(post.thread),
+            "url": post.url,
+            "images": [
+                {"url": image.url, "alt": image.alt, "path": str(image.path) if image.path else None}
+                for image in post.images
+            ],
+        }
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            partial = target.with_suffix(".json.partial")
+            partial.write_text(json.dumps(content, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+            partial.replace(target)
+        except OSError as error:
+            raise ChannelError(f"{target}: cannot write the post: {error.strerror}") from error
+        return Published("posted", ids=(key,), url=target.resolve().as_uri())
+
+
+def safe_name(key: str) -> str:
+    """`key` usable as a file name (no separators, no leading dots)."""
+    cleaned = "".join(c if c.isalnum() or c in "-_.:" else "_" for c in key).lstrip(".")
+    return cleaned.replace(":", "_") or "post"
