@@ -215,8 +215,10 @@ class _Front:
             self.error = (1, "the front matter has no closing '---'")
             return
         front = text[3 : 3 + end.start()]
-        self.body = text[3 + end.end() :].lstrip("\r\n")
-        self.body_line = text[: len(text) - len(self.body)].count("\n") + 1
+        rest = text[3 + end.end() :]
+        self.body = rest.lstrip("\r\n")
+        skipped = rest[: len(rest) - len(self.body)] if self.body else rest[:1]
+        self.body_line = text[: 3 + end.end()].count("\n") + skipped.count("\n") + 1
         self._parse(front)
 
     def _parse(self, front: str) -> None:
