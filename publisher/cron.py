@@ -33,6 +33,7 @@ from zoneinfo import ZoneInfo
 from apscheduler.triggers.cron import CronTrigger
 
 _DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")  # crontab numbering: 0 = Sunday
+_LONG_DAYS = ("sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday")
 _AP_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # APScheduler's order
 _DAY_ITEM = re.compile(r"^(?P<first>\*|\w+)(?:-(?P<last>\w+))?(?:/(?P<step>\d+))?$")
 # How far back to look for the occurrence before a time: short first, up to
@@ -42,43 +43,37 @@ _MICROSECOND = dt.timedelta(microseconds=1)
 
 
 def _day_number(text: str) -> int:
-    name = text.lower()[:3]
+    """0-7 (0 and 7 are Sunday) or a day name, short or long, as crontab writes it."""
     if text.isdigit() and int(text) <= 7:
-        return int(text) % 7
-    if not text.isdigit() and name in _DAYS and text.lower() in (name, _full_day(name)):
-        return _DAYS.index(name)
+        return int(text)
+    name = text.lower()
+    if name[:3] in _DAYS and name in (name[:3], _LONG_DAYS[_DAYS.index(name[:3])]):
+        return _DAYS.index(name[:3])
     raise ValueError(f"day of week: {text!r} is not 0-7 or a day name")
 
 
-def _full_day(short: str) -> str:
-    full = {"sun": "sunday", "mon": "monday", "tue": "tuesday", "wed": "wednesday"}
-    full |= {"thu": "thursday", "fri": "friday", "sat": "saturday"}
-    return full[short]
-
-
 def weekdays(field: str) -> frozenset[int]:
-    """The days (0 = Sunday … 6 = Saturday) a crontab day-of-week field names."""
+    """The days (0 = Sunday … 6 = Saturday) a crontab day-of-week field names.
+
+    Items are ``*``, ``N``, ``A-B`` (wrapping past Saturday when B < A), each with
+    an optional ``/STEP``; ``N/STEP`` runs from N to Saturday.
+    """
     days: set[int] = set()
     for item in field.split(","):
         match = _DAY_ITEM.match(item.strip())
-        if not match:
+        if not match or (match["first"] == "*" and match["last"]):
             raise ValueError(f"day of week: cannot read {item!r}")
         step = int(match["step"] or 1)
         if step < 1:
-            raise ValueError(f"day of week: step must be at least 1 (got {item!r})")
+            raise ValueError(f"day of week: a step must be at least 1 (got {item!r})")
         if match["first"] == "*":
-            if match["last"]:
-                raise ValueError(f"day of week: cannot read {item!r}")
-            first, count = 0, 7
+            first, last = 0, 6
         else:
             first = _day_number(match["first"])
-            last = _day_number(match["last"]) if match["last"] else first
-            if match["last"] and match["last"] == "7":
-                last = 7 if first > 0 else 0
-            count = (last - first) % 7 + 1 if match["last"] else (7 if match["step"] else 1)
-            if match["last"] and first == 0 and match["last"] in ("7",):
-                count = 7
-        days.update((first + n) % 7 for n in range(0, count, step))
+            last = _day_number(match["last"]) if match["last"] else (6 if match["step"] else first)
+            if last < first:
+                last += 7
+        days.update(day % 7 for day in range(first, last + 1, step))
     return frozenset(days)
 
 
@@ -104,14 +99,12 @@ class Cron:
             )
         ap_days = "*" if len(days) == 7 else ",".join(d for d in _AP_DAYS if _DAYS.index(d) in days)
         try:
-            trigger = CronTrigger(
-                minute=minute, hour=hour, day=day, month=month, day_of_week=ap_days, timezone=zone
-            )
+            trigger = CronTrigger(minute=minute, hour=hour, day=day, month=month, day_of_week=ap_days, timezone=zone)
         except ValueError as exc:
             raise ValueError(str(exc)) from None
         cron = cls(" ".join(fields).lower(), zone, trigger)
         probe = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
-        if next(cron.after(probe), probe) - probe > _BACK[-1]:
+        if next(cron.after(probe, until=probe + _BACK[-1]), None) is None:
             raise ValueError("never fires (or less than once in 9 years)")
         return cron
 
@@ -130,7 +123,8 @@ class Cron:
         current = self.trigger.get_next_fire_time(None, (start + _MICROSECOND).astimezone(self.zone))
         while current is not None and current <= limit:
             if not _repeated(current):
-                yield current.astimezone(self.zone)
+                # Through UTC: astimezone() to the same tzinfo would keep a wall time from the gap.
+                yield current.astimezone(dt.UTC).astimezone(self.zone)
             previous = current
             current = self.trigger.get_next_fire_time(previous, previous)
 

@@ -57,3 +57,7 @@ def relative(path: Path, root: Path | None) -> str:
         except ValueError:
             pass
     return str(path)
+
+
+class HeaderInjection(PublisherError, ValueError):
+    """A mail header that would break the message: a newline in a value, or a bad or reserved name."""

@@ -1,17 +1,43 @@
 """Newsletter issues: Jinja2 fills an MJML template, mjml-python compiles it once.
 
-(Contract stub: the dataclass below is shared with the email channel.)
+`render_issue` turns one record (a "single" issue) or several (a "digest") into
+an `Issue`: subject, preheader, the compiled HTML and a plain-text part written
+for reading. Both still hold the per-recipient placeholders below;
+`personalise` fills them with plain string work, so a send loop never
+compiles MJML (`mjml_compiles()` counts the compiles, for tests).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+import datetime as dt
+import hashlib
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import mjml
+from markupsafe import Markup, escape
+
+from publisher.config import Settings, SiteSettings
+from publisher.records import Record, sort_newest_first
+from publisher.render import dates
+from publisher.render.calendar import calendar_url, render_ics
+from publisher.render.markdown import body_html, media_url, record_url
+from publisher.render.plaintext import first_sentence, html_to_text, shorten, underline, wrap
+from publisher.render.wording import words_for
+from publisher.templates import environment
 
 # Per-recipient placeholders, filled after the one MJML compile of an issue.
 NAME = "%%PUBLISHER_NAME%%"
 UNSUBSCRIBE_URL = "%%PUBLISHER_UNSUBSCRIBE_URL%%"
 EMAIL = "%%PUBLISHER_EMAIL%%"
+_PLACEHOLDERS = re.compile("%%PUBLISHER_(NAME|UNSUBSCRIBE_URL|EMAIL)%%")
+
+PREHEADER_LIMIT = 150
+TEASER_LIMIT = 300
 
 
 @dataclass(frozen=True)
@@ -27,3 +53,242 @@ class Issue:
     text: str
     record_ids: tuple[str, ...]
     calendar: bytes | None = None
+    title: str = ""
+    # The newest change among its records: the Date of the message `build` writes.
+    date: dt.datetime | None = None
+    list_name: str | None = None
+    # The greeting as written (holding NAME), and as it reads when a name is empty.
+    greeting: str = ""
+    greeting_without_name: str = ""
+
+
+_compiles = 0
+
+
+def mjml_compiles() -> int:
+    """How many times this process compiled MJML (one per rendered issue)."""
+    return _compiles
+
+
+def compile_mjml(source: str) -> str:
+    """MJML → HTML with mjml-python; counted by `mjml_compiles()`."""
+    global _compiles
+    _compiles += 1
+    html: str = mjml.mjml2html(source)
+    return html
+
+
+@dataclass(frozen=True)
+class _Item:
+    """What the templates see of one record."""
+
+    id: str
+    anchor: str
+    title: str
+    url: str
+    date: str
+    summary: str
+    teaser: str
+    body_html: Markup
+    body_text: str
+    image: Mapping[str, str] | None
+    people: tuple[Mapping[str, str | None], ...]
+    links: tuple[Mapping[str, str | None], ...]
+    when: str | None
+    where: str | None
+    calendar_url: str | None
+    cancelled: bool
+
+
+# Inline styles for the sanitised body HTML: mail clients ignore much of <style>.
+_BODY_STYLES = (
+    ("<blockquote>", '<blockquote style="margin:0 0 16px;padding:4px 0 4px 16px;border-left:4px solid #b9c6d3;">'),
+    ("<img ", '<img style="max-width:100%;height:auto;" '),
+    ("<pre>", '<pre style="white-space:pre-wrap;word-wrap:break-word;font-size:14px;">'),
+)
+
+
+def _styled(html: str) -> str:
+    for plain, styled in _BODY_STYLES:
+        html = html.replace(plain, styled)
+    return html
+
+
+def _tagged(url: str, settings: Settings, campaign: str, source: str) -> str:
+    """The URL with UTM parameters when the site turns link tagging on."""
+    if not settings.utm.enabled:
+        return url
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not k.startswith("utm_")]
+    query += [("utm_source", source), ("utm_medium", settings.utm.email_medium), ("utm_campaign", campaign)]
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def _item(record: Record, settings: Settings, language: str, source: str) -> _Item:
+    site = settings.site
+    html = body_html(record, site)
+    text = html_to_text(html) if html else ""
+    summary = " ".join((record.summary or "").split())
+    first_paragraph = text.split("\n\n", 1)[0] if text else ""
+    image = None
+    if record.image is not None:
+        image = {"url": media_url(record.image.src, site), "alt": record.image.alt, "credit": record.image.credit or ""}
+    calendar = record.starts is not None and record.status != "cancelled"
+    return _Item(
+        id=record.id,
+        anchor="record-" + re.sub(r"[^A-Za-z0-9_-]", "-", record.id),
+        title=" ".join(record.title.split()),
+        url=_tagged(record_url(record, site), settings, record.id, source),
+        date=dates.long_date(record.published, language),
+        summary=summary,
+        teaser=summary or shorten(first_paragraph, TEASER_LIMIT),
+        body_html=Markup(_styled(html)),
+        body_text=text.rstrip("\n"),
+        image=image,
+        people=tuple({"name": p.name, "role": p.role} for p in record.people),
+        links=tuple({"title": link.title, "url": link.url, "language": link.language} for link in record.links),
+        when=dates.event_when(record.starts, record.ends, language) if record.starts else None,
+        where=record.location,
+        calendar_url=calendar_url(record, site) if calendar else None,
+        cancelled=record.status == "cancelled",
+    )
+
+
+def issue_id(records: Sequence[Record]) -> str:
+    """A single issue's id is its record's; a digest's is a hash of its record ids."""
+    ids = sorted({record.id for record in records})
+    if len(ids) == 1:
+        return ids[0]
+    return "digest-" + hashlib.sha256("\n".join(ids).encode()).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class _Frame:
+    """The issue-wide parts: who it is for, what it is called, its wording."""
+
+    kind: Literal["single", "digest"]
+    language: str
+    title: str
+    subject: str
+    preheader: str
+    dates: str
+    words: Mapping[str, str] = field(repr=False)
+
+
+def _frame(records: Sequence[Record], items: Sequence[_Item], settings: Settings) -> _Frame:
+    site = settings.site
+    if len(records) == 1:
+        record, item = records[0], items[0]
+        language = record.language or site.language
+        preheader = item.summary or first_sentence(item.body_text) or item.title
+        return _Frame("single", language, item.title, item.title, shorten(preheader, PREHEADER_LIMIT), item.date, {})
+    language = site.language
+    words = words_for(language)
+    zone = site.zone
+    days = sorted(record.published.astimezone(zone).date() for record in records)
+    span = dates.date_range(days[0], days[-1], language)
+    title = f"{site.title}: {words['updates'].format(count=len(records))}"
+    preheader = shorten(" · ".join(item.title for item in items), PREHEADER_LIMIT)
+    return _Frame("digest", language, title, f"{title}, {span}", preheader, span, words)
+
+
+def _context(frame: _Frame, items: Sequence[_Item], settings: Settings, list_name: str | None) -> dict[str, Any]:
+    site = settings.site
+    words = words_for(frame.language)
+    return {
+        "kind": frame.kind,
+        "language": frame.language,
+        "direction": dates.locale_for(frame.language).text_direction,
+        "title": frame.title,
+        "subject": frame.subject,
+        "preheader": frame.preheader,
+        "dates": frame.dates,
+        "items": items,
+        "words": words,
+        "greeting": words["hello"].format(name=NAME),
+        "sent_to": words["sent_to"].format(email=EMAIL),
+        "list_text": words["list"].format(list=list_name) if list_name else "",
+        "unsubscribe_url": UNSUBSCRIBE_URL,
+        "site": _site(site),
+        "footer_lines": [line.strip() for line in settings.newsletter.footer.splitlines() if line.strip()],
+        "wrap": wrap,
+        "underline": underline,
+    }
+
+
+def _site(site: SiteSettings) -> dict[str, str]:
+    logo = media_url(site.logo, site) if site.logo else ""
+    return {"title": site.title, "url": site.url, "logo_url": logo}
+
+
+def render_issue(
+    records: Sequence[Record],
+    settings: Settings,
+    templates: Path | None = None,
+    *,
+    list_name: str | None = None,
+) -> Issue:
+    """One record → a single issue; several → a digest, newest first.
+
+    `templates` is the site's own templates folder (it overrides the defaults
+    by file name). Pure: no clock, no network, no files written.
+    """
+    if not records:
+        raise ValueError("an issue needs at least one record")
+    ordered = sort_newest_first({record.id: record for record in records}.values())
+    source = list_name or "newsletter"
+    language = (ordered[0].language or settings.site.language) if len(ordered) == 1 else settings.site.language
+    items = [_item(record, settings, language, source) for record in ordered]
+    frame = _frame(ordered, items, settings)
+    context = _context(frame, items, settings, list_name)
+    env = environment(templates)
+    html = compile_mjml(env.get_template("issue.mjml").render(context))
+    text = _tidy(env.get_template("issue.txt").render(context))
+    words = words_for(frame.language)
+    single = ordered[0] if len(ordered) == 1 else None
+    calendar = None
+    if single is not None and single.starts is not None and single.status != "cancelled":
+        calendar = render_ics(single, settings.site)
+    return Issue(
+        id=issue_id(ordered),
+        kind=frame.kind,
+        language=frame.language,
+        subject=frame.subject,
+        preheader=frame.preheader,
+        html=html,
+        text=text,
+        record_ids=tuple(record.id for record in ordered),
+        calendar=calendar,
+        title=frame.title,
+        date=max(record.updated_or_published for record in ordered),
+        list_name=list_name,
+        greeting=context["greeting"],
+        greeting_without_name=words["hello_anonymous"],
+    )
+
+
+def _tidy(text: str) -> str:
+    """No trailing spaces (but the '-- ' signature line), at most one blank line in a row."""
+    lines = [line if line == "-- " else line.rstrip() for line in text.splitlines()]
+    tidy = re.sub(r"\n{3,}", "\n\n", "\n".join(lines))
+    return tidy.strip("\n") + "\n"
+
+
+def personalise(issue: Issue, *, name: str, unsubscribe_url: str, email: str) -> tuple[str, str]:
+    """The issue's (html, text) for one recipient: placeholders filled, HTML-escaped in the HTML.
+
+    An empty name gives the greeting without a name ("Hello,"). One pass of
+    string work over each part: cheap enough to run for every recipient.
+    """
+    name = " ".join(name.split())
+    values = {"NAME": name, "UNSUBSCRIBE_URL": unsubscribe_url.strip(), "EMAIL": email.strip()}
+    html, text = issue.html, issue.text
+    if not name and issue.greeting:
+        html = html.replace(str(escape(issue.greeting)), str(escape(issue.greeting_without_name)))
+        text = text.replace(issue.greeting, issue.greeting_without_name)
+    escaped = {key: str(escape(value)) for key, value in values.items()}
+    return _fill(html, escaped.__getitem__), _fill(text, values.__getitem__)
+
+
+def _fill(template: str, value: Callable[[str], str]) -> str:
+    return _PLACEHOLDERS.sub(lambda match: value(match.group(1)), template)

@@ -1,0 +1,280 @@
+"""The email channel: sends built messages through the transport its URL names.
+
+Transport only: messages arrive built (headers, parts, per-recipient text);
+this module turns each into bytes once, signs it (DKIM) when asked, and hands
+it over, over N reused SMTP connections at most `rate` messages a second.
+
+`send_many` reports every message to the caller the moment the server has
+answered for it, in the caller's own thread, so the ledger can be marked at
+once. The one window in which a message can be repeated: a connection lost
+after the message went out and before the server's reply (``unknown``), at
+most one message per connection.
+
+    channel = EmailChannel.from_site(site)
+    channel.send_many(((row.id, message, row.email) for row in rows), mark_ledger)
+"""
+
+from __future__ import annotations
+
+import queue
+import ssl
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from email.message import EmailMessage
+from typing import Generic, TypeVar
+
+from publisher.channels.email_url import (
+    DEFAULT_URL,
+    PASSWORD_ENV,
+    URL_ENV,
+    EmailUrlError,
+    TransportConfig,
+    parse_email_url,
+)
+from publisher.channels.mail_transport import (
+    AuthenticationFailed,
+    MaildirTransport,
+    Outcome,
+    SenderRejected,
+    SendResult,
+    ServerUnavailable,
+    SmtpTransport,
+    Transport,
+    classify,
+)
+from publisher.channels.pacing import TokenBucket, retry_delay
+from publisher.channels.signing import Signer, dkim_sign, site_signer
+from publisher.config import CONFIG_FILE, Site
+
+__all__ = [
+    "DEFAULT_URL",
+    "PASSWORD_ENV",
+    "AuthenticationFailed",
+    "EmailChannel",
+    "EmailUrlError",
+    "MaildirTransport",
+    "Outcome",
+    "SendResult",
+    "SenderRejected",
+    "ServerUnavailable",
+    "SmtpTransport",
+    "Transport",
+    "TransportConfig",
+    "classify",
+    "dkim_sign",
+    "parse_email_url",
+    "retry_delay",
+]
+
+K = TypeVar("K")
+Item = tuple[K, EmailMessage, str]
+
+
+@dataclass(frozen=True)
+class _Crashed:
+    key: object
+    error: BaseException
+
+
+@dataclass(frozen=True)
+class _Retired:
+    """A worker left: its connection could not be opened (or it crashed)."""
+
+
+class EmailChannel:
+    """Email out through one transport URL: N parallel connections, a shared rate limit."""
+
+    def __init__(
+        self,
+        config: TransportConfig,
+        *,
+        connections: int = 4,
+        rate: float | None = None,
+        signer: Signer | None = None,
+        envelope_from: str | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        timeout: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if connections < 1:
+            raise ValueError(f"connections must be at least 1 (got {connections})")
+        self.config = config
+        self.connections = connections if config.is_smtp else 1  # a Maildir gains nothing from threads
+        self.signer = signer
+        self.envelope_from = envelope_from
+        self.ssl_context = ssl_context
+        self.timeout = timeout
+        self.bucket = TokenBucket(rate, clock=clock, sleep=sleep) if rate else None
+
+    @classmethod
+    def from_site(cls, site: Site, *, ssl_context: ssl.SSLContext | None = None) -> EmailChannel:
+        """The channel `site` is configured for (``[email]`` and the ``PUBLISHER_*`` environment)."""
+        settings = site.settings.email
+        from_env = site.secret(URL_ENV) is not None
+        config = parse_email_url(
+            site.email_url,
+            password=site.secret(PASSWORD_ENV),
+            username=settings.username,
+            root=site.root,
+            source=URL_ENV if from_env else CONFIG_FILE,
+        )
+        return cls(
+            config,
+            connections=settings.connections,
+            rate=settings.rate,
+            signer=site_signer(site),
+            ssl_context=ssl_context,
+        )
+
+    @property
+    def is_outbox(self) -> bool:
+        """True when mail only goes into a local Maildir (nothing is sent)."""
+        return not self.config.is_smtp
+
+    def transport(self) -> SmtpTransport | MaildirTransport:
+        """A new transport (one connection) for this channel's URL."""
+        if self.config.is_smtp:
+            return SmtpTransport(
+                self.config,
+                signer=self.signer,
+                envelope_from=self.envelope_from,
+                ssl_context=self.ssl_context,
+                timeout=self.timeout,
+            )
+        return MaildirTransport(self.config, signer=self.signer, envelope_from=self.envelope_from)
+
+    def send(self, message: EmailMessage, recipient: str) -> SendResult:
+        """One message over its own connection (a test send). Raises AuthenticationFailed on ``auth``."""
+        transport = self.transport()
+        try:
+            if self.bucket is not None:
+                self.bucket.acquire()
+            result = transport.send(message, recipient)
+        finally:
+            transport.close()
+        if result.outcome == "auth":
+            raise result.error()
+        return result
+
+    def send_many(self, items: Iterable[Item[K]], on_result: Callable[[K, SendResult], None]) -> Counter[str]:
+        """Send every ``(key, message, recipient)``; call ``on_result(key, result)`` as each is answered.
+
+        `items` is read lazily (a few per connection ahead), and `on_result` runs in
+        the calling thread, one call at a time, in the order answers arrive. Each
+        item taken from `items` gets exactly one `on_result` call (unless
+        `on_result` itself raises). After an ``auth`` outcome no further message
+        is attempted: those left get a ``temporary`` result at stage ``queued``,
+        and AuthenticationFailed (or SenderRejected) is raised once every
+        connection is closed. When no connection can be opened at all,
+        ServerUnavailable is raised the same way. Returns the count per outcome.
+        """
+        return _Run(self, on_result).run(items)
+
+
+class _Run(Generic[K]):
+    """One `send_many`: the worker threads, their queues, and the loop in the caller's thread."""
+
+    def __init__(self, channel: EmailChannel, on_result: Callable[[K, SendResult], None]) -> None:
+        self.channel = channel
+        self.on_result = on_result
+        self.work: queue.SimpleQueue[Item[K] | None] = queue.SimpleQueue()
+        self.results: queue.SimpleQueue[tuple[K, SendResult] | _Crashed | _Retired] = queue.SimpleQueue()
+        self.stop = threading.Event()
+        self.counts: Counter[str] = Counter()
+        self.reason = ""
+        self.error: BaseException | None = None
+
+    def run(self, items: Iterable[Item[K]]) -> Counter[str]:
+        workers = self.channel.connections
+        threads = [
+            threading.Thread(target=self._work, name=f"publisher-email-{n}", daemon=True) for n in range(workers)
+        ]
+        for thread in threads:
+            thread.start()
+        try:
+            self._loop(iter(items), alive=workers, window=workers * 2)
+        finally:
+            self.stop.set()
+            for _ in threads:
+                self.work.put(None)
+            for thread in threads:
+                thread.join()
+        if self.error is not None:
+            raise self.error
+        return self.counts
+
+    def _loop(self, items: Iterable[Item[K]], alive: int, window: int) -> None:
+        iterator = iter(items)
+        in_flight = 0
+        exhausted = False
+        while True:
+            while not exhausted and not self.stop.is_set() and in_flight < window:
+                item = next(iterator, None)
+                if item is None:
+                    exhausted = True
+                else:
+                    self.work.put(item)
+                    in_flight += 1
+            if in_flight == 0:
+                return
+            if alive == 0:  # nobody left to take what is queued: hand it back unsent
+                queued = self.work.get_nowait()
+                assert queued is not None
+                self._report(queued[0], self._unsent())
+                in_flight -= 1
+                continue
+            event = self.results.get()
+            if isinstance(event, _Retired):
+                alive -= 1
+                if alive == 0 and self.error is None:
+                    self.error = ServerUnavailable(self.reason or "no connection to the mail server")
+                    self.stop.set()
+                continue
+            in_flight -= 1
+            if isinstance(event, _Crashed):
+                self.error = self.error or event.error
+                self._report(event.key, self._unsent())  # type: ignore[arg-type]  # the key we were given
+                continue
+            key, result = event
+            if result.outcome == "auth" and self.error is None:
+                self.error = result.error()
+            self._report(key, result)
+
+    def _report(self, key: K, result: SendResult) -> None:
+        self.counts[result.outcome] += 1
+        self.on_result(key, result)
+
+    def _unsent(self) -> SendResult:
+        why = str(self.error) if self.error is not None else "the run was stopped"
+        return SendResult("temporary", None, f"not attempted: {why}", None, "queued")
+
+    def _work(self) -> None:
+        transport = self.channel.transport()
+        bucket = self.channel.bucket
+        try:
+            while (item := self.work.get()) is not None:
+                key, message, recipient = item
+                if self.stop.is_set():
+                    self.results.put((key, self._unsent()))
+                    continue
+                if bucket is not None:
+                    bucket.acquire()
+                try:
+                    result = transport.send(message, recipient)
+                except Exception as exc:  # a bad message or a bug: stop the run, re-raised by the caller
+                    self.stop.set()
+                    self.results.put(_Crashed(key, exc))
+                    return
+                self.results.put((key, result))
+                if result.outcome == "auth":
+                    self.stop.set()
+                elif result.stage == "connect":
+                    self.reason = result.text
+                    return  # this connection cannot be had; the others carry on
+        finally:
+            transport.close()
+            self.results.put(_Retired())
