@@ -17,7 +17,7 @@ from typing import Any, NoReturn
 import click
 
 from publisher.config import CONFIG_FILE, Site, load_site
-from publisher.errors import InvalidInput, Problem, PublisherError
+from publisher.errors import InvalidInput, Problem, PublisherError, WorkFailed
 from publisher.records import Record, load_records
 
 
@@ -139,6 +139,259 @@ def build(c: Context, out: Path | None) -> None:
         click.echo(f"wrote {output.path}")
     unchanged = len(manifest.outputs) - len(manifest.written)
     click.echo(f"{len(records)} records → {len(manifest.written)} files written, {unchanged} unchanged, in {manifest.out}")
+
+
+@cli.command()
+@click.option("--now", "now_text", help="Show the plan as of this time (ISO, with offset).")
+@pass_context
+def plan(c: Context, now_text: str | None) -> None:
+    """The timeline: each dispatch's id, due time, channel, records and state.  Example: publisher plan --now 2018-02-09T09:00+01:00"""
+    from publisher.status import open_runner, plan_lines, render_lines
+    from publisher.store import open_store
+
+    now = parse_now(now_text)
+    store = open_store(c.site.database_url)
+    try:
+        lines = plan_lines(open_runner(c.site, store, now), now)
+    finally:
+        store.close()
+    c.emit(render_lines(lines), {"now": now.isoformat(), "dispatches": [line.as_json() for line in lines]})
+
+
+@cli.command()
+@click.option("--once", is_flag=True, help="Dispatch what is due at --now (default: now) and exit.")
+@click.option("--now", "now_text", help="The time to act as (ISO, with offset); the clock moves on from it.")
+@pass_context
+def run(c: Context, once: bool, now_text: str | None) -> None:
+    """The scheduler: dispatches what is due.  Example: publisher run --once"""
+    import time
+
+    from publisher.dispatch import shifted_clock
+    from publisher.scheduler import run_forever, run_once
+
+    now = parse_now(now_text)
+    clock = shifted_clock(now)
+    started = time.monotonic()
+    outcomes: list[Any] = []
+
+    def report(outcome: Any) -> None:
+        outcomes.append(outcome)
+        if not c.as_json:
+            click.echo(_outcome_line(outcome))
+
+    if not once:
+        click.echo(f"publisher run: clock started for {c.site.root} (Ctrl-C or SIGTERM to stop)", err=True)
+        run_forever(c.site, clock, on_outcome=report)
+        return
+    for outcome in run_once(c.site, now, clock):
+        report(outcome)
+    sent = sum(o.counts.get("sent", 0) for o in outcomes)
+    failed = sum(v for o in outcomes for k, v in o.counts.items() if k.startswith("failed"))
+    skipped = sum(1 for o in outcomes if o.state == "skipped")
+    elapsed = time.monotonic() - started
+    rate = sent / elapsed if elapsed > 0 else 0.0
+    summary = f"{len(outcomes)} dispatches: {sent} sent, {failed} failed, {skipped} skipped in {elapsed:.1f} s ({rate:.0f}/s)"
+    c.emit(summary, {"dispatches": [vars(o) for o in outcomes], "sent": sent, "failed": failed, "skipped": skipped})
+    if any(o.state in ("failed", "unknown") for o in outcomes):
+        sys.exit(1)
+
+
+def _outcome_line(outcome: Any) -> str:
+    counts = " ".join(f"{k}={v}" for k, v in sorted(outcome.counts.items()))
+    return f"{outcome.dispatch_id}  {outcome.channel:<8} {outcome.state:<12} {counts}  {outcome.note}".rstrip()
+
+
+@cli.command()
+@click.argument("issue")
+@click.option("--to", "address", required=True, help="The one address to send the test to.")
+@click.option("--now", "now_text", help="Date the message as of this time (ISO, with offset).")
+@pass_context
+def send(c: Context, issue: str, address: str, now_text: str | None) -> None:
+    """A test send of one newsletter issue (a record id) to one address.  Example: publisher send 2018-02-09-paris --to me@example.org"""
+    from publisher.dispatch_email import test_send
+    from publisher.render.email import render_issue
+
+    records = {r.id: r for r in c.records()}
+    if issue not in records:
+        _bad_flag("ISSUE", f"no record with id {issue!r} (see `publisher build --json` for ids)")
+    templates = c.site.templates if c.site.templates.is_dir() else None
+    rendered = render_issue([records[issue]], c.site.settings, templates)
+    result = test_send(c.site, rendered, address, parse_now(now_text))
+    if not result.sent:
+        raise WorkFailed(f"the test message to {address} was not accepted: {result.code} {result.text}")
+    c.emit(f"test message sent to {address} ({result.message_id})", {"sent": True, "to": address})
+
+
+@cli.command()
+@click.argument("dispatch_id")
+@click.option("--failed", "failed_only", is_flag=True, required=True, help="Retry only the recipients that failed.")
+@click.option("--now", "now_text", help="The time to act as (ISO, with offset).")
+@pass_context
+def resend(c: Context, dispatch_id: str, failed_only: bool, now_text: str | None) -> None:
+    """Send a dispatch again to its failed recipients only.  Example: publisher resend 3f2a9c1d0b7e6a54 --failed"""
+    from publisher.dispatch import execute, shifted_clock
+    from publisher.status import open_runner
+    from publisher.store import open_store
+    from publisher.timeline import plan as make_plan
+
+    now = parse_now(now_text)
+    store = open_store(c.site.database_url)
+    try:
+        runner = open_runner(c.site, store, now)
+        runner.clock = shifted_clock(now)
+        wanted = next((d for d in make_plan(runner.records, c.site.settings, now, lookback=_YEARS) if d.id == dispatch_id), None)
+        if wanted is None or store.get_dispatch(dispatch_id) is None:
+            _bad_flag("DISPATCH", f"no dispatch {dispatch_id!r} in the store (see `publisher plan`)")
+        reset = store.reset_failed(dispatch_id, now)
+        outcome = execute(runner, wanted)
+    finally:
+        store.close()
+    c.emit(f"{reset} failed recipients retried\n{_outcome_line(outcome)}", {"reset": reset, "outcome": vars(outcome)})
+
+
+@cli.command()
+@click.argument("dispatch_id")
+@click.option("--now", "now_text", help="The time to act as (ISO, with offset).")
+@pass_context
+def approve(c: Context, dispatch_id: str, now_text: str | None) -> None:
+    """Approve a dispatch held for review.  Example: publisher approve 3f2a9c1d0b7e6a54"""
+    from publisher.store import open_store
+
+    now = parse_now(now_text)
+    store = open_store(c.site.database_url)
+    try:
+        row = store.get_dispatch(dispatch_id)
+        if row is None:
+            _bad_flag("DISPATCH", f"no dispatch {dispatch_id!r} (see `publisher plan`)")
+        if row.state != "waiting_review":
+            _bad_flag("DISPATCH", f"{dispatch_id} is {row.state}, not waiting for review")
+        store.set_dispatch_state(dispatch_id, "approved", now, note="approved", review_approved_at=now)
+    finally:
+        store.close()
+    c.emit(f"approved {dispatch_id}: it goes out at its due time", {"approved": dispatch_id})
+
+
+_YEARS = dt.timedelta(days=3650)
+
+
+@cli.group(name="subscribers")
+def subscribers_group() -> None:
+    """The subscriber list: add, import, list, remove, export."""
+
+
+def _store(c: Context) -> Any:
+    from publisher.store import open_store
+
+    return open_store(c.site.database_url)
+
+
+@subscribers_group.command(name="add")
+@click.argument("email")
+@click.option("--name", default=None)
+@click.option("--language", default=None)
+@click.option("--list", "lists", multiple=True, help="A list to subscribe to (repeatable; default: the first list).")
+@click.option("--now", "now_text", help="The consent time (ISO, with offset; default: now).")
+@pass_context
+def subscribers_add(
+    c: Context, email: str, name: str | None, language: str | None, lists: tuple[str, ...], now_text: str | None
+) -> None:
+    """Add one subscriber.  Example: publisher subscribers add ana@example.org --name Ana --list news"""
+    from publisher import subscribers
+
+    chosen = _lists(c, lists)
+    store = _store(c)
+    try:
+        one = subscribers.add(
+            store, email, name=name, language=language, lists=chosen, now=parse_now(now_text), source="cli"
+        )
+    finally:
+        store.close()
+    note = f" (left {one.status}: they unsubscribed or bounced)" if one.suppressed else ""
+    c.emit(f"{one.email}: {one.status} on {', '.join(one.lists)}{note}", {"email": one.email, "status": one.status})
+
+
+def _lists(c: Context, lists: tuple[str, ...]) -> list[str]:
+    known = c.site.settings.newsletter.lists
+    for name in lists:
+        if name not in known:
+            _bad_flag("--list", f"{name!r} is not one of the newsletter lists ({', '.join(known)})")
+    return list(lists) or list(known[:1])
+
+
+@subscribers_group.command(name="import")
+@click.argument("csv_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--list", "lists", multiple=True, help="Add every row to this list too (repeatable).")
+@click.option("--now", "now_text", help="The consent time (ISO, with offset; default: now).")
+@pass_context
+def subscribers_import(c: Context, csv_file: Path, lists: tuple[str, ...], now_text: str | None) -> None:
+    """Import a CSV (email, name, language, lists).  Example: publisher subscribers import people.csv --list news"""
+    from publisher import subscribers
+
+    store = _store(c)
+    try:
+        result = subscribers.import_csv(store, csv_file, parse_now(now_text), _lists(c, lists) if lists else ())
+    finally:
+        store.close()
+    for problem in result.problems:
+        click.echo(str(problem), err=True)
+    summary = (
+        f"{result.added} added, {result.updated} updated, {result.unchanged} unchanged, "
+        f"{result.skipped} left unsubscribed, {len(result.problems)} bad rows"
+    )
+    c.emit(summary, {**{k: v for k, v in vars(result).items() if k != "problems"}, "problems": [str(p) for p in result.problems]})
+    if result.problems:
+        sys.exit(2)
+
+
+@subscribers_group.command(name="list")
+@click.option("--list", "list_name", default=None)
+@click.option("--status", default=None)
+@pass_context
+def subscribers_list(c: Context, list_name: str | None, status: str | None) -> None:
+    """List subscribers.  Example: publisher subscribers list --list news --status active"""
+    from publisher import subscribers
+
+    store = _store(c)
+    try:
+        people = subscribers.list_subscribers(store, list_name, status)
+    finally:
+        store.close()
+    lines = [f"{p.email}\t{p.name or ''}\t{p.language or ''}\t{';'.join(p.lists)}\t{p.status}" for p in people]
+    data = [{"email": p.email, "name": p.name, "language": p.language, "lists": list(p.lists), "status": p.status} for p in people]
+    c.emit("\n".join(lines) or "no subscribers", {"subscribers": data})
+
+
+@subscribers_group.command(name="remove")
+@click.argument("email")
+@click.option("--now", "now_text", help="The time (ISO, with offset; default: now).")
+@pass_context
+def subscribers_remove(c: Context, email: str, now_text: str | None) -> None:
+    """Unsubscribe someone (kept as a suppression so no import brings them back).  Example: publisher subscribers remove ana@example.org"""
+    from publisher import subscribers
+
+    store = _store(c)
+    try:
+        one = subscribers.remove(store, email, parse_now(now_text))
+    finally:
+        store.close()
+    if one is None:
+        _bad_flag("EMAIL", f"{email} is not a subscriber")
+    c.emit(f"{one.email}: {one.status}", {"email": one.email, "status": one.status})
+
+
+@subscribers_group.command(name="export")
+@click.option("--list", "list_name", default=None)
+@click.option("--status", default=None)
+@pass_context
+def subscribers_export(c: Context, list_name: str | None, status: str | None) -> None:
+    """Write subscribers as CSV to standard output.  Example: publisher subscribers export --list news > news.csv"""
+    from publisher import subscribers
+
+    store = _store(c)
+    try:
+        subscribers.export_csv(store, sys.stdout, list_name, status)
+    finally:
+        store.close()
 
 
 class _progress:

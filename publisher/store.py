@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 
@@ -40,6 +40,25 @@ _SETTABLE = frozenset(
 )
 
 
+class _PlanEntry(Protocol):
+    """The fields of `publisher.timeline.Dispatch` the store keeps (the store does not import the timeline)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def channel(self) -> str: ...
+    @property
+    def rule_key(self) -> str: ...
+    @property
+    def due(self) -> dt.datetime: ...
+    @property
+    def record_ids(self) -> tuple[str, ...]: ...
+    @property
+    def list(self) -> str | None: ...
+    @property
+    def review(self) -> bool: ...
+
+
 @dataclass(frozen=True, slots=True)
 class PlannedDispatch:
     """What the timeline says about one dispatch: enough to create or re-plan its row."""
@@ -51,6 +70,12 @@ class PlannedDispatch:
     record_ids: tuple[str, ...]
     list_name: str | None = None
     state: str = "planned"  # the state of a new row: "waiting_review" for a rule with review
+
+    @classmethod
+    def of(cls, entry: _PlanEntry) -> PlannedDispatch:
+        """From a timeline plan entry; a rule with review starts out waiting for it."""
+        state = "waiting_review" if entry.review else "planned"
+        return cls(entry.id, entry.channel, entry.rule_key, entry.due, tuple(entry.record_ids), entry.list, state)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +143,9 @@ class Store(Ledger):
 
         A dispatch that has started (or finished) keeps its row as it is: history is never rewritten.
         """
+        items = list(planned)
+        for item in items:
+            _check_state(item.state)
         rows = [
             {
                 "id": item.id,
@@ -131,10 +159,8 @@ class Store(Ledger):
                 "created_at": now,
                 "updated_at": now,
             }
-            for item in planned
+            for item in items
         ]
-        for item in rows:
-            _check_state(item["state"])
         if not rows:
             return
         statement = self.insert(dispatches)
@@ -143,7 +169,9 @@ class Store(Ledger):
         statement = statement.on_conflict_do_update(
             index_elements=[T.id],
             set_={name: new[name] for name in ("channel", "rule_key", "due", "record_ids", "list_name", "updated_at")},
-            where=T.state.in_(UNSTARTED) & (changed | T.record_ids.is_distinct_from(new.record_ids)),
+            # Plain equalities: an IN list would not run as executemany.
+            where=sa.or_(*(T.state == state for state in sorted(UNSTARTED)))
+            & (changed | T.record_ids.is_distinct_from(new.record_ids)),
         )
         with self.write() as connection:
             connection.execute(statement, rows)
@@ -167,7 +195,8 @@ class Store(Ledger):
         with self.read() as connection:
             for start in range(0, len(wanted), _IN_CHUNK):
                 chunk = wanted[start : start + _IN_CHUNK]
-                found.update(connection.execute(sa.select(T.id, T.state).where(T.id.in_(chunk))).tuples())
+                rows = connection.execute(sa.select(T.id, T.state).where(T.id.in_(chunk)))
+                found.update((row.id, row.state) for row in rows)
         return found
 
     def set_dispatch_state(
@@ -243,10 +272,10 @@ class Store(Ledger):
         """Take the lock `name` for `owner` if it is free, already `owner`'s, or its holder's
         heartbeat is older than `stale_after` seconds. One statement: two takers cannot both win."""
         table = scheduler_lock.c
-        statement = self.insert(scheduler_lock).values(name=name, owner=owner, acquired_at=now, heartbeat_at=now)
-        new = statement.excluded
+        insert = self.insert(scheduler_lock).values(name=name, owner=owner, acquired_at=now, heartbeat_at=now)
+        new = insert.excluded
         stale = now - dt.timedelta(seconds=stale_after)
-        statement = statement.on_conflict_do_update(
+        statement = insert.on_conflict_do_update(
             index_elements=[table.name],
             set_={
                 "owner": new.owner,

@@ -326,10 +326,9 @@ def export_csv(store: Store, out: TextIO, list_name: str | None = None, status: 
     writer.writerow(EXPORT_COLUMNS)
     people = list_subscribers(store, list_name, status)
     for one in people:
-        consent_at = one.consent_at.isoformat() if one.consent_at else ""
+        consent = [one.consent_at.isoformat() if one.consent_at else "", one.consent_source or ""]
         lists = ";".join(one.lists)
         writer.writerow(
-            [one.email, one.name or "", one.language or "", lists, one.status, consent_at, one.consent_source or ""]
-            + [one.created_at.isoformat()]
+            [one.email, one.name or "", one.language or "", lists, one.status, *consent, one.created_at.isoformat()]
         )
     return len(people)

@@ -33,7 +33,14 @@ def feeds() -> dict[str, bytes]:
     return {f.path.removeprefix("feeds/"): f.content for f in feed_set(records, site.settings) if f.path in kept}
 
 
-GOLDEN: dict[str, Callable[[], dict[str, bytes]]] = {"feeds": feeds}
+def issues() -> dict[str, bytes]:
+    """The example site's newsletter issues as `build` writes them: one per record and a digest of all."""
+    from tests.issues_support import golden_issues
+
+    return golden_issues()
+
+
+GOLDEN: dict[str, Callable[[], dict[str, bytes]]] = {"feeds": feeds, "issues": issues}
 
 
 def regenerate(name: str) -> list[Path]:

@@ -12,7 +12,10 @@ What it can do:
   (`always`), at RCPT (`at="rcpt"`, the default), after the message (`at="data"`)
   or at MAIL FROM for a sender address (`at="mail"`);
 - drop the connection in the middle of DATA (`DROP_MID_DATA`: after the 354, before
-  the final dot; nothing is recorded) or after the final dot before the reply
+  the final dot; nothing is recorded). The client notices while still sending only
+  if the message outgrows the socket buffers: with `small_window=True` (4 KB receive
+  buffers) a message of 6 MB or more does, on Linux loopback (whose send buffer
+  grows to about 4 MB); smaller ones see the drop as a lost reply; or after the final dot before the reply
   (`DROP_AFTER_DATA`: the message is recorded, the client never hears so);
 - AUTH PLAIN and LOGIN against `users` ({login: password}), or refuse every login
   (`reject_auth=True`); with either, MAIL before AUTH gets 530;
@@ -24,6 +27,7 @@ What it can do:
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import ipaddress
 import socket
@@ -129,6 +133,7 @@ class Received:
     data: bytes
     at: float | None
     login: str | None
+    tls: bool
 
 
 class _Handler:
@@ -170,11 +175,12 @@ class _Handler:
                 data=bytes(content),
                 at=self.server.clock() if self.server.clock else None,
                 login=session.auth_data.login.decode() if isinstance(session.auth_data, LoginPassword) else None,
+                tls=smtp.transport is not None and smtp.transport.get_extra_info("ssl_object") is not None,
             )
         )
         if plan == DROP_AFTER_DATA:
             assert isinstance(smtp, _ScriptedSMTP)
-            smtp.drop()
+            await smtp.drop()
         return plan or "250 OK"
 
 
@@ -194,10 +200,12 @@ class _ScriptedSMTP(SMTP):
         super().connection_lost(error)
         self.mail_server._connected(-1)
 
-    def drop(self) -> None:
+    async def drop(self) -> None:
+        """Cut the line at once (RST, unread data discarded) and wait to be cancelled by aiosmtpd."""
         self.dropped = True
         if self.transport is not None:
-            self.transport.close()
+            self.transport.abort()
+        await asyncio.Event().wait()  # connection_lost() cancels this handler; read nothing more
 
     async def push(self, status: Any) -> None:
         if not self.dropped:
@@ -207,11 +215,11 @@ class _ScriptedSMTP(SMTP):
         envelope = self.envelope
         if envelope is not None and envelope.rcpt_tos and not arg:
             plan = next((p for r in envelope.rcpt_tos if (p := self.mail_server._next_reply(r, "data"))), None)
-            if plan == DROP_MID_DATA:
+            if plan == DROP_MID_DATA and self.transport is not None:
+                self.transport.pause_reading()  # read nothing more: the client blocks once the buffers are full
                 await self.push("354 End data with <CR><LF>.<CR><LF>")
-                await self._reader.read(16)  # some of the message, never its end
-                self.drop()
-                return
+                await asyncio.sleep(0.05)
+                await self.drop()
             envelope.publisher_plan = plan  # type: ignore[attr-defined]  # read back in handle_DATA
         await super().smtp_DATA(arg)
 
@@ -239,6 +247,7 @@ class MailServer:
         reject_auth: bool = False,
         mechanisms: Iterable[str] = ("PLAIN", "LOGIN"),
         clock: Callable[[], float] | None = None,
+        small_window: bool = False,
     ) -> None:
         if implicit_tls and tls is None:
             raise ValueError("implicit TLS (SMTPS) needs tls=make_tls_files(...)")
@@ -249,6 +258,7 @@ class MailServer:
         self.users = dict(users or {})
         self.reject_auth = reject_auth
         self.clock = clock
+        self.small_window = small_window
         self.auth_required = bool(users or reject_auth)
         self.received: list[Received] = []
         self.auth_attempts: list[tuple[str, str]] = []  # (mechanism, login)
@@ -275,6 +285,9 @@ class MailServer:
     # -- life --
     def start(self) -> MailServer:
         self._controller.start()
+        if self.small_window:  # accepted sockets inherit the listener's buffer size
+            for listener in self._controller.server.sockets:
+                listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         with self._lock:  # forget the Controller's own start-up probe
             self.connections_opened = 0
             self.peak_connections = self.connections_open

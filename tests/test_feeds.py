@@ -303,6 +303,22 @@ def test_tag_and_language_feeds_can_be_turned_off(example: tuple[Settings, list[
     assert [f.path for f in feed_set(records, off)] == ["feeds/atom.xml", "feeds/rss.xml"]
 
 
+def test_a_tag_in_any_script_gets_its_feed_at_an_encoded_url() -> None:
+    files = {f.path: f for f in feed_set([record(1, tags=("educación",))], Settings(site=SITE))}
+    feed = files["feeds/tags/educación/atom.xml"]
+    assert feed.record_ids == ("r1",) and feed.scope == "tag:educación"
+    [self_link] = [x for x in etree.fromstring(feed.content).findall(f"{A}link") if x.get("rel") == "self"]
+    assert self_link.get("href") == "https://example.org/feeds/tags/educaci%C3%B3n/atom.xml"
+    assert sorted(files) == [
+        "feeds/atom.xml",
+        "feeds/languages/en/atom.xml",
+        "feeds/languages/en/rss.xml",
+        "feeds/rss.xml",
+        "feeds/tags/educación/atom.xml",
+        "feeds/tags/educación/rss.xml",
+    ]
+
+
 def test_image_sizes_when_known() -> None:
     image = Image(src="media/photo.webp", alt="A photo")
     one = record(1, image=image)
@@ -420,10 +436,10 @@ def _xml_allowed(char: str) -> bool:
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(title=st.text(min_size=1, max_size=200), summary=st.text(min_size=1, max_size=300))
-def test_any_title_and_summary_make_feeds_that_parse(title: str, summary: str) -> None:
+@given(title=st.text(min_size=1, max_size=200), summary=st.text(min_size=1, max_size=300), body=st.text(max_size=300))
+def test_any_title_summary_and_body_make_feeds_that_parse(title: str, summary: str, body: str) -> None:
     assume(title.strip() and summary.strip())  # a record needs a title and (here) a summary
-    one = record(1, title=title, summary=summary, body="")
+    one = record(1, title=title, summary=summary, body=body)
     wanted_title = "".join(c for c in one.title if _xml_allowed(c)).strip() or one.id
     for fmt, content in (
         ("atom", render_atom([one], SITE, FeedSettings())),

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from oauthlib.oauth1 import Client
-from oauthlib.oauth1.rfc5849 import signature
+from oauthlib.oauth1 import Client  # type: ignore[import-untyped]  # no stubs installed
+from oauthlib.oauth1.rfc5849 import signature  # type: ignore[import-untyped]
 
 from publisher.channels.social import AuthFailed, OutboxChannel, Published
 from publisher.channels.x import MediaRoute, XChannel, open_x
@@ -242,3 +243,14 @@ def test_without_credentials_posts_go_to_the_outbox(example_site: Path) -> None:
         "PUBLISHER_X_ACCESS_SECRET": "a",
     }
     assert isinstance(open_x(load_site(example_site, env=env)), XChannel)
+
+
+def test_no_credential_reaches_the_logs_even_at_debug(fake: FakeX, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+
+    publish(channel(fake), post(images=(IMAGE,)))
+
+    assert caplog.records  # the libraries did log
+    logged = caplog.text
+    for secret in CREDENTIALS.values():
+        assert secret not in logged

@@ -37,18 +37,16 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import grapheme
-import httpx
 from atproto_client import Client, models
 from atproto_client.exceptions import (
     AtProtocolError,
     BadRequestError,
     RateLimitExceededError,
-    RequestErrorBase,
     UnauthorizedError,
 )
-from atproto_client.models.common import XrpcError
 from atproto_client.request import Request
 
+from publisher.channels.atproto_errors import FAILURES, describe, error_name, may_have_landed, session_over, transient
 from publisher.channels.image_fit import FittedImage, fit_image
 from publisher.channels.social import AuthFailed, Published, image_bytes, post_parts
 from publisher.errors import ChannelError
@@ -62,8 +60,6 @@ WEB = "https://bsky.app"
 TID_ALPHABET = "234567abcdefghijklmnopqrstuvwxyz"  # base32-sortable
 
 T = TypeVar("T")
-FAILURES = (AtProtocolError, httpx.TransportError)
-NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 
 def record_key(key: str, part: int) -> str:
@@ -166,8 +162,8 @@ class BlueskyChannel:
             except ChannelError as error:
                 return self._failed(posted, len(parts), str(error), retryable=not error.permanent)
             except FAILURES as error:
-                if not _session_over(error):
-                    return self._failed(posted, len(parts), _describe(error), retryable=_transient(error))
+                if not session_over(error):
+                    return self._failed(posted, len(parts), describe(error), retryable=transient(error))
                 self._forget()  # the session ended under us: log in again, once
                 if attempt == 2:
                     raise AuthFailed(self._scrub(self._refused(error)), permanent=True) from error
@@ -225,7 +221,7 @@ class BlueskyChannel:
 
     def _refused(self, error: AtProtocolError) -> str:
         return (
-            f"Bluesky refused the login of {self.handle} at {self.service} ({_describe(error)}); "
+            f"Bluesky refused the login of {self.handle} at {self.service} ({describe(error)}); "
             "check PUBLISHER_BLUESKY_HANDLE and PUBLISHER_BLUESKY_APP_PASSWORD (an app password)"
         )
 
@@ -240,7 +236,7 @@ class BlueskyChannel:
             except RateLimitExceededError as error:
                 raise _Stop(self._rate_limited(error)) from error
             except FAILURES as error:
-                if not _transient(error) or attempt >= self.retries:
+                if not transient(error) or attempt >= self.retries:
                     raise
             self.sleep(self.backoff * 2**attempt)
             attempt += 1
@@ -251,7 +247,7 @@ class BlueskyChannel:
             retry_at = self.clock() + timedelta(seconds=error.retry_after)
         return Published(
             "rate_limited",
-            message=f"Bluesky's rate limit ({_describe(error)})",
+            message=f"Bluesky's rate limit ({describe(error)})",
             retry_at=retry_at,
             retryable=True,
             remaining=error.remaining,
@@ -266,7 +262,7 @@ class BlueskyChannel:
             try:
                 made = client.app.bsky.feed.post.create(self._did, record, rkey=rkey)
             except FAILURES as error:
-                if not _may_have_landed(error):
+                if not may_have_landed(error):
                     raise
                 sent = True
                 found = self._find(client, rkey)
@@ -278,10 +274,10 @@ class BlueskyChannel:
         try:
             return self._call(attempt)
         except FAILURES as error:
-            if not (sent and _transient(error)):
+            if not (sent and transient(error)):
                 raise
             message = (
-                f"no clear answer to the post ({_describe(error)}); it may be on Bluesky at "
+                f"no clear answer to the post ({describe(error)}); it may be on Bluesky at "
                 f"at://{self._did}/app.bsky.feed.post/{rkey}. A retry is safe: that record key is taken only once"
             )
             raise _Stop(Published("unknown", message=message, retryable=True)) from error
@@ -291,7 +287,7 @@ class BlueskyChannel:
         try:
             found = client.app.bsky.feed.post.get(self._did, rkey)
         except BadRequestError as error:
-            if _error_name(error) == "RecordNotFound":
+            if error_name(error) == "RecordNotFound":
                 return None
             raise
         return _Ref(str(found.uri), str(found.cid)) if found.cid else None
@@ -356,60 +352,3 @@ def card_parts(post: Post) -> tuple[str, str, PostImage | None]:
 
 def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _status(error: BaseException) -> int | None:
-    response = getattr(error, "response", None) if isinstance(error, RequestErrorBase) else None
-    return None if response is None else int(response.status_code)
-
-
-def _error_name(error: BaseException) -> str:
-    response = getattr(error, "response", None)
-    content = getattr(response, "content", None)
-    return str(content.error) if isinstance(content, XrpcError) else ""
-
-
-def _session_over(error: BaseException) -> bool:
-    """The access token was refused (revoked, expired): a new login may cure it."""
-    return isinstance(error, UnauthorizedError) or _error_name(error) in ("ExpiredToken", "InvalidToken")
-
-
-def _transport(error: BaseException) -> httpx.TransportError | None:
-    """The httpx transport error behind `error` (atproto wraps some, not all)."""
-    current: BaseException | None = error
-    while current is not None:
-        if isinstance(current, httpx.TransportError):
-            return current
-        current = current.__cause__
-    return None
-
-
-def _transient(error: BaseException) -> bool:
-    """A failure a retry may cure: no answer at all, 5xx, 408, 409."""
-    status = _status(error)
-    if status is None:
-        return _transport(error) is not None
-    return status >= 500 or status in (408, 409)
-
-
-def _may_have_landed(error: BaseException) -> bool:
-    """The create may have been written although we heard no success."""
-    status = _status(error)
-    if status is None:
-        transport = _transport(error)
-        return transport is not None and not isinstance(transport, NOT_SENT)
-    return status >= 500 or status == 409 or "AlreadyExists" in _error_name(error)
-
-
-def _describe(error: BaseException) -> str:
-    """The network's own words for `error`, or what went wrong on the way."""
-    response = getattr(error, "response", None) if isinstance(error, RequestErrorBase) else None
-    if response is not None:
-        content = response.content
-        if isinstance(content, XrpcError):
-            words = f"{content.error}: {content.message}" if content.message else content.error
-            return f"HTTP {response.status_code} {words}"
-        return f"HTTP {response.status_code}"
-    transport = _transport(error)
-    cause = transport if transport is not None else error
-    return f"{type(cause).__name__}: {cause}" if str(cause) else type(cause).__name__

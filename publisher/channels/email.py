@@ -21,7 +21,7 @@ import ssl
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Generic, TypeVar
@@ -71,12 +71,6 @@ __all__ = [
 
 K = TypeVar("K")
 Item = tuple[K, EmailMessage, str]
-
-
-@dataclass(frozen=True)
-class _Crashed:
-    key: object
-    error: BaseException
 
 
 @dataclass(frozen=True)
@@ -176,22 +170,31 @@ class EmailChannel:
 
 
 class _Run(Generic[K]):
-    """One `send_many`: the worker threads, their queues, and the loop in the caller's thread."""
+    """One `send_many`: the worker threads, their queues, and the loop in the caller's thread.
+
+    The first worker sends the first message alone; the others start once it is
+    through. So a wrong password costs one login, not one per connection, and a
+    server that cannot be reached is tried once.
+    """
 
     def __init__(self, channel: EmailChannel, on_result: Callable[[K, SendResult], None]) -> None:
         self.channel = channel
         self.on_result = on_result
         self.work: queue.SimpleQueue[Item[K] | None] = queue.SimpleQueue()
-        self.results: queue.SimpleQueue[tuple[K, SendResult] | _Crashed | _Retired] = queue.SimpleQueue()
+        self.results: queue.SimpleQueue[tuple[K, SendResult] | _Retired] = queue.SimpleQueue()
         self.stop = threading.Event()
+        self.first_done = threading.Event()
+        self.reached_server = threading.Event()
         self.counts: Counter[str] = Counter()
-        self.reason = ""
         self.error: BaseException | None = None
+        self._error_lock = threading.Lock()
+        self._last_connect_failure = ""
 
     def run(self, items: Iterable[Item[K]]) -> Counter[str]:
         workers = self.channel.connections
         threads = [
-            threading.Thread(target=self._work, name=f"publisher-email-{n}", daemon=True) for n in range(workers)
+            threading.Thread(target=self._work, args=(n,), name=f"publisher-email-{n}", daemon=True)
+            for n in range(workers)
         ]
         for thread in threads:
             thread.start()
@@ -199,6 +202,7 @@ class _Run(Generic[K]):
             self._loop(iter(items), alive=workers, window=workers * 2)
         finally:
             self.stop.set()
+            self.first_done.set()
             for _ in threads:
                 self.work.put(None)
             for thread in threads:
@@ -207,8 +211,14 @@ class _Run(Generic[K]):
             raise self.error
         return self.counts
 
-    def _loop(self, items: Iterable[Item[K]], alive: int, window: int) -> None:
-        iterator = iter(items)
+    def _fail(self, error: BaseException) -> None:
+        """Stop the run; the first error is the one raised to the caller."""
+        with self._error_lock:
+            if self.error is None:
+                self.error = error
+        self.stop.set()
+
+    def _loop(self, iterator: Iterator[Item[K]], alive: int, window: int) -> None:
         in_flight = 0
         exhausted = False
         while True:
@@ -230,19 +240,11 @@ class _Run(Generic[K]):
             event = self.results.get()
             if isinstance(event, _Retired):
                 alive -= 1
-                if alive == 0 and self.error is None:
-                    self.error = ServerUnavailable(self.reason or "no connection to the mail server")
-                    self.stop.set()
+                if alive == 0:
+                    self._fail(ServerUnavailable(self._last_connect_failure or "no connection to the mail server"))
                 continue
             in_flight -= 1
-            if isinstance(event, _Crashed):
-                self.error = self.error or event.error
-                self._report(event.key, self._unsent())  # type: ignore[arg-type]  # the key we were given
-                continue
-            key, result = event
-            if result.outcome == "auth" and self.error is None:
-                self.error = result.error()
-            self._report(key, result)
+            self._report(*event)
 
     def _report(self, key: K, result: SendResult) -> None:
         self.counts[result.outcome] += 1
@@ -252,9 +254,11 @@ class _Run(Generic[K]):
         why = str(self.error) if self.error is not None else "the run was stopped"
         return SendResult("temporary", None, f"not attempted: {why}", None, "queued")
 
-    def _work(self) -> None:
+    def _work(self, index: int) -> None:
         transport = self.channel.transport()
         bucket = self.channel.bucket
+        if index > 0:
+            self.first_done.wait()
         try:
             while (item := self.work.get()) is not None:
                 key, message, recipient = item
@@ -265,16 +269,29 @@ class _Run(Generic[K]):
                     bucket.acquire()
                 try:
                     result = transport.send(message, recipient)
-                except Exception as exc:  # a bad message or a bug: stop the run, re-raised by the caller
-                    self.stop.set()
-                    self.results.put(_Crashed(key, exc))
+                except Exception as exc:  # a bad message or a bug: stop the run, re-raised to the caller
+                    self._fail(exc)
+                    self.results.put((key, self._unsent()))
                     return
+                carry_on = self._judge(result)
                 self.results.put((key, result))
-                if result.outcome == "auth":
-                    self.stop.set()
-                elif result.stage == "connect":
-                    self.reason = result.text
-                    return  # this connection cannot be had; the others carry on
+                if not carry_on:
+                    return
+                self.first_done.set()
         finally:
             transport.close()
+            self.first_done.set()
             self.results.put(_Retired())
+
+    def _judge(self, result: SendResult) -> bool:
+        """Stop the run on ``auth``; retire this worker when its connection cannot be had. False: retire."""
+        if result.outcome == "auth":
+            self._fail(result.error())
+        elif result.stage == "connect":
+            self._last_connect_failure = result.text
+            if not self.reached_server.is_set():  # never got through in this run: the server is not there
+                self._fail(ServerUnavailable(result.text))
+            return False
+        else:
+            self.reached_server.set()
+        return True

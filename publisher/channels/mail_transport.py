@@ -31,7 +31,7 @@ import socket
 import ssl
 import threading
 from email.message import EmailMessage
-from email.policy import SMTP
+from email.policy import SMTP, SMTPUTF8
 from typing import Literal, Protocol
 
 from publisher.channels.email_url import TransportConfig
@@ -127,7 +127,10 @@ def prepare(message: EmailMessage, signer: Signer | None = None, envelope_from: 
     sender = envelope_from or email.utils.parseaddr(str(message.get("Sender") or message.get("From") or ""))[1]
     if not sender or "@" not in sender:
         raise ValueError("the message has no From address to send it from")
-    data = message.as_bytes(policy=SMTP)
+    try:
+        data = message.as_bytes(policy=SMTP)
+    except UnicodeEncodeError:  # an address that only UTF-8 can spell: needs a server with SMTPUTF8
+        data = message.as_bytes(policy=SMTPUTF8)
     if signer is not None:
         data = signer(data)
     message_id = message.get("Message-ID")
@@ -374,6 +377,7 @@ class MaildirTransport:
         with self._lock:
             if self._box is None:
                 try:
+                    self.config.path.parent.mkdir(parents=True, exist_ok=True)  # Maildir makes only the last folder
                     self._box = mailbox.Maildir(self.config.path, factory=None, create=True)
                 except OSError as exc:
                     raise ChannelError(f"cannot open the Maildir {self.config.path}: {exc.strerror}") from None

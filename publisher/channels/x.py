@@ -14,6 +14,7 @@ configured `api_url` instead and signs it again for the URL it really goes to.
 from __future__ import annotations
 
 import io
+import logging
 import mimetypes
 import time
 from collections.abc import Callable, Mapping
@@ -36,8 +37,8 @@ from publisher.channels.social import (
     credentials,
     image_bytes,
     is_loopback,
+    post_parts,
 )
-from publisher.channels.social import post_parts as parts_of
 from publisher.config import Site
 from publisher.errors import ChannelError
 from publisher.render.social import Post, PostImage
@@ -49,6 +50,19 @@ MAX_IMAGES = 4
 DUPLICATE = "duplicate content"
 
 MediaRoute = Literal["v2", "v1.1"]
+
+# oauthlib and requests-oauthlib log the consumer key and access token at DEBUG
+# (the secrets they mask): keep those records out of every log.
+SIGNING_LOGGERS = ("oauthlib.oauth1.rfc5849", "requests_oauthlib.oauth1_auth")
+
+
+def _no_signing_details(record: logging.LogRecord) -> bool:
+    return record.levelno > logging.DEBUG
+
+
+for _name in SIGNING_LOGGERS:
+    if _no_signing_details not in logging.getLogger(_name).filters:
+        logging.getLogger(_name).addFilter(_no_signing_details)
 
 
 class HostRedirect(HTTPAdapter):
@@ -153,7 +167,7 @@ class XChannel:
             raise
         except ChannelError as error:
             return Published("failed", message=str(error), retryable=not error.permanent)
-        return self._post_thread(parts_of(post), media_ids)
+        return self._post_thread(post_parts(post), media_ids)
 
     # the posts ------------------------------------------------------------------
 
@@ -237,7 +251,7 @@ def _create_failed(error: Exception, ids: list[str], total: int) -> Published:
     if isinstance(error, tweepy.Forbidden) and not ids and _is_duplicate(error):
         return Published("duplicate", message=_words(error))
     if isinstance(error, tweepy.TwitterServerError):
-        return Published("failed", done, message=f"X failed while creating the post, it may exist: {words}")
+        return Published("unknown", done, message=f"X failed while creating the post, it may exist: {words}")
     if isinstance(error, tweepy.HTTPException):
         return Published("failed", done, message=words)
     if isinstance(error, requests.RequestException) and not _was_sent(error):

@@ -35,6 +35,8 @@ NAME = "%%PUBLISHER_NAME%%"
 UNSUBSCRIBE_URL = "%%PUBLISHER_UNSUBSCRIBE_URL%%"
 EMAIL = "%%PUBLISHER_EMAIL%%"
 _PLACEHOLDERS = re.compile("%%PUBLISHER_(NAME|UNSUBSCRIBE_URL|EMAIL)%%")
+# Control characters: MJML's parser refuses them and no reader needs them.
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]")
 
 PREHEADER_LIMIT = 150
 TEASER_LIMIT = 300
@@ -242,8 +244,8 @@ def render_issue(
     frame = _frame(ordered, items, settings)
     context = _context(frame, items, settings, list_name)
     env = environment(templates)
-    html = compile_mjml(env.get_template("issue.mjml").render(context))
-    text = _tidy(env.get_template("issue.txt").render(context))
+    html = compile_mjml(_CONTROL.sub("", env.get_template("issue.mjml").render(context)))
+    text = _tidy(_CONTROL.sub("", env.get_template("issue.txt").render(context)))
     words = words_for(frame.language)
     single = ordered[0] if len(ordered) == 1 else None
     calendar = None

@@ -34,6 +34,7 @@ import html
 import mimetypes
 import re
 import threading
+import urllib.parse
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -243,7 +244,7 @@ def _generator(
 ) -> FeedGenerator:
     generator = FeedGenerator()
     generator.register_extension("publisher", functools.partial(_FeedExtension, fmt), _EntryExtension)
-    feed_url = f"{site.url}/{path.lstrip('/')}"
+    feed_url = f"{site.url}/{urllib.parse.quote(path.lstrip('/'))}"
     author = xml_text(site.author or site.title)
     generator.id(uuid.uuid5(uuid.NAMESPACE_URL, feed_url).urn)
     generator.title(xml_text(title))

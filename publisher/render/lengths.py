@@ -65,23 +65,23 @@ class _XRules:
             raise ValueError("twitter-text weight ranges differ")
         self.light_weight: int = weights.pop()
         self.heavy = _char_class([(r["start"], r["end"]) for r in options["ranges"]], negate=True)
-        self.sequences: set[str] = set()
-        starts: set[int] = set()
-        for entry in emoji_module.emoji_list:
-            codes = entry.codepoint.split()
-            if len(codes) > 1:
-                sequence = "".join(chr(int(code, 16)) for code in codes)
-                self.sequences.add(sequence)
-                starts.add(ord(sequence[0]))
-        self.sizes: dict[str, tuple[int, ...]] = {}
+        codes = (entry.codepoint.split() for entry in emoji_module.emoji_list)
+        self.sequences = frozenset("".join(chr(int(c, 16)) for c in seq) for seq in codes if len(seq) > 1)
+        sizes: dict[str, set[int]] = {}
         for sequence in self.sequences:
-            self.sizes[sequence[0]] = (*self.sizes.get(sequence[0], ()), len(sequence))
-        self.sizes = {first: tuple(sorted(set(sizes), reverse=True)) for first, sizes in self.sizes.items()}
-        self.singles: list[tuple[int, int]] = list(emoji_module.single_codepoint_emoji_ranges)
-        self.single = _char_class(self.singles)
-        self.start = _char_class(self.singles + [(c, c) for c in sorted(starts)])
-        self.ascii_has_no_emoji = all(low > 0x7F for low, _ in self.singles) and not any(
-            s.isascii() for s in self.sequences
+            sizes.setdefault(sequence[0], set()).add(len(sequence))
+        self.sizes = {first: tuple(sorted(found, reverse=True)) for first, found in sizes.items()}
+        ranges = emoji_module.single_codepoint_emoji_ranges
+        self.singles = frozenset(chr(c) for low, high in ranges for c in range(low, high + 1))
+        self.starts = self.singles | frozenset(self.sizes)
+        if any(c.isascii() for c in self.singles) or any(s.isascii() for s in self.sequences):
+            raise ValueError("twitter-text lists an emoji made of ASCII only")  # then ASCII text could hold one
+        # Where an emoji may start: any non-ASCII character, or an ASCII one (the
+        # keycaps' # * 0-9) followed by what follows it in a listed sequence.
+        ascii_firsts = sorted({s[0] for s in self.sequences if s[0].isascii()})
+        seconds = sorted({s[1] for s in self.sequences if s[0].isascii()})
+        self.candidates = re.compile(
+            f"[{re.escape(''.join(ascii_firsts))}](?=[{re.escape(''.join(seconds))}])|[^\\x00-\\x7f]"
         )
 
     def emoji_at(self, text: str, index: int) -> int:
@@ -93,7 +93,7 @@ class _XRules:
         for size in self.sizes.get(text[index], ()):
             if text[index : index + size] in self.sequences:
                 return size
-        return 1 if self.single.match(text, index) else 0
+        return 1 if text[index] in self.singles else 0
 
 
 try:
@@ -126,13 +126,13 @@ def _urls(text: str, with_bare_domains: bool) -> dict[int, int]:
 
 
 def _x_emojis(rules: _XRules, text: str) -> dict[int, int]:
-    if rules.ascii_has_no_emoji and text.isascii():
+    if text.isascii():
         return {}
     emojis: dict[int, int] = {}
     done = 0
-    for match in rules.start.finditer(text):
+    for match in rules.candidates.finditer(text):
         index = match.start()
-        if index < done:
+        if index < done or text[index] not in rules.starts:
             continue
         size = rules.emoji_at(text, index)
         if size:

@@ -32,6 +32,8 @@ _RESERVED = frozenset(
     {"from", "to", "subject", "date", "message-id", "mime-version", "content-type", "content-transfer-encoding"}
 )
 _FIELD_NAME = re.compile(r"[!-9;-~]+")  # RFC 5322: printable US-ASCII but the colon
+# Every character str.splitlines() breaks at: the email package refuses them all.
+_LINE_BREAKS = re.compile("[\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
 
 
 class _Registry(HeaderRegistry):
@@ -62,7 +64,7 @@ def check_header(name: str, value: str) -> None:
     """Refuse a header a message could be split or spoofed with; HeaderInjection says why."""
     if not _FIELD_NAME.fullmatch(name):
         raise HeaderInjection(f"{name!r} is not a header name")
-    if "\r" in value or "\n" in value:
+    if _LINE_BREAKS.search(value):
         raise HeaderInjection(f"{name}: a header value may not hold a line break (got {value!r})")
 
 

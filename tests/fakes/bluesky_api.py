@@ -19,7 +19,8 @@ What it does the way the reference PDS does (bluesky-social/atproto):
   `com.atproto.identity.resolveHandle` 400 `InvalidRequest` "Unable to resolve
   handle" for an unknown handle; `uploadBlob` over the limit 400 `BlobTooLarge`.
 Every request is recorded (`requests`, `received(route)`); scripted answers come
-from `FakeServer.script` (a 429 with `ratelimit-reset`, a 500, a dropped socket).
+from `FakeServer.script` (a 429 with `ratelimit-reset`, a 500, a dropped socket;
+`PASS` lets one request through normally before the next scripted answer).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from typing import Any
 
 import grapheme
 
-from tests.fakes import Answer, FakeServer, Recorded
+from tests.fakes import Answer, FakeServer, Recorded, Reply
 
 POST = "app.bsky.feed.post"
 MAX_GRAPHEMES = 300
@@ -45,6 +46,9 @@ MAX_BLOB = 1_000_000
 TID = re.compile(r"[234567abcdefghij][234567abcdefghijklmnopqrstuvwxyz]{12}")
 TID_ALPHABET = "234567abcdefghijklmnopqrstuvwxyz"
 LANGUAGE = re.compile(r"[a-zA-Z]{2,3}(-[a-zA-Z0-9]{1,8})*|i-[a-zA-Z0-9]+")
+
+
+PASS = Reply(status=0)  # in a script: answer this request normally
 
 
 def route(nsid: str) -> str:
@@ -127,6 +131,10 @@ class FakeBluesky(FakeServer):
 
     def uri_of(self, rkey: str) -> str:
         return f"at://{self.account.did}/{POST}/{rkey}"
+
+    def next_scripted(self, request: Recorded) -> Reply | None:
+        reply = super().next_scripted(request)
+        return None if reply is PASS else reply
 
     # answering --------------------------------------------------------------------
 

@@ -137,8 +137,9 @@ class FakeMastodon(FakeServer):
         if media is None:
             return 404, {"error": "Record not found"}, {}
         if media["polls_left"]:
+            answer = self._media_json(media_id)
             media["polls_left"] -= 1
-            return 206, self._media_json(media_id), {}
+            return 206, answer, {}
         return 200, self._media_json(media_id), {}
 
     def _post_status(self, request: Recorded) -> Answer:

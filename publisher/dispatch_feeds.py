@@ -1,0 +1,30 @@
+"""A feeds dispatch: publish the site's feeds as of the dispatch's time."""
+
+from __future__ import annotations
+
+from publisher.build import Output, write_if_changed
+from publisher.dispatch import Outcome, Runner
+from publisher.ledger import SentMessage
+from publisher.render.feeds import feed_set
+from publisher.timeline import Dispatch
+
+TARGET = "feeds"
+
+
+def publish(runner: Runner, d: Dispatch) -> Outcome:
+    """Write every feed with the records published by now (only files that changed)."""
+    store, now = runner.store, runner.clock()
+    store.set_dispatch_state(d.id, "sending", now)
+    store.fix_recipients(d.id, [TARGET], now)
+    claimed = store.claim(d.id, 1, runner.worker, now, 60.0)
+    live = [r for r in runner.records if r.published <= max(now, d.due)]
+    written = 0
+    for feed in feed_set(live, runner.site.settings):
+        output = Output(feed.path, "feed", feed.format, feed.record_ids)
+        written += write_if_changed(runner.site.root, output, feed.content).changed
+    note = f"{written} feed files changed in {runner.site.root / 'feeds'}"
+    if claimed:
+        store.mark_sent_each([SentMessage(claimed[0].id, reply=note)], runner.clock())
+    counts = store.counts(d.id)
+    store.set_dispatch_state(d.id, "sent", runner.clock(), note=note, counts=counts)
+    return Outcome(d.id, d.channel, "sent", counts, note)
