@@ -117,8 +117,11 @@ def new(c: Context, title: str, now_text: str | None) -> None:
 def check(c: Context) -> None:
     """Validate records, config and templates; render everything in memory.  Example: publisher check"""
     from publisher.check import check_everything
+    from publisher.records import record_files
 
-    summary = check_everything(c.site)
+    site = c.site
+    with _progress(c, len(record_files(site.events))) as progress:
+        summary = check_everything(site, progress)
     c.emit(f"ok: {summary['records']} records, {summary['outputs']} outputs render", {"ok": True, **summary})
 
 
@@ -128,17 +131,12 @@ def check(c: Context) -> None:
 def build(c: Context, out: Path | None) -> None:
     """Write feeds, newsletter issues and posts.  Example: publisher build --out public"""
     from publisher.build import build as run_build
+    from publisher.records import record_files
 
-    records = c.records()
-    with _progress(c, len(records)) as progress:
-        manifest = run_build(c.site, out, records=records, progress=progress)
-    if c.as_json:
-        c.emit("", manifest.as_json())
-        return
-    for output in manifest.written:
-        click.echo(f"wrote {output.path}")
-    unchanged = len(manifest.outputs) - len(manifest.written)
-    click.echo(f"{len(records)} records → {len(manifest.written)} files written, {unchanged} unchanged, in {manifest.out}")
+    site = c.site
+    with _progress(c, len(record_files(site.events))) as progress:
+        manifest = run_build(site, out, progress=progress)
+    click.echo(manifest.to_json() if c.as_json else "\n".join(manifest.report()))
 
 
 @cli.command()

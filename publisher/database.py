@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -88,7 +87,7 @@ def create_engine(url: str) -> sa.Engine:
 def migrate(engine: sa.Engine) -> None:
     """Bring the schema to the newest revision (nothing to do when it is there)."""
     config = Config()
-    config.set_main_option("script_location", str(resources.files("publisher") / "migrations"))
+    config.set_main_option("script_location", "publisher:migrations")
     with engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, "head")

@@ -1,41 +1,49 @@
 """An email dispatch: one newsletter issue to every subscriber of a list, once each.
 
 The recipient set is fixed in the ledger when the dispatch first starts (one
-row per recipient). Rows are claimed in batches, each message is marked sent
-the moment the server accepts it, so a restart after a kill sends to everyone
-not yet marked and to no one marked. The issue's MJML is compiled once; each
-recipient only gets placeholders filled.
+row per address). Rows are claimed a batch at a time as the channel asks for
+more messages; each message is marked sent the moment the server accepts it,
+on a connection kept for those marks (`publisher.marks`). So a restart after a
+kill sends to everyone not yet marked and to no one marked; the only repeats
+possible are the few messages accepted in the instant before the kill (at
+most one per connection in flight).
+
+The issue's MJML is compiled once per dispatch; each recipient's message is
+that one serialisation with its own values filled in (`publisher.letters`).
+
+Per recipient: 2xx → sent; 4xx or a lost connection → failed_temporary, tried
+again after a backoff with jitter (within ``[email] retry_budget`` of the
+dispatch's start, then failed_permanent); 5xx → failed_permanent, and a 5xx to
+RCPT marks the subscriber bounced. Someone who unsubscribed (or bounced) after
+the recipient set was fixed is not mailed. A refused login stops the
+dispatch at once: it is failed, with one error, and nobody's row is spent.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import random
-from collections.abc import Iterator, Sequence
-from email.message import EmailMessage
-from urllib.parse import urlsplit
+from collections import Counter
+from collections.abc import Iterator
 
-from publisher import subscribers
-from publisher.channels.email import EmailChannel, SendResult, retry_delay
+from publisher import recipients, subscribers
+from publisher.channels.email import AuthenticationFailed, EmailChannel, SendResult, retry_delay
 from publisher.config import Site
-from publisher.dispatch import Outcome, Runner, final_state
-from publisher.errors import InvalidInput, Problem, WorkFailed
+from publisher.dispatch import Outcome, Runner, duration, final_state
+from publisher.errors import ChannelError, HeaderInjection, InvalidInput, Problem, WorkFailed
 from publisher.ledger import Delivery, SentMessage
-from publisher.render.email import Issue, personalise, render_issue
-from publisher.render.message import build_message
+from publisher.letters import Letters, PreparedMessage
+from publisher.marks import SentMarks
+from publisher.render.email import Issue, render_issue
 from publisher.timeline import Dispatch
-from publisher.unsubscribe import list_unsubscribe_headers, make_token, unsubscribe_url
 
 BATCH = 500
 LEASE_SECONDS = 600.0
+MIN_RETRY_SECONDS = 5.0
+SERVER_RETRY = dt.timedelta(minutes=5)
+PROGRESS_EVERY = 100
 OUTBOX_SECRET = "outbox-only: not a secret; set PUBLISHER_SECRET before sending for real"
-
-
-def message_id(dispatch_id: str, email: str, host: str) -> str:
-    """Stable per dispatch and recipient: a resend after a crash carries the same Message-ID."""
-    digest = hashlib.blake2b(email.lower().encode(), digest_size=8).hexdigest()
-    return f"<{dispatch_id}.{digest}@{host}>"
+WAITING = ("pending", "sending", "failed_temporary")
 
 
 def signing_secret(site: Site, channel: EmailChannel) -> str:
@@ -50,114 +58,153 @@ def signing_secret(site: Site, channel: EmailChannel) -> str:
     )
 
 
-class Letters:
-    """Builds each recipient's message from one compiled issue."""
-
-    def __init__(self, site: Site, issue: Issue, list_name: str, dispatch_id: str, secret: str) -> None:
-        self.site = site
-        self.issue = issue
-        self.list_name = list_name
-        self.dispatch_id = dispatch_id
-        self.secret = secret
-        self.host = urlsplit(site.settings.site.url).hostname or "localhost"
-        news = site.settings.newsletter
-        self.sender = news.from_
-        self.mailto = news.reply_to
-        self.common = {"List-Id": f"<{list_name}.{self.host}>"}
-        if news.reply_to:
-            self.common["Reply-To"] = news.reply_to
-
-    def letter(self, email: str, name: str, date: dt.datetime, *, test: bool = False) -> EmailMessage:
-        link = unsubscribe_url(self.site.settings.site.url, make_token(self.secret, email, self.list_name))
-        html, text = personalise(self.issue, name=name, unsubscribe_url=link, email=email)
-        headers = {**self.common, **list_unsubscribe_headers(link, self._mailto())}
-        return build_message(
-            self.issue,
-            sender=self.sender,
-            to=email,
-            html=html,
-            text=text,
-            headers=headers,
-            message_id=message_id(self.dispatch_id, email, self.host),
-            date=date,
-            test=test,
-        )
-
-    def _mailto(self) -> str | None:
-        return self.mailto.split("<")[-1].rstrip(">").strip() if self.mailto else None
+def list_of(site: Site, d: Dispatch) -> str:
+    return d.list or site.settings.newsletter.lists[0]
 
 
 def issue_for(runner: Runner, d: Dispatch) -> Issue:
-    records = [runner.by_id[i] for i in d.record_ids if i in runner.by_id]
+    """The dispatch's issue, from the records the store fixed for it (a digest's set stops growing once it starts)."""
+    row = runner.store.get_dispatch(d.id)
+    wanted = row.record_ids if row is not None and row.record_ids else d.record_ids
+    records = [runner.by_id[i] for i in wanted if i in runner.by_id]
     if not records:
-        raise WorkFailed(f"dispatch {d.id}: its records {', '.join(d.record_ids)} are gone")
-    return render_issue(records, runner.site.settings, runner.templates, list_name=d.list)
+        raise WorkFailed(f"dispatch {d.id}: its records {', '.join(wanted)} are gone")
+    return render_issue(records, runner.site.settings, runner.templates, list_name=list_of(runner.site, d))
+
+
+class _Feed:
+    """Claims ledger rows as the channel asks for messages, and records each answer.
+
+    Both run in the caller's thread (`send_many` reads `items` lazily and calls
+    `record` there), so the ledger is written by one thread, one mark at a time.
+    """
+
+    def __init__(self, runner: Runner, d: Dispatch, letters: Letters, marks: SentMarks, total: int) -> None:
+        self.runner = runner
+        self.store = runner.store
+        self.dispatch = d
+        self.letters = letters
+        self.marks = marks
+        self.total = total
+        self.unhanded: dict[int, Delivery] = {}  # claimed, not yet given to the channel
+        self.handed: dict[int, Delivery] = {}  # given to the channel, not yet answered for
+        self.counts: Counter[str] = Counter()
+        self.rng = random.Random()
+        self.done = 0
+
+    def items(self) -> Iterator[tuple[int, PreparedMessage, str]]:
+        runner, store = self.runner, self.store
+        while not runner.stopping():
+            batch = store.claim(self.dispatch.id, BATCH, runner.worker, runner.clock(), LEASE_SECONDS)
+            if not batch:
+                return
+            self.unhanded.update((row.id, row) for row in batch)
+            people = recipients.contacts(store, [row.target for row in batch])
+            for row in batch:
+                if runner.stopping():
+                    return
+                del self.unhanded[row.id]
+                message, why = self._letter(row.target, people.get(row.target))
+                if message is None:
+                    store.mark_failed(row.id, runner.clock(), permanent=True, reply=why)
+                    self.counts["not_sent"] += 1
+                    continue
+                self.handed[row.id] = row
+                yield row.id, message, row.target
+
+    def _letter(self, target: str, contact: recipients.Contact | None) -> tuple[PreparedMessage | None, str]:
+        """The message for `target`, or None and why it must not be sent (anymore)."""
+        if contact is None:
+            return None, "not sent: no longer a subscriber"
+        why = contact.may_receive(self.letters.list_name)
+        if why is not None:
+            return None, why
+        try:
+            return self.letters.letter(target, contact.name, self.runner.clock()), ""
+        except HeaderInjection as exc:
+            return None, f"not sent: {exc}"
+
+    def record(self, key: int, result: SendResult) -> None:
+        row = self.handed.pop(key)
+        store, now = self.store, self.runner.clock()
+        reply = f"{result.code} {result.text}".strip() if result.code else result.text
+        if result.sent:
+            self.marks.mark(SentMessage(row.id, message_id=result.message_id, reply=reply), now)
+        elif result.outcome == "auth" or result.stage == "queued":  # never really tried: nobody's attempt is spent
+            store.release(self.runner.worker, now, ids=[row.id])
+        elif result.retryable:
+            wait = max(MIN_RETRY_SECONDS, retry_delay(max(row.attempts, 1), self.rng))
+            store.mark_failed(row.id, now, permanent=False, reply=reply, next_attempt_at=now + dt.timedelta(seconds=wait))
+        else:
+            store.mark_failed(row.id, now, permanent=True, reply=reply)
+            if result.recipient_refused:
+                subscribers.mark_bounced(store, row.target, now)
+        self.counts[result.outcome] += 1
+        self.done += 1
+        if self.runner.on_progress is not None and (self.done % PROGRESS_EVERY == 0):
+            self.runner.on_progress(self.dispatch.id, self.done, self.total)
+
+    def release_unsent(self) -> None:
+        """Give back rows claimed and never handed to the channel (a stop, an error)."""
+        if self.unhanded:
+            self.store.release(self.runner.worker, self.runner.clock(), ids=list(self.unhanded))
+            self.unhanded.clear()
 
 
 def send(runner: Runner, d: Dispatch, *, channel: EmailChannel | None = None) -> Outcome:
-    """Send dispatch `d` to its list; resumable after any crash."""
-    store, now = runner.store, runner.clock()
-    channel = channel or EmailChannel.from_site(runner.site)
-    list_name = d.list or "news"
-    letters = Letters(runner.site, issue_for(runner, d), list_name, d.id, signing_secret(runner.site, channel))
-    store.set_dispatch_state(d.id, "sending", now)
-    if not store.counts(d.id):
-        store.fix_recipients(d.id, [s.email for s in subscribers.recipients(store, list_name)], now)
-    total = sum(store.counts(d.id).values())
-    names = {s.email: s.name or "" for s in subscribers.list_subscribers(store, list_name)}
-    done = 0
-    rng = random.Random()
-    while not runner.stopping() and (batch := store.claim(d.id, BATCH, runner.worker, runner.clock(), LEASE_SECONDS):
-        by_id = {row.id: row for row in batch}
-
-        def items(rows: Sequence[Delivery] = batch) -> Iterator[tuple[int, EmailMessage, str]]:
-            for row in rows:
-                yield row.id, letters.letter(row.target, names.get(row.target, ""), runner.clock()), row.target
-
-        def record(key: int, result: SendResult) -> None:
-            _record(runner, by_id[key], result, rng, d.id)
-
+    """Send dispatch `d` to its list; resumable after any crash or stop."""
+    store, site = runner.store, runner.site
+    channel = channel or EmailChannel.from_site(site)
+    secret = signing_secret(site, channel)
+    list_name = list_of(site, d)
+    letters = Letters(site, issue_for(runner, d), list_name, d.id, secret)
+    store.set_dispatch_state(d.id, "sending", runner.clock())
+    if sum(store.counts(d.id).values()) == 0:
+        store.fix_recipients(d.id, recipients.active_addresses(store, list_name), runner.clock())
+    counts = store.counts(d.id)
+    total = sum(counts[state] for state in WAITING)
+    error: ChannelError | None = None
+    with SentMarks(store) as marks:
+        feed = _Feed(runner, d, letters, marks, total)
         try:
-            channel.send_many(items(), record)
+            channel.send_many(feed.items(), feed.record)
+        except ChannelError as exc:
+            error = exc
         finally:
-            store.release(runner.worker, runner.clock(), ids=[r.id for r in batch])
-        done += len(batch)
-        if runner.on_progress:
-            runner.on_progress(d.id, done, total)
-    return _finish(runner, d)
+            feed.release_unsent()
+    if runner.on_progress is not None:
+        runner.on_progress(d.id, feed.done, total)
+    return _finish(runner, d, error, sent_now=feed.counts["sent"])
 
 
-def _record(runner: Runner, row: Delivery, result: SendResult, rng: random.Random, dispatch_id: str) -> None:
-    store, now = runner.store, runner.clock()
-    reply = f"{result.code} {result.text}".strip() if result.code else result.text
-    if result.sent:
-        store.mark_sent_each([SentMessage(row.id, message_id=result.message_id, reply=reply)], now)
-    elif result.retryable:
-        delay = dt.timedelta(seconds=retry_delay(row.attempts + 1, rng))
-        store.mark_failed(row.id, now, permanent=False, reply=reply, next_attempt_at=now + delay)
-    else:
-        store.mark_failed(row.id, now, permanent=True, reply=reply)
-        if result.recipient_refused:
-            subscribers.mark_bounced(store, row.target, now)
-
-
-def _finish(runner: Runner, d: Dispatch) -> Outcome:
-    """Settle the dispatch's state from its ledger; give up retrying past the retry budget."""
+def _finish(runner: Runner, d: Dispatch, error: ChannelError | None, *, sent_now: int) -> Outcome:
+    """Settle the dispatch's state from its ledger; stop retrying past the retry budget."""
     store, now = runner.store, runner.clock()
     row = store.get_dispatch(d.id)
-    budget = dt.timedelta(seconds=runner.site.settings.email.retry_budget)
-    if row is not None and row.started_at is not None and now - row.started_at > budget:
-        store.give_up(d.id, now, reply="retry budget spent") if hasattr(store, "give_up") else None
+    budget = runner.site.settings.email.retry_budget
+    spent = row is not None and row.started_at is not None and (now - row.started_at).total_seconds() > budget
+    if spent:
+        store.give_up(d.id, now, reply=f"gave up after the retry budget of {duration(budget)}")
     counts = store.counts(d.id)
     state = final_state(counts)
-    retry_at = store.next_retry(d.id) if state == "partly_sent" and hasattr(store, "next_retry") else None
-    note = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+    retry_at = store.next_retry(d.id)
+    if counts["pending"] or counts["sending"]:
+        retry_at = now + SERVER_RETRY if error is not None else now
+    shown = {name: number for name, number in counts.items() if number}
+    note = ", ".join(f"{number} {name}" for name, number in shown.items()) or "no active subscribers on the list"
+    if error is not None:
+        note = f"{note}; {error}"
+        if isinstance(error, AuthenticationFailed) or error.permanent or spent:
+            state, retry_at = "failed", None
+    if state in ("sent", "failed", "unknown"):
+        retry_at = None
     store.set_dispatch_state(d.id, state, now, note=note, counts=counts, next_attempt_at=retry_at)
-    return Outcome(d.id, d.channel, state, counts, note)
+    return Outcome(d.id, d.channel, state, counts, note, error=str(error) if error else None, sent_now=sent_now)
 
 
 def test_send(site: Site, issue: Issue, address: str, now: dt.datetime) -> SendResult:
     """`publisher send ISSUE --to ADDR`: one message marked as a test, outside the ledger."""
     channel = EmailChannel.from_site(site)
-    letters = Letters(site, issue, issue.list_name or "test", f"test-{issue.id}", signing_secret(site, channel))
-    return channel.send(letters.letter(address, "", now, test=True), address)
+    list_name = issue.list_name or site.settings.newsletter.lists[0]
+    letters = Letters(site, issue, list_name, f"test-{issue.id}", signing_secret(site, channel), test=True)
+    return channel.send(letters.letter(address, "", now), address)

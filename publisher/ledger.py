@@ -253,6 +253,30 @@ class Ledger(Database):
             )
             return result.rowcount
 
+    def give_up(self, dispatch_id: str, now: dt.datetime, *, reply: str | None = None) -> int:
+        """Stop retrying a dispatch: its temporary failures become permanent (e.g. the retry budget is spent).
+
+        `reply` is put before each row's last reply, which is kept."""
+        values: dict[str, Any] = {"state": "failed_permanent", "next_attempt_at": None, "updated_at": now}
+        if reply is not None:
+            values["last_reply"] = sa.case(
+                (D.last_reply.is_(None), sa.literal(reply)),
+                else_=sa.literal(reply + " (last reply: ") + D.last_reply + ")",
+            )
+        with self.write() as connection:
+            result = connection.execute(
+                sa.update(deliveries).where(D.dispatch_id == dispatch_id, D.state == "failed_temporary").values(values)
+            )
+            return result.rowcount
+
+    def next_retry(self, dispatch_id: str) -> dt.datetime | None:
+        """When the dispatch's earliest temporary failure may be tried again; None when it has none."""
+        due = sa.func.coalesce(D.next_attempt_at, D.updated_at)
+        query = sa.select(sa.func.min(due)).where(D.dispatch_id == dispatch_id, D.state == "failed_temporary")
+        with self.read() as connection:
+            found: dt.datetime | None = connection.execute(query).scalar()
+        return found
+
     def counts(self, dispatch_id: str) -> dict[str, int]:
         """How many rows of the dispatch are in each state (every state listed, zeros too)."""
         found = dict.fromkeys(DELIVERY_STATES, 0)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import os
 import re
 from collections.abc import Iterable
 from pathlib import Path
@@ -238,6 +239,8 @@ class _Front:
             self.error = (2, "the front matter must be a mapping of keys to values")
             return
         self.data = data
+        if node is None:  # empty front matter: no keys, no lines
+            return
         for key_node, value_node in node.value:
             self.lines[str(key_node.value)] = key_node.start_mark.line + 1
             self._nested(str(key_node.value), value_node)
@@ -304,9 +307,13 @@ def _line_for(loc: list[str], front: _Front) -> int:
     return 2 if loc and loc[0] not in ("summary",) else front.body_line
 
 
-def parse_record(text: str, path: Path, root: Path | None = None) -> Record:
-    """Parse one record's text; raise InvalidInput listing every problem in it."""
-    shown = relative(path, root)
+def parse_record(text: str, path: Path, root: Path | None = None, *, shown: str | None = None) -> Record:
+    """Parse one record's text; raise InvalidInput listing every problem in it.
+
+    `shown` is the path as problems name it, when the caller already knows it
+    (default: `path` relative to `root`).
+    """
+    shown = relative(path, root) if shown is None else shown
     front = _Front(text)
     if front.error:
         raise InvalidInput([Problem(shown, front.error[0], "front matter", front.error[1])])
@@ -345,8 +352,65 @@ def _image_problems(image: Any, shown: str, line: int, root: Path | None) -> lis
 
 
 def record_files(events: Path) -> list[Path]:
-    """The record files of a site, in a stable order."""
-    return sorted(p for p in events.glob("**/*.md") if p.is_file() and not p.name.startswith("."))
+    """The record files of a site (`**/*.md`, but hidden files), in a stable order."""
+    return [events / name for name, _ in record_names(events)]
+
+
+def record_names(events: Path) -> list[tuple[str, bool]]:
+    """(relative path, no symlink on the way) of each `.md` file under `events`, as `sorted(Path)` sorts them.
+
+    One `scandir` per folder: pathlib's glob and `is_file` cost a stat or more per file.
+    """
+    found: list[tuple[tuple[str, ...], bool]] = []
+    _scan(str(events), (), True, found)
+    found.sort()
+    return [("/".join(parts), plain) for parts, plain in found]
+
+
+def _scan(folder: str, parts: tuple[str, ...], plain: bool, found: list[tuple[tuple[str, ...], bool]]) -> None:
+    try:
+        entries = list(os.scandir(folder))
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    for entry in entries:
+        try:
+            if entry.is_dir():
+                _scan(entry.path, (*parts, entry.name), plain and not entry.is_symlink(), found)
+            elif entry.name.endswith(".md") and not entry.name.startswith(".") and entry.is_file():
+                found.append(((*parts, entry.name), plain and not entry.is_symlink()))
+        except OSError:
+            continue
+
+
+def load_record(path: Path, root: Path | None = None, *, data: bytes | None = None, shown: str | None = None) -> Record:
+    """One record file (`data`: its bytes, when already read); InvalidInput lists every problem in it."""
+    shown = relative(path, root) if shown is None else shown
+    if data is None:
+        data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidInput([Problem(shown, 1, "file", f"is not UTF-8 text ({exc.reason})")]) from None
+    if "\r" in text:  # as read_text() reads it: universal newlines
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return parse_record(text, path, root, shown=shown)
+
+
+def shown_paths(events: Path, root: Path | None, names: list[tuple[str, bool]]) -> list[str]:
+    """`relative(events / name, root)` for every file, resolving the folder once rather than every file."""
+    if root is None:
+        return [str(events / name) for name, _ in names]
+    folder, root_resolved = events.resolve(), root.resolve()
+    shown = []
+    for name, plain in names:
+        if not plain:  # a symlink on the way: resolve this one
+            shown.append(relative(events / name, root))
+            continue
+        try:
+            shown.append(str((folder / name).relative_to(root_resolved)))
+        except ValueError:
+            shown.append(str(events / name))
+    return shown
 
 
 def load_records(events: Path, root: Path | None = None, *, drafts: bool = False) -> list[Record]:
@@ -357,16 +421,27 @@ def load_records(events: Path, root: Path | None = None, *, drafts: bool = False
     """
     problems: list[Problem] = []
     records: list[Record] = []
-    seen: dict[str, Record] = {}
-    for path in record_files(events):
+    names = record_names(events)
+    for (name, _), shown in zip(names, shown_paths(events, root, names), strict=True):
         try:
-            record = parse_record(path.read_text(encoding="utf-8"), path, root)
+            records.append(load_record(events / name, root, shown=shown))
         except InvalidInput as exc:
             problems.extend(exc.problems)
-            continue
-        except UnicodeDecodeError as exc:
-            problems.append(Problem(relative(path, root), 1, "file", f"is not UTF-8 text ({exc.reason})"))
-            continue
+    records, duplicates = unique_ids(records)
+    problems.extend(duplicates)
+    if problems:
+        raise InvalidInput(problems)
+    if not drafts:
+        records = [r for r in records if r.status != "draft"]
+    return sort_newest_first(records)
+
+
+def unique_ids(records: Iterable[Record]) -> tuple[list[Record], list[Problem]]:
+    """The records with the first of each id (in the order given), and a problem for each later one."""
+    kept: list[Record] = []
+    problems: list[Problem] = []
+    seen: dict[str, Record] = {}
+    for record in records:
         first = seen.get(record.id)
         if first is not None:
             problems.append(
@@ -374,12 +449,8 @@ def load_records(events: Path, root: Path | None = None, *, drafts: bool = False
             )
             continue
         seen[record.id] = record
-        records.append(record)
-    if problems:
-        raise InvalidInput(problems)
-    if not drafts:
-        records = [r for r in records if r.status != "draft"]
-    return sort_newest_first(records)
+        kept.append(record)
+    return kept, problems
 
 
 def sort_newest_first(records: Iterable[Record]) -> list[Record]:

@@ -1,18 +1,30 @@
 """`publisher run`: one clock per database, keeping APScheduler in step with the plan.
 
 The plan is recomputed on every wake-up; APScheduler (3.x, SQLAlchemy job
-store on the site's database) holds two jobs: a regular tick every `poll`
-seconds and a one-off wake-up at the next due time. Both run `tick`, which
-dispatches what is due. Jobs carry only the site folder (they are pickled).
+store on the site's database) holds two jobs: a regular tick every
+``[scheduler] poll`` seconds and a one-off wake-up at the next due time (a
+dispatch, or a retry of one). Both run `tick`, which dispatches what is due.
+Jobs carry only the site folder (they are pickled), and run one at a time.
 
-Misfires: both jobs have `misfire_grace_time=None` (run however late) and
-`coalesce=True`, so a wake-up missed while the process was down runs once at
-start. Whether a late dispatch is still sent is our policy, not APScheduler's:
-late by less than the rule's grace (default 6 hours) → sent, else skipped,
-and `plan` says why.
+Misfires: both jobs have ``misfire_grace_time=None`` (run however late) and
+``coalesce=True``, so a wake-up missed while the process was down runs once at
+start (APScheduler's default grace of 1 s would drop it and delete it from the
+job store). Whether a late dispatch is still sent is our policy, not
+APScheduler's: late by less than the rule's grace (default 6 hours) → sent,
+else skipped, and `plan` says why.
 
-Only one clock may run on a database: `run` takes the store's scheduler lock
-and refuses to start while another live process holds it.
+Only one clock may run on a database (two APScheduler processes on one job
+store each run every job): `run` takes the store's scheduler lock and refuses
+to start while another live process holds it. The holder shows it is alive
+every few seconds from a thread of its own; a holder that is gone (its process
+has died on this host, or its heartbeat is a minute old) is taken over, and the
+ledger rows it had claimed are released at once. Lock times are real times,
+whatever `--now` says.
+
+SIGTERM and SIGINT stop the clock: the dispatch in progress hands out no new
+message, waits for those in flight, gives back what it had claimed, and the
+process exits 0. SIGHUP re-reads records and settings (so does any change of
+their files' modification times).
 """
 
 from __future__ import annotations
@@ -23,19 +35,27 @@ import os
 import signal
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from publisher.config import CONFIG_FILE, Site, load_site
-from publisher.dispatch import Clock, Outcome, Runner, run_due, worker_id
+from publisher.dispatch import Clock, Outcome, Runner, run_due, wall_clock, worker_id
 from publisher.errors import WorkFailed
 from publisher.records import load_records, record_files
 from publisher.store import Store, open_store
+from publisher.timeline import plan
 
 LOCK = "scheduler"
+HEARTBEAT_SECONDS = 5.0
+STALE_AFTER_SECONDS = 60.0
+JOB_TABLE = "apscheduler_jobs"
+RETRYING = ("partly_sent", "rate_limited", "due")
 log = logging.getLogger("publisher.scheduler")
+Progress = Callable[[str, int, int], None]
 
 
 class ClockAlreadyRunning(WorkFailed):
@@ -48,6 +68,8 @@ def _alive_here(owner: str) -> bool | None:
     pid = rest.split(":", 1)[0]
     if host != socket.gethostname() or not pid.isdigit():
         return None
+    if int(pid) == os.getpid():
+        return True  # another clock in this very process (a thread): alive
     try:
         os.kill(int(pid), 0)
     except ProcessLookupError:
@@ -57,8 +79,8 @@ def _alive_here(owner: str) -> bool | None:
     return True
 
 
-def take_clock(store: Store, owner: str, now: dt.datetime, stale_after: float) -> None:
-    """Hold the database's clock, taking it over from a dead process on this host."""
+def take_clock(store: Store, owner: str, now: dt.datetime, stale_after: float = STALE_AFTER_SECONDS) -> None:
+    """Hold the database's clock (`now` is the real time), taking it over from a holder that is gone."""
     if store.acquire_lock(LOCK, owner, now, stale_after):
         return
     holder = store.lock_holder(LOCK)
@@ -67,27 +89,70 @@ def take_clock(store: Store, owner: str, now: dt.datetime, stale_after: float) -
         store.release(holder.owner, now)  # its claimed rows were never answered for: claimable again
         if store.acquire_lock(LOCK, owner, now, stale_after):
             return
-    since = f" since {holder.acquired_at:%Y-%m-%d %H:%M} UTC" if holder else ""
+    since = f" since {holder.acquired_at:%Y-%m-%d %H:%M:%S} UTC" if holder else ""
     who = holder.owner if holder else "another process"
     raise ClockAlreadyRunning(
-        f"another `publisher run` ({who}{since}) is the clock of this database; "
-        "two clocks would send everything twice. Stop it first, or wait until its heartbeat is stale."
+        f"another `publisher run` ({who}{since}) is the clock of this database; two clocks would "
+        "send everything twice. Stop it first (a dead one is taken over once its heartbeat is a minute old)."
     )
+
+
+class Heartbeat:
+    """Renews the clock's lock every few seconds from its own thread; calls `lost` if it was taken over."""
+
+    def __init__(self, store: Store, owner: str, wall: Clock, lost: Callable[[], None], interval: float) -> None:
+        self.store, self.owner, self.wall, self.lost, self.interval = store, owner, wall, lost, interval
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="publisher-heartbeat", daemon=True)
+
+    def _beat(self) -> None:
+        while not self._done.wait(self.interval):
+            try:
+                alive = self.store.heartbeat(LOCK, self.owner, self.wall())
+            except Exception:  # a busy database for a moment: try again at the next beat
+                log.warning("heartbeat failed", exc_info=True)
+                continue
+            if not alive:
+                log.error("this process lost the clock to another one; stopping")
+                self.lost()
+                return
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join()
+
+
+@contextmanager
+def holding_clock(store: Store, owner: str, wall: Clock, lost: Callable[[], None], beat: float) -> Iterator[None]:
+    """Hold the clock for the block: lock, heartbeat, and on the way out release the lock and unsent rows."""
+    take_clock(store, owner, wall())
+    try:
+        with Heartbeat(store, owner, wall, lost, beat):
+            yield
+    finally:
+        store.release(owner, wall())
+        store.release_lock(LOCK, owner)
 
 
 @dataclass
 class Clockwork:
-    """The state of one running clock: the site, its records, its store."""
+    """The state of one running clock: the site, its records, its store, and how to stop it."""
 
     root: Path
     clock: Clock
     site: Site
     store: Store
     owner: str = field(default_factory=worker_id)
-    reload_wanted: bool = False
-    stop: threading.Event = field(default_factory=threading.Event)
     on_outcome: Callable[[Outcome], None] | None = None
+    on_progress: Progress | None = None
+    stop: threading.Event = field(default_factory=threading.Event)
+    reload_wanted: bool = False
     _seen: float = 0.0
+    _busy: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         self._seen = self._mtime()
@@ -99,7 +164,15 @@ class Clockwork:
 
     def _runner(self) -> Runner:
         records = load_records(self.site.events, self.site.root)
-        return Runner(self.site, self.store, records, self.clock, worker=self.owner, stopping=self.stop.is_set)
+        return Runner(
+            self.site,
+            self.store,
+            records,
+            self.clock,
+            worker=self.owner,
+            on_progress=self.on_progress,
+            stopping=self.stop.is_set,
+        )
 
     def refresh(self) -> None:
         """Re-read records and settings when a file changed or SIGHUP asked for it."""
@@ -111,117 +184,155 @@ class Clockwork:
             self.runner = self._runner()
             log.info("records re-read: %d", len(self.runner.records))
 
-    def tick(self) -> list[Outcome]:
-        now = self.clock()
-        if not self.store.heartbeat(LOCK, self.owner, now):
-            self.stop.set()
-            raise ClockAlreadyRunning("this process lost the clock to another one; stopping")
-        self.refresh()
-        outcomes = run_due(self.runner, now)
-        for outcome in outcomes:
-            if self.on_outcome:
-                self.on_outcome(outcome)
-        return outcomes
+    def tick(self, now: dt.datetime | None = None) -> list[Outcome]:
+        """Dispatch what is due (skipped if a tick is already running in this process)."""
+        if not self._busy.acquire(blocking=False):
+            return []
+        try:
+            if self.stop.is_set():
+                return []
+            self.refresh()
+            outcomes = run_due(self.runner, now or self.clock())
+            for outcome in outcomes:
+                if self.on_outcome is not None:
+                    self.on_outcome(outcome)
+            return outcomes
+        finally:
+            self._busy.release()
 
-    def next_due(self, now: dt.datetime) -> dt.datetime | None:
-        from publisher.timeline import plan
-
+    def next_wakeup(self, now: dt.datetime) -> dt.datetime | None:
+        """The next time anything falls due: a planned dispatch or a retry of a started one."""
         upcoming = [d.due for d in plan(self.runner.records, self.site.settings, now) if d.due > now]
+        retries = self.store.list_dispatches(states=RETRYING)
+        upcoming += [r.next_attempt_at for r in retries if r.next_attempt_at is not None and r.next_attempt_at > now]
         return min(upcoming, default=None)
 
 
-_ACTIVE: dict[str, Clockwork] = {}
+_ACTIVE: dict[str, tuple[Clockwork, Any]] = {}
 
 
 def tick(root: str) -> None:
     """The job APScheduler runs (an importable function of plain arguments, so it pickles)."""
-    work = _ACTIVE.get(root)
-    if work is None or work.stop.is_set():
+    active = _ACTIVE.get(root)
+    if active is None:
+        return
+    work, scheduler = active
+    if work.stop.is_set():
         return
     try:
         work.tick()
-        _schedule_wakeup(work)
+        _schedule_wakeup(work, scheduler)
     except Exception:  # a job must never take the clock down; the ledger keeps what happened
         log.exception("dispatch run failed")
 
 
-_SCHEDULERS: dict[str, object] = {}
-
-
-def _schedule_wakeup(work: Clockwork) -> None:
-    scheduler = _SCHEDULERS.get(str(work.root))
-    due = work.next_due(work.clock())
-    if scheduler is None or due is None:
+def _schedule_wakeup(work: Clockwork, scheduler: Any) -> None:
+    now = work.clock()
+    due = work.next_wakeup(now)
+    if due is None:
         return
-    scheduler.add_job(  # type: ignore[attr-defined]
-        "publisher.scheduler:tick", "date", run_date=due, args=[str(work.root)], id="next-due",
+    real = wall_clock() + (due - now)  # the job store runs on real time; `--now` may have shifted ours
+    scheduler.add_job(
+        "publisher.scheduler:tick", "date", run_date=real, args=[str(work.root)], id="next-due",
         replace_existing=True, misfire_grace_time=None, coalesce=True,
     )  # fmt: skip
 
 
-def run_once(site: Site, now: dt.datetime, clock: Clock, *, on_outcome: Callable[[Outcome], None] | None = None) -> list[Outcome]:
-    """`publisher run --once`: dispatch everything due at `now`, then stop."""
-    store = open_store(site.database_url)
-    owner = worker_id()
-    try:
-        take_clock(store, owner, now, stale_after=site.settings.scheduler.poll * 3)
-        work = Clockwork(site.root, clock, site, store, owner=owner, on_outcome=on_outcome)
-        _install_signals(work)
-        try:
-            return run_due(work.runner, now)
-        finally:
-            store.release(owner, clock())
-            store.release_lock(LOCK, owner)
-    finally:
-        store.close()
-
-
-def run_forever(site: Site, clock: Clock, *, on_outcome: Callable[[Outcome], None] | None = None) -> None:
-    """`publisher run`: the daemon. Returns after SIGTERM/SIGINT, in-flight work finished or released."""
+def make_scheduler(site: Site) -> Any:
+    """The APScheduler 3 scheduler of a site: its job store in the site's database, our misfire policy."""
+    from apscheduler.executors.pool import ThreadPoolExecutor
     from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
     from apscheduler.schedulers.background import BackgroundScheduler
 
+    return BackgroundScheduler(
+        jobstores={"default": SQLAlchemyJobStore(url=site.database_url, tablename=JOB_TABLE)},
+        executors={"default": ThreadPoolExecutor(1)},  # one job at a time: ticks never overlap
+        job_defaults={"misfire_grace_time": None, "coalesce": True, "max_instances": 1},
+        timezone=dt.UTC,
+    )
+
+
+def run_once(
+    site: Site,
+    now: dt.datetime,
+    clock: Clock,
+    *,
+    on_outcome: Callable[[Outcome], None] | None = None,
+    on_progress: Progress | None = None,
+    wall: Clock = wall_clock,
+) -> list[Outcome]:
+    """`publisher run --once`: dispatch everything due at `now`, then stop (early on SIGTERM)."""
     store = open_store(site.database_url)
     owner = worker_id()
-    poll = site.settings.scheduler.poll
-    take_clock(store, owner, clock(), stale_after=poll * 3)
-    work = Clockwork(site.root, clock, site, store, owner=owner, on_outcome=on_outcome)
-    _install_signals(work)
-    _ACTIVE[str(site.root)] = work
-    scheduler = BackgroundScheduler(
-        jobstores={"default": SQLAlchemyJobStore(url=site.database_url, tablename="apscheduler_jobs")},
-        job_defaults={"misfire_grace_time": None, "coalesce": True, "max_instances": 1},
-        timezone=site.settings.site.zone,
-    )
-    _SCHEDULERS[str(site.root)] = scheduler
-    scheduler.add_job(
-        "publisher.scheduler:tick", "interval", seconds=poll, args=[str(site.root)], id="tick",
-        replace_existing=True, next_run_time=dt.datetime.now(dt.UTC),
-    )  # fmt: skip
-    scheduler.start()
+    stop = threading.Event()
     try:
-        while not work.stop.wait(1.0):
-            pass
+        with holding_clock(store, owner, wall, stop.set, HEARTBEAT_SECONDS), _signals(stop, None):
+            work = Clockwork(site.root, clock, site, store, owner, on_outcome, on_progress, stop)
+            return work.tick(now)
     finally:
-        scheduler.shutdown(wait=True)
-        store.release(owner, clock())
-        store.release_lock(LOCK, owner)
-        _ACTIVE.pop(str(site.root), None)
-        _SCHEDULERS.pop(str(site.root), None)
         store.close()
 
 
-def _install_signals(work: Clockwork) -> None:
+def run_forever(
+    site: Site,
+    clock: Clock,
+    *,
+    on_outcome: Callable[[Outcome], None] | None = None,
+    on_progress: Progress | None = None,
+    wall: Clock = wall_clock,
+    stop: threading.Event | None = None,
+) -> None:
+    """`publisher run`: the daemon. Returns after SIGTERM/SIGINT (or `stop`), in-flight work finished or released."""
+    store = open_store(site.database_url)
+    owner = worker_id()
+    stop = stop or threading.Event()
+    poll = site.settings.scheduler.poll
+    try:
+        with holding_clock(store, owner, wall, stop.set, min(HEARTBEAT_SECONDS, poll)):
+            work = Clockwork(site.root, clock, site, store, owner, on_outcome, on_progress, stop)
+            with _signals(stop, work):
+                _run_scheduler(site, work, poll)
+    finally:
+        store.close()
+
+
+def _run_scheduler(site: Site, work: Clockwork, poll: float) -> None:
+    scheduler = make_scheduler(site)
+    root = str(site.root)
+    _ACTIVE[root] = (work, scheduler)
+    scheduler.add_job(
+        "publisher.scheduler:tick", "interval", seconds=poll, args=[root], id="tick",
+        replace_existing=True, next_run_time=wall_clock(),
+    )  # fmt: skip
+    scheduler.start()
+    try:
+        while not work.stop.wait(0.2):
+            pass
+    finally:
+        scheduler.shutdown(wait=True)  # the tick in progress sees the stop, finishes its in-flight messages
+        _ACTIVE.pop(root, None)
+
+
+@contextmanager
+def _signals(stop: threading.Event, work: Clockwork | None) -> Iterator[None]:
+    """SIGTERM/SIGINT set `stop`, SIGHUP asks `work` to re-read; the old handlers come back afterwards."""
     if threading.current_thread() is not threading.main_thread():
+        yield
         return
 
-    def stop(signum: int, frame: FrameType | None) -> None:
-        work.stop.set()
+    def on_stop(signum: int, frame: FrameType | None) -> None:
+        stop.set()
 
-    def reload(signum: int, frame: FrameType | None) -> None:
-        work.reload_wanted = True
+    def on_reload(signum: int, frame: FrameType | None) -> None:
+        if work is not None:
+            work.reload_wanted = True
 
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    wanted: dict[int, Callable[[int, FrameType | None], None]] = {signal.SIGTERM: on_stop, signal.SIGINT: on_stop}
     if hasattr(signal, "SIGHUP"):
-        signal.signal(signal.SIGHUP, reload)
+        wanted[signal.SIGHUP] = on_reload
+    previous = {number: signal.signal(number, handler) for number, handler in wanted.items()}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)

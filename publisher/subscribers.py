@@ -293,7 +293,8 @@ def _on_list(list_name: str) -> sa.ColumnElement[bool]:
     # The JSON text holds the name quoted: a cheap filter, made exact in Python.
     quoted = json.dumps(list_name, ensure_ascii=False)
     pattern = quoted.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return S.lists.like(f"%{pattern}%", escape="\\")
+    # A plain text literal: bound through the column's JSON type it would be quoted once more.
+    return S.lists.like(sa.literal(f"%{pattern}%", sa.Text), escape="\\")
 
 
 def list_subscribers(store: Store, list_name: str | None = None, status: str | None = None) -> list[Subscriber]:

@@ -101,6 +101,7 @@ def list_unsubscribe_headers(url: str, mailto: str | None = None) -> dict[str, s
         raise ValueError(f"the unsubscribe URL must be absolute http(s) (got {url!r})")
     uris = [f"<{_checked(url, 'the unsubscribe URL')}>"]
     if mailto:
+        _checked(mailto, "the unsubscribe address")
         uri = mailto if mailto.lower().startswith("mailto:") else "mailto:" + urllib.parse.quote(mailto, safe="@+")
         if "?" not in uri:
             uri += "?subject=unsubscribe"

@@ -21,6 +21,7 @@ What it can do:
   (`reject_auth=True`); with either, MAIL before AUTH gets 530;
 - STARTTLS (`tls=TlsFiles`) or SMTPS (`tls=..., implicit_tls=True`) with a
   certificate made for 127.0.0.1 by `make_tls_files`;
+- close every connection from its side (`disconnect_all`, as an idle timeout does);
 - count connections (opened, open now, most open at once) and stamp each message
   with `clock()` (any callable; a test's fake clock).
 """
@@ -33,9 +34,11 @@ import ipaddress
 import socket
 import ssl
 import threading
+import time
 from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
@@ -194,16 +197,16 @@ class _ScriptedSMTP(SMTP):
         upgrade = self._original_transport is not None  # STARTTLS re-enters here: same connection
         super().connection_made(transport)
         if not upgrade:
-            self.mail_server._connected(+1)
+            self.mail_server._connected(+1, self)
 
     def connection_lost(self, error: Exception | None) -> None:
         super().connection_lost(error)
-        self.mail_server._connected(-1)
+        self.mail_server._connected(-1, self)
 
     async def drop(self) -> None:
         """Cut the line at once (RST, unread data discarded) and wait to be cancelled by aiosmtpd."""
         self.dropped = True
-        if self.transport is not None:
+        if isinstance(self.transport, asyncio.Transport):
             self.transport.abort()
         await asyncio.Event().wait()  # connection_lost() cancels this handler; read nothing more
 
@@ -215,7 +218,7 @@ class _ScriptedSMTP(SMTP):
         envelope = self.envelope
         if envelope is not None and envelope.rcpt_tos and not arg:
             plan = next((p for r in envelope.rcpt_tos if (p := self.mail_server._next_reply(r, "data"))), None)
-            if plan == DROP_MID_DATA and self.transport is not None:
+            if plan == DROP_MID_DATA and isinstance(self.transport, asyncio.Transport):
                 self.transport.pause_reading()  # read nothing more: the client blocks once the buffers are full
                 await self.push("354 End data with <CR><LF>.<CR><LF>")
                 await asyncio.sleep(0.05)
@@ -224,7 +227,7 @@ class _ScriptedSMTP(SMTP):
         await super().smtp_DATA(arg)
 
 
-class _Controller(Controller):  # type: ignore[misc]  # aiosmtpd ships no types for mypy here
+class _Controller(Controller):
     def __init__(self, mail_server: MailServer, **kwargs: Any) -> None:
         self.mail_server = mail_server
         super().__init__(_Handler(mail_server), **kwargs)
@@ -267,6 +270,7 @@ class MailServer:
         self.connections_open = 0
         self.peak_connections = 0
         self._lock = threading.Lock()
+        self._live: set[_ScriptedSMTP] = set()
         self._scripts: dict[tuple[str, str], deque[str]] = defaultdict(deque)
         self._always: dict[tuple[str, str], str] = {}
         kwargs: dict[str, Any] = {"server_hostname": SERVER_NAME, "ready_timeout": 5.0}
@@ -285,8 +289,9 @@ class MailServer:
     # -- life --
     def start(self) -> MailServer:
         self._controller.start()
-        if self.small_window:  # accepted sockets inherit the listener's buffer size
-            for listener in self._controller.server.sockets:
+        server = self._controller.server
+        if self.small_window and isinstance(server, asyncio.Server):  # accepted sockets inherit the buffer size
+            for listener in server.sockets:
                 listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         with self._lock:  # forget the Controller's own start-up probe
             self.connections_opened = 0
@@ -332,12 +337,32 @@ class MailServer:
         with self._lock:
             self.received.append(message)
 
-    def _connected(self, change: int) -> None:
+    def _connected(self, change: int, session: _ScriptedSMTP) -> None:
         with self._lock:
             self.connections_open += change
             if change > 0:
                 self.connections_opened += 1
                 self.peak_connections = max(self.peak_connections, self.connections_open)
+                self._live.add(session)
+            else:
+                self._live.discard(session)
+
+    def disconnect_all(self, timeout: float = 5.0) -> None:
+        """Close every open connection from the server side (as an idle timeout would); wait until they are gone."""
+        with self._lock:
+            live = list(self._live)
+        loop = self._controller.loop
+        for session in live:
+            if session.transport is not None:
+                loop.call_soon_threadsafe(session.transport.close)
+        self.wait_until_idle(timeout)
+
+    def wait_until_idle(self, timeout: float = 5.0) -> None:
+        """Wait (at most `timeout` seconds) until no connection is open; AssertionError if one still is."""
+        deadline = time.monotonic() + timeout
+        while self.connections_open and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert self.connections_open == 0, f"{self.connections_open} connections still open"
 
     def messages(self, recipient: str) -> list[bytes]:
         with self._lock:
@@ -358,3 +383,17 @@ class MailServer:
             not self.reject_auth and isinstance(data, LoginPassword) and self.users.get(login) == data.password.decode()
         )
         return AuthResult(success=ok, handled=False, auth_data=data if ok else None)
+
+
+def sample_message(
+    n: int, to: str, *, body: str = "Hello.\n.A line that starts with a dot\nÁlvaro, ¿qué tal?\n"
+) -> EmailMessage:
+    """A small message from Cepei's newsletter address, with a dot-led line and non-ASCII text."""
+    msg = EmailMessage()
+    msg["From"] = "Cepei <news@cepei.example.org>"
+    msg["To"] = to
+    msg["Subject"] = f"Issue {n}"
+    msg["Date"] = "Fri, 09 Feb 2018 18:00:00 +0100"
+    msg["Message-ID"] = f"<issue-{n}.{to.replace('@', '.')}@cepei.example.org>"
+    msg.set_content(body)
+    return msg

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import multiprocessing
+import multiprocessing.synchronize
 import threading
 import zoneinfo
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,10 +19,21 @@ from alembic.migration import MigrationContext
 from publisher.errors import WorkFailed
 from publisher.store import PlannedDispatch, SentMessage, Store, open_store
 from publisher.tables import metadata
-from tests.store_support import NOW, store, store_url  # noqa: F401  (fixtures)
+from tests import store_support
+from tests.store_support import NOW
 
 SECOND = dt.timedelta(seconds=1)
 PARIS = zoneinfo.ZoneInfo("Europe/Paris")
+
+
+@pytest.fixture(params=store_support.DATABASES)
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    yield from store_support.database_url(request.param, tmp_path)
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[Store]:
+    yield from store_support.opened(store_url)
 
 
 def plan(dispatch_id: str = "d1", due: dt.datetime = NOW, **changes: object) -> PlannedDispatch:
@@ -75,7 +88,10 @@ def test_a_sqlite_file_gets_its_folder_and_wal_settings(tmp_path: Path) -> None:
     path = tmp_path / "deep" / "er" / "publisher.db"
     store = open_store(f"sqlite:///{path}")
     with store.engine.connect() as connection:
-        pragmas = {name: connection.exec_driver_sql(f"PRAGMA {name}").scalar() for name in ("journal_mode", "synchronous", "foreign_keys", "busy_timeout")}
+        pragmas = {
+            name: connection.exec_driver_sql(f"PRAGMA {name}").scalar()
+            for name in ("journal_mode", "synchronous", "foreign_keys", "busy_timeout")
+        }
     store.close()
     assert path.is_file()
     assert pragmas == {"journal_mode": "wal", "synchronous": 1, "foreign_keys": 1, "busy_timeout": 30000}
@@ -143,7 +159,9 @@ def test_a_plan_entry_from_the_timeline_becomes_a_row() -> None:
         list = None
         review = True
 
-    assert PlannedDispatch.of(Entry()) == PlannedDispatch("d9", "x", "x::published+0", NOW, ("r1",), None, "waiting_review")
+    assert PlannedDispatch.of(Entry()) == PlannedDispatch(
+        "d9", "x", "x::published+0", NOW, ("r1",), None, "waiting_review"
+    )
 
 
 def test_state_changes_are_guarded_and_stamped(store: Store) -> None:
@@ -317,7 +335,9 @@ def test_threads_claiming_one_dispatch_never_get_the_same_row(store: Store) -> N
     assert store.counts("d1")["sent"] == 1500
 
 
-def _process_worker(url: str, name: str, start: multiprocessing.synchronize.Event, out: multiprocessing.Queue[list[int]]) -> None:  # type: ignore[name-defined]
+def _process_worker(
+    url: str, name: str, start: multiprocessing.synchronize.Event, out: multiprocessing.Queue[list[int]]
+) -> None:
     store = open_store(url)
     start.wait()
     out.put(_claim_all(store, name))
@@ -398,3 +418,42 @@ def test_only_one_of_many_racing_clocks_wins(store: Store) -> None:
     for thread in threads:
         thread.join()
     assert len(winners) == 1
+
+
+def test_giving_up_turns_temporary_failures_permanent_and_says_why(store: Store) -> None:
+    started(store, emails(3))
+    a, b, c = store.claim("d1", 3, "w1", NOW, lease_seconds=60)
+    assert store.next_retry("d1") is None
+    store.mark_failed(a.id, NOW, permanent=False, reply="451 later", next_attempt_at=NOW + dt.timedelta(minutes=9))
+    store.mark_failed(
+        b.id, NOW + SECOND, permanent=False, reply="421 busy", next_attempt_at=NOW + dt.timedelta(minutes=4)
+    )
+    store.mark_sent(c.id, NOW)
+    assert store.next_retry("d1") == NOW + dt.timedelta(minutes=4)
+    assert store.give_up("d1", NOW + dt.timedelta(hours=2), reply="retry budget spent") == 2
+    assert store.next_retry("d1") is None
+    replies = {row.id: (row.state, row.last_reply) for row in store.deliveries("d1")}
+    assert replies == {
+        a.id: ("failed_permanent", "retry budget spent (last reply: 451 later)"),
+        b.id: ("failed_permanent", "retry budget spent (last reply: 421 busy)"),
+        c.id: ("sent", None),
+    }
+
+
+def test_several_processes_opening_a_new_database_at_once_all_succeed(store_url: str) -> None:
+    start = threading.Barrier(4)
+    failures: list[BaseException] = []
+
+    def open_it() -> None:
+        start.wait()
+        try:
+            open_store(store_url).close()
+        except BaseException as exc:  # collected for the assertion below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=open_it) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []

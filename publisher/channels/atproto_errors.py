@@ -11,7 +11,7 @@ import httpx
 from atproto_client.exceptions import AtProtocolError, RequestErrorBase, UnauthorizedError
 
 FAILURES = (AtProtocolError, httpx.TransportError)
-NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
 
 
 def status_of(error: BaseException) -> int | None:
@@ -52,7 +52,8 @@ def transient(error: BaseException) -> bool:
     """A failure a retry may cure: no answer at all, 5xx, 408, 409."""
     status = status_of(error)
     if status is None:
-        return transport_error(error) is not None
+        transport = transport_error(error)
+        return transport is not None and not isinstance(transport, httpx.UnsupportedProtocol)
     return status >= 500 or status in (408, 409)
 
 

@@ -36,7 +36,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-import grapheme
 from atproto_client import Client, models
 from atproto_client.exceptions import (
     AtProtocolError,
@@ -50,7 +49,7 @@ from publisher.channels.atproto_errors import FAILURES, describe, error_name, ma
 from publisher.channels.image_fit import FittedImage, fit_image
 from publisher.channels.social import AuthFailed, Published, image_bytes, post_parts
 from publisher.errors import ChannelError
-from publisher.render.social import Post, PostImage
+from publisher.render.social import Post, PostImage, measure
 
 MAX_GRAPHEMES = 300
 MAX_BYTES = 3000
@@ -65,9 +64,9 @@ T = TypeVar("T")
 def record_key(key: str, part: int) -> str:
     """The record key of part `part` (0 = the post) of the post dispatched as `key`.
 
-    A TID, as the `app.bsky.feed.post` lexicon asks (an AppView ignores posts at
-    other keys): 63 bits of SHA-256, base32-sortable. Its timestamp bits carry
-    no time; the post's `createdAt` does.
+    A TID, as the `app.bsky.feed.post` lexicon asks (the AppView does not show
+    posts at other keys, bluesky-social/social-app#8654): 63 bits of SHA-256,
+    base32-sortable. Its timestamp bits carry no time; the post's `createdAt` does.
     """
     number = int.from_bytes(hashlib.sha256(f"{key}\n{part}".encode()).digest()[:8], "big") >> 1
     chars = []
@@ -81,7 +80,7 @@ def length_problem(parts: tuple[str, ...]) -> str | None:
     """Why Bluesky would refuse one of `parts`, or None when all fit."""
     for number, text in enumerate(parts, start=1):
         where = "the post" if len(parts) == 1 else f"part {number} of {len(parts)}"
-        graphemes = grapheme.length(text)
+        graphemes = measure("bluesky", text)
         if graphemes > MAX_GRAPHEMES:
             return f"{where} is {graphemes} graphemes long; Bluesky takes at most {MAX_GRAPHEMES}"
         size = len(text.encode("utf-8"))
@@ -340,14 +339,14 @@ class BlueskyChannel:
 def card_parts(post: Post) -> tuple[str, str, PostImage | None]:
     """A link card's title, description and picture.
 
-    From the post's `card_title`, `card_description`, `card_image` when the
-    renderer provides them; else the first line of the text, no description, no picture.
+    The post's `card_title` and `card_description`, else the first line of the
+    text and no description; the picture is the post's `card_image` when the
+    renderer provides one (`Post` has no such field yet: then no picture).
     """
     lines = post.text.strip().splitlines()
-    title = getattr(post, "card_title", None) or (lines[0] if lines else post.url or "")
-    description = getattr(post, "card_description", None) or ""
+    title = post.card_title or (lines[0] if lines else post.url or "")
     picture = getattr(post, "card_image", None)
-    return str(title), str(description), picture if isinstance(picture, PostImage) else None
+    return title, post.card_description or "", picture if isinstance(picture, PostImage) else None
 
 
 def _iso(moment: datetime) -> str:

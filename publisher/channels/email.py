@@ -10,8 +10,9 @@ once. The one window in which a message can be repeated: a connection lost
 after the message went out and before the server's reply (``unknown``), at
 most one message per connection.
 
-    channel = EmailChannel.from_site(site)
-    channel.send_many(((row.id, message, row.email) for row in rows), mark_ledger)
+    with EmailChannel.from_site(site) as channel:  # connections kept from batch to batch
+        for batch in batches:
+            channel.send_many(((row.id, message(row), row.email) for row in batch), mark_ledger)
 """
 
 from __future__ import annotations
@@ -36,15 +37,16 @@ from publisher.channels.email_url import (
 )
 from publisher.channels.mail_transport import (
     AuthenticationFailed,
-    MaildirTransport,
     Outcome,
     SenderRejected,
+    Sendable,
     SendResult,
     ServerUnavailable,
     SmtpTransport,
     Transport,
     classify,
 )
+from publisher.channels.maildir import MaildirTransport
 from publisher.channels.pacing import TokenBucket, retry_delay
 from publisher.channels.signing import Signer, dkim_sign, site_signer
 from publisher.config import CONFIG_FILE, Site
@@ -58,6 +60,7 @@ __all__ = [
     "MaildirTransport",
     "Outcome",
     "SendResult",
+    "Sendable",
     "SenderRejected",
     "ServerUnavailable",
     "SmtpTransport",
@@ -70,7 +73,7 @@ __all__ = [
 ]
 
 K = TypeVar("K")
-Item = tuple[K, EmailMessage, str]
+Item = tuple[K, Sendable, str]
 
 
 @dataclass(frozen=True)
@@ -103,6 +106,9 @@ class EmailChannel:
         self.ssl_context = ssl_context
         self.timeout = timeout
         self.bucket = TokenBucket(rate, clock=clock, sleep=sleep) if rate else None
+        self._idle: list[SmtpTransport | MaildirTransport] = []
+        self._idle_lock = threading.Lock()
+        self._sessions = 0
 
     @classmethod
     def from_site(cls, site: Site, *, ssl_context: ssl.SSLContext | None = None) -> EmailChannel:
@@ -141,7 +147,38 @@ class EmailChannel:
             )
         return MaildirTransport(self.config, signer=self.signer, envelope_from=self.envelope_from)
 
-    def send(self, message: EmailMessage, recipient: str) -> SendResult:
+    def close(self) -> None:
+        """Close the connections kept open between `send_many` calls (QUIT on each)."""
+        with self._idle_lock:
+            idle, self._idle = self._idle, []
+        for transport in idle:
+            transport.close()
+
+    def __enter__(self) -> EmailChannel:
+        """Inside ``with channel:`` good connections outlive each `send_many`, for the next one."""
+        with self._idle_lock:
+            self._sessions += 1
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with self._idle_lock:
+            self._sessions -= 1
+        self.close()
+
+    def _take(self) -> SmtpTransport | MaildirTransport:
+        with self._idle_lock:
+            if self._idle:
+                return self._idle.pop()
+        return self.transport()
+
+    def _keep(self, transport: SmtpTransport | MaildirTransport) -> None:
+        with self._idle_lock:
+            if self._sessions:
+                self._idle.append(transport)
+                return
+        transport.close()
+
+    def send(self, message: Sendable, recipient: str) -> SendResult:
         """One message over its own connection (a test send). Raises AuthenticationFailed on ``auth``."""
         transport = self.transport()
         try:
@@ -157,6 +194,9 @@ class EmailChannel:
     def send_many(self, items: Iterable[Item[K]], on_result: Callable[[K, SendResult], None]) -> Counter[str]:
         """Send every ``(key, message, recipient)``; call ``on_result(key, result)`` as each is answered.
 
+        A message is an EmailMessage, or bytes already in wire form (its From or
+        Sender gives the envelope sender unless the channel has `envelope_from`).
+
         `items` is read lazily (a few per connection ahead), and `on_result` runs in
         the calling thread, one call at a time, in the order answers arrive. Each
         item taken from `items` gets exactly one `on_result` call (unless
@@ -165,6 +205,10 @@ class EmailChannel:
         and AuthenticationFailed (or SenderRejected) is raised once every
         connection is closed. When no connection can be opened at all,
         ServerUnavailable is raised the same way. Returns the count per outcome.
+
+        Connections are closed at the end, unless the call is inside ``with
+        channel:``, where good ones are kept for the next call (a dispatch that
+        sends in batches) until the block ends.
         """
         return _Run(self, on_result).run(items)
 
@@ -255,8 +299,9 @@ class _Run(Generic[K]):
         return SendResult("temporary", None, f"not attempted: {why}", None, "queued")
 
     def _work(self, index: int) -> None:
-        transport = self.channel.transport()
+        transport = self.channel._take()
         bucket = self.channel.bucket
+        healthy = False
         if index > 0:
             self.first_done.wait()
         try:
@@ -278,8 +323,12 @@ class _Run(Generic[K]):
                 if not carry_on:
                     return
                 self.first_done.set()
+            healthy = self.error is None
         finally:
-            transport.close()
+            if healthy:
+                self.channel._keep(transport)
+            else:
+                transport.close()
             self.first_done.set()
             self.results.put(_Retired())
 

@@ -1,4 +1,4 @@
-"""Mail transports: one SMTP connection (plain, STARTTLS, SMTPS; AUTH) or a Maildir folder.
+"""Mail transports and what they report; here the SMTP one (plain, STARTTLS, SMTPS; AUTH).
 
 A transport hands one message to one recipient and says what happened, as a
 :class:`SendResult`. It never retries later on its own (the dispatcher does,
@@ -24,18 +24,19 @@ from __future__ import annotations
 
 import dataclasses
 import email.utils
-import mailbox
 import re
 import smtplib
 import socket
 import ssl
-import threading
 from email.message import EmailMessage
-from email.policy import SMTP, SMTPUTF8
+from email.message import Message
+from email.parser import BytesHeaderParser
+from email.policy import SMTPUTF8, compat32
 from typing import Literal, Protocol
 
 from publisher.channels.email_url import TransportConfig
 from publisher.channels.signing import Signer
+from publisher.channels.wire import message_bytes
 from publisher.errors import ChannelError
 
 Outcome = Literal["sent", "temporary", "permanent", "auth", "unknown"]
@@ -78,8 +79,12 @@ class SendResult:
 
     @property
     def retryable(self) -> bool:
-        """Worth another attempt later (``unknown`` included: see the module docs on repeats)."""
-        return self.outcome in ("temporary", "unknown")
+        """Not sent, and nothing wrong with the recipient: worth another attempt later.
+
+        ``unknown`` is included (see the module docs on repeats), and so is ``auth``:
+        once the login or the sender is fixed, these recipients are still owed the message.
+        """
+        return self.outcome in ("temporary", "unknown", "auth")
 
     @property
     def recipient_refused(self) -> bool:
@@ -108,7 +113,7 @@ class Transport(Protocol):
 
     def open(self) -> None: ...
 
-    def send(self, message: EmailMessage, recipient: str) -> SendResult: ...
+    def send(self, message: Sendable, recipient: str) -> SendResult: ...
 
     def close(self) -> None: ...
 
@@ -120,32 +125,51 @@ class Outgoing:
     sender: str
     data: bytes
     message_id: str | None
+    crlf: bool = False  # every line already ends in CRLF (the generator's output)
 
 
-def prepare(message: EmailMessage, signer: Signer | None = None, envelope_from: str | None = None) -> Outgoing:
+#: What a transport sends: a built message, or one already in wire form (RFC 5322 bytes).
+Sendable = EmailMessage | bytes
+
+
+def prepare(message: Sendable, signer: Signer | None = None, envelope_from: str | None = None) -> Outgoing:
     """Serialise `message` once (CRLF, SMTP policy), DKIM-sign it if asked, find its envelope sender."""
-    sender = envelope_from or email.utils.parseaddr(str(message.get("Sender") or message.get("From") or ""))[1]
+    headers: Message
+    if isinstance(message, bytes):
+        data, crlf = message, False
+        end = min((i for i in (message.find(b"\r\n\r\n"), message.find(b"\n\n")) if i >= 0), default=len(message))
+        headers = BytesHeaderParser(policy=compat32).parsebytes(message[:end])
+    else:
+        data, crlf, headers = _serialise(message), True, message
+    sender = envelope_from or email.utils.parseaddr(str(headers.get("Sender") or headers.get("From") or ""))[1]
     if not sender or "@" not in sender:
         raise ValueError("the message has no From address to send it from")
-    try:
-        data = message.as_bytes(policy=SMTP)
-    except UnicodeEncodeError:  # an address that only UTF-8 can spell: needs a server with SMTPUTF8
-        data = message.as_bytes(policy=SMTPUTF8)
     if signer is not None:
         data = signer(data)
-    message_id = message.get("Message-ID")
-    return Outgoing(sender=sender, data=data, message_id=str(message_id).strip() if message_id else None)
+    message_id = headers.get("Message-ID")
+    return Outgoing(sender, data, str(message_id).strip() if message_id else None, crlf)
+
+
+def _serialise(message: EmailMessage) -> bytes:
+    try:
+        return message_bytes(message)
+    except UnicodeEncodeError:  # an address that only UTF-8 can spell: needs a server with SMTPUTF8
+        return message.as_bytes(policy=SMTPUTF8)
 
 
 _ANY_EOL = re.compile(rb"\r\n|\r|\n")
 _LEADING_DOT = re.compile(rb"^\.", re.MULTILINE)
 
 
-def smtp_payload(data: bytes) -> bytes:
-    """`data` as sent after DATA: CRLF lines, leading dots doubled, ended by ``CRLF.CRLF``."""
-    crlf = data.count(b"\r\n")
-    if data.count(b"\n") != crlf or data.count(b"\r") != crlf:
-        data = _ANY_EOL.sub(b"\r\n", data)
+def smtp_payload(data: bytes, *, crlf: bool = False) -> bytes:
+    """`data` as sent after DATA: CRLF lines, leading dots doubled, ended by ``CRLF.CRLF``.
+
+    `crlf` says the line ends are known to be CRLF already (skips checking them).
+    """
+    if not crlf:
+        pairs = data.count(b"\r\n")
+        if data.count(b"\n") != pairs or data.count(b"\r") != pairs:
+            data = _ANY_EOL.sub(b"\r\n", data)
     if data.startswith(b".") or b"\n." in data:
         data = _LEADING_DOT.sub(b"..", data)
     if not data.endswith(b"\r\n"):
@@ -221,12 +245,12 @@ class SmtpTransport:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def send(self, message: EmailMessage, recipient: str) -> SendResult:
+    def send(self, message: Sendable, recipient: str) -> SendResult:
         return self.deliver(prepare(message, self.signer, self.envelope_from), recipient)
 
     def deliver(self, outgoing: Outgoing, recipient: str) -> SendResult:
         """Send prepared bytes to one recipient; a connection lost before DATA ends is reopened once."""
-        payload = smtp_payload(outgoing.data)
+        payload = smtp_payload(outgoing.data, crlf=outgoing.crlf)
         for attempt in (1, 2):
             try:
                 self.open()
@@ -241,7 +265,10 @@ class SmtpTransport:
             except _Dropped as drop:
                 self._discard()
                 if drop.stage == "reply":
-                    text = f"{self.where} closed the connection after the message was sent, before its reply: it may have been accepted ({drop.reason})"
+                    text = (
+                        f"{self.where} closed the connection after the message was sent, before its reply:"
+                        f" it may have been accepted ({drop.reason})"
+                    )
                     return SendResult("unknown", None, text, outgoing.message_id, "reply")
                 if attempt == 2:
                     text = f"{self.where} closed the connection before the message was sent ({drop.reason})"
@@ -359,44 +386,3 @@ class SmtpTransport:
     def _close_quietly(smtp: smtplib.SMTP | None) -> None:
         if smtp is not None:
             smtp.close()
-
-
-class MaildirTransport:
-    """Delivers each message as one file in a Maildir's ``new/`` folder; no network. Thread-safe."""
-
-    def __init__(self, config: TransportConfig, *, signer: Signer | None = None, envelope_from: str | None = None):
-        if config.kind != "maildir" or config.path is None:
-            raise ValueError(f"{config.shown} is not a Maildir URL")
-        self.config = config
-        self.signer = signer
-        self.envelope_from = envelope_from
-        self._box: mailbox.Maildir | None = None
-        self._lock = threading.Lock()
-
-    def open(self) -> None:
-        with self._lock:
-            if self._box is None:
-                try:
-                    self.config.path.parent.mkdir(parents=True, exist_ok=True)  # Maildir makes only the last folder
-                    self._box = mailbox.Maildir(self.config.path, factory=None, create=True)
-                except OSError as exc:
-                    raise ChannelError(f"cannot open the Maildir {self.config.path}: {exc.strerror}") from None
-
-    def close(self) -> None:
-        with self._lock:
-            self._box = None
-
-    def send(self, message: EmailMessage, recipient: str) -> SendResult:
-        return self.deliver(prepare(message, self.signer, self.envelope_from), recipient)
-
-    def deliver(self, outgoing: Outgoing, recipient: str) -> SendResult:
-        self.open()
-        data = outgoing.data.replace(b"\r\n", b"\n")  # files in a Maildir have Unix line ends
-        try:
-            with self._lock:
-                assert self._box is not None
-                key = self._box.add(data)
-        except OSError as exc:
-            text = f"cannot write to the Maildir {self.config.path}: {exc.strerror or exc}"
-            return SendResult("temporary", None, text, outgoing.message_id, "write")
-        return SendResult("sent", None, f"delivered to {self.config.path} as {key}", outgoing.message_id, "write")

@@ -78,7 +78,9 @@ def site_signer(site: Site) -> Signer | None:
         except OSError as exc:
             problems.append(Problem(CONFIG_FILE, 1, where, f"cannot read the key file ({exc.strerror})"))
     elif key is None:
-        problems.append(Problem(CONFIG_FILE, 1, "email.dkim_key", f"is required to sign with DKIM (or set {DKIM_KEY_ENV})"))
+        problems.append(
+            Problem(CONFIG_FILE, 1, "email.dkim_key", f"is required to sign with DKIM (or set {DKIM_KEY_ENV})")
+        )
     if key is not None:
         try:
             check_key(key)

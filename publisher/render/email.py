@@ -12,16 +12,19 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
+import traceback
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+import jinja2
 import mjml
 from markupsafe import Markup, escape
 
 from publisher.config import Settings, SiteSettings
+from publisher.errors import InvalidInput, Problem, relative
 from publisher.records import Record, sort_newest_first
 from publisher.render import dates
 from publisher.render.calendar import calendar_url, render_ics
@@ -62,6 +65,8 @@ class Issue:
     # The greeting as written (holding NAME), and as it reads when a name is empty.
     greeting: str = ""
     greeting_without_name: str = ""
+    # The footer's "sent to EMAIL" sentence, left out when the email is empty.
+    sent_to: str = ""
 
 
 _compiles = 0
@@ -174,7 +179,6 @@ class _Frame:
     subject: str
     preheader: str
     dates: str
-    words: Mapping[str, str] = field(repr=False)
 
 
 def _frame(records: Sequence[Record], items: Sequence[_Item], settings: Settings) -> _Frame:
@@ -183,15 +187,13 @@ def _frame(records: Sequence[Record], items: Sequence[_Item], settings: Settings
         record, item = records[0], items[0]
         language = record.language or site.language
         preheader = item.summary or first_sentence(item.body_text) or item.title
-        return _Frame("single", language, item.title, item.title, shorten(preheader, PREHEADER_LIMIT), item.date, {})
+        return _Frame("single", language, item.title, item.title, shorten(preheader, PREHEADER_LIMIT), item.date)
     language = site.language
-    words = words_for(language)
-    zone = site.zone
-    days = sorted(record.published.astimezone(zone).date() for record in records)
+    days = sorted(record.published.astimezone(site.zone).date() for record in records)
     span = dates.date_range(days[0], days[-1], language)
-    title = f"{site.title}: {words['updates'].format(count=len(records))}"
+    title = f"{site.title}: {words_for(language)['updates'].format(count=len(records))}"
     preheader = shorten(" · ".join(item.title for item in items), PREHEADER_LIMIT)
-    return _Frame("digest", language, title, f"{title}, {span}", preheader, span, words)
+    return _Frame("digest", language, title, f"{title}, {span}", preheader, span)
 
 
 def _context(frame: _Frame, items: Sequence[_Item], settings: Settings, list_name: str | None) -> dict[str, Any]:
@@ -243,9 +245,8 @@ def render_issue(
     items = [_item(record, settings, language, source) for record in ordered]
     frame = _frame(ordered, items, settings)
     context = _context(frame, items, settings, list_name)
-    env = environment(templates)
-    html = compile_mjml(_CONTROL.sub("", env.get_template("issue.mjml").render(context)))
-    text = _tidy(_CONTROL.sub("", env.get_template("issue.txt").render(context)))
+    html = _compile(_render("issue.mjml", context, templates), templates)
+    text = _tidy(_render("issue.txt", context, templates))
     words = words_for(frame.language)
     single = ordered[0] if len(ordered) == 1 else None
     calendar = None
@@ -266,7 +267,31 @@ def render_issue(
         list_name=list_name,
         greeting=context["greeting"],
         greeting_without_name=words["hello_anonymous"],
+        sent_to=context["sent_to"],
     )
+
+
+def _render(name: str, context: Mapping[str, Any], templates: Path | None) -> str:
+    """One template filled; a broken (site) template is bad input naming its file and line."""
+    root = templates.parent if templates is not None else None
+    try:
+        return _CONTROL.sub("", environment(templates).get_template(name).render(context))
+    except jinja2.TemplateSyntaxError as exc:
+        where = relative(Path(exc.filename), root) if exc.filename else name
+        raise InvalidInput([Problem(where, exc.lineno or 1, "template", exc.message or str(exc))]) from None
+    except jinja2.TemplateError as exc:
+        frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename.endswith((".mjml", ".txt"))]
+        where, line = (relative(Path(frames[-1].filename), root), frames[-1].lineno or 1) if frames else (name, 1)
+        raise InvalidInput([Problem(where, line, "template", exc.message or str(exc))]) from None
+
+
+def _compile(source: str, templates: Path | None) -> str:
+    try:
+        return compile_mjml(source)
+    except ValueError as exc:
+        custom = sorted(templates.glob("issue*.mjml")) if templates is not None else []
+        where = relative(custom[0], templates.parent) if templates is not None and custom else "issue.mjml"
+        raise InvalidInput([Problem(where, 1, "template", f"MJML does not compile: {exc}")]) from None
 
 
 def _tidy(text: str) -> str:
@@ -279,15 +304,19 @@ def _tidy(text: str) -> str:
 def personalise(issue: Issue, *, name: str, unsubscribe_url: str, email: str) -> tuple[str, str]:
     """The issue's (html, text) for one recipient: placeholders filled, HTML-escaped in the HTML.
 
-    An empty name gives the greeting without a name ("Hello,"). One pass of
-    string work over each part: cheap enough to run for every recipient.
+    An empty name gives the greeting without a name ("Hello,"), an empty email
+    leaves out the "sent to" sentence. One pass of string work over each part:
+    cheap enough to run for every recipient.
     """
-    name = " ".join(name.split())
-    values = {"NAME": name, "UNSUBSCRIBE_URL": unsubscribe_url.strip(), "EMAIL": email.strip()}
+    name, email = " ".join(name.split()), email.strip()
+    values = {"NAME": name, "UNSUBSCRIBE_URL": unsubscribe_url.strip(), "EMAIL": email}
     html, text = issue.html, issue.text
     if not name and issue.greeting:
         html = html.replace(str(escape(issue.greeting)), str(escape(issue.greeting_without_name)))
         text = text.replace(issue.greeting, issue.greeting_without_name)
+    if not email and issue.sent_to:
+        html = html.replace(str(escape(issue.sent_to)), "")
+        text = text.replace(issue.sent_to + "\n", "")
     escaped = {key: str(escape(value)) for key, value in values.items()}
     return _fill(html, escaped.__getitem__), _fill(text, values.__getitem__)
 

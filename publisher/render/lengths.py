@@ -42,13 +42,28 @@ URL_LENGTH = 23
 _DOT_LETTER = re.compile(r"\.[^\W\d_]")
 _LINE_ENDS = re.compile(r"\r\n|\r|\n")
 # Characters that always form a grapheme cluster on their own (no combining
-# marks, joiners, variation selectors, regional indicators, Hangul jamo, CR).
-_SIMPLE_GRAPHEMES = re.compile(r"[\x00-\x0c\x0e-\u02ff\u2010-\u2027\u2030-\u205e\u20a0-\u20bf]*")
+# marks, joiners, variation selectors, regional indicators, Hangul jamo, CR):
+# Latin, Greek, Cyrillic, punctuation, currency signs, kana and CJK ideographs.
+_SIMPLE_GRAPHEMES = re.compile(
+    "[\x00-\x0c\x0e-\u02ff\u0370-\u0482\u048a-\u052f\u2010-\u2027\u2030-\u205e\u20a0-\u20bf"
+    "\u3000-\u3029\u3030-\u3098\u309b-\u30ff\u4e00-\u9fff\uff01-\uff9d]*"
+)
 
 
 def _char_class(ranges: list[tuple[int, int]], negate: bool = False) -> re.Pattern[str]:
     body = "".join(f"\\U{low:08x}-\\U{high:08x}" for low, high in ranges)
     return re.compile(f"[{'^' if negate else ''}{body}]")
+
+
+def _ranges(codes: list[int]) -> list[tuple[int, int]]:
+    """Sorted code points as (first, last) runs."""
+    runs: list[tuple[int, int]] = []
+    for code in codes:
+        if runs and runs[-1][1] == code - 1:
+            runs[-1] = (runs[-1][0], code)
+        else:
+            runs.append((code, code))
+    return runs
 
 
 class _XRules:
@@ -64,6 +79,7 @@ class _XRules:
         if len(weights) != 1:  # a table this code was not written for: let parse_tweet count
             raise ValueError("twitter-text weight ranges differ")
         self.light_weight: int = weights.pop()
+        self.extra_weight = self.default_weight - self.light_weight
         self.heavy = _char_class([(r["start"], r["end"]) for r in options["ranges"]], negate=True)
         codes = (entry.codepoint.split() for entry in emoji_module.emoji_list)
         self.sequences = frozenset("".join(chr(int(c, 16)) for c in seq) for seq in codes if len(seq) > 1)
@@ -76,13 +92,18 @@ class _XRules:
         self.starts = self.singles | frozenset(self.sizes)
         if any(c.isascii() for c in self.singles) or any(s.isascii() for s in self.sequences):
             raise ValueError("twitter-text lists an emoji made of ASCII only")  # then ASCII text could hold one
-        # Where an emoji may start: any non-ASCII character, or an ASCII one (the
-        # keycaps' # * 0-9) followed by what follows it in a listed sequence.
-        ascii_firsts = sorted({s[0] for s in self.sequences if s[0].isascii()})
-        seconds = sorted({s[1] for s in self.sequences if s[0].isascii()})
-        self.candidates = re.compile(
-            f"[{re.escape(''.join(ascii_firsts))}](?=[{re.escape(''.join(seconds))}])|[^\\x00-\\x7f]"
-        )
+        # Where an emoji may start: a listed first character (the keycaps' # * 0-9
+        # are the ASCII ones), the Basic Multilingual Plane's in a class the regex
+        # engine tests with a bitmap, and every astral character, checked afterwards.
+        firsts = sorted(ord(c) for c in self.starts if ord(c) < 0x10000)
+        ranges = "".join(f"\\u{low:04x}-\\u{high:04x}" for low, high in _ranges(firsts))
+        self.candidates = re.compile(f"[{ranges}\\U00010000-\\U0010ffff]")
+
+    def weight(self, part: str) -> int:
+        """The weight of characters outside URLs and emoji, in 1/scale units."""
+        if part.isascii():
+            return len(part) * self.light_weight
+        return len(part) * self.light_weight + len(self.heavy.findall(part)) * self.extra_weight
 
     def emoji_at(self, text: str, index: int) -> int:
         """The length of the emoji twitter-text's regex matches at `index` (0: none).
@@ -103,15 +124,24 @@ except (ImportError, AttributeError, KeyError, ValueError):  # pragma: no cover 
 
 
 @lru_cache(maxsize=65536)
-def _word_urls(word: str, with_bare_domains: bool) -> tuple[tuple[int, int], ...]:
-    """(start, length) of each URL twitter-text finds in one word (after its space)."""
-    found = extract_urls_with_indices(word, with_bare_domains)
-    return tuple((entity["indices"][0], len(entity["url"])) for entity in found)
+def _word_urls(word: str) -> tuple[tuple[int, int, bool], ...]:
+    """(start, length, with its http(s):// or not) of each URL twitter-text finds in one word.
+
+    The word comes with the space before it. Whether bare domains count or not
+    changes only which matches are kept, never where they are: one call serves both.
+    """
+    found = extract_urls_with_indices(word, True)
+    return tuple(
+        (entity["indices"][0], len(entity["url"]), entity["url"].lower().startswith(("http://", "https://")))
+        for entity in found
+    )
 
 
 def _urls(text: str, with_bare_domains: bool) -> dict[int, int]:
     """URL start → length, for the whole text, looking only in words that can hold one."""
     urls: dict[int, int] = {}
+    if "." not in text:
+        return urls
     done = -1
     for match in _DOT_LETTER.finditer(text):
         if match.start() < done:
@@ -120,8 +150,9 @@ def _urls(text: str, with_bare_domains: bool) -> dict[int, int]:
         start = max(text.rfind(" ", 0, match.start()), 0)
         end = text.find(" ", match.end())
         done = len(text) if end < 0 else end
-        for offset, length in _word_urls(text[start:done], with_bare_domains):
-            urls[start + offset] = length
+        for offset, length, with_protocol in _word_urls(text[start:done]):
+            if with_protocol or with_bare_domains:
+                urls[start + offset] = length
     return urls
 
 
@@ -146,27 +177,26 @@ def x_length(text: str, *, url_length: int = URL_LENGTH) -> int:
     rules = _RULES
     if rules is None:  # pragma: no cover - a changed library
         return int(parse_tweet(text).weightedLength) + _url_surplus(text, url_length)
-    normal = _LINE_ENDS.sub("\n", unicodedata.normalize("NFC", text))
+    normal = unicodedata.normalize("NFC", text)
+    if "\r" in normal:
+        normal = _LINE_ENDS.sub("\n", normal)
     urls = _urls(normal, True)
     emojis = _x_emojis(rules, normal)
-
-    def weight(part: str) -> int:
-        heavy = 0 if part.isascii() else len(rules.heavy.findall(part))
-        return len(part) * rules.light_weight + heavy * (rules.default_weight - rules.light_weight)
-
+    if not urls and not emojis:
+        return int(rules.weight(normal) / rules.scale)
     total = 0
     index = 0
     for start in sorted(urls.keys() | emojis.keys()):
         if start < index:  # inside the URL or emoji before it, as in parse_tweet's loop
             continue
-        total += weight(normal[index:start])
+        total += rules.weight(normal[index:start])
         if start in urls:
             total += url_length * rules.scale
             index = start + urls[start]
         else:
             total += rules.default_weight
             index = start + emojis[start]
-    total += weight(normal[index:])
+    total += rules.weight(normal[index:])
     return int(total / rules.scale)
 
 
@@ -193,6 +223,7 @@ def bluesky_bytes(text: str) -> int:
     return len(text.encode("utf-8"))
 
 
+@lru_cache(maxsize=4096)
 def measure(network: str, text: str, *, url_length: int = URL_LENGTH) -> int:
     """The length of `text` as `network` counts it (see the module's docstring).
 

@@ -14,7 +14,7 @@ import email.policy
 import re
 from collections.abc import Mapping
 from email.headerregistry import BaseHeader, HeaderRegistry
-from email.message import EmailMessage, MIMEPart
+from email.message import EmailMessage
 from email.utils import format_datetime
 from functools import lru_cache
 from types import MappingProxyType
@@ -126,8 +126,8 @@ def _quoted_printable(text: str) -> str:
     return binascii.b2a_qp(text.encode("utf-8"), istext=True).decode("ascii")
 
 
-def _part(subtype: str, encoding: str, payload: str) -> MIMEPart:
-    part = MIMEPart(policy=_POLICY)
+def _part(subtype: str, encoding: str, payload: str) -> EmailMessage:
+    part = EmailMessage(policy=_POLICY)
     part["Content-Type"] = _header("Content-Type", f'text/{subtype}; charset="utf-8"')
     part["Content-Transfer-Encoding"] = _header("Content-Transfer-Encoding", encoding)
     part.set_payload(payload)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import textwrap
 from dataclasses import dataclass
+from functools import lru_cache
 from html.parser import HTMLParser
 
 WIDTH = 72
@@ -24,15 +25,22 @@ _BLOCKS = {
 
 def wrap(text: str, first: str = "", rest: str = "", width: int = WIDTH) -> str:
     """One paragraph, wrapped; `first` and `rest` prefix its first and other lines."""
-    wrapper = textwrap.TextWrapper(
+    if len(first) + len(text) <= width and text.isprintable():  # fits: what TextWrapper would give
+        flat = text.rstrip(" ")
+        return first + flat if flat.strip(" ") else first.rstrip()
+    lines = _wrapper(first, rest, width).wrap(text)
+    return "\n".join(lines) if lines else first.rstrip()
+
+
+@lru_cache(maxsize=64)
+def _wrapper(first: str, rest: str, width: int) -> textwrap.TextWrapper:
+    return textwrap.TextWrapper(
         width=width,
         initial_indent=first,
         subsequent_indent=rest,
         break_long_words=False,
         break_on_hyphens=False,
     )
-    lines = wrapper.wrap(text)
-    return "\n".join(lines) if lines else first.rstrip()
 
 
 def underline(heading: str, mark: str = "=", width: int = WIDTH) -> str:

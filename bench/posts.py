@@ -1,0 +1,91 @@
+"""Benchmark: render the posts of N records on the three networks.
+
+    python bench/posts.py 10000
+
+Records are made in memory (mixed languages, some with people's handles, some
+with titles too long for X, a few in Japanese), so the figure is rendering
+alone: templates, fitting and counting, no file reading. It also times
+twitter-text-parser's own `parse_tweet` on the same X posts, for scale.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import random
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from publisher.config import Settings  # noqa: E402
+from publisher.records import Record  # noqa: E402
+from publisher.render.social import render_posts  # noqa: E402
+
+WORDS = (
+    "cooperation development data sustainable goals agenda report meeting partners regional financing "
+    "policy evidence statistics civil society government ministers conference review national local "
+    "climate health education gender equality innovation knowledge cities water cooperación desarrollo "
+    "informe reunión políticas évaluation coopération données"
+).split()
+LANGUAGES = ("en", "en", "es", "fr", "pt")
+
+
+def make_records(count: int, seed: int = 7) -> list[Record]:
+    rng = random.Random(seed)
+    start = dt.datetime(2018, 1, 1, tzinfo=dt.UTC)
+    records = []
+    for index in range(count):
+        long_title = index % 10 == 0
+        title = " ".join(rng.choices(WORDS, k=rng.randint(30, 50) if long_title else rng.randint(6, 14)))
+        if index % 50 == 0:
+            title = "持続可能な開発のためのデータに関する地域会議" * rng.randint(1, 8)
+        people = [
+            {"name": f"Person {n}", "handles": {"x": f"@person_{index}_{n}"}} for n in range(rng.randint(0, 4))
+        ]
+        records.append(
+            Record.model_validate(
+                {
+                    "id": f"{index:05d}-record",
+                    "title": title.capitalize(),
+                    "summary": " ".join(rng.choices(WORDS, k=rng.randint(15, 40))).capitalize() + ".",
+                    "published": start + dt.timedelta(hours=index),
+                    "language": rng.choice(LANGUAGES),
+                    "url": f"https://bench.example.org/news/{index:05d}/{'-'.join(rng.choices(WORDS, k=4))}",
+                    "people": people,
+                    "social": {"hashtags": rng.sample(["SDGs", "Data4SDGs", "FfD", "Agenda2030", "ODS"], k=2)},
+                }
+            )
+        )
+    return records
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("count", type=int, nargs="?", default=10000)
+    parser.add_argument("--utm", action="store_true", help="tag every link with UTM parameters")
+    args = parser.parse_args()
+    site: dict[str, object] = {"site": {"title": "Bench", "url": "https://bench.example.org"}}
+    if args.utm:
+        site["utm"] = {"enabled": True}
+    settings = Settings.model_validate(site)
+    records = make_records(args.count)
+    started = time.perf_counter()
+    posts = [post for record in records for post in render_posts(record, settings)]
+    elapsed = time.perf_counter() - started
+    cut = sum(1 for p in posts if "…" in p.text)
+    print(f"{len(posts)} posts of {len(records)} records in {elapsed:.2f} s ({cut} shortened)")
+
+    from twitter_text import parse_tweet
+
+    sample = [p.text for p in posts if p.network == "x"][:1000]
+    started = time.perf_counter()
+    for text in sample:
+        parse_tweet(text)
+    per_post = (time.perf_counter() - started) / max(len(sample), 1)
+    print(f"parse_tweet: {per_post * 1e3:.2f} ms a post, {per_post * args.count:.1f} s for {args.count} X posts")
+
+
+if __name__ == "__main__":
+    main()

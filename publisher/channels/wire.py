@@ -1,0 +1,120 @@
+"""A message as the bytes that go on the wire: ``message.as_bytes(policy=SMTP)``, made faster.
+
+The standard generator writes a body line by line (hundreds of small writes for
+a newsletter) and folds every header anew for every recipient. `message_bytes`
+gives the same bytes, byte for byte, with the body's line ends converted in one
+pass and each header object folded once (the renderer reuses one header object
+for the From, Subject, List-Id... of every recipient of an issue). Any message
+it does not know how to write exactly as the generator would (a multipart
+without a boundary, a signed or message/* part, a custom class) is handed to
+the generator itself.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from email.generator import BytesGenerator
+from email.message import Message
+from email.policy import SMTP
+
+_CRLF = "\r\n"
+_ANY_EOL = re.compile(r"\r\n|\r|\n")  # the generator's own NLCRE
+_SIMPLE = (BytesGenerator._handle_text, BytesGenerator._handle_multipart)
+_FOLD_CACHE_SIZE = 4096
+_folded: dict[tuple[str, int], tuple[object, bytes]] = {}
+_folded_lock = threading.Lock()
+
+
+class _Unsupported(Exception):
+    """A message part the fast writer leaves to the generator."""
+
+
+def message_bytes(message: Message) -> bytes:
+    """``message.as_bytes(policy=email.policy.SMTP)``: the same bytes, CRLF line ends."""
+    out: list[bytes] = []
+    try:
+        _write(message, out)
+    except (_Unsupported, UnicodeEncodeError):
+        return message.as_bytes(policy=SMTP)
+    return b"".join(out)
+
+
+def _write(part: Message, out: list[bytes]) -> None:
+    if getattr(part, "_write_headers", None) is not None:  # the part writes its own headers
+        raise _Unsupported
+    body: list[bytes] = []
+    handler = _handler(part)
+    if handler is BytesGenerator._handle_multipart:
+        _multipart(part, body)
+    else:
+        _leaf(part, body)
+    for name, value in part.raw_items():
+        out.append(_fold(name, value))
+    out.append(b"\r\n")
+    out.extend(body)
+
+
+def _handler(part: Message) -> object:
+    """The generator method `_dispatch` would pick for this part; only the two plain ones are done here."""
+    main, sub = part.get_content_maintype(), part.get_content_subtype()
+    specific = getattr(BytesGenerator, f"_handle_{main}_{sub}".replace("-", "_"), None)
+    generic = getattr(BytesGenerator, f"_handle_{main}".replace("-", "_"), None)
+    handler = specific or generic or BytesGenerator._writeBody
+    if handler not in _SIMPLE:
+        raise _Unsupported
+    return handler
+
+
+def _leaf(part: Message, out: list[bytes]) -> None:
+    payload = part._payload  # what the generator reads too (no decoding)
+    if payload is None:
+        return
+    if not isinstance(payload, str):
+        raise _Unsupported
+    if payload:
+        out.append(_lines(payload))
+
+
+def _multipart(part: Message, out: list[bytes]) -> None:
+    subparts = part._payload
+    boundary = part.get_boundary()
+    if not isinstance(subparts, list) or not boundary:
+        raise _Unsupported
+    texts = []
+    for subpart in subparts:
+        chunks: list[bytes] = []
+        _write(subpart, chunks)
+        texts.append(b"".join(chunks))
+    mark = boundary.encode("ascii")
+    if part.preamble is not None:
+        out.append(_lines(part.preamble) + b"\r\n")
+    out.append(b"--" + mark + b"\r\n")
+    if texts:
+        out.append(texts[0])
+    for text in texts[1:]:
+        out.append(b"\r\n--" + mark + b"\r\n")
+        out.append(text)
+    out.append(b"\r\n--" + mark + b"--\r\n")
+    if part.epilogue is not None:
+        out.append(_lines(part.epilogue))
+
+
+def _lines(text: str) -> bytes:
+    """What the generator's `_write_lines` writes: every line end made CRLF."""
+    return _ANY_EOL.sub(_CRLF, text).encode("ascii", "surrogateescape")
+
+
+def _fold(name: str, value: object) -> bytes:
+    """``SMTP.fold_binary(name, value)``, remembered per header object (the same object folds the same)."""
+    key = (name, id(value))
+    hit = _folded.get(key)
+    if hit is not None and hit[0] is value:
+        return hit[1]
+    folded = SMTP.fold_binary(name, value)  # type: ignore[arg-type]  # header objects are str subclasses
+    if type(value) is not str:  # a parsed header object: immutable, worth keeping
+        with _folded_lock:
+            if len(_folded) >= _FOLD_CACHE_SIZE:
+                _folded.clear()
+            _folded[key] = (value, folded)
+    return folded
