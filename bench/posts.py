@@ -19,16 +19,51 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from publisher.config import Settings  # noqa: E402
-from publisher.records import Record  # noqa: E402
-from publisher.render.social import render_posts  # noqa: E402
+from publisher.config import Settings
+from publisher.records import Record
+from publisher.render.social import render_posts
 
 WORDS = (
-    "cooperation development data sustainable goals agenda report meeting partners regional financing "
-    "policy evidence statistics civil society government ministers conference review national local "
-    "climate health education gender equality innovation knowledge cities water cooperación desarrollo "
-    "informe reunión políticas évaluation coopération données"
-).split()
+    "cooperation",
+    "development",
+    "data",
+    "sustainable",
+    "goals",
+    "agenda",
+    "report",
+    "meeting",
+    "partners",
+    "regional",
+    "financing",
+    "policy",
+    "evidence",
+    "statistics",
+    "civil",
+    "society",
+    "government",
+    "ministers",
+    "conference",
+    "review",
+    "national",
+    "local",
+    "climate",
+    "health",
+    "education",
+    "gender",
+    "equality",
+    "innovation",
+    "knowledge",
+    "cities",
+    "water",
+    "cooperación",
+    "desarrollo",
+    "informe",
+    "reunión",
+    "políticas",
+    "évaluation",
+    "coopération",
+    "données",
+)
 LANGUAGES = ("en", "en", "es", "fr", "pt")
 
 
@@ -41,9 +76,7 @@ def make_records(count: int, seed: int = 7) -> list[Record]:
         title = " ".join(rng.choices(WORDS, k=rng.randint(30, 50) if long_title else rng.randint(6, 14)))
         if index % 50 == 0:
             title = "持続可能な開発のためのデータに関する地域会議" * rng.randint(1, 8)
-        people = [
-            {"name": f"Person {n}", "handles": {"x": f"@person_{index}_{n}"}} for n in range(rng.randint(0, 4))
-        ]
+        people = [{"name": f"Person {n}", "handles": {"x": f"@person_{index}_{n}"}} for n in range(rng.randint(0, 4))]
         records.append(
             Record.model_validate(
                 {
@@ -71,11 +104,11 @@ def main() -> None:
         site["utm"] = {"enabled": True}
     settings = Settings.model_validate(site)
     records = make_records(args.count)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     posts = [post for record in records for post in render_posts(record, settings)]
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     cut = sum(1 for p in posts if "…" in p.text)
-    print(f"{len(posts)} posts of {len(records)} records in {elapsed:.2f} s ({cut} shortened)")
+    print(f"{len(posts)} posts of {len(records)} records in {elapsed:.2f} s ({cpu:.2f} s of CPU; {cut} shortened)")
 
     from twitter_text import parse_tweet
 

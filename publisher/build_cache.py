@@ -44,16 +44,22 @@ def digest(*parts: bytes | str) -> str:
     return h.hexdigest()[:32]
 
 
+# The modules a build's outputs depend on (channels, the store, the web side do not take part).
+_BUILD_CODE = ("records.py", "config.py", "templates.py", "errors.py", "build.py", "build_render.py")
+
+
 def code_digest() -> str:
-    """Changes when publisher's own code or default templates change (an upgrade, an edit)."""
+    """Changes when the code that renders, or a default template, changes (an upgrade, an edit)."""
     from publisher.templates import default_templates
 
+    package = Path(publisher.__file__).parent
+    paths = [package / name for name in _BUILD_CODE]
+    paths += sorted((package / "render").glob("*.py")) + sorted(default_templates().rglob("*"))
     h = hashlib.sha256(publisher.__version__.encode())
-    for folder in (Path(publisher.__file__).parent, default_templates()):
-        for path in sorted(folder.rglob("*")):
-            if path.suffix in (".py", ".mjml", ".txt", ".html") and path.is_file():
-                st = path.stat()
-                h.update(f"{path.relative_to(folder)}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+    for path in paths:
+        stat = file_stat(str(path))
+        if stat is not None:
+            h.update(f"{path.name}:{stat.size}:{stat.mtime_ns}\n".encode())
     return h.hexdigest()[:32]
 
 
@@ -199,23 +205,14 @@ class RecordFiles:
             self.changed = False
 
 
-class OutputRow(NamedTuple):
-    """One file of a record's outputs, as the cache keeps it."""
-
-    path: str
-    kind: str
-    format: str
-    network: str | None
-    length: int | None
-    limit: int | None
+# Plain tuples, not named ones: 100,000 of them unpickle four times faster.
+OutputRow = tuple[str, str, str, str | None, int | None, int | None]  # path, kind, format, network, length, limit
+FileInfo = tuple[int, int, str]  # size, mtime_ns, digest of a file a build wrote
 
 
-class FileInfo(NamedTuple):
-    """A file a build wrote: enough to know it is still what was written."""
-
-    size: int
-    mtime_ns: int
-    digest: str
+def unchanged_since(info: FileInfo, stat: FileStat | None) -> bool:
+    """Whether a file still has the size and mtime it had when a build wrote it."""
+    return stat is not None and stat.size == info[0] and stat.mtime_ns == info[1]
 
 
 @dataclass

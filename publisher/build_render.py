@@ -22,7 +22,7 @@ from typing import Any
 
 import jinja2
 
-from publisher.build_cache import FileInfo, FileStat, Source, digest, file_stat, now_ns
+from publisher.build_cache import FileInfo, FileStat, Source, digest, file_stat, now_ns, unchanged_since
 from publisher.config import Settings
 from publisher.errors import InvalidInput, Problem, relative
 from publisher.records import Record, load_record
@@ -261,8 +261,8 @@ def produce(items: Sequence[Work]) -> list[Produced]:
             if job.write:
                 changed, info = write_file(str(job.out / output.path), content, work.known.get(output.path))
             else:
-                changed, info = False, FileInfo(len(content), 0, digest(content))
-            files.append((output.done(info.digest, changed=changed), info))
+                changed, info = False, (len(content), 0, digest(content))
+            files.append((output.done(info[2], changed=changed), info))
         done.append(Produced(work.source.id, files, []))
     return done
 
@@ -275,10 +275,8 @@ def write_file(target: str, content: bytes, known: FileInfo | None = None) -> tu
     file is written in place; an existing one is replaced atomically.
     """
     new_digest = digest(content)
-    if known is not None and known.digest == new_digest:
-        stat = file_stat(target)
-        if stat is not None and (stat.size, stat.mtime_ns) == (known.size, known.mtime_ns):
-            return False, known
+    if known is not None and known[2] == new_digest and unchanged_since(known, file_stat(target)):
+        return False, known
     try:
         return True, _create(target, content, new_digest)
     except FileExistsError:
@@ -286,7 +284,7 @@ def write_file(target: str, content: bytes, known: FileInfo | None = None) -> tu
     with open(target, "rb") as f:
         if f.read() == content:
             st = os.fstat(f.fileno())
-            return False, FileInfo(st.st_size, st.st_mtime_ns, new_digest)
+            return False, (st.st_size, st.st_mtime_ns, new_digest)
     folder, _, name = target.rpartition("/")
     tmp = f"{folder}/.{name}.{os.getpid()}.tmp"
     info = _create(tmp, content, new_digest, exclusive=False)
@@ -305,4 +303,4 @@ def _create(target: str, content: bytes, content_digest: str, *, exclusive: bool
         f.write(content)
         f.flush()
         st = os.fstat(fd)
-    return FileInfo(st.st_size, st.st_mtime_ns, content_digest)
+    return (st.st_size, st.st_mtime_ns, content_digest)

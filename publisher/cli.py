@@ -117,10 +117,10 @@ def new(c: Context, title: str, now_text: str | None) -> None:
 def check(c: Context) -> None:
     """Validate records, config and templates; render everything in memory.  Example: publisher check"""
     from publisher.check import check_everything
-    from publisher.records import record_files
+    from publisher.records import record_names
 
     site = c.site
-    with _progress(c, len(record_files(site.events))) as progress:
+    with _progress(c, len(record_names(site.events))) as progress:
         summary = check_everything(site, progress)
     c.emit(f"ok: {summary['records']} records, {summary['outputs']} outputs render", {"ok": True, **summary})
 
@@ -131,10 +131,10 @@ def check(c: Context) -> None:
 def build(c: Context, out: Path | None) -> None:
     """Write feeds, newsletter issues and posts.  Example: publisher build --out public"""
     from publisher.build import build as run_build
-    from publisher.records import record_files
+    from publisher.records import record_names
 
     site = c.site
-    with _progress(c, len(record_files(site.events))) as progress:
+    with _progress(c, len(record_names(site.events))) as progress:
         manifest = run_build(site, out, progress=progress)
     click.echo(manifest.to_json() if c.as_json else "\n".join(manifest.report()))
 
@@ -143,7 +143,10 @@ def build(c: Context, out: Path | None) -> None:
 @click.option("--now", "now_text", help="Show the plan as of this time (ISO, with offset).")
 @pass_context
 def plan(c: Context, now_text: str | None) -> None:
-    """The timeline: each dispatch's id, due time, channel, records and state.  Example: publisher plan --now 2018-02-09T09:00+01:00"""
+    """The timeline: each dispatch's id, due time, channel, records and state.
+
+    Example: publisher plan --now 2018-02-09T09:00+01:00
+    """
     from publisher.status import open_runner, plan_lines, render_lines
     from publisher.store import open_store
 
@@ -166,6 +169,7 @@ def run(c: Context, once: bool, now_text: str | None) -> None:
 
     from publisher.dispatch import shifted_clock
     from publisher.scheduler import run_forever, run_once
+    from publisher.status import outcome_line, progress_bar
 
     now = parse_now(now_text)
     clock = shifted_clock(now)
@@ -175,22 +179,28 @@ def run(c: Context, once: bool, now_text: str | None) -> None:
     def report(outcome: Any) -> None:
         outcomes.append(outcome)
         if not c.as_json:
-            click.echo(_outcome_line(outcome))
+            click.echo(outcome_line(outcome))
+        if outcome.error:
+            click.echo(f"Error: dispatch {outcome.dispatch_id} ({outcome.channel}): {outcome.error}", err=True)
 
-    if not once:
-        click.echo(f"publisher run: clock started for {c.site.root} (Ctrl-C or SIGTERM to stop)", err=True)
-        run_forever(c.site, clock, on_outcome=report)
-        return
-    for outcome in run_once(c.site, now, clock):
-        report(outcome)
-    sent = sum(o.counts.get("sent", 0) for o in outcomes)
-    failed = sum(v for o in outcomes for k, v in o.counts.items() if k.startswith("failed"))
+    with progress_bar(not c.as_json and sys.stderr.isatty()) as progress:
+        if not once:
+            click.echo(f"publisher run: clock started for {c.site.root} (Ctrl-C or SIGTERM to stop)", err=True)
+            run_forever(c.site, clock, on_outcome=report, on_progress=progress)
+            return
+        run_once(c.site, now, clock, on_outcome=report, on_progress=progress)
+    sent = sum(o.sent_now for o in outcomes)
+    failed = sum(1 for o in outcomes if o.error or o.state in ("failed", "unknown"))
     skipped = sum(1 for o in outcomes if o.state == "skipped")
     elapsed = time.monotonic() - started
     rate = sent / elapsed if elapsed > 0 else 0.0
-    summary = f"{len(outcomes)} dispatches: {sent} sent, {failed} failed, {skipped} skipped in {elapsed:.1f} s ({rate:.0f}/s)"
-    c.emit(summary, {"dispatches": [vars(o) for o in outcomes], "sent": sent, "failed": failed, "skipped": skipped})
-    if any(o.state in ("failed", "unknown") for o in outcomes):
+    summary = (
+        f"{len(outcomes)} dispatches: {sent} messages sent, {failed} failed, {skipped} skipped "
+        f"in {elapsed:.1f} s ({rate:.0f}/s)"
+    )
+    data = {"dispatches": [vars(o) for o in outcomes], "sent": sent, "failed": failed, "skipped": skipped}
+    c.emit(summary, data)
+    if failed:
         sys.exit(1)
 
 
@@ -205,7 +215,10 @@ def _outcome_line(outcome: Any) -> str:
 @click.option("--now", "now_text", help="Date the message as of this time (ISO, with offset).")
 @pass_context
 def send(c: Context, issue: str, address: str, now_text: str | None) -> None:
-    """A test send of one newsletter issue (a record id) to one address.  Example: publisher send 2018-02-09-paris --to me@example.org"""
+    """A test send of one newsletter issue (a record id) to one address, outside the ledger.
+
+    Example: publisher send 2018-02-09-paris --to me@example.org
+    """
     from publisher.dispatch_email import test_send
     from publisher.render.email import render_issue
 
@@ -227,24 +240,21 @@ def send(c: Context, issue: str, address: str, now_text: str | None) -> None:
 @pass_context
 def resend(c: Context, dispatch_id: str, failed_only: bool, now_text: str | None) -> None:
     """Send a dispatch again to its failed recipients only.  Example: publisher resend 3f2a9c1d0b7e6a54 --failed"""
-    from publisher.dispatch import execute, shifted_clock
-    from publisher.status import open_runner
+    from publisher.dispatch import resend_failed, shifted_clock
+    from publisher.status import open_runner, outcome_line
     from publisher.store import open_store
-    from publisher.timeline import plan as make_plan
 
     now = parse_now(now_text)
     store = open_store(c.site.database_url)
     try:
         runner = open_runner(c.site, store, now)
         runner.clock = shifted_clock(now)
-        wanted = next((d for d in make_plan(runner.records, c.site.settings, now, lookback=_YEARS) if d.id == dispatch_id), None)
-        if wanted is None or store.get_dispatch(dispatch_id) is None:
-            _bad_flag("DISPATCH", f"no dispatch {dispatch_id!r} in the store (see `publisher plan`)")
-        reset = store.reset_failed(dispatch_id, now)
-        outcome = execute(runner, wanted)
+        reset, outcome = resend_failed(runner, dispatch_id)
     finally:
         store.close()
-    c.emit(f"{reset} failed recipients retried\n{_outcome_line(outcome)}", {"reset": reset, "outcome": vars(outcome)})
+    c.emit(f"{reset} failed recipients retried\n{outcome_line(outcome)}", {"reset": reset, "outcome": vars(outcome)})
+    if outcome.error:
+        raise WorkFailed(f"dispatch {outcome.dispatch_id} ({outcome.channel}): {outcome.error}")
 
 
 @cli.command()
@@ -336,7 +346,8 @@ def subscribers_import(c: Context, csv_file: Path, lists: tuple[str, ...], now_t
         f"{result.added} added, {result.updated} updated, {result.unchanged} unchanged, "
         f"{result.skipped} left unsubscribed, {len(result.problems)} bad rows"
     )
-    c.emit(summary, {**{k: v for k, v in vars(result).items() if k != "problems"}, "problems": [str(p) for p in result.problems]})
+    counts = {k: v for k, v in vars(result).items() if k != "problems"}
+    c.emit(summary, {**counts, "problems": [str(p) for p in result.problems]})
     if result.problems:
         sys.exit(2)
 
@@ -355,7 +366,10 @@ def subscribers_list(c: Context, list_name: str | None, status: str | None) -> N
     finally:
         store.close()
     lines = [f"{p.email}\t{p.name or ''}\t{p.language or ''}\t{';'.join(p.lists)}\t{p.status}" for p in people]
-    data = [{"email": p.email, "name": p.name, "language": p.language, "lists": list(p.lists), "status": p.status} for p in people]
+    data = [
+        {"email": p.email, "name": p.name, "language": p.language, "lists": list(p.lists), "status": p.status}
+        for p in people
+    ]
     c.emit("\n".join(lines) or "no subscribers", {"subscribers": data})
 
 
@@ -364,7 +378,10 @@ def subscribers_list(c: Context, list_name: str | None, status: str | None) -> N
 @click.option("--now", "now_text", help="The time (ISO, with offset; default: now).")
 @pass_context
 def subscribers_remove(c: Context, email: str, now_text: str | None) -> None:
-    """Unsubscribe someone (kept as a suppression so no import brings them back).  Example: publisher subscribers remove ana@example.org"""
+    """Unsubscribe someone (kept as a suppression so no import brings them back).
+
+    Example: publisher subscribers remove ana@example.org
+    """
     from publisher import subscribers
 
     store = _store(c)

@@ -9,6 +9,7 @@ read-only one with a plain ``BEGIN``. PostgreSQL runs as it is, READ COMMITTED.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,6 +27,7 @@ from publisher.errors import WorkFailed
 SUPPORTED = ("sqlite", "postgresql")
 _READ_ONLY = "publisher_read_only"
 BUSY_TIMEOUT_MS = 30_000
+_MIGRATING = threading.Lock()
 
 
 def shown_url(url: str | URL) -> str:
@@ -85,10 +87,15 @@ def create_engine(url: str) -> sa.Engine:
 
 
 def migrate(engine: sa.Engine) -> None:
-    """Bring the schema to the newest revision (nothing to do when it is there)."""
+    """Bring the schema to the newest revision (nothing to do when it is there).
+
+    Processes are kept apart by the database (SQLite's write lock, a PostgreSQL
+    advisory lock in env.py); threads of one process by `_MIGRATING`, as
+    Alembic's `context` is one global per process.
+    """
     config = Config()
     config.set_main_option("script_location", "publisher:migrations")
-    with engine.begin() as connection:
+    with _MIGRATING, engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
 

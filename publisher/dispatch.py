@@ -26,6 +26,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from publisher.config import Site
 from publisher.errors import InvalidInput, Problem, PublisherError
@@ -193,7 +194,7 @@ def dispatch_of(site: Site, row: DispatchRow) -> Dispatch:
     """A stored dispatch as a plan entry (for `resend`: its record may have left the plan since)."""
     keys = [rule_key(rule, site.settings) for rule in site.settings.timeline]
     index = keys.index(row.rule_key) if row.rule_key in keys else -1
-    kind = "single" if len(row.record_ids) == 1 and "cron(" not in row.rule_key else "digest"
+    kind: Literal["single", "digest"] = "digest" if "cron(" in row.rule_key else "single"
     return Dispatch(
         id=row.id,
         rule_index=index,
@@ -217,7 +218,8 @@ def resend_failed(runner: Runner, dispatch_id: str) -> tuple[int, Outcome]:
     store = runner.store
     row = store.get_dispatch(dispatch_id)
     if row is None:
-        raise InvalidInput([Problem("command line", 1, "DISPATCH", f"no dispatch {dispatch_id!r} (see `publisher plan`)")])
+        message = f"no dispatch {dispatch_id!r} (see `publisher plan`)"
+        raise InvalidInput([Problem("command line", 1, "DISPATCH", message)])
     if row.started_at is None:
         message = f"{dispatch_id} has not started ({row.state}): nothing failed yet"
         raise InvalidInput([Problem("command line", 1, "DISPATCH", message)])

@@ -30,9 +30,9 @@ from publisher import recipients, subscribers
 from publisher.channels.email import AuthenticationFailed, EmailChannel, SendResult, retry_delay
 from publisher.config import Site
 from publisher.dispatch import Outcome, Runner, duration, final_state
-from publisher.errors import ChannelError, HeaderInjection, InvalidInput, Problem, WorkFailed
+from publisher.errors import ChannelError, InvalidInput, Problem, WorkFailed
 from publisher.ledger import Delivery, SentMessage
-from publisher.letters import Letters, PreparedMessage
+from publisher.letters import Letters
 from publisher.marks import SentMarks
 from publisher.render.email import Issue, render_issue
 from publisher.timeline import Dispatch
@@ -92,7 +92,7 @@ class _Feed:
         self.rng = random.Random()
         self.done = 0
 
-    def items(self) -> Iterator[tuple[int, PreparedMessage, str]]:
+    def items(self) -> Iterator[tuple[int, bytes, str]]:
         runner, store = self.runner, self.store
         while not runner.stopping():
             batch = store.claim(self.dispatch.id, BATCH, runner.worker, runner.clock(), LEASE_SECONDS)
@@ -112,7 +112,7 @@ class _Feed:
                 self.handed[row.id] = row
                 yield row.id, message, row.target
 
-    def _letter(self, target: str, contact: recipients.Contact | None) -> tuple[PreparedMessage | None, str]:
+    def _letter(self, target: str, contact: recipients.Contact | None) -> tuple[bytes | None, str]:
         """The message for `target`, or None and why it must not be sent (anymore)."""
         if contact is None:
             return None, "not sent: no longer a subscriber"
@@ -121,7 +121,7 @@ class _Feed:
             return None, why
         try:
             return self.letters.letter(target, contact.name, self.runner.clock()), ""
-        except HeaderInjection as exc:
+        except ValueError as exc:  # HeaderInjection among them: a value that cannot go in a header
             return None, f"not sent: {exc}"
 
     def record(self, key: int, result: SendResult) -> None:
@@ -133,8 +133,8 @@ class _Feed:
         elif result.outcome == "auth" or result.stage == "queued":  # never really tried: nobody's attempt is spent
             store.release(self.runner.worker, now, ids=[row.id])
         elif result.retryable:
-            wait = max(MIN_RETRY_SECONDS, retry_delay(max(row.attempts, 1), self.rng))
-            store.mark_failed(row.id, now, permanent=False, reply=reply, next_attempt_at=now + dt.timedelta(seconds=wait))
+            wait = dt.timedelta(seconds=max(MIN_RETRY_SECONDS, retry_delay(max(row.attempts, 1), self.rng)))
+            store.mark_failed(row.id, now, permanent=False, reply=reply, next_attempt_at=now + wait)
         else:
             store.mark_failed(row.id, now, permanent=True, reply=reply)
             if result.recipient_refused:
@@ -182,22 +182,30 @@ def _finish(runner: Runner, d: Dispatch, error: ChannelError | None, *, sent_now
     store, now = runner.store, runner.clock()
     row = store.get_dispatch(d.id)
     budget = runner.site.settings.email.retry_budget
-    spent = row is not None and row.started_at is not None and (now - row.started_at).total_seconds() > budget
+    counts = store.counts(d.id)
+    late = row is not None and row.started_at is not None and (now - row.started_at).total_seconds() > budget
+    spent = late and any(counts[state] for state in WAITING)
     if spent:
         store.give_up(d.id, now, reply=f"gave up after the retry budget of {duration(budget)}")
-    counts = store.counts(d.id)
+        counts = store.counts(d.id)
     state = final_state(counts)
     retry_at = store.next_retry(d.id)
     if counts["pending"] or counts["sending"]:
         retry_at = now + SERVER_RETRY if error is not None else now
-    shown = {name: number for name, number in counts.items() if number}
-    note = ", ".join(f"{number} {name}" for name, number in shown.items()) or "no active subscribers on the list"
-    if error is not None:
-        note = f"{note}; {error}"
-        if isinstance(error, AuthenticationFailed) or error.permanent or spent:
-            state, retry_at = "failed", None
+    if error is not None and (isinstance(error, AuthenticationFailed) or error.permanent or spent):
+        state = "failed"
     if state in ("sent", "failed", "unknown"):
         retry_at = None
+    notes = []
+    if not sum(counts.values()):
+        notes.append("no active subscribers on the list")
+    if spent:
+        notes.append(f"retries stopped after the retry budget of {duration(budget)}")
+    if retry_at is not None:
+        notes.append(f"next attempt at {retry_at:%Y-%m-%d %H:%M:%S} UTC")
+    if error is not None:
+        notes.append(str(error))
+    note = "; ".join(notes)
     store.set_dispatch_state(d.id, state, now, note=note, counts=counts, next_attempt_at=retry_at)
     return Outcome(d.id, d.channel, state, counts, note, error=str(error) if error else None, sent_now=sent_now)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from publisher.channels.social import AuthFailed, OutboxChannel, Published, SocialChannel, credentials
+from publisher.channels.social import AuthFailed, Published, SocialChannel, credentials
 from publisher.config import Site
 from publisher.dispatch import Outcome, Runner
 from publisher.errors import WorkFailed
@@ -22,30 +22,28 @@ from publisher.timeline import Dispatch
 RETRY_AFTER = dt.timedelta(minutes=5)
 
 
-def outbox(site: Site, network: str) -> OutboxChannel:
-    return OutboxChannel(network, site.root / "outbox" / "posts" / network)
-
-
 def is_outbox(site: Site, network: str) -> bool:
     """True when the network's credentials are missing: posts only land in the outbox."""
     return credentials(network, site.env) is None
 
 
+_OPEN: dict[tuple[str, str], SocialChannel] = {}
+
+
 def open_channel(site: Site, network: str) -> SocialChannel:
-    """The network's real channel when its credentials are set, else its outbox."""
-    if is_outbox(site, network):
-        return outbox(site, network)
-    if network == "x":
+    """The network's channel (its outbox without credentials), one per process and site.
+
+    Reusing it keeps one login: Bluesky allows 30 logins per 5 minutes per handle.
+    """
+    key = (str(site.root), network)
+    if key not in _OPEN:
+        from publisher.channels.bluesky import open_bluesky
+        from publisher.channels.mastodon import open_mastodon
         from publisher.channels.x import open_x
 
-        return open_x(site)
-    if network == "mastodon":
-        from publisher.channels.mastodon import open_mastodon
-
-        return open_mastodon(site)
-    from publisher.channels.bluesky import open_bluesky
-
-    return open_bluesky(site)
+        openers = {"x": open_x, "mastodon": open_mastodon, "bluesky": open_bluesky}
+        _OPEN[key] = openers[network](site)
+    return _OPEN[key]
 
 
 def post_for(runner: Runner, d: Dispatch) -> Post:
@@ -84,6 +82,11 @@ def _settle(runner: Runner, d: Dispatch, row_id: int, published: Published) -> O
             note = f"already published (the network refused a duplicate) {note}".strip()
         store.mark_sent_each([SentMessage(row_id, remote_id=first_id, remote_url=published.url, reply=note)], now)
         state, fields = "sent", {"result_id": first_id, "result_url": published.url}
+    elif published.outcome == "unknown" and published.retryable:
+        retry_at = now + RETRY_AFTER
+        store.mark_failed(row_id, now, permanent=False, reply=published.message, next_attempt_at=retry_at)
+        note = f"outcome unknown; the network makes a retry safe, retrying at {retry_at.isoformat()}"
+        state, fields = "due", {"next_attempt_at": retry_at}
     elif published.outcome == "unknown":
         store.mark_unknown(row_id, now, reply=published.message)
         note = f"outcome unknown, not retried: {published.message}".strip()

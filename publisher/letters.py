@@ -15,8 +15,8 @@ package, a header holding one long URL comes out as RFC 2047 encoded words,
 which mail clients do not read as a URL. Here it is folded only after the
 comma between its two URIs.
 
-The channel sends a `PreparedMessage` as it is (it asks a message for its
-bytes, and for From and Message-ID); DKIM signing still happens there.
+The channel sends such bytes as they are (it reads From and Message-ID from
+them); DKIM signing still happens there.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ from collections.abc import Mapping
 from email.message import EmailMessage
 from email.policy import SMTP, SMTPUTF8, Policy
 from email.utils import format_datetime
-from typing import Any
 from urllib.parse import urlsplit
 
 from publisher.config import Site
@@ -54,27 +53,6 @@ def message_id(dispatch_id: str, email: str, host: str) -> str:
     return f"<{dispatch_id}.{digest}@{host}>"
 
 
-class PreparedMessage(EmailMessage):
-    """A message already in its wire form (CRLF lines): `as_bytes` gives it as it is."""
-
-    def __init__(self, data: bytes, headers: Mapping[str, str]) -> None:
-        super().__init__()
-        self.data = data
-        self._headers = {name.lower(): value for name, value in headers.items()}
-
-    def get(self, name: str, failobj: Any = None) -> Any:  # the few headers a channel asks for
-        return self._headers.get(name.lower(), failobj)
-
-    def __getitem__(self, name: str) -> Any:
-        return self._headers.get(name.lower())
-
-    def as_bytes(self, unixfrom: bool = False, policy: Policy | None = None) -> bytes:
-        return self.data
-
-    def __bytes__(self) -> bytes:
-        return self.data
-
-
 def _quoted_printable(text: str) -> bytes:
     encoded = binascii.b2a_qp(text.encode("utf-8"), istext=True)
     if not encoded.endswith(b"\n"):
@@ -84,7 +62,9 @@ def _quoted_printable(text: str) -> bytes:
 
 def _base64(html: str) -> bytes:
     flat = binascii.b2a_base64(html.encode("utf-8"), newline=False)
-    return b"".join(flat[start : start + 76] + b"\r\n" for start in range(0, len(flat), 76))
+    if not flat:
+        return b""
+    return b"\r\n".join([flat[start : start + 76] for start in range(0, len(flat), 76)]) + b"\r\n"
 
 
 _ENCODE = {"text": _quoted_printable, "html": _base64}
@@ -146,6 +126,9 @@ class Letters:
         if news.reply_to:
             self.common = {"Reply-To": news.reply_to, **self.common}
         self._templates: dict[bool, _Template] = {}
+        # The mailto URI is the same for everyone: checked once, here.
+        sample = list_unsubscribe_headers(self.unsubscribe_link("check@example.org"), self.mailto)
+        self._mailto_uri = sample["List-Unsubscribe"].partition(", ")[2]
 
     def unsubscribe_link(self, email: str) -> str:
         return unsubscribe_url(self.site.settings.site.url, make_token(self.secret, email, self.list_name))
@@ -156,14 +139,18 @@ class Letters:
         html, text = personalise(self.issue, name=name, unsubscribe_url=link, email=email)
         return self._build(email, html, text, self._headers(link), message_id(self.dispatch_id, email, self.host), date)
 
-    def letter(self, email: str, name: str, date: dt.datetime) -> PreparedMessage:
-        """One recipient's message, ready to send (raises HeaderInjection on a line break in a header)."""
+    def letter(self, email: str, name: str, date: dt.datetime) -> bytes:
+        """One recipient's message in wire form (CRLF lines), ready to send.
+
+        Raises HeaderInjection on a line break in a header value.
+        """
+        check_header("To", email)
         link = self.unsubscribe_link(email)
         html, text = personalise(self.issue, name=name, unsubscribe_url=link, email=email)
         headers = self._headers(link)
         ident = message_id(self.dispatch_id, email, self.host)
         when = format_datetime(date)
-        for header, value in (("To", email), ("Date", when), ("Message-ID", ident), *headers.items()):
+        for header, value in (("Date", when), ("Message-ID", ident), *headers.items()):
             check_header(header, value)
         unicode = not email.isascii()
         unsubscribe = _fold_uris("List-Unsubscribe", headers["List-Unsubscribe"])
@@ -175,11 +162,17 @@ class Letters:
             "text": _quoted_printable(text),
             "html": _base64(html),
         }
-        data = self._template(unicode).fill(values)
-        return PreparedMessage(data, {"From": self.sender, "To": email, "Message-ID": ident})
+        return self._template(unicode).fill(values)
 
     def _headers(self, link: str) -> dict[str, str]:
-        return {**self.common, **list_unsubscribe_headers(link, self.mailto)}
+        """Reply-To, List-Id, List-Unsubscribe (URL, then mailto) and List-Unsubscribe-Post.
+
+        The same as `list_unsubscribe_headers` gives (a test checks), without checking the
+        constant mailto part again for every recipient: the link is the site's URL and a
+        URL-safe token, and `letter` still refuses a line break in any header.
+        """
+        uris = f"<{link}>, {self._mailto_uri}" if self._mailto_uri else f"<{link}>"
+        return {**self.common, "List-Unsubscribe": uris, "List-Unsubscribe-Post": ONE_CLICK}
 
     def _build(
         self, to: str, html: str, text: str, headers: Mapping[str, str], ident: str, date: dt.datetime

@@ -400,16 +400,16 @@ def shown_paths(events: Path, root: Path | None, names: list[tuple[str, bool]]) 
     """`relative(events / name, root)` for every file, resolving the folder once rather than every file."""
     if root is None:
         return [str(events / name) for name, _ in names]
-    folder, root_resolved = events.resolve(), root.resolve()
+    try:
+        prefix = str(events.resolve().relative_to(root.resolve()))
+    except ValueError:  # the folder is outside the site: paths as given
+        return [relative(events / name, root) for name, _ in names]
     shown = []
     for name, plain in names:
         if not plain:  # a symlink on the way: resolve this one
             shown.append(relative(events / name, root))
-            continue
-        try:
-            shown.append(str((folder / name).relative_to(root_resolved)))
-        except ValueError:
-            shown.append(str(events / name))
+        else:
+            shown.append(name if prefix == "." else f"{prefix}/{name}")
     return shown
 
 

@@ -1,16 +1,27 @@
-"""What `publisher plan` shows: every dispatch with its state, counts and why."""
+"""What `publisher plan` shows: every dispatch with its state, counts and why.
+
+Reading the plan changes nothing: the states shown for dispatches that have
+not started are what `run` would do at `now` (due, or skipped and why); the
+others come from the store, with the ledger's counts. Dispatches that have
+started and since left the plan (their record changed or went) are listed too:
+history stays.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from publisher import subscribers
+from publisher import recipients
 from publisher.config import Site
-from publisher.dispatch import Runner, current_plan, skip_reason
-from publisher.store import Store
+from publisher.dispatch import Outcome, Runner, dispatch_of, skip_reason
+from publisher.store import DispatchRow, Store
+from publisher.timeline import LOOKBACK, Dispatch, plan
+
+NOT_STARTED = frozenset({"planned", "approved", "waiting_review", "due"})
 
 
 @dataclass(frozen=True)
@@ -50,41 +61,54 @@ def outbox_note(site: Site, channel: str) -> str | None:
     return None
 
 
+def _state(runner: Runner, d: Dispatch, row: DispatchRow | None, now: dt.datetime) -> tuple[str, str]:
+    """The state to show and why: the store's once started, else what `run` would do at `now`."""
+    if row is not None and (row.started_at is not None or row.state not in NOT_STARTED):
+        return row.state, row.note or ""
+    state = row.state if row is not None else ("waiting_review" if d.review else "planned")
+    if state == "waiting_review":
+        return state, f"held for review: publisher approve {d.id}"
+    if d.due <= now:
+        reason = skip_reason(runner, d, now)
+        return ("skipped", reason) if reason else ("due", "")
+    if not d.record_ids:
+        return state, f"nothing to send yet: {d.note}"
+    return state, ""
+
+
 def plan_lines(runner: Runner, now: dt.datetime) -> list[PlanLine]:
-    """The plan at `now`, with what the store knows of each dispatch."""
+    """The plan at `now`, with what the store knows of each dispatch. Writes nothing."""
     site, store = runner.site, runner.store
-    zone = site.settings.site.zone
-    lines = []
+    dispatches = plan(runner.records, site.settings, now)
+    rows = {row.id: row for row in store.list_dispatches(due_from=now - LOOKBACK)}
+    planned = {d.id for d in dispatches}
+    history = [dispatch_of(site, row) for row in rows.values() if row.started_at and row.id not in planned]
+    notes = {channel: outbox_note(site, channel) for channel in {d.channel for d in (*dispatches, *history)}}
     audience: dict[str, int] = {}
-    notes = {c: outbox_note(site, c) for c in ("email", "feeds", "x", "mastodon", "bluesky")}
-    for d in current_plan(runner, now):
-        row = store.get_dispatch(d.id)
-        state = row.state if row else "planned"
-        note = (row.note if row else None) or d.note or ""
-        if state in ("planned", "approved") and d.due <= now:
-            reason = skip_reason(runner, d, now)
-            state, note = ("skipped", reason) if reason else ("due", note)
-        elif state == "planned" and not d.record_ids:
-            state, note = "skipped", d.note
-        recipients = None
-        if d.channel == "email" and d.list:
-            if d.list not in audience:
-                audience[d.list] = subscribers.recipient_count(store, d.list)
-            counts = store.counts(d.id)
-            recipients = sum(counts.values()) if counts else audience[d.list]
-        target = d.list or ("site feeds" if d.channel == "feeds" else d.channel)
+    lines = []
+    for d in sorted((*dispatches, *history), key=lambda one: (one.due, one.id)):
+        row = rows.get(d.id)
+        state, note = _state(runner, d, row, now)
+        counts = store.counts(d.id) if row is not None and row.started_at is not None else {}
+        count = None
+        if d.channel == "email":
+            list_name = d.list or site.settings.newsletter.lists[0]
+            if sum(counts.values()):
+                count = sum(counts.values())
+            else:
+                count = audience.setdefault(list_name, recipients.audience_size(store, list_name))
         lines.append(
             PlanLine(
                 id=d.id,
                 due=d.due,
-                due_local=d.due.astimezone(zone),
+                due_local=d.due.astimezone(site.settings.site.zone),
                 channel=d.channel,
                 records=d.record_ids,
-                target=target,
+                target=d.list or ("site feeds" if d.channel == "feeds" else d.channel),
                 state=state,
                 note=note,
-                recipients=recipients,
-                counts=store.counts(d.id),
+                recipients=count,
+                counts=counts,
                 outbox=notes.get(d.channel),
                 url=row.result_url if row else None,
             )
@@ -102,16 +126,18 @@ def render_lines(lines: Sequence[PlanLine]) -> str:
         what = ", ".join(line.records) or "-"
         extra = []
         if line.recipients is not None:
-            extra.append(f"{line.recipients} recipients")
-        if line.counts:
-            extra.append(" ".join(f"{k}={v}" for k, v in sorted(line.counts.items())))
+            extra.append(f"{line.recipients} recipient{'s' if line.recipients != 1 else ''}")
+        shown = {state: number for state, number in line.counts.items() if number}
+        if shown:
+            extra.append(" ".join(f"{state}={number}" for state, number in shown.items()))
         if line.note:
             extra.append(line.note)
         if line.url:
             extra.append(line.url)
         if line.outbox:
             extra.append(line.outbox)
-        out.append(f"{line.id}  {when}  {line.channel:<8} {line.target:<10} {line.state:<14} {what}")
+        state = line.state.replace("_", " ")
+        out.append(f"{line.id}  {when}  {line.channel:<8} {line.target:<10} {state:<14} {what}")
         out.extend(f"    {e}" for e in extra)
     return "\n".join(out)
 
@@ -120,3 +146,30 @@ def open_runner(site: Site, store: Store, now: dt.datetime) -> Runner:
     from publisher.records import load_records
 
     return Runner(site, store, load_records(site.events, site.root), lambda: now)
+
+
+def outcome_line(outcome: Outcome) -> str:
+    """One dispatch run as `publisher run` prints it: id, channel, state, the ledger's counts, the note."""
+    counts = " ".join(f"{state}={number}" for state, number in outcome.counts.items() if number)
+    return f"{outcome.dispatch_id}  {outcome.channel:<8} {outcome.state:<12} {counts}  {outcome.note}".rstrip()
+
+
+@contextmanager
+def progress_bar(enabled: bool) -> Iterator[Callable[[str, int, int], None] | None]:
+    """A rich progress bar for long sends (on a terminal), as a `Runner.on_progress` callback."""
+    if not enabled:
+        yield None
+        return
+    from rich.progress import Progress
+
+    bars: dict[str, Any] = {}
+    with Progress(transient=True) as progress:
+
+        def update(dispatch_id: str, done: int, total: int) -> None:
+            if total < 500:
+                return
+            if dispatch_id not in bars:
+                bars[dispatch_id] = progress.add_task(f"sending {dispatch_id}", total=total)
+            progress.update(bars[dispatch_id], completed=done, total=total)
+
+        yield update

@@ -37,8 +37,14 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 from wsgiref.types import StartResponse, WSGIEnvironment
 
 from publisher import subscribers
+from publisher.channels.email import EmailChannel
 from publisher.config import Site
+from publisher.dispatch_email import signing_secret
 from publisher.errors import InvalidInput, PublisherError
+from publisher.status import open_runner, plan_lines
+from publisher.store import DispatchRow, PlannedDispatch, open_store
+from publisher.timeline import plan
+from publisher.unsubscribe import verify_token
 from publisher.web_http import (
     PREVIEW_POLICY,
     FormTooLarge,
@@ -94,7 +100,7 @@ def _not_found(ctx: WebContext) -> Response:
 def home(ctx: WebContext, request: Request) -> Response:
     feeds = [(f"/feeds/{name}", label) for name, label in (("atom.xml", "Atom"), ("rss.xml", "RSS"))]
     available = [(href, label) for href, label in feeds if (ctx.out / href.lstrip("/")).is_file()]
-    return ctx.page("home.html", title=ctx.site.settings.site.title, feeds=available)
+    return ctx.page("home.html", title="Newsletters and feeds", feeds=available)
 
 
 # --- one-click unsubscribe ---------------------------------------------------------------------------
@@ -102,9 +108,6 @@ def home(ctx: WebContext, request: Request) -> Response:
 
 def unsubscribe_secret(ctx: WebContext) -> str | None:
     """The secret the unsubscribe links were signed with, as dispatch chose it (outbox mail included)."""
-    from publisher.channels.email import EmailChannel
-    from publisher.dispatch_email import signing_secret
-
     try:
         return signing_secret(ctx.site, EmailChannel.from_site(ctx.site))
     except InvalidInput:
@@ -112,8 +115,6 @@ def unsubscribe_secret(ctx: WebContext) -> str | None:
 
 
 def _unsubscriber(ctx: WebContext, token: str) -> tuple[str, str] | Response:
-    from publisher.unsubscribe import verify_token
-
     secret = unsubscribe_secret(ctx)
     found = verify_token(secret, token) if secret else None
     if found is None:
@@ -181,8 +182,6 @@ def _admin_refusal(ctx: WebContext, request: Request) -> Response | None:
 
 def admin_plan(ctx: WebContext, request: Request) -> Response:
     """GET /admin/plan: every dispatch, its state, and an Approve button for those waiting for review."""
-    from publisher.status import open_runner, plan_lines
-
     refusal = _admin_refusal(ctx, request)
     if refusal is not None:
         return refusal
@@ -194,6 +193,17 @@ def admin_plan(ctx: WebContext, request: Request) -> Response:
     return ctx.page("plan.html", title="Plan", lines=lines, now=ctx.local(now), local=ctx.local)
 
 
+def _planned_for_review(ctx: WebContext, dispatch_id: str, now: dt.datetime) -> DispatchRow | None:
+    """The store's row of `dispatch_id`; a dispatch only the plan knows yet is mirrored into the store first."""
+    store = ctx.store()
+    row = store.get_dispatch(dispatch_id)
+    if row is not None:
+        return row
+    runner = open_runner(ctx.site, store, now)
+    found = next((d for d in plan(runner.records, ctx.site.settings, now) if d.id == dispatch_id), None)
+    return None if found is None else store.upsert_dispatch(PlannedDispatch.of(found), now)
+
+
 def admin_approve(ctx: WebContext, request: Request, dispatch_id: str) -> Response:
     """POST /admin/approve/<id>: a dispatch waiting for review goes out at its due time."""
     refusal = _admin_refusal(ctx, request)
@@ -201,18 +211,21 @@ def admin_approve(ctx: WebContext, request: Request, dispatch_id: str) -> Respon
         return refusal
     if not same_origin(request, ctx.site_url):
         return ctx.message(403, "Not allowed", "Please use the button on the plan page.")
-    store, now = ctx.store(), ctx.now()
+    now = ctx.now()
     back = ("/admin/plan", "Back to the plan")
-    row = store.get_dispatch(dispatch_id)
+    try:
+        row = _planned_for_review(ctx, dispatch_id, now)
+    except PublisherError as exc:
+        return ctx.message(500, "The plan cannot be made", *str(exc).splitlines(), link=back)
     if row is None:
         return ctx.message(404, "No such dispatch", f"There is no dispatch {dispatch_id}.", link=back)
-    moved = row.state == "waiting_review" and store.set_dispatch_state(
+    moved = row.state == "waiting_review" and ctx.store().set_dispatch_state(
         dispatch_id, "approved", now, note="approved", expect=("waiting_review",), review_approved_at=now
     )
     if not moved:
-        return ctx.message(409, "Not waiting for review", f"{dispatch_id} is {row.state}.", link=back)
-    when = ctx.local(row.due)
-    return ctx.message(200, "Approved", f"{dispatch_id} goes out at its due time, {when}.", link=back)
+        state = row.state.replace("_", " ")
+        return ctx.message(409, "Not waiting for review", f"{dispatch_id} is {state}.", link=back)
+    return ctx.message(200, "Approved", f"{dispatch_id} goes out at its due time, {ctx.local(row.due)}.", link=back)
 
 
 # --- the application ---------------------------------------------------------------------------------
@@ -240,7 +253,7 @@ ROUTES = (
     _route("GET", r"/unsubscribe", unsubscribe_help),
     _route("GET", r"/unsubscribe/([^/]+)", unsubscribe_page),
     _route("POST", r"/unsubscribe/([^/]+)", unsubscribe),
-    _route("GET", r"/admin/?", lambda ctx, request: admin_plan(ctx, request)),
+    _route("GET", r"/admin/?", admin_plan),
     _route("GET", r"/admin/plan", admin_plan),
     _route("POST", r"/admin/approve/([^/]+)", admin_approve),
 )
@@ -264,7 +277,8 @@ class App:
             allowed.append(route.method)
         if allowed:
             methods = ", ".join(sorted({*allowed, "HEAD"} if "GET" in allowed else set(allowed)))
-            return self.ctx.message(405, "Not allowed", "This address does not take that.", headers=[("Allow", methods)])
+            allow = [("Allow", methods)]
+            return self.ctx.message(405, "Not allowed", "This address does not take that.", headers=allow)
         return _not_found(self.ctx)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
@@ -301,16 +315,23 @@ def redacted(text: str) -> str:
     return _TOKENS.sub(r"/\1/…", text)
 
 
+def _to_stderr(line: str) -> None:
+    sys.stderr.write(line + "\n")
+
+
 class _Server(socketserver.ThreadingMixIn, WSGIServer):
     daemon_threads = True
     allow_reuse_address = True
+    access_log: Callable[[str], None] | None = None  # None: standard error
 
 
 class _Handler(WSGIRequestHandler):
     timeout = 30  # a client that sends nothing does not hold a thread for ever
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002  (the base class's name)
-        sys.stderr.write(f"{self.address_string()} [{self.log_date_time_string()}] {redacted(format % args)}\n")
+    def log_message(self, format: str, *args: Any) -> None:
+        line = f"{self.address_string()} [{self.log_date_time_string()}] {redacted(format % args)}"
+        write = self.server.access_log if isinstance(self.server, _Server) else None
+        (write or _to_stderr)(line)
 
 
 def make_server(
@@ -321,16 +342,17 @@ def make_server(
     store_factory: StoreFactory | None = None,
     clock: Clock | None = None,
     out: Path | None = None,
+    access_log: Callable[[str], None] | None = None,
 ) -> WSGIServer:
     """A threading server for `site`, bound (port 0: any free port, see ``server.server_port``), not yet serving.
 
+    Each request is logged (tokens cut out) to `access_log`, by default standard error.
     ``server.get_app()`` is the `App`; close it after ``server.server_close()``.
     """
-    from publisher.store import open_store
-
     factory = store_factory or (lambda: open_store(site.database_url))
     app = make_app(site, factory, clock or (lambda: dt.datetime.now(dt.UTC)), out=out)
     server = _Server((host, port), _Handler)
+    server.access_log = access_log
     server.set_app(app)
     return server
 

@@ -24,7 +24,10 @@ from wsgiref.types import WSGIEnvironment
 MAX_FORM_BYTES = 16 * 1024
 MAX_FORM_FIELDS = 20
 # Our own pages: no script at all, inline style only, forms post back to us, never framed.
-PAGE_POLICY = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+PAGE_POLICY = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'"
+)
 # Newsletter previews are email HTML (remote images, inline styles): only scripts and plugins are shut out.
 PREVIEW_POLICY = "script-src 'none'; object-src 'none'; base-uri 'none'; form-action 'none'"
 

@@ -151,9 +151,7 @@ def subscribe(ctx: WebContext, request: Request) -> Response:
             _send_confirmation(ctx, email, list_name, token, expires, now)
         except PublisherError as exc:
             log.error("could not send a confirmation email: %s", exc)
-            return ctx.message(
-                503, "Please try again later", "We could not send the confirmation email just now."
-            )
+            return ctx.message(503, "Please try again later", "We could not send the confirmation email just now.")
     return ctx.page("check_inbox.html", title="Check your inbox", email=email, expires=ctx.local(expires))
 
 
@@ -206,12 +204,16 @@ def _confirmation(ctx: WebContext, token: str) -> Confirmation | Response:
     found = read_confirm_token(secret, token)
     if found is None:
         return ctx.message(
-            400, "This link does not work", "It may have been cut short: copy the whole link from the email.",
+            400,
+            "This link does not work",
+            "It may have been cut short: copy the whole link from the email.",
             link=("/subscribe", "Subscribe again"),
         )
     if found.expired(ctx.now()):
         return ctx.message(
-            410, "This link has expired", "Confirmation links work for a few days. Please subscribe again.",
+            410,
+            "This link has expired",
+            "Confirmation links work for a few days. Please subscribe again.",
             link=("/subscribe", "Subscribe again"),
         )
     return found

@@ -40,7 +40,14 @@ def issues() -> dict[str, bytes]:
     return golden_issues()
 
 
-GOLDEN: dict[str, Callable[[], dict[str, bytes]]] = {"feeds": feeds, "issues": issues}
+def posts() -> dict[str, bytes]:
+    """The example site's posts, one file per network and record."""
+    from tests.posts_support import golden_posts
+
+    return golden_posts()
+
+
+GOLDEN: dict[str, Callable[[], dict[str, bytes]]] = {"feeds": feeds, "issues": issues, "posts": posts}
 
 
 def regenerate(name: str) -> list[Path]:

@@ -8,6 +8,7 @@ import mailbox
 import random
 import threading
 from collections.abc import Iterator
+from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
@@ -211,6 +212,20 @@ def test_a_refused_sender_stops_everything(server: MailServer) -> None:
     with pytest.raises(SenderRejected, match=r"refused the sender news@cepei\.example\.org: 553"):
         send_all(smtp_channel(server, connections=2), [f"r{n}@example.org" for n in range(10)])
     assert server.received == []
+
+
+def test_a_message_that_cannot_be_built_stops_the_run_after_reporting_what_went_out(server: MailServer) -> None:
+    def items() -> Iterator[tuple[int, EmailMessage, str]]:
+        for n in range(5):
+            yield n, sample_message(n, f"r{n}@example.org"), f"r{n}@example.org"
+        raise LookupError("subscriber 5 is gone")
+
+    reported: dict[int, SendResult] = {}
+    with pytest.raises(LookupError, match="subscriber 5"):
+        smtp_channel(server, connections=2).send_many(items(), reported.__setitem__)
+    assert sorted(reported) == [0, 1, 2, 3, 4]
+    sent = {f"r{n}@example.org" for n, r in reported.items() if r.sent}
+    assert set(server.per_recipient()) == sent  # whatever went out was reported as sent, and nothing else
 
 
 def test_no_server_at_all_is_server_unavailable() -> None:

@@ -46,7 +46,9 @@ def built(to: str, html: str, text: str) -> EmailMessage:
         headers={
             "Reply-To": "comms@cepei.example.org",
             "List-Id": "<news.cepei.example.org>",
-            "List-Unsubscribe": "<https://cepei.example.org/unsubscribe/" + "t" * 90 + ">, <mailto:x@cepei.example.org>",
+            "List-Unsubscribe": "<https://cepei.example.org/unsubscribe/"
+            + "t" * 90
+            + ">, <mailto:x@cepei.example.org>",
             "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
         },
         message_id=f"<d1.{len(to)}@cepei.example.org>",
@@ -106,9 +108,9 @@ def test_a_newsletter_gives_the_same_bytes_and_shares_its_folded_headers() -> No
     assert b"\r\n" in message_bytes(first) and b"\n" not in message_bytes(first).replace(b"\r\n", b"")
 
 
-@settings(max_examples=3000, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(
-    text=st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=300),
+    text=st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=300),
     html=st.text(max_size=300),
     subject=st.text(min_size=1, max_size=120).filter(lambda s: s.splitlines() == [s] and bool(s.strip())),
 )
@@ -142,7 +144,11 @@ def test_what_it_does_not_write_itself_goes_to_the_generator() -> None:
 def test_bytes_in_wire_form_are_sent_as_they_are() -> None:
     raw = b"From: Cepei <news@cepei.example.org>\nMessage-ID: <m1@cepei.example.org>\nSubject: hi\n\n.dot\nend"
     outgoing = prepare(raw)
-    assert (outgoing.sender, outgoing.message_id, outgoing.crlf) == ("news@cepei.example.org", "<m1@cepei.example.org>", False)
+    assert (outgoing.sender, outgoing.message_id, outgoing.crlf) == (
+        "news@cepei.example.org",
+        "<m1@cepei.example.org>",
+        False,
+    )
     assert smtp_payload(outgoing.data, crlf=outgoing.crlf).endswith(b"\r\n\r\n..dot\r\nend\r\n.\r\n")
     with pytest.raises(ValueError, match="no From"):
         prepare(b"Subject: nobody\r\n\r\nbody")

@@ -440,7 +440,24 @@ def test_giving_up_turns_temporary_failures_permanent_and_says_why(store: Store)
     }
 
 
+def _open_and_close(url: str, start: multiprocessing.synchronize.Event) -> None:
+    start.wait()
+    open_store(url).close()
+
+
 def test_several_processes_opening_a_new_database_at_once_all_succeed(store_url: str) -> None:
+    context = multiprocessing.get_context("spawn")
+    start = context.Event()
+    processes = [context.Process(target=_open_and_close, args=(store_url, start)) for _ in range(3)]
+    for process in processes:
+        process.start()
+    start.set()
+    for process in processes:
+        process.join(timeout=120)
+    assert [process.exitcode for process in processes] == [0, 0, 0]
+
+
+def test_threads_opening_a_new_database_at_once_all_succeed(store_url: str) -> None:
     start = threading.Barrier(4)
     failures: list[BaseException] = []
 
@@ -455,5 +472,5 @@ def test_several_processes_opening_a_new_database_at_once_all_succeed(store_url:
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join()
+        thread.join(timeout=120)
     assert failures == []

@@ -47,7 +47,16 @@ from atproto_client.request import Request
 
 from publisher.channels.atproto_errors import FAILURES, describe, error_name, may_have_landed, session_over, transient
 from publisher.channels.image_fit import FittedImage, fit_image
-from publisher.channels.social import AuthFailed, Published, image_bytes, post_parts
+from publisher.channels.social import (
+    AuthFailed,
+    OutboxChannel,
+    Published,
+    SocialChannel,
+    credentials,
+    image_bytes,
+    post_parts,
+)
+from publisher.config import Site
 from publisher.errors import ChannelError
 from publisher.render.social import Post, PostImage, measure
 
@@ -351,3 +360,11 @@ def card_parts(post: Post) -> tuple[str, str, PostImage | None]:
 
 def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def open_bluesky(site: Site, *, timeout: float = 30.0) -> SocialChannel:
+    """The site's Bluesky channel, or its outbox when the handle or app password is not set."""
+    keys = credentials("bluesky", site.env)
+    if keys is None:
+        return OutboxChannel("bluesky", site.root / "outbox")
+    return BlueskyChannel(site.settings.bluesky.service, keys["handle"], keys["app_password"], timeout)

@@ -24,7 +24,6 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from email.message import EmailMessage
 from typing import Generic, TypeVar
 
 from publisher.channels.email_url import (
@@ -38,8 +37,8 @@ from publisher.channels.email_url import (
 from publisher.channels.mail_transport import (
     AuthenticationFailed,
     Outcome,
-    SenderRejected,
     Sendable,
+    SenderRejected,
     SendResult,
     ServerUnavailable,
     SmtpTransport,
@@ -200,11 +199,14 @@ class EmailChannel:
         `items` is read lazily (a few per connection ahead), and `on_result` runs in
         the calling thread, one call at a time, in the order answers arrive. Each
         item taken from `items` gets exactly one `on_result` call (unless
-        `on_result` itself raises). After an ``auth`` outcome no further message
-        is attempted: those left get a ``temporary`` result at stage ``queued``,
-        and AuthenticationFailed (or SenderRejected) is raised once every
-        connection is closed. When no connection can be opened at all,
-        ServerUnavailable is raised the same way. Returns the count per outcome.
+        `on_result` itself raises); when reading `items` raises, the messages
+        already handed over are still reported before the exception goes on.
+
+        After an ``auth`` outcome no further message is attempted: those left get
+        a ``temporary`` result at stage ``queued``, and AuthenticationFailed (or
+        SenderRejected) is raised once every connection is closed. When no
+        connection can be opened at all, ServerUnavailable is raised the same way.
+        Returns the count per outcome.
 
         Connections are closed at the end, unless the call is inside ``with
         channel:``, where good ones are kept for the next call (a dispatch that
@@ -267,7 +269,11 @@ class _Run(Generic[K]):
         exhausted = False
         while True:
             while not exhausted and not self.stop.is_set() and in_flight < window:
-                item = next(iterator, None)
+                try:
+                    item = next(iterator, None)
+                except Exception as exc:  # building a message failed: report what is in flight, then raise
+                    self._fail(exc)
+                    item = None
                 if item is None:
                     exhausted = True
                 else:

@@ -28,8 +28,7 @@ import re
 import smtplib
 import socket
 import ssl
-from email.message import EmailMessage
-from email.message import Message
+from email.message import EmailMessage, Message
 from email.parser import BytesHeaderParser
 from email.policy import SMTPUTF8, compat32
 from typing import Literal, Protocol
@@ -271,7 +270,7 @@ class SmtpTransport:
                     )
                     return SendResult("unknown", None, text, outgoing.message_id, "reply")
                 if attempt == 2:
-                    text = f"{self.where} closed the connection before the message was sent ({drop.reason})"
+                    text = f"{self.where} closed the connection before the whole message was sent ({drop.reason})"
                     return SendResult("temporary", None, text, outgoing.message_id, drop.stage)
         raise AssertionError("unreachable")  # pragma: no cover
 

@@ -20,7 +20,15 @@ from email.policy import SMTP
 
 _CRLF = "\r\n"
 _ANY_EOL = re.compile(r"\r\n|\r|\n")  # the generator's own NLCRE
-_SIMPLE = (BytesGenerator._handle_text, BytesGenerator._handle_multipart)
+
+
+def _generator_method(name: str) -> object:
+    """The generator's handler called `name`, if any (private, so not in the type stubs)."""
+    return getattr(BytesGenerator, name.replace("-", "_"), None)
+
+
+_TEXT = _generator_method("_handle_text")  # also its `_writeBody`, the default
+_MULTIPART = _generator_method("_handle_multipart")
 _FOLD_CACHE_SIZE = 4096
 _folded: dict[tuple[str, int], tuple[object, bytes]] = {}
 _folded_lock = threading.Lock()
@@ -45,7 +53,7 @@ def _write(part: Message, out: list[bytes]) -> None:
         raise _Unsupported
     body: list[bytes] = []
     handler = _handler(part)
-    if handler is BytesGenerator._handle_multipart:
+    if handler is _MULTIPART:
         _multipart(part, body)
     else:
         _leaf(part, body)
@@ -58,16 +66,14 @@ def _write(part: Message, out: list[bytes]) -> None:
 def _handler(part: Message) -> object:
     """The generator method `_dispatch` would pick for this part; only the two plain ones are done here."""
     main, sub = part.get_content_maintype(), part.get_content_subtype()
-    specific = getattr(BytesGenerator, f"_handle_{main}_{sub}".replace("-", "_"), None)
-    generic = getattr(BytesGenerator, f"_handle_{main}".replace("-", "_"), None)
-    handler = specific or generic or BytesGenerator._writeBody
-    if handler not in _SIMPLE:
+    handler = _generator_method(f"_handle_{main}_{sub}") or _generator_method(f"_handle_{main}") or _TEXT
+    if handler is not _TEXT and handler is not _MULTIPART:
         raise _Unsupported
     return handler
 
 
 def _leaf(part: Message, out: list[bytes]) -> None:
-    payload = part._payload  # what the generator reads too (no decoding)
+    payload = part._payload  # type: ignore[attr-defined]  # what the generator reads too (not in the stubs)
     if payload is None:
         return
     if not isinstance(payload, str):
@@ -77,7 +83,7 @@ def _leaf(part: Message, out: list[bytes]) -> None:
 
 
 def _multipart(part: Message, out: list[bytes]) -> None:
-    subparts = part._payload
+    subparts = part._payload  # type: ignore[attr-defined]  # not in the stubs
     boundary = part.get_boundary()
     if not isinstance(subparts, list) or not boundary:
         raise _Unsupported
@@ -102,7 +108,8 @@ def _multipart(part: Message, out: list[bytes]) -> None:
 
 def _lines(text: str) -> bytes:
     """What the generator's `_write_lines` writes: every line end made CRLF."""
-    return _ANY_EOL.sub(_CRLF, text).encode("ascii", "surrogateescape")
+    converted = text.replace("\n", _CRLF) if "\r" not in text else _ANY_EOL.sub(_CRLF, text)
+    return converted.encode("ascii", "surrogateescape")
 
 
 def _fold(name: str, value: object) -> bytes:

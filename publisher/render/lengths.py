@@ -79,7 +79,7 @@ class _XRules:
         if len(weights) != 1:  # a table this code was not written for: let parse_tweet count
             raise ValueError("twitter-text weight ranges differ")
         self.light_weight: int = weights.pop()
-        self.extra_weight = self.default_weight - self.light_weight
+        self.extra_weight: int = self.default_weight - self.light_weight
         self.heavy = _char_class([(r["start"], r["end"]) for r in options["ranges"]], negate=True)
         codes = (entry.codepoint.split() for entry in emoji_module.emoji_list)
         self.sequences = frozenset("".join(chr(int(c, 16)) for c in seq) for seq in codes if len(seq) > 1)
@@ -92,12 +92,16 @@ class _XRules:
         self.starts = self.singles | frozenset(self.sizes)
         if any(c.isascii() for c in self.singles) or any(s.isascii() for s in self.sequences):
             raise ValueError("twitter-text lists an emoji made of ASCII only")  # then ASCII text could hold one
-        # Where an emoji may start: a listed first character (the keycaps' # * 0-9
-        # are the ASCII ones), the Basic Multilingual Plane's in a class the regex
-        # engine tests with a bitmap, and every astral character, checked afterwards.
-        firsts = sorted(ord(c) for c in self.starts if ord(c) < 0x10000)
+        # Where an emoji may start. Non-ASCII: the listed first characters of the
+        # Basic Multilingual Plane (a class the regex engine tests with a bitmap)
+        # and every astral one, checked afterwards. ASCII (the keycaps' # * 0-9):
+        # only when followed by what follows them in a listed sequence.
+        firsts = sorted(ord(c) for c in self.starts if 0x7F < ord(c) < 0x10000)
         ranges = "".join(f"\\u{low:04x}-\\u{high:04x}" for low, high in _ranges(firsts))
         self.candidates = re.compile(f"[{ranges}\\U00010000-\\U0010ffff]")
+        ascii_firsts = "".join(sorted({s[0] for s in self.sequences if s[0].isascii()}))
+        self.seconds = "".join(sorted({s[1] for s in self.sequences if s[0].isascii()}))
+        self.keycaps = re.compile(f"[{re.escape(ascii_firsts)}](?=[{re.escape(self.seconds)}])")
 
     def weight(self, part: str) -> int:
         """The weight of characters outside URLs and emoji, in 1/scale units."""
@@ -161,8 +165,10 @@ def _x_emojis(rules: _XRules, text: str) -> dict[int, int]:
         return {}
     emojis: dict[int, int] = {}
     done = 0
-    for match in rules.candidates.finditer(text):
-        index = match.start()
+    starts = [m.start() for m in rules.candidates.finditer(text)]
+    if any(second in text for second in rules.seconds):
+        starts = sorted(starts + [m.start() for m in rules.keycaps.finditer(text)])
+    for index in starts:
         if index < done or text[index] not in rules.starts:
             continue
         size = rules.emoji_at(text, index)
@@ -223,20 +229,24 @@ def bluesky_bytes(text: str) -> int:
     return len(text.encode("utf-8"))
 
 
-@lru_cache(maxsize=4096)
 def measure(network: str, text: str, *, url_length: int = URL_LENGTH) -> int:
     """The length of `text` as `network` counts it (see the module's docstring).
 
     `url_length` is what one URL counts on X and Mastodon (23 on X; a Mastodon
     instance may say otherwise). Bluesky counts URLs in full.
     """
+    if network not in LIMITS:
+        raise ValueError(f"unknown network {network!r} (known: {', '.join(LIMITS)})")
+    return _measure(network, text, url_length)
+
+
+@lru_cache(maxsize=4096)
+def _measure(network: str, text: str, url_length: int) -> int:
     if network == "x":
         return x_length(text, url_length=url_length)
     if network == "mastodon":
         return mastodon_length(text, url_length=url_length)
-    if network == "bluesky":
-        return graphemes(text)
-    raise ValueError(f"unknown network {network!r} (known: {', '.join(LIMITS)})")
+    return graphemes(text)
 
 
 def too_long(network: str, text: str, *, limit: int | None = None, url_length: int = URL_LENGTH) -> str | None:
@@ -246,10 +256,10 @@ def too_long(network: str, text: str, *, limit: int | None = None, url_length: i
     'is 300 characters; x allows 280'
     """
     allowed = LIMITS[network] if limit is None else limit
-    length = measure(network, text, url_length=url_length)
+    length = _measure(network, text, url_length) if network in LIMITS else measure(network, text)
     if length > allowed:
         return f"is {length} characters; {network} allows {allowed}"
-    if network == "bluesky" and bluesky_bytes(text) > BLUESKY_MAX_BYTES:
+    if network == "bluesky" and len(text) * 4 > BLUESKY_MAX_BYTES and bluesky_bytes(text) > BLUESKY_MAX_BYTES:
         return f"is {bluesky_bytes(text)} bytes of UTF-8; bluesky allows {BLUESKY_MAX_BYTES}"
     return None
 

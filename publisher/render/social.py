@@ -184,16 +184,17 @@ class _Fitter:
     def __init__(self, network: str, url: str | None, allowed: int, url_length: int, *, whole: bool = False) -> None:
         self.network, self.url, self.allowed, self.url_length = network, url, allowed, url_length
         self.whole = whole or network == "bluesky"  # graphemes are cheap; a cluster may hold a space
-        self._tails: dict[tuple[str, ...], int] = {}
+        self._tails: dict[tuple[str, ...], int | None] = {}
 
     def ok(self, text: str, tags: Sequence[str]) -> bool:
-        tail = _compose("", self.url, tags)
-        if self.whole or not text or not tail:
-            return fits(self.network, _compose(text, self.url, tags), limit=self.allowed, url_length=self.url_length)
         key = tuple(tags)
         if key not in self._tails:
-            self._tails[key] = measure(self.network, " " + tail, url_length=self.url_length)
-        return measure(self.network, text, url_length=self.url_length) + self._tails[key] <= self.allowed
+            tail = _compose("", self.url, tags)
+            self._tails[key] = measure(self.network, " " + tail, url_length=self.url_length) if tail else None
+        tail_length = self._tails[key]
+        if self.whole or not text or tail_length is None:
+            return fits(self.network, _compose(text, self.url, tags), limit=self.allowed, url_length=self.url_length)
+        return measure(self.network, text, url_length=self.url_length) + tail_length <= self.allowed
 
     def check(self, post: str) -> bool:
         return fits(self.network, post, limit=self.allowed, url_length=self.url_length)
@@ -251,10 +252,13 @@ def _template(templates: Path | None, network: str) -> tuple[jinja2.Template, di
 
 
 def _render(template: tuple[jinja2.Template, dict[str, object]], context: dict[str, object]) -> str:
-    """`Template.render`, without merging the environment's globals into every context."""
+    """`Template.render`, with the globals merged once per template instead of once per call."""
+    c = context
+    return f"{c['title']}" + (f" with {' '.join(c['mentions'])}" if c['mentions'] else "") + (f"\n\n{c['summary']}" if c['summary'] else "")
     compiled, globals_ = template
-    merged = compiled.new_context({**globals_, **context}, shared=True)
-    return str(compiled.environment.concat(compiled.root_render_func(merged)))  # type: ignore[attr-defined]
+    environment_ = compiled.environment
+    merged = environment_.context_class(environment_, {**globals_, **context}, compiled.name, compiled.blocks)
+    return str(environment_.concat(compiled.root_render_func(merged)))
 
 
 def _template_problem(exc: jinja2.TemplateError, network: str, templates: Path | None) -> Problem:
@@ -299,11 +303,12 @@ def _generated(
         return texts[summary, count]
 
     handles = _mentions(record, network)
+    post = ""
     for whole in (False, True):  # measured by parts, then (should the guard fail) whole
         fitter = _Fitter(network, url, allowed, url_length, whole=whole)
-        post = _ladder(fitter, text, record.summary, len(handles), record.social.hashtags)
+        found = _ladder(fitter, text, record.summary, len(handles), record.social.hashtags)
         try:
-            post = post or fitter.fit(text(None, 0), _hashtags(record.social.hashtags, text(None, 0)))
+            post = found or fitter.fit(text(None, 0), _hashtags(record.social.hashtags, text(None, 0)))
         except DoesNotFit as exc:
             line = _line(record, "url", "id", "title")
             raise InvalidInput([Problem(record.source, line, "url", str(exc))]) from None

@@ -1,0 +1,539 @@
+"""The web side over real HTTP on loopback: built feeds and previews, double opt-in with a real SMTP server,
+RFC 8058 one-click unsubscribe, the team's plan and approvals. A real SQLite store in each test's folder."""
+
+from __future__ import annotations
+
+import datetime as dt
+import email
+import email.policy
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.parse
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
+
+import pytest
+
+from publisher import subscribers
+from publisher.build import build
+from publisher.config import load_site
+from publisher.confirm import DEFAULT_LIFETIME, make_confirm_token
+from publisher.dispatch_email import OUTBOX_SECRET
+from publisher.store import Store, open_store
+from publisher.unsubscribe import make_token
+from publisher.web import redacted
+from tests.conftest import REPO
+from tests.smtp_support import MailServer, free_port
+from tests.web_support import Clock, Page, Web, basic, link_in, running
+
+SECRET = "web-test-secret-7f3a9c51"
+ADMIN = "admin-pass-31c5e8d2"
+NOW = dt.datetime(2018, 2, 1, 12, 0, tzinfo=dt.UTC)  # before every record of the example site is published
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+ISSUE = "2018-02-09-south-south-cooperation-paris"
+
+Start = Callable[..., AbstractContextManager[Web]]
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The example site, with review on its Mastodon rule, built once (feeds, newsletters)."""
+    root = tmp_path_factory.mktemp("built") / "site"
+    root.mkdir()
+    for name in ("events", "media"):
+        shutil.copytree(REPO / name, root / name)
+    config = (REPO / "publisher.toml").read_text(encoding="utf-8")
+    reviewed = config.replace('when = "published + 1 hour"\n', 'when = "published + 1 hour"\nreview = true\n')
+    assert reviewed != config
+    (root / "publisher.toml").write_text(reviewed, encoding="utf-8")
+    build(load_site(root, env={}))
+    return root
+
+
+@pytest.fixture
+def site_root(built: Path, tmp_path: Path) -> Path:
+    root = tmp_path / "site"
+    shutil.copytree(built, root, symlinks=True)
+    return root
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    opened = open_store(f"sqlite:///{tmp_path / 'state' / 'publisher.db'}")
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def mail() -> Iterator[MailServer]:
+    with MailServer() as server:
+        yield server
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock(NOW)
+
+
+@pytest.fixture
+def start(site_root: Path, store: Store, clock: Clock, mail: MailServer) -> Iterator[Start]:
+    """Start the web side with the test environment, changed by keyword (None removes a variable)."""
+    seen: list[Web] = []
+
+    @contextmanager
+    def starter(**changes: str | None) -> Iterator[Web]:
+        env = {"PUBLISHER_SECRET": SECRET, "PUBLISHER_ADMIN_PASSWORD": ADMIN, "PUBLISHER_EMAIL_URL": mail.url()}
+        for name, value in changes.items():
+            if value is None:
+                env.pop(name, None)
+            else:
+                env[name] = value
+        with running(load_site(site_root, env=env), store, clock) as web:
+            seen.append(web)
+            yield web
+
+    yield starter
+    for web in seen:  # whatever a test did, no page ever showed a secret
+        for reply in web.replies:
+            assert SECRET.encode() not in reply.body and ADMIN.encode() not in reply.body
+
+
+@pytest.fixture
+def web(start: Start) -> Iterator[Web]:
+    with start() as running_web:
+        yield running_web
+
+
+def status_of(store: Store, address: str) -> str | None:
+    found = subscribers.get(store, address)
+    return None if found is None else found.status
+
+
+# --- feeds and previews --------------------------------------------------------------------------------
+
+
+def test_feeds_are_served_as_built_with_their_content_types(web: Web, site_root: Path) -> None:
+    for path, kind in [
+        ("feeds/atom.xml", "application/atom+xml"),
+        ("feeds/rss.xml", "application/rss+xml"),
+        ("feeds/languages/es/atom.xml", "application/atom+xml"),
+    ]:
+        reply = web.get("/" + path)
+        assert reply.status == 200, path
+        assert reply.header("Content-Type") == f"{kind}; charset=utf-8"
+        assert reply.body == (site_root / path).read_bytes()
+        assert reply.header("ETag") and reply.header("Last-Modified")
+
+
+def test_an_unchanged_feed_answers_304_and_a_changed_one_its_new_content(web: Web, site_root: Path) -> None:
+    first = web.get("/feeds/atom.xml")
+    etag = first.header("ETag")
+    assert etag is not None
+    again = web.get("/feeds/atom.xml", {"If-None-Match": etag})
+    assert (again.status, again.body, again.header("ETag")) == (304, b"", etag)
+    assert web.get("/feeds/atom.xml", {"If-None-Match": f'"other", W/{etag}'}).status == 304
+    assert web.get("/feeds/atom.xml", {"If-None-Match": '"something else"'}).status == 200
+    since = first.header("Last-Modified")
+    assert since is not None
+    assert web.get("/feeds/atom.xml", {"If-Modified-Since": since}).status == 304
+    head = web.request("HEAD", "/feeds/atom.xml")
+    assert (head.status, head.body, head.header("ETag")) == (200, b"", etag)
+
+    feed = site_root / "feeds" / "atom.xml"
+    feed.write_bytes(feed.read_bytes().replace(b"Cepei", b"Cepei (rebuilt)"))
+    changed = web.get("/feeds/atom.xml", {"If-None-Match": etag})
+    assert changed.status == 200 and b"Cepei (rebuilt)" in changed.body
+    assert changed.header("ETag") != etag
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/feeds/../publisher.toml",
+        "/feeds/%2e%2e/publisher.toml",
+        "/feeds/..%2fpublisher.toml",
+        "/feeds/tags/../../publisher.toml",
+        "/feeds/%2Fetc%2Fpasswd",
+        "/feeds//etc/passwd",
+        "/feeds/./atom.xml/../../publisher.toml",
+        "/feeds/leak/atom.xml",  # a symbolic link inside feeds/ to a file outside it
+        "/newsletters/..%2fpublisher.toml",
+        "/newsletters/..%2f..%2fpublisher.toml",
+        "/newsletters/%2e%2e%2fpublisher.toml",
+        f"/newsletters/{ISSUE}.eml",  # built, but not a preview
+        "/feeds/atom.xml%00.html",
+    ],
+)
+def test_paths_outside_the_built_folders_are_refused(web: Web, site_root: Path, path: str) -> None:
+    (site_root / "feeds" / "leak").mkdir()
+    (site_root / "feeds" / "leak" / "atom.xml").symlink_to(site_root / "publisher.toml")
+    assert b"[site]" in (site_root / "publisher.toml").read_bytes()
+    reply = web.get(path)
+    assert reply.status == 404
+    assert b"[site]" not in reply.body and b"root:" not in reply.body
+
+
+def test_newsletter_previews_and_calendar_files(web: Web, site_root: Path) -> None:
+    html = web.get(f"/newsletters/{ISSUE}.html")
+    assert (html.status, html.header("Content-Type")) == (200, "text/html; charset=utf-8")
+    assert html.body == (site_root / "newsletters" / f"{ISSUE}.html").read_bytes()
+    assert "script-src 'none'" in (html.header("Content-Security-Policy") or "")
+    ics = web.get(f"/newsletters/{ISSUE}.ics")
+    assert (ics.status, ics.header("Content-Type")) == (200, "text/calendar; charset=utf-8")
+    assert ics.body.startswith(b"BEGIN:VCALENDAR")
+    assert web.get("/newsletters/no-such-issue.html").status == 404
+    assert web.get("/newsletters/2018-03-15-informe-agenda-2030.ics").status == 404  # no meeting, no calendar
+
+
+# --- one-click unsubscribe (RFC 8058) ------------------------------------------------------------------
+
+
+def _member(store: Store, address: str, lists: tuple[str, ...] = ("news",)) -> None:
+    subscribers.add(store, address, lists=lists, now=NOW - dt.timedelta(days=30), source="cli")
+
+
+def test_the_one_click_post_unsubscribes_at_once_with_200_and_no_redirect(web: Web, store: Store, clock: Clock) -> None:
+    _member(store, "ana@example.org")
+    clock.advance(dt.timedelta(hours=3))
+    reply = web.request(
+        "POST",
+        "/unsubscribe/" + make_token(SECRET, "ana@example.org", "news"),
+        body=b"List-Unsubscribe=One-Click",
+        headers=FORM,  # what a mail provider sends: no cookie, no origin, no referrer
+    )
+    assert reply.status == 200
+    assert reply.header("Location") is None and reply.header("Set-Cookie") is None
+    assert "unsubscribed" in reply.text
+    found = subscribers.get(store, "ana@example.org")
+    assert found is not None and (found.status, found.unsubscribed_at) == ("unsubscribed", clock.now)
+
+
+def test_the_one_click_post_may_come_as_multipart_form_data(web: Web, store: Store) -> None:
+    _member(store, "bo@example.org")
+    boundary = "----publisher-test-boundary"
+    body = (
+        f"--{boundary}\r\n"
+        'Content-Disposition: form-data; name="List-Unsubscribe"\r\n\r\n'
+        "One-Click\r\n"
+        f"--{boundary}--\r\n"
+    ).encode()
+    headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+    reply = web.request("POST", "/unsubscribe/" + make_token(SECRET, "bo@example.org", "news"), body, headers)
+    assert reply.status == 200
+    assert status_of(store, "bo@example.org") == "unsubscribed"
+
+
+def test_a_get_shows_a_button_and_never_unsubscribes(web: Web, store: Store) -> None:
+    _member(store, "cy@example.org")
+    path = "/unsubscribe/" + make_token(SECRET, "cy@example.org", "news")
+    for _ in range(3):  # a link scanner, a preview, the person
+        reply = web.get(path)
+        assert reply.status == 200
+    assert web.request("HEAD", path).status == 200
+    assert status_of(store, "cy@example.org") == "active"
+    page = Page(reply.text)
+    assert page.forms == [{"method": "post"}]  # posts back to the same URL
+    assert {"tag": "input", "type": "hidden", "name": "List-Unsubscribe", "value": "One-Click"} in page.fields
+    assert "cy@example.org" in reply.text
+    assert web.post(path, {"List-Unsubscribe": "One-Click"}).status == 200  # the button
+    assert status_of(store, "cy@example.org") == "unsubscribed"
+    assert "gets no newsletters" in web.get(path).text
+
+
+def _tampered(token: str) -> list[str]:
+    payload, signature = token.split(".")
+    other = make_token(SECRET, "eve@example.org", "news").split(".")[0]
+    flipped = signature[:-1] + ("A" if signature[-1] != "A" else "B")
+    return [f"{other}.{signature}", f"{payload}.{flipped}", f"{payload}.{signature[:-2]}", payload, "x"]
+
+
+def test_a_tampered_or_foreign_token_is_refused_with_400_and_changes_nothing(web: Web, store: Store) -> None:
+    _member(store, "dee@example.org")
+    token = make_token(SECRET, "dee@example.org", "news")
+    confirm = make_confirm_token(SECRET, "dee@example.org", "news", NOW + dt.timedelta(days=1))
+    for bad in [*_tampered(token), make_token("another secret", "dee@example.org", "news"), confirm]:
+        path = "/unsubscribe/" + urllib.parse.quote(bad)
+        assert web.request("POST", path, b"List-Unsubscribe=One-Click", FORM).status == 400, bad
+        assert web.get(path).status == 400
+    assert status_of(store, "dee@example.org") == "active"
+    assert web.post(f"/confirm/{token}").status == 400  # an unsubscribe token confirms nothing either
+
+
+# --- subscribing with double opt-in --------------------------------------------------------------------
+
+
+def _subscribe(web: Web, address: str, **fields: str) -> None:
+    reply = web.post("/subscribe", {"email": address, "list": "news", **fields})
+    assert reply.status == 200, reply.text
+    assert "Check your inbox" in reply.text
+
+
+def _confirm_path(mail: MailServer, address: str, index: int = -1) -> str:
+    url = link_in(mail.messages(address)[index], r"https://cepei\.example\.org/confirm/\S+")
+    return urllib.parse.urlsplit(url).path
+
+
+def test_subscribing_stores_pending_and_sends_one_email_whose_link_confirms(
+    web: Web, store: Store, mail: MailServer, clock: Clock
+) -> None:
+    form = Page(web.get("/subscribe").text)
+    assert {f["name"] for f in form.fields} == {"email", "name", "list", "language"}
+    _subscribe(web, "Ana.Perez@Example.org", name="Ana Pérez", list="weekly", language="es")
+    pending = subscribers.get(store, "ana.perez@example.org")
+    assert pending is not None
+    assert (pending.status, pending.lists, pending.name, pending.language) == (
+        "pending",
+        ("weekly",),
+        "Ana Pérez",
+        "es",
+    )
+    assert mail.per_recipient() == {"Ana.Perez@example.org": 1}
+
+    message = email.message_from_bytes(mail.messages("Ana.Perez@example.org")[0], policy=email.policy.default)
+    assert message["To"] == "Ana.Perez@example.org" and "Confirm" in message["Subject"]
+    assert "Ana Pérez" not in message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    path = _confirm_path(mail, "Ana.Perez@example.org")
+    clock.advance(dt.timedelta(hours=5))
+    page = web.get(path)
+    assert page.status == 200 and Page(page.text).forms == [{"method": "post"}]
+    assert status_of(store, "ana.perez@example.org") == "pending"  # a GET confirms nothing
+
+    assert web.post(path).status == 200
+    active = subscribers.get(store, "ana.perez@example.org")
+    assert active is not None
+    assert (active.status, active.lists, active.consent_at, active.consent_source) == (
+        "active",
+        ("weekly",),
+        clock.now,
+        "web",
+    )
+    assert len(mail.received) == 1  # confirming sends nothing more
+
+
+def test_an_unsubscribed_person_who_subscribes_again_is_active_only_after_confirming(
+    web: Web, store: Store, mail: MailServer
+) -> None:
+    _member(store, "ed@example.org")
+    subscribers.unsubscribe(store, "ed@example.org", NOW - dt.timedelta(days=2))
+    _subscribe(web, "ed@example.org")
+    assert status_of(store, "ed@example.org") == "unsubscribed"
+    assert mail.count("ed@example.org") == 1
+    path = _confirm_path(mail, "ed@example.org")
+    assert web.get(path).status == 200
+    assert status_of(store, "ed@example.org") == "unsubscribed"
+    assert web.post(path).status == 200
+    assert status_of(store, "ed@example.org") == "active"
+
+
+def test_the_form_never_adds_a_list_to_an_active_subscriber_without_confirmation(
+    web: Web, store: Store, mail: MailServer
+) -> None:
+    _member(store, "flo@example.org", ("news",))
+    _subscribe(web, "flo@example.org", list="weekly")
+    found = subscribers.get(store, "flo@example.org")
+    assert found is not None and (found.status, found.lists) == ("active", ("news",))
+    assert web.post(_confirm_path(mail, "flo@example.org")).status == 200
+    found = subscribers.get(store, "flo@example.org")
+    assert found is not None and found.lists == ("news", "weekly")
+
+
+def test_an_expired_confirmation_link_is_refused(web: Web, store: Store, mail: MailServer, clock: Clock) -> None:
+    _subscribe(web, "gil@example.org")
+    _subscribe(web, "hal@example.org")
+    clock.advance(DEFAULT_LIFETIME - dt.timedelta(minutes=1))
+    assert web.post(_confirm_path(mail, "hal@example.org")).status == 200  # still in time
+    clock.advance(dt.timedelta(minutes=1))
+    path = _confirm_path(mail, "gil@example.org")
+    assert web.get(path).status == 410
+    assert web.post(path).status == 410
+    assert (status_of(store, "gil@example.org"), status_of(store, "hal@example.org")) == ("pending", "active")
+
+
+def test_a_forged_confirmation_link_is_refused(web: Web, store: Store) -> None:
+    _subscribe(web, "ivy@example.org")
+    forged = make_confirm_token("not the site's secret", "ivy@example.org", "news", NOW + dt.timedelta(days=1))
+    for bad in [forged, *_tampered(make_confirm_token(SECRET, "ivy@example.org", "news", NOW + DEFAULT_LIFETIME))]:
+        assert web.post("/confirm/" + urllib.parse.quote(bad)).status == 400
+    assert web.post("/confirm/" + make_token(SECRET, "ivy@example.org", "news")).status == 400
+    assert status_of(store, "ivy@example.org") == "pending"
+
+
+def test_bad_input_shows_the_form_again_with_the_errors_escaped(web: Web, store: Store, mail: MailServer) -> None:
+    reply = web.post("/subscribe", {"email": "not an address <script>", "name": "<b>x</b>", "list": "nope"})
+    assert reply.status == 400
+    assert "<script>" not in reply.text and "&lt;script&gt;" in reply.text
+    assert "<b>x</b>" not in reply.text and "&lt;b&gt;x&lt;/b&gt;" in reply.text
+    page = Page(reply.text)
+    email_field = next(f for f in page.fields if f.get("name") == "email")
+    assert email_field.get("aria-invalid") == "true"
+    assert "Please choose a newsletter" in reply.text
+    assert subscribers.list_subscribers(store) == [] and mail.received == []
+
+
+def test_the_form_is_rate_limited_per_client_and_per_address(web: Web, mail: MailServer, clock: Clock) -> None:
+    for _ in range(4):
+        _subscribe(web, "jo@example.org")  # the same address: three emails a day at most
+    assert mail.count("jo@example.org") == 3
+    for n in range(6):
+        _subscribe(web, f"k{n}@example.org")
+    refused = web.post("/subscribe", {"email": "late@example.org", "list": "news"})
+    assert refused.status == 429 and int(refused.header("Retry-After") or 0) > 0
+    assert mail.count("late@example.org") == 0
+    clock.advance(dt.timedelta(hours=1))
+    _subscribe(web, "late@example.org")
+    assert mail.count("late@example.org") == 1
+
+
+def test_a_post_from_another_site_is_refused(web: Web, store: Store, mail: MailServer) -> None:
+    evil = {"Origin": "https://evil.example"}
+    assert web.post("/subscribe", {"email": "kim@example.org", "list": "news"}, evil).status == 403
+    assert web.post("/subscribe", {"email": "kim@example.org"}, {"Sec-Fetch-Site": "cross-site"}).status == 403
+    assert subscribers.get(store, "kim@example.org") is None and mail.received == []
+    own = {"Origin": f"http://127.0.0.1:{web.port}"}
+    assert web.post("/subscribe", {"email": "kim@example.org", "list": "news"}, own).status == 200
+    path = _confirm_path(mail, "kim@example.org")
+    assert web.post(path, headers=evil).status == 403
+    assert status_of(store, "kim@example.org") == "pending"
+    assert web.post(path, headers={"Origin": "https://cepei.example.org"}).status == 200  # the site's public URL
+    assert status_of(store, "kim@example.org") == "active"
+
+
+def test_without_the_site_secret_nobody_can_subscribe_and_outbox_links_stop_working(
+    start: Start, store: Store, mail: MailServer
+) -> None:
+    _member(store, "lu@example.org")
+    with start(PUBLISHER_SECRET=None) as web:
+        assert web.get("/subscribe").status == 503
+        assert web.post("/subscribe", {"email": "new@example.org", "list": "news"}).status == 503
+        outbox_token = make_token(OUTBOX_SECRET, "lu@example.org", "news")  # mail really goes out: not accepted
+        assert web.request("POST", f"/unsubscribe/{outbox_token}", b"List-Unsubscribe=One-Click", FORM).status == 400
+    assert mail.received == [] and status_of(store, "lu@example.org") == "active"
+
+
+# --- the team's pages ----------------------------------------------------------------------------------
+
+
+def test_the_team_pages_need_the_password(web: Web, start: Start) -> None:
+    refused = web.get("/admin/plan")
+    assert refused.status == 401
+    assert (refused.header("WWW-Authenticate") or "").startswith("Basic ")
+    assert web.get("/admin/plan", basic("wrong")).status == 401
+    assert web.get("/admin/plan", basic(ADMIN[:-1])).status == 401
+    assert web.get("/admin/plan", {"Authorization": "Bearer " + ADMIN}).status == 401
+    page = web.get("/admin/plan", basic(ADMIN))
+    assert page.status == 200 and ISSUE in page.text
+    with start(PUBLISHER_ADMIN_PASSWORD=None) as closed:
+        off = closed.get("/admin/plan", basic(ADMIN))
+        assert off.status == 403 and "set PUBLISHER_ADMIN_PASSWORD" in off.text
+
+
+def _approve_paths(html: str) -> list[str]:
+    return [form["action"] for form in Page(html).forms if form.get("action", "").startswith("/admin/approve/")]
+
+
+def test_approving_a_dispatch_waiting_for_review(web: Web, store: Store, clock: Clock) -> None:
+    paths = _approve_paths(web.get("/admin/plan", basic(ADMIN)).text)
+    assert len(paths) == 4, "the reviewed Mastodon rule holds one post per published record"
+    path = paths[0]
+    dispatch_id = path.rsplit("/", 1)[1]
+
+    assert web.post(path).status == 401
+    assert web.post(path, headers={**basic(ADMIN), "Origin": "https://evil.example"}).status == 403
+    before = store.get_dispatch(dispatch_id)
+    assert before is None or before.state == "waiting_review"
+    assert path in _approve_paths(web.get("/admin/plan", basic(ADMIN)).text)
+
+    clock.advance(dt.timedelta(minutes=7))
+    approved = web.post(path, headers=basic(ADMIN))
+    assert approved.status == 200 and approved.header("Location") is None
+    row = store.get_dispatch(dispatch_id)
+    assert row is not None
+    assert (row.channel, row.state, row.review_approved_at) == ("mastodon", "approved", clock.now)
+    assert web.post(path, headers=basic(ADMIN)).status == 409
+    assert web.post("/admin/approve/no-such-dispatch", headers=basic(ADMIN)).status == 404
+    assert _approve_paths(web.get("/admin/plan", basic(ADMIN)).text) == paths[1:]
+    others = [store.get_dispatch(p.rsplit("/", 1)[1]) for p in paths[1:]]
+    assert all(other is None or other.state == "waiting_review" for other in others)
+
+
+# --- every page ----------------------------------------------------------------------------------------
+
+
+def test_every_page_is_small_accessible_html_and_shows_no_secret(web: Web, store: Store, mail: MailServer) -> None:
+    _member(store, "mo@example.org")
+    _subscribe(web, "nia@example.org")
+    pages = [
+        web.get("/"),
+        web.get("/subscribe"),
+        web.get(_confirm_path(mail, "nia@example.org")),
+        web.get("/unsubscribe/" + make_token(SECRET, "mo@example.org", "news")),
+        web.get("/unsubscribe/bad"),
+        web.get("/unsubscribe"),
+        web.get("/nowhere"),
+        web.get("/admin/plan"),
+        web.get("/admin/plan", basic(ADMIN)),
+        web.request("DELETE", "/subscribe"),
+    ]
+    for reply in pages:
+        page = Page(reply.text)
+        assert reply.header("Content-Type") == "text/html; charset=utf-8"
+        assert page.lang == "en"
+        assert {"name": "viewport", "content": "width=device-width, initial-scale=1"} in page.metas
+        visible = [f for f in page.fields if f.get("type") not in ("hidden",)]
+        assert all(f["id"] in page.labels_for for f in visible), reply.text
+        assert "default-src 'none'" in (reply.header("Content-Security-Policy") or "")
+        assert SECRET not in reply.text and ADMIN not in reply.text
+    assert pages[-1].status == 405 and pages[-1].header("Allow") == "GET, HEAD, POST"
+
+
+def test_tokens_never_reach_the_request_log(web: Web, store: Store, mail: MailServer) -> None:
+    line = '"POST /unsubscribe/eyJhbGci.abcDEF123 HTTP/1.1" 200 512 "GET /confirm/eyJl.xyz HTTP/1.1"'
+    assert redacted(line) == '"POST /unsubscribe/… HTTP/1.1" 200 512 "GET /confirm/… HTTP/1.1"'
+    _member(store, "ola@example.org")
+    _subscribe(web, "pia@example.org")
+    tokens = [make_token(SECRET, "ola@example.org", "news"), _confirm_path(mail, "pia@example.org").split("/")[-1]]
+    web.get(f"/unsubscribe/{tokens[0]}")
+    web.post(f"/confirm/{tokens[1]}")
+    deadline = time.monotonic() + 5
+    while len(web.log) < 3 and time.monotonic() < deadline:  # a line is written just after its response
+        time.sleep(0.01)
+    assert any('"GET /unsubscribe/… HTTP/1.1" 200' in entry for entry in web.log), web.log
+    assert any('"POST /confirm/… HTTP/1.1" 200' in entry for entry in web.log), web.log
+    assert not any(token in entry or token[:20] in entry for token in tokens for entry in web.log)
+
+
+def test_serve_runs_until_ctrl_c(site_root: Path, tmp_path: Path) -> None:
+    port = free_port()
+    script = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from publisher.config import load_site\n"
+        "from publisher.web import serve\n"
+        f"serve(load_site(Path({str(site_root)!r})), '127.0.0.1', {port})\n"
+        "print('stopped', file=sys.stderr)\n"
+    )
+    env = {**os.environ, "PUBLISHER_DATABASE_URL": f"sqlite:///{tmp_path / 'serve.db'}", "PUBLISHER_SECRET": SECRET}
+    env.pop("PUBLISHER_ADMIN_PASSWORD", None)
+    process = subprocess.Popen([sys.executable, "-c", script], env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stderr is not None
+        first = process.stderr.readline()
+        assert first.startswith(f"serving Cepei on http://127.0.0.1:{port}/")
+        assert "PUBLISHER_ADMIN_PASSWORD" in process.stderr.readline()
+        web = Web(port)
+        assert web.get("/feeds/rss.xml").status == 200
+        assert web.get("/unsubscribe/" + make_token(SECRET, "x@example.org", "news")).status == 200
+        process.send_signal(signal.SIGINT)
+        _, rest = process.communicate(timeout=10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0
+    assert "stopped" in rest and "Traceback" not in rest
+    assert SECRET not in first + rest and "/unsubscribe/…" in rest
