@@ -27,11 +27,15 @@ from pathlib import Path
 
 import yaml
 
-WORDS = (
-    "cooperation development data sustainable goals agenda report meeting partners regional "
-    "financing policy evidence statistics civil society government ministers conference review "
-    "national local climate health education gender equality innovation knowledge cities water"
-).split()
+WORDS = tuple(
+    " ".join(
+        [
+            "cooperation development data sustainable goals agenda report meeting partners regional financing",
+            "policy evidence statistics civil society government ministers conference review national local",
+            "climate health education gender equality innovation knowledge cities water",
+        ]
+    ).split()
+)
 LANGUAGES = ("en", "en", "es", "fr", "pt")
 TAGS = [f"topic-{i}" for i in range(40)]
 CONFIG = """[site]

@@ -219,7 +219,7 @@ def _key_line(text: str, loc: list[str]) -> int:
             section = header.group(1).split(".")
             if stripped.startswith("[["):
                 table_index[header.group(1)] = table_index.get(header.group(1), -1) + 1
-            if section == loc[: len(section)] or section == wanted_section and loc[-1] == section[-1]:
+            if section == loc[: len(section)] or (section == wanted_section and loc[-1] == section[-1]):
                 best = number
             continue
         key = re.match(r"([\w-]+)\s*=", stripped)
@@ -265,7 +265,9 @@ def load_settings(path: Path, root: Path | None = None) -> Settings:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise InvalidInput([Problem(shown, 1, "file", "not found (run `publisher init DIR` to start a site)")]) from None
+        raise InvalidInput(
+            [Problem(shown, 1, "file", "not found (run `publisher init DIR` to start a site)")]
+        ) from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

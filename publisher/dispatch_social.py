@@ -10,6 +10,7 @@ failed → failed (retried only when the channel says a retry is safe).
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from publisher.channels.social import AuthFailed, Published, SocialChannel, credentials
 from publisher.config import Site
@@ -75,6 +76,7 @@ def post(runner: Runner, d: Dispatch, *, channel: SocialChannel | None = None) -
 
 def _settle(runner: Runner, d: Dispatch, row_id: int, published: Published) -> Outcome:
     store, now = runner.store, runner.clock()
+    fields: dict[str, Any]
     first_id = published.ids[0] if published.ids else None
     if published.outcome in ("posted", "duplicate"):
         note = published.url or ""

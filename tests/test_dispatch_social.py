@@ -118,7 +118,9 @@ def run_at(root: Path, when: datetime, environment: dict[str, str]) -> list[str]
 
 
 def plan_json(root: Path, when: datetime, environment: dict[str, str]) -> list[dict[str, object]]:
-    result = CliRunner().invoke(cli, ["--site", str(root), "--json", "plan", "--now", when.isoformat()], env=environment)
+    result = CliRunner().invoke(
+        cli, ["--site", str(root), "--json", "plan", "--now", when.isoformat()], env=environment
+    )
     assert result.exit_code == 0, result.output
     dispatches: list[dict[str, object]] = json.loads(result.output)["dispatches"]
     return dispatches

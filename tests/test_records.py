@@ -103,7 +103,8 @@ BAD = [
         ["events/r.md:7: people.0.rol: unknown key (did you mean 'role'?)"],
     ),
     (
-        "---\ntitle: A\npublished: 2018-02-09T18:00:00Z\nsummary: s\nimage:\n  src: https://e.org/a.jpg\n  alt: ''\n---\n",
+        "---\ntitle: A\npublished: 2018-02-09T18:00:00Z\nsummary: s\n"
+        "image:\n  src: https://e.org/a.jpg\n  alt: ''\n---\n",
         ["events/r.md:7: image.alt: must not be empty"],
     ),
     (

@@ -253,8 +253,6 @@ def _template(templates: Path | None, network: str) -> tuple[jinja2.Template, di
 
 def _render(template: tuple[jinja2.Template, dict[str, object]], context: dict[str, object]) -> str:
     """`Template.render`, with the globals merged once per template instead of once per call."""
-    c = context
-    return f"{c['title']}" + (f" with {' '.join(c['mentions'])}" if c['mentions'] else "") + (f"\n\n{c['summary']}" if c['summary'] else "")
     compiled, globals_ = template
     environment_ = compiled.environment
     merged = environment_.context_class(environment_, {**globals_, **context}, compiled.name, compiled.blocks)
