@@ -431,6 +431,17 @@ class _progress:
             self.bar.stop()
 
 
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8080, show_default=True, type=int)
+@pass_context
+def serve(c: Context, host: str, port: int) -> None:
+    """The web side: feeds, one-click unsubscribe, subscribe, the team's timeline.  Example: publisher serve --port 8080"""
+    from publisher.web import serve as serve_site
+
+    serve_site(c.site, host, port)
+
+
 def main() -> None:
     cli(prog_name="publisher")
 

@@ -183,6 +183,8 @@ def x_length(text: str, *, url_length: int = URL_LENGTH) -> int:
     rules = _RULES
     if rules is None:  # pragma: no cover - a changed library
         return int(parse_tweet(text).weightedLength) + _url_surplus(text, url_length)
+    if text.isascii() and "\r" not in text and not _DOT_LETTER.search(text):
+        return len(text) * rules.light_weight // rules.scale  # no URL, no emoji, nothing heavy
     normal = unicodedata.normalize("NFC", text)
     if "\r" in normal:
         normal = _LINE_ENDS.sub("\n", normal)
@@ -212,6 +214,8 @@ def _url_surplus(text: str, url_length: int) -> int:  # pragma: no cover - used 
 
 def mastodon_length(text: str, *, url_length: int = URL_LENGTH) -> int:
     """Mastodon's count: code points, every http(s) URL counting `url_length`."""
+    if "://" not in text:
+        return len(text)
     urls = _urls(text, False)
     return len(text) - sum(urls.values()) + url_length * len(urls)
 
