@@ -2,9 +2,11 @@
 
     python bench/posts.py 10000
 
-Records are made in memory (mixed languages, some with people's handles, some
-with titles too long for X, a few in Japanese), so the figure is rendering
-alone: templates, fitting and counting, no file reading. It also times
+Records are made in memory, so the figure is rendering alone: templates,
+fitting and counting, no file reading. By default a hard mix: long summaries,
+up to four X handles, one record in ten with a title too long for any network,
+one in fifty in Japanese. `--simple` makes records shaped like bench/build.py's
+(short title and summary, one hashtag); `--utm` tags every link. It also times
 twitter-text-parser's own `parse_tweet` on the same X posts, for scale.
 """
 
@@ -94,16 +96,37 @@ def make_records(count: int, seed: int = 7) -> list[Record]:
     return records
 
 
+def make_simple_records(count: int, seed: int = 42) -> list[Record]:
+    """Records shaped like bench/build.py's: a short title and summary, one hashtag, no people."""
+    rng = random.Random(seed)
+    start = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
+    return [
+        Record.model_validate(
+            {
+                "id": f"record-{index:06d}",
+                "title": f"Record {index} on {rng.choice(WORDS)} and {rng.choice(WORDS)}",
+                "summary": f"A short summary of record {index} about {rng.choice(WORDS)}.",
+                "published": start + dt.timedelta(hours=7 * index),
+                "language": rng.choice(LANGUAGES),
+                "url": f"https://bench.example.org/news/{index}",
+                "social": {"hashtags": [rng.choice(WORDS).title()]},
+            }
+        )
+        for index in range(count)
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("count", type=int, nargs="?", default=10000)
     parser.add_argument("--utm", action="store_true", help="tag every link with UTM parameters")
+    parser.add_argument("--simple", action="store_true", help="records shaped like bench/build.py's")
     args = parser.parse_args()
     site: dict[str, object] = {"site": {"title": "Bench", "url": "https://bench.example.org"}}
     if args.utm:
         site["utm"] = {"enabled": True}
     settings = Settings.model_validate(site)
-    records = make_records(args.count)
+    records = make_simple_records(args.count) if args.simple else make_records(args.count)
     started, cpu = time.perf_counter(), time.process_time()
     posts = [post for record in records for post in render_posts(record, settings)]
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu

@@ -8,97 +8,119 @@ RSS for the site, each tag and each language), `newsletters/<id>.html|.txt|.eml`
 every record that is not a draft (a cancelled record's issue says so).
 
 A rebuild does only what changed (see `publisher.build_cache`): record files
-are parsed again only when they changed, a record's issue and posts are
+are parsed again only when they changed; a record's issue and posts are
 rendered again only when the record, the settings, the templates or
-publisher itself changed, and only the feeds that show a changed record are
-rendered again. No file is written unless its bytes changed, and the files a
-previous build wrote for records that are gone are removed (files publisher
-did not write are never touched). Nothing at all is written while any record,
-post or template is bad: `InvalidInput` lists every problem.
+publisher's rendering code changed; only the feeds that show a changed record
+are rendered again. No file is written unless its bytes changed, and the files
+an earlier build wrote for records that are gone are removed (files publisher
+did not write are never touched). Nothing is written while any record, post or
+template is bad: `InvalidInput` lists every problem. Big builds render in a
+process pool (`build_render` holds the work each process does).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import pickle
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, TypeVar
 
 from publisher import build_render as work
 from publisher.build_cache import (
-    CACHE_FOLDER,
+    FeedList,
     FeedState,
     FileInfo,
-    OutputRow,
+    Kept,
     Outputs,
     RecordFiles,
     Source,
     code_digest,
     digest,
     file_stat,
-    now_ns,
     present,
-    sizes_digest,
     unchanged_since,
 )
-from publisher.build_render import ISSUE_FILES, Output, Rendered, post_text, render_record, write_file
+from publisher.build_render import ISSUE_FILES, Output, post_text, render_record, write_file
 from publisher.config import Site
 from publisher.errors import InvalidInput, Problem
-from publisher.records import NETWORKS, Record, record_names, shown_paths
+from publisher.records import NETWORKS, Record, load_record, record_names, shown_paths
 from publisher.templates import default_templates
 
 PARALLEL_FROM = 200  # records to work on; below this a process pool costs more than it saves
 Progress = Callable[[int, int], None]
+_SEP = ",\n  "  # between two files in `build --json`
 
-__all__ = ["Manifest", "Output", "build", "post_text", "render_record", "write_if_changed"]
+__all__ = ["Manifest", "Output", "Progress", "build", "check_site", "post_text", "render_record", "write_if_changed"]
 
 
 @dataclass
 class Manifest:
-    """What a build did: every file of the site's outputs, and which ones it wrote or removed."""
+    """What a build did: every file of the site's outputs, and which ones it wrote or removed.
+
+    `parts` holds, in order, each file rendered by this build (an `Output`) and,
+    for each record left as it was, its files as the last build listed them.
+    """
 
     out: Path
     records: int = 0
     drafts: int = 0
-    outputs: list[Output] = field(default_factory=list)
+    parts: list[Output | Kept] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
+
+    @cached_property
+    def outputs(self) -> list[Output]:
+        """Every file of the site's outputs: each record's (newest first), then the feeds."""
+        outputs: list[Output] = []
+        for part in self.parts:
+            if isinstance(part, Output):
+                outputs.append(part)
+            else:
+                outputs += [_output(entry) for entry in json.loads(f"[{part.json}]")]
+        return outputs
 
     @property
     def written(self) -> list[Output]:
-        return [o for o in self.outputs if o.changed]
+        return [part for part in self.parts if isinstance(part, Output) and part.changed]
 
-    def as_json(self) -> dict[str, Any]:
-        written = sum(o.changed for o in self.outputs)
+    @property
+    def files(self) -> int:
+        return sum(1 if isinstance(part, Output) else part.paths.count("\n") + 1 for part in self.parts)
+
+    def _head(self) -> dict[str, Any]:
+        written = len(self.written)
         return {
             "out": str(self.out),
             "records": self.records,
             "written": written,
-            "unchanged": len(self.outputs) - written,
+            "unchanged": self.files - written,
             "removed": self.removed,
-            "files": [_file_json(o) for o in self.outputs],
         }
 
+    def as_json(self) -> dict[str, Any]:
+        return {**self._head(), "files": [_file_json(o) for o in self.outputs]}
+
     def to_json(self) -> str:
-        """`as_json()` as text, one line per file (one call of the C encoder: fast for 100,000 files)."""
-        text = json.dumps(self.as_json(), ensure_ascii=False)
-        # Paths, ids, kinds and digests hold no braces or commas, so "}, {" only ever separates two files.
-        return text.replace(', "files": [{', ',\n "files": [\n  {', 1).replace("}, {", "},\n  {") + "\n"
+        """`as_json()` as text, one line per file; unchanged records' lines come ready-made from the cache."""
+        head = json.dumps(self._head(), ensure_ascii=False)[:-1]
+        lines = _SEP.join(part.json if isinstance(part, Kept) else _file_line(part) for part in self.parts)
+        return f'{head}, "files": [\n  {lines}\n]}}\n' if lines else f'{head}, "files": []}}\n'
 
     def report(self, limit: int = 100) -> list[str]:
-        """Lines for people: each file written (or a count per folder when there are many), then a summary."""
+        """Lines for people: each file written (a count per folder when there are many), then a summary."""
         written = self.written
         lines = [f"wrote {o.path}" for o in written] if len(written) <= limit else _per_folder(written)
         lines += [f"removed {path}" for path in self.removed[:limit]]
         if len(self.removed) > limit:
             lines.append(f"removed {len(self.removed) - limit} more files")
-        unchanged = len(self.outputs) - len(written)
+        removed = f", {len(self.removed)} removed" if self.removed else ""
+        unchanged = self.files - len(written)
         lines.append(
-            f"{self.records} records → {len(written)} files written, {unchanged} unchanged"
-            + (f", {len(self.removed)} removed" if self.removed else "")
-            + f", in {self.out}"
+            f"{self.records} records → {len(written)} files written, {unchanged} unchanged{removed}, in {self.out}"
         )
         return lines
 
@@ -114,11 +136,24 @@ def _per_folder(outputs: Sequence[Output]) -> list[str]:
 
 
 def _file_json(o: Output) -> dict[str, Any]:
-    entry: dict[str, Any] = {"path": o.path, "kind": o.kind, "format": o.format, "records": list(o.records)}
-    if o.network is not None:
-        entry.update(network=o.network, length=o.length, limit=o.limit)
-    entry.update(digest=o.digest, changed=o.changed)
-    return entry
+    if o.network is None:
+        return {
+            "path": o.path,
+            "kind": o.kind,
+            "format": o.format,
+            "records": o.records,
+            "digest": o.digest,
+            "changed": o.changed,
+        }
+    return o._asdict()
+
+
+def _file_line(o: Output) -> str:
+    return json.dumps(_file_json(o), ensure_ascii=False)
+
+
+def _output(entry: dict[str, Any]) -> Output:
+    return Output(**{**entry, "records": tuple(entry["records"])})
 
 
 def write_if_changed(out: Path, output: Output, content: bytes) -> Output:
@@ -139,7 +174,7 @@ def templates_digest(site: Site) -> str:
 
 
 def image_sizes(root: Path, sources: Iterable[str | None]) -> dict[str, int]:
-    """The size in bytes of each image file of the site that records use (feed enclosures need it)."""
+    """The size in bytes of each image file of the site that records use (feed enclosures carry it)."""
     sizes = {}
     for src in sources:
         if src and src not in sizes:
@@ -156,21 +191,21 @@ def build(
     records: Sequence[Record] | None = None,
     progress: Progress | None = None,
 ) -> Manifest:
-    """Render every output of `site` into `out` (default: the site folder); `records` default to its files."""
+    """Render every output of `site` into `out` (default: the site folder); `records` default to its files.
+
+    `progress(done, total)` is called as records are done. Raises InvalidInput
+    (nothing written) when a record, a post or a template is bad.
+    """
     return _Build(site, (out or site.root).resolve(), records, progress).run()
 
 
 def check_site(site: Site, progress: Progress | None = None) -> Manifest:
-    """Parse every record (drafts too), render every output in memory, write nothing but caches."""
+    """Parse every record (drafts too, and their posts), render every output in memory; write no output."""
     return _Build(site, site.root.resolve(), None, progress, write=False).run()
 
 
 T = TypeVar("T")
 R = TypeVar("R")
-
-
-def _chunks(items: Sequence[T], size: int) -> list[Sequence[T]]:
-    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 class _Build:
@@ -179,14 +214,15 @@ class _Build:
     ) -> None:
         self.site, self.out, self.given, self.progress, self.write = site, out, records, progress, write
         self.templates = site.templates if site.templates.is_dir() else None
-        self.code = code_digest()
+        code = code_digest()
         settings = site.settings.model_dump_json(by_alias=True)
-        self.context = digest(self.code, settings, templates_digest(site), str(out))
+        self.context = digest(code, settings, templates_digest(site), str(out))
         self.outputs = Outputs.load(site.root, out, self.context) if write else Outputs(Path(), self.context)
-        self.files = RecordFiles(site.root, self.code)
+        self.files = RecordFiles(site.root, code)
+        self.job = work.Job(site.root, site.events, out, site.settings, self.templates, {}, write, not write)
         self.pool: Executor | None = None
-        self.done = 0
-        self.total = 0
+        self.done = self.total = self.drafts = 0
+        self.at_hand: dict[str, Record | bytes] = {}  # records this build parsed (pickled) or was given
         self.new_files: dict[str, FileInfo] = {}
         self.new_feeds = FeedState("", ())
 
@@ -198,13 +234,13 @@ class _Build:
             sources, prepared = self._prepare()
             live = sorted((s for s in sources if s.status != "draft"), key=lambda s: s.order, reverse=True)
             todo = [
-                work.Work(p.source, p.posts, self._known(p.source.id))
+                work.Work(p.source.id, self.at_hand[p.source.id], p.posts, self._known(p.source.id))
                 for p in prepared
                 if p.source is not None and p.posts is not None and p.source.status != "draft"
             ]
             self.total = self.done + len(todo)
             produced = self._map(work.produce, todo, size=50)
-            feeds = self._feeds(live, {w.source.id for w in todo})
+            feeds = self._feeds(live, {w.id for w in todo})
             return self._finish(live, produced, feeds)
         finally:
             if self.pool is not None:
@@ -214,50 +250,37 @@ class _Build:
 
     def _prepare(self) -> tuple[list[Source], list[work.Prepared]]:
         """Every record's source (parsing what changed) and the posts of those to render again."""
-        fresh = self._fresh()
+        fresh = self.job.fresh = self._fresh()
         ordered: list[Source | None] = []
         items: list[work.Item] = []
         slots: list[int] = []
         for shown, name, source in self._candidates():
             if source is None or self._needs_render(source, fresh):
-                known = self.files.known(name) if source is None and name is not None else None
-                items.append(work.Item(shown, name if source is None else None, known, source))
+                items.append(work.Item(shown, name, source, self._blob(source)))
                 slots.append(len(ordered))
             ordered.append(source)
         self.total = len(items)
-        job = work.Job(
-            self.site.root,
-            self.site.events,
-            self.out,
-            self.site.settings,
-            self.templates,
-            fresh,
-            self.write,
-            not self.write,
-        )
-        work.start(job)
-        self.job = job
         prepared = list(self._map(work.prepare, items, size=200))
         problems: list[Problem] = []
-        read_at = now_ns()
         for slot, result in zip(slots, prepared, strict=True):
-            problems.extend(result.problems)
-            if result.source is not None:
-                ordered[slot] = result.source
-                if result.name is not None and result.stat is not None and not result.problems:
-                    self.files.store(result.name, result.stat, result.source, min(read_at, result.read_at_ns))
-        sources = [s for s in ordered if s is not None]
-        sources, duplicates = self._unique(sources)
+            problems += result.problems
+            source = ordered[slot] = result.source
+            if source is None:
+                continue
+            if result.record is not None:
+                self.at_hand[source.id] = result.record
+            if isinstance(result.record, bytes) and result.name is not None and result.stat is not None:
+                self.files.store(result.name, result.stat, source, result.read_at_ns, result.record)
+        sources, duplicates = self._unique([s for s in ordered if s is not None])
         self.drafts = sum(s.status == "draft" for s in sources)
-        problems += duplicates
         if self.given is None:
             self.files.save()
-        if problems:
-            raise InvalidInput(problems)
+        if problems or duplicates:
+            raise InvalidInput(problems + duplicates)
         return sources, prepared
 
     def _candidates(self) -> Iterator[tuple[str, str | None, Source | None]]:
-        """(shown path, file name, source when the cache can vouch for it) of every record."""
+        """(shown path, file name, source when known without parsing) of every record."""
         if self.given is not None:
             for record in self.given:
                 yield record.source, None, Source.of(record)
@@ -270,38 +293,54 @@ class _Build:
             stat = file_stat(f"{folder}/{name}")
             source = self.files.trusted(name, stat) if stat is not None else None
             if source is not None and source.image and not (self.site.root / source.image).is_file():
-                source = None  # its image is gone: parse again, to report it
+                source = None  # its image is gone: parse it again, to report that
             yield shown, name, source
 
     def _needs_render(self, source: Source, fresh: dict[str, str]) -> bool:
         return (source.status != "draft" or not self.write) and fresh.get(source.id) != source.key
 
+    def _blob(self, source: Source | None) -> bytes | None:
+        """A cached source's record, pickled, when the cache holds it (saves parsing the file again)."""
+        if source is None or source.record is not None or source.name is None:
+            return None
+        entry = self.files.parsed.get(source.name)
+        return entry[1] if entry is not None and entry[0] == source.key else None
+
     def _fresh(self) -> dict[str, str]:
-        """Records whose outputs the last build wrote from the same key and are all still there."""
-        listings: dict[str, frozenset[str]] = {}
-        return {
-            id: key
-            for id, (key, rows) in self.outputs.records.items()
-            if present(self.out, (row[0] for row in rows), listings)
-        }
+        """Records whose files the last build wrote from the same key and are all still there."""
+        records = self.outputs.records
+        folders = {path.rpartition("/")[0] for kept in records.values() for path in kept.paths.split("\n")}
+        found = present(self.out, folders)
+        return {id: kept.key for id, kept in records.items() if found.issuperset(kept.paths.split("\n"))}
 
     def _unique(self, sources: list[Source]) -> tuple[list[Source], list[Problem]]:
         seen: dict[str, Source] = {}
         kept, problems = [], []
         for source in sources:
-            first = seen.get(source.id)
-            if first is None:
-                seen[source.id] = source
+            first = seen.setdefault(source.id, source)
+            if first is source:
                 kept.append(source)
                 continue
-            record, other = source.record, first.record.source
-            problems.append(
-                Problem(record.source, record.line("id"), "id", f"{record.id!r} is already used by {other}")
-            )
+            line = self._record(source).line("id")
+            problems.append(Problem(source.shown, line, "id", f"{source.id!r} is already used by {first.shown}"))
         return kept, problems
 
+    def _record(self, source: Source) -> Record:
+        """The record of a source: given, parsed by this build, cached, or else parsed now."""
+        at_hand = self.at_hand.get(source.id) if source.record is None else source.record
+        if isinstance(at_hand, bytes):
+            at_hand = pickle.loads(at_hand)
+        record = at_hand if isinstance(at_hand, Record) and at_hand.source == source.shown else None
+        if record is None:
+            record = self.files.record(source)
+        if record is None:
+            assert source.name is not None
+            record = load_record(self.site.events / source.name, self.site.root, shown=source.shown)
+        self.at_hand[source.id] = record
+        return record
+
     def _known(self, id: str) -> dict[str, FileInfo]:
-        """What the last builds wrote at the paths a record's files take."""
+        """What earlier builds wrote at the paths a record's files take."""
         paths = [f"newsletters/{id}{suffix}" for suffix in ISSUE_FILES] + [f"posts/{n}/{id}.txt" for n in NETWORKS]
         return {p: self.outputs.files[p] for p in paths if p in self.outputs.files}
 
@@ -315,9 +354,11 @@ class _Build:
             self.pool = _pool(self.job)
         workers = getattr(self.pool, "_max_workers", 1)
         size = max(10, min(size, -(-len(items) // (workers * 4))))
-        chunks = _chunks(items, size)
-        results = self.pool.map(function, chunks) if self.pool is not None else map(function, chunks)
-        return self._counted(results)
+        chunks = [items[i : i + size] for i in range(0, len(items), size)]
+        if self.pool is None:
+            work.start(self.job)
+            return self._counted(map(function, chunks))
+        return self._counted(self.pool.map(function, chunks))
 
     def _counted(self, results: Iterable[list[R]]) -> Iterator[R]:
         for chunk in results:
@@ -329,11 +370,13 @@ class _Build:
     # --- feeds ----------------------------------------------------------------------------
 
     def _feeds(self, live: list[Source], rendered: set[str]) -> list[Output]:
-        """Every feed; rendered again only where a record in it changed (all when the records in them may differ)."""
+        """Every feed; rendered again only where a record in it changed (all, when the records in them may differ)."""
         from publisher.render.feeds import feed_set
 
         sizes = image_sizes(self.site.root, (s.image for s in live))
-        membership = digest(sizes_digest(sizes), *(s.membership for s in live))
+        membership = digest(
+            *(f"{src}={size}" for src, size in sorted(sizes.items())), *(s.id + s.membership for s in live)
+        )
         before = self.outputs.feeds
         listed = before.feeds if before is not None and before.membership == membership else None
         fresh = None
@@ -341,7 +384,7 @@ class _Build:
             wanted = {path for path, _, ids in listed if rendered.intersection(ids) or not self._intact(path)}
             fresh = self._some_feeds(live, sizes, listed, wanted)
         if listed is None or fresh is None:
-            files = feed_set([s.record for s in live], self.site.settings, sizes=sizes)
+            files = feed_set([self._record(s) for s in live], self.site.settings, sizes=sizes)
             listed = tuple((f.path, f.format, f.record_ids) for f in files)
             fresh = {f.path: f.content for f in files}
         self.new_feeds = FeedState(membership, listed)
@@ -349,7 +392,7 @@ class _Build:
         for path, fmt, ids in listed:
             content = fresh.get(path)
             if content is None:
-                outputs.append(self._unchanged((path, "feed", fmt, None, None, None), ids))
+                outputs.append(Output(path, "feed", fmt, ids, digest=self.outputs.files.get(path, (0, 0, ""))[2]))
                 continue
             changed, info = self._write(path, content)
             self.new_files[path] = info
@@ -361,9 +404,9 @@ class _Build:
     ) -> dict[str, bytes] | None:
         """The `wanted` feeds, rendered from only the records they show; None when they would show others.
 
-        When no record was added, removed, re-dated or re-tagged, each feed shows
-        the same records as before, and the feeds of just those records include
-        each wanted feed exactly as the whole site's would.
+        When no record was added, removed, re-dated or re-tagged, each feed
+        shows the records it showed before, and the feeds of only those records
+        include each wanted feed exactly as the feeds of the whole site would.
         """
         from publisher.render.feeds import feed_set
 
@@ -371,14 +414,14 @@ class _Build:
             return {}
         expected = {path: ids for path, _, ids in listed if path in wanted}
         shown = {id for ids in expected.values() for id in ids}
-        files = [f for f in feed_set([s.record for s in live if s.id in shown], self.site.settings, sizes=sizes)]
-        found = {f.path: f for f in files if f.path in wanted}
+        records = [self._record(s) for s in live if s.id in shown]
+        found = {f.path: f for f in feed_set(records, self.site.settings, sizes=sizes) if f.path in wanted}
         if found.keys() != expected.keys() or any(f.record_ids != expected[p] for p, f in found.items()):
             return None
         return {path: f.content for path, f in found.items()}
 
     def _intact(self, path: str) -> bool:
-        """Whether the file is still what the last build wrote there (by size and mtime)."""
+        """Whether a file is still what the last build wrote there (by size and mtime)."""
         info = self.outputs.files.get(path)
         return info is not None and unchanged_since(info, file_stat(str(self.out / path)))
 
@@ -387,56 +430,47 @@ class _Build:
             return False, (len(content), 0, digest(content))
         return write_file(str(self.out / path), content, self.outputs.files.get(path))
 
-    def _unchanged(self, row: OutputRow, ids: tuple[str, ...]) -> Output:
-        """An output left as the last build wrote it."""
-        path, kind, fmt, network, length, limit = row
-        info = self.outputs.files.get(path) or (0, 0, "")
-        self.new_files[path] = info
-        return Output(path, kind, fmt, ids, network, length, limit, info[2])
-
     # --- the manifest, removals and the caches -------------------------------------------
 
     def _finish(self, live: list[Source], produced: Iterable[work.Produced], feeds: list[Output]) -> Manifest:
         results = {p.id: p for p in produced}
         problems = [problem for p in results.values() for problem in p.problems]
         manifest = Manifest(self.out, len(live), self.drafts)
-        entries: dict[str, tuple[str, tuple[OutputRow, ...]]] = {}
+        entries: dict[str, Kept] = {}
         for source in live:
             result = results.get(source.id)
-            if result is not None and result.problems:
-                continue
-            if result is not None:
+            if result is None:  # as the last build left it
+                entries[source.id] = self.outputs.records[source.id]
+                manifest.parts.append(entries[source.id])
+            elif not result.problems:
                 outputs = [output for output, _ in result.files]
                 self.new_files.update((output.path, info) for output, info in result.files)
-                rows = tuple((o.path, o.kind, o.format, o.network, o.length, o.limit) for o in outputs)
-            else:
-                rows = self.outputs.records[source.id][1]
-                ids = (source.id,)
-                outputs = [self._unchanged(row, ids) for row in rows]
-            entries[source.id] = (source.key, rows)
-            manifest.outputs += outputs
-        manifest.outputs += feeds
+                lines = _SEP.join(_file_line(o._replace(changed=False)) for o in outputs)
+                entries[source.id] = Kept(source.key, "\n".join(o.path for o in outputs), lines)
+                manifest.parts += outputs
+        manifest.parts += feeds
         if self.write:
-            if problems:  # remember what was written; remove nothing
-                self.new_files = {**self.outputs.files, **self.new_files}
-            else:
-                manifest.removed = self._remove_stale()
-            before = (self.outputs.records, self.outputs.files, self.outputs.feeds)
-            if before != (entries, self.new_files, self.new_feeds):
-                self.outputs.records, self.outputs.files, self.outputs.feeds = entries, self.new_files, self.new_feeds
+            known = self.outputs.files
+            files = {**known, **self.new_files}
+            if not problems:  # with problems: remember what was written, remove nothing
+                made = {o.path for o in feeds}.union(*(kept.paths.split("\n") for kept in entries.values()))
+                stale = [path for path in files if path not in made]
+                manifest.removed = self._remove(path for path in stale if path in known)
+                for path in stale:
+                    del files[path]
+            if (entries, files, self.new_feeds) != (self.outputs.records, known, self.outputs.feeds):
+                self.outputs.records, self.outputs.files, self.outputs.feeds = entries, files, self.new_feeds
                 self.outputs.save(self.out)
         if problems:
             raise InvalidInput(problems)
         return manifest
 
-    def _remove_stale(self) -> list[str]:
-        """Remove the files earlier builds wrote that this one no longer makes, if nobody changed them since."""
+    def _remove(self, paths: Iterable[str]) -> list[str]:
+        """Remove files earlier builds wrote that this one no longer makes, unless someone changed them since."""
         removed = []
-        for path, info in self.outputs.files.items():
-            if path in self.new_files:
-                continue
+        for path in sorted(paths):
             target = self.out / path
-            if not unchanged_since(info, file_stat(str(target))):
+            if not unchanged_since(self.outputs.files[path], file_stat(str(target))):
                 continue  # gone already, or changed by someone else: theirs now
             target.unlink()
             removed.append(path)
@@ -444,19 +478,14 @@ class _Build:
             while folder != self.out and self.out in folder.parents and not any(folder.iterdir()):
                 folder.rmdir()
                 folder = folder.parent
-        return sorted(removed)
-
-
-FeedList = tuple[tuple[str, str, tuple[str, ...]], ...]
+        return removed
 
 
 def _pool(job: work.Job) -> Executor:
+    """Worker processes, forked where the system can (they start at once, with the modules loaded)."""
     import multiprocessing
 
-    workers = min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1, 8)
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("fork" if "fork" in methods else None)
-    return ProcessPoolExecutor(workers, mp_context=context, initializer=work.start, initargs=(job,))
-
-
-__all__ += ["CACHE_FOLDER", "OutputRow", "Rendered", "check_site", "image_sizes"]
+    return ProcessPoolExecutor(min(cpus, 8), mp_context=context, initializer=work.start, initargs=(job,))

@@ -15,10 +15,11 @@ items; records travel pickled, rendered files never travel back.
 from __future__ import annotations
 
 import os
+import pickle
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import NamedTuple
 
 import jinja2
 
@@ -37,9 +38,8 @@ ISSUE_FILES = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class Output:
-    """One file of a build, as listed by `build --json`."""
+class Output(NamedTuple):
+    """One file of a build, as listed by `build --json` (a named tuple: builds list 100,000 of them)."""
 
     path: str
     kind: str  # feed | issue | post | calendar
@@ -52,9 +52,7 @@ class Output:
     changed: bool = False
 
     def done(self, digest: str, *, changed: bool) -> Output:
-        return Output(
-            self.path, self.kind, self.format, self.records, self.network, self.length, self.limit, digest, changed
-        )
+        return self._replace(digest=digest, changed=changed)
 
 
 Rendered = tuple[Output, bytes]
@@ -148,8 +146,10 @@ def check_templates(templates: Path | None) -> list[Problem]:
 # --- the work of one build, shipped to every worker once --------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass
 class Job:
+    """What every record of one build is rendered with."""
+
     root: Path
     events: Path
     out: Path
@@ -177,12 +177,12 @@ def current() -> Job:
 
 @dataclass(frozen=True, slots=True)
 class Item:
-    """A record for `prepare`: a file to read (`name`), or a source already parsed."""
+    """A record for `prepare`: a file to parse (`name`), or a source with its record (or that pickled)."""
 
     shown: str
     name: str | None = None
-    known: tuple[Any, ...] | None = None  # the source row last parsed from that file
     source: Source | None = None
+    blob: bytes | None = None
 
 
 @dataclass(slots=True)
@@ -191,50 +191,53 @@ class Prepared:
     stat: FileStat | None
     read_at_ns: int
     source: Source | None
-    posts: list[Rendered] | None
+    record: Record | bytes | None  # pickled when it was parsed here
+    posts: list[Rendered] | None  # None: nothing to render again
     problems: list[Problem]
 
 
 def prepare(items: Sequence[Item]) -> list[Prepared]:
     """Pass 1: parse what changed, render the posts of what must be rendered again."""
-    return [_prepare(item, current()) for item in items]
+    job = current()
+    return [_prepare(item, job) for item in items]
 
 
 def _prepare(item: Item, job: Job) -> Prepared:
     stat, read_at = None, now_ns()
-    source = item.source
-    if source is None:
+    source, record = item.source, None
+    if source is not None:
+        record = source.record or (pickle.loads(item.blob) if item.blob is not None else None)
+    if record is None:
         assert item.name is not None
         path = job.events / item.name
         stat = file_stat(str(path))
         try:
             data = path.read_bytes()
+            record = load_record(path, job.root, data=data, shown=item.shown)
         except OSError as exc:
             problem = Problem(item.shown, 1, "file", f"cannot be read ({exc.strerror})")
-            return Prepared(item.name, stat, read_at, None, None, [problem])
-        key = digest(item.shown, data)
-        if item.known is not None and item.known[0] == key:  # the same bytes: no need to parse again
-            source = Source.from_row(item.known)
-        else:
-            try:
-                record = load_record(path, job.root, data=data, shown=item.shown)
-            except InvalidInput as exc:
-                return Prepared(item.name, stat, read_at, None, None, exc.problems)
-            source = Source.of(record, key)
+            return Prepared(item.name, stat, read_at, None, None, None, [problem])
+        except InvalidInput as exc:
+            return Prepared(item.name, stat, read_at, None, None, None, exc.problems)
+        source = Source.of(record, digest(item.shown, data), item.name)
+        source.record = None  # it travels pickled, once
+    assert source is not None
+    blob = None if source.record is not None else item.blob or pickle.dumps(record, protocol=pickle.HIGHEST_PROTOCOL)
     posts = None
     if (source.status != "draft" or job.drafts) and job.fresh.get(source.id) != source.key:
         try:
-            posts = render_posts(source.record, job.settings, job.templates)
+            posts = render_posts(record, job.settings, job.templates)
         except InvalidInput as exc:
-            return Prepared(item.name, stat, read_at, source, None, exc.problems)
-    return Prepared(item.name, stat, read_at, source, posts, [])
+            return Prepared(item.name, stat, read_at, source, blob, None, exc.problems)
+    return Prepared(item.name, stat, read_at, source, blob, posts, [])
 
 
 @dataclass(frozen=True, slots=True)
 class Work:
-    """A record for `produce`: its posts from pass 1, and what the last build wrote for it."""
+    """A record for `produce` (or that pickled), its posts from pass 1, and what the last build wrote for it."""
 
-    source: Source
+    id: str
+    record: Record | bytes
     posts: list[Rendered]
     known: dict[str, FileInfo]
 
@@ -251,10 +254,11 @@ def produce(items: Sequence[Work]) -> list[Produced]:
     job = current()
     done = []
     for work in items:
+        record = work.record if isinstance(work.record, Record) else pickle.loads(work.record)
         try:
-            rendered = render_issue_files(work.source.record, job.settings, job.templates) + work.posts
+            rendered = render_issue_files(record, job.settings, job.templates) + work.posts
         except InvalidInput as exc:
-            done.append(Produced(work.source.id, [], exc.problems))
+            done.append(Produced(work.id, [], exc.problems))
             continue
         files = []
         for output, content in rendered:
@@ -263,7 +267,7 @@ def produce(items: Sequence[Work]) -> list[Produced]:
             else:
                 changed, info = False, (len(content), 0, digest(content))
             files.append((output.done(info[2], changed=changed), info))
-        done.append(Produced(work.source.id, files, []))
+        done.append(Produced(work.id, files, []))
     return done
 
 

@@ -442,6 +442,23 @@ def serve(c: Context, host: str, port: int) -> None:
     serve_site(c.site, host, port)
 
 
+@cli.command()
+@click.option("--concurrency", default=1, show_default=True, type=click.IntRange(1, 64), help="Tasks run at once.")
+@click.option("--queue-url", help="The broker to take work from (default: PUBLISHER_QUEUE_URL, else [queue] url).")
+@pass_context
+def worker(c: Context, concurrency: int, queue_url: str | None) -> None:
+    """A delivery worker for scale-out: sends what `publisher run` puts on the queue.
+
+    Example: PUBLISHER_QUEUE_URL=redis://127.0.0.1:6379/0 publisher worker --concurrency 4
+    """
+    from publisher.broker import require_queue
+    from publisher.workers import run_worker
+
+    config = require_queue(c.site, queue_url)
+    click.echo(f"publisher worker: taking dispatches from {config.name!r} at {config.shown}", err=True)
+    sys.exit(run_worker(c.site, config, concurrency))
+
+
 def main() -> None:
     cli(prog_name="publisher")
 

@@ -9,6 +9,7 @@ read-only one with a plain ``BEGIN``. PostgreSQL runs as it is, READ COMMITTED.
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,6 +29,8 @@ SUPPORTED = ("sqlite", "postgresql")
 _READ_ONLY = "publisher_read_only"
 BUSY_TIMEOUT_MS = 30_000
 _MIGRATING = threading.Lock()
+# UPDATE ... RETURNING (claims) came in 3.35; ON CONFLICT DO UPDATE ... WHERE in 3.24.
+SQLITE_AT_LEAST = (3, 35)
 
 
 def shown_url(url: str | URL) -> str:
@@ -66,6 +69,8 @@ def create_engine(url: str) -> sa.Engine:
         parsed = make_url(url)
     except sa.exc.ArgumentError as exc:
         raise WorkFailed(f"database: not a database URL ({exc})") from None
+    if parsed.drivername in ("postgres", "postgresql"):
+        parsed = parsed.set(drivername="postgresql+psycopg")  # psycopg 3, not SQLAlchemy's default psycopg2
     backend = parsed.get_backend_name()
     if backend not in SUPPORTED:
         raise WorkFailed(
@@ -74,9 +79,12 @@ def create_engine(url: str) -> sa.Engine:
         )
     if backend == "postgresql":
         return sa.create_engine(parsed)
+    if sqlite3.sqlite_version_info < SQLITE_AT_LEAST:
+        needed = ".".join(map(str, SQLITE_AT_LEAST))
+        raise WorkFailed(f"database: SQLite {needed} or newer is needed (this Python has {sqlite3.sqlite_version})")
     path = _sqlite_file(parsed)
     if path is None:
-        # One shared in-memory database for every thread of this process.
+        # One in-memory database on one shared connection: for quick, single-threaded use.
         engine = sa.create_engine(parsed, poolclass=StaticPool, connect_args={"check_same_thread": False})
     else:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -47,10 +47,17 @@ def open_channel(site: Site, network: str) -> SocialChannel:
     return _OPEN[key]
 
 
-def post_for(runner: Runner, d: Dispatch) -> Post:
+def post_for(runner: Runner, d: Dispatch, channel: SocialChannel) -> Post:
+    """The dispatch's post, measured with the instance's own limits when the channel knows them."""
     record = next((runner.by_id[i] for i in d.record_ids if i in runner.by_id), None)
     if record is None:
         raise WorkFailed(f"dispatch {d.id}: its record {', '.join(d.record_ids)} is gone")
+    limits = getattr(channel, "limits", None)
+    if callable(limits):  # a Mastodon instance says its own max_characters and URL length
+        limit, url_length = limits()
+        return render_post(
+            record, d.channel, runner.site.settings, runner.templates, limit=limit, url_length=url_length
+        )
     return render_post(record, d.channel, runner.site.settings, runner.templates)
 
 
@@ -67,7 +74,7 @@ def post(runner: Runner, d: Dispatch, *, channel: SocialChannel | None = None) -
     row_id = claimed[0].id
     channel = channel or open_channel(runner.site, d.channel)
     try:
-        published = channel.publish(post_for(runner, d), key=d.id, media_root=runner.site.root)
+        published = channel.publish(post_for(runner, d, channel), key=d.id, media_root=runner.site.root)
     except AuthFailed as exc:
         store.mark_failed(row_id, runner.clock(), permanent=True, reply=str(exc))
         raise

@@ -42,8 +42,9 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from publisher.broker import dispatch_due
 from publisher.config import CONFIG_FILE, Site, load_site
-from publisher.dispatch import Clock, Outcome, Runner, run_due, wall_clock, worker_id
+from publisher.dispatch import Clock, Outcome, Runner, wall_clock, worker_id
 from publisher.errors import WorkFailed
 from publisher.records import load_records, record_files
 from publisher.store import Store, open_store
@@ -192,7 +193,7 @@ class Clockwork:
             if self.stop.is_set():
                 return []
             self.refresh()
-            outcomes = run_due(self.runner, now or self.clock())
+            outcomes = dispatch_due(self.runner, now or self.clock())  # here, or onto the queue
             for outcome in outcomes:
                 if self.on_outcome is not None:
                     self.on_outcome(outcome)

@@ -1,8 +1,9 @@
-"""Social posts: each network's counting rule, what gives way when a post is too long, overrides, threads.
+"""Social posts from records: the example site, what gives way when a post is too long, own texts, threads.
 
-Expected texts are written by hand from the rules in publisher/render/social.py,
-and every length is checked again with the networks' own counting where a
-library has it (twitter-text-parser's `parse_tweet` for X, `grapheme` for Bluesky).
+Expected texts are written by hand from the rules in publisher/render/social.py
+(the counts in the comments), and lengths are checked again with the networks'
+own counting where a library has it (twitter-text-parser's `parse_tweet` for X,
+`grapheme` for Bluesky). Counting itself: tests/test_post_lengths.py.
 """
 
 from __future__ import annotations
@@ -14,14 +15,14 @@ import grapheme
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from twitter_text import extract_urls_with_indices, parse_tweet
+from twitter_text import parse_tweet
 
 from publisher.config import Settings, load_site
 from publisher.errors import InvalidInput
 from publisher.records import Record, load_records, parse_record
-from publisher.render.lengths import LIMITS, graphemes, mastodon_length, measure, too_long, x_length
+from publisher.render.lengths import LIMITS, mastodon_length, measure
 from publisher.render.links import utm
-from publisher.render.social import DoesNotFit, Post, PostImage, check_posts, fit, render_post, render_posts
+from publisher.render.social import Post, PostImage, check_posts, render_post, render_posts
 from tests import regenerate_golden
 from tests.posts_support import post_file
 
@@ -47,131 +48,6 @@ def example() -> tuple[Settings, dict[str, Record], Path]:
 
 def problems_of(exc: pytest.ExceptionInfo[InvalidInput]) -> list[str]:
     return [str(p) for p in exc.value.problems]
-
-
-# -- counting ---------------------------------------------------------------------------------------
-
-
-def test_cjk_and_emoji_count_double_on_x_and_once_elsewhere() -> None:
-    assert measure("x", "日本語") == 6 == parse_tweet("日本語").weightedLength
-    assert measure("x", "\U0001f637") == 2  # 😷
-    assert measure("x", FAMILY) == 2  # a ZWJ sequence is one emoji
-    assert measure("x", "café — “quoted”") == 15  # Latin, dashes and quotes weigh 1
-    assert measure("mastodon", "日本語") == 3
-    assert measure("bluesky", "日本語") == 3
-
-
-def test_bluesky_counts_graphemes() -> None:
-    assert measure("bluesky", FAMILY) == 1
-    assert len(FAMILY) == 7
-    assert measure("bluesky", "e\u0301") == 1  # e + combining acute
-    assert measure("bluesky", "\U0001f1eb\U0001f1f7") == 1  # a flag: two regional indicators
-    assert measure("bluesky", "a\r\nb") == 3
-
-
-def test_a_url_counts_23_on_x_and_mastodon_whatever_its_length() -> None:
-    long = "https://example.org/" + "a" * 200
-    short = "https://t.co/x"
-    for url in (long, short):
-        assert measure("x", f"see {url}") == 4 + 23
-        assert measure("mastodon", f"see {url}") == 4 + 23
-    assert measure("bluesky", f"see {long}") == 4 + len(long)
-    assert measure("mastodon", f"see {long}", url_length=30) == 4 + 30
-
-
-def test_x_finds_bare_domains_and_mastodon_does_not() -> None:
-    assert measure("x", "visit example.com now") == 6 + 23 + 4
-    assert measure("mastodon", "visit example.com now") == len("visit example.com now")
-
-
-def test_mastodon_counts_code_points() -> None:
-    assert measure("mastodon", "e\u0301") == 2  # never less than the server's grapheme count
-
-
-def test_too_long_names_the_count_and_the_limit() -> None:
-    assert too_long("x", "日本語" * 50) == "is 300 characters; x allows 280"
-    assert too_long("x", "a" * 280) is None
-    assert too_long("mastodon", "a" * 501) == "is 501 characters; mastodon allows 500"
-    heavy = ("e" + "\u0301" * 12) * 300  # 300 graphemes of 25 bytes each
-    assert graphemes(heavy) == 300
-    assert too_long("bluesky", heavy) == "is 7500 bytes of UTF-8; bluesky allows 3000"
-    with pytest.raises(ValueError, match="unknown network"):
-        measure("myspace", "hi")
-
-
-PIECES = [
-    "a", "Z", " ", "  ", ".", "com", "example.com", "https://a.example.org/x?y=1", "http://t.co/abc", "日本語",
-    "\U0001f637", FAMILY, "\U0001f64b\U0001f3fd", "#\ufe0f\u20e3", "#\u20e3", "1\ufe0f\u20e3", "1", "#", "*", "©", "®",
-    "‼", "\r\n", "\r", "\n", "é", "e\u0301", "…", "—", "“", "x.y", "co-op.", "\U0001f1eb\U0001f1f7", "\u200d", "\ufe0f",
-    "@x", "(", ")", "www.x.com/a(b)", "k.ly", "Ω", "ﬁ", "한국어", "ᄀ", "\u3000", "test.みんな", "-", "_", "/", "é.com",
-    "\u202a", ".co", ":", "https://", "Ж", "\u0483", "か\u3099", "ｶﾞ", "\u0600", "\U000e0067", "\t",
-]  # fmt: skip
-tricky_text = st.lists(st.sampled_from(PIECES), max_size=40).map("".join) | st.text(max_size=60)
-
-
-@settings(max_examples=400, deadline=None)
-@given(tricky_text)
-def test_x_length_is_parse_tweets_weighted_length(text: str) -> None:
-    assert x_length(text) == parse_tweet(text).weightedLength
-
-
-@settings(max_examples=300, deadline=None)
-@given(tricky_text)
-def test_grapheme_count_is_the_grapheme_packages(text: str) -> None:
-    assert graphemes(text) == grapheme.length(text)
-
-
-@settings(max_examples=300, deadline=None)
-@given(tricky_text, tricky_text)
-def test_lengths_add_up_across_a_space(left: str, right: str) -> None:
-    """What the fitting relies on: "a b" counts as "a" plus " b" on X and Mastodon."""
-    for network in ("x", "mastodon"):
-        assert measure(network, f"{left} {right}") == measure(network, left) + measure(network, f" {right}")
-
-
-@settings(max_examples=300, deadline=None)
-@given(tricky_text)
-def test_mastodon_length_is_the_extractors(text: str) -> None:
-    urls = extract_urls_with_indices(text, False)
-    expected = len(text) - sum(end - start for start, end in (u["indices"] for u in urls)) + 23 * len(urls)
-    assert mastodon_length(text) == expected
-
-
-# -- fitting ----------------------------------------------------------------------------------------
-
-
-def test_fit_keeps_a_post_that_fits_as_it_is() -> None:
-    assert fit("x", "Hello", "https://example.org/a", ["One", "#Two"]) == "Hello https://example.org/a #One #Two"
-    assert fit("x", "Hello #one", None, ["One", "two", "TWO"]) == "Hello #one #two"  # no tag twice
-
-
-def test_fit_cuts_the_text_after_a_whole_word() -> None:
-    text = "Alpha beta, gamma delta epsilon"
-    # 28 = "https://example.org/a" (23) + " #Tag" (5): no room left for " Alpha…"
-    assert fit("mastodon", text, "https://example.org/a", ["Tag"], limit=28) == "https://example.org/a #Tag"
-    # room for 11: "Alpha beta…" (the comma goes before the ellipsis)
-    assert fit("mastodon", text, "https://example.org/a", ["Tag"], limit=40) == "Alpha beta… https://example.org/a #Tag"
-
-
-def test_fit_drops_the_last_hashtags_only_when_the_url_and_hashtags_alone_overflow() -> None:
-    url = "https://example.org/a"
-    assert fit("x", "Words", url, ["One", "Two"], limit=31) == f"{url} #One"  # 23 + 5 = 28; + 5 = 33
-    assert fit("x", "Words", url, ["One", "Two"], limit=23) == url
-    with pytest.raises(DoesNotFit, match="is 23 characters; x allows 22"):
-        fit("x", "Words", url, ["One"], limit=22)
-
-
-def test_fit_cuts_text_without_spaces_between_characters() -> None:
-    title = "持続可能な開発のためのデータ" * 20
-    post = fit("x", title, "https://example.org/a", [])
-    assert post.endswith("… https://example.org/a")
-    assert title.startswith(post.split("…")[0])
-    assert parse_tweet(post).weightedLength in (279, 280)  # each character weighs 2, the ellipsis 2
-
-
-def test_fit_never_splits_an_emoji() -> None:
-    post = fit("bluesky", FAMILY * 400, None, [], limit=10)
-    assert post == FAMILY * 9 + "…"
 
 
 # -- the example site -------------------------------------------------------------------------------
@@ -407,6 +283,24 @@ def test_a_broken_site_template_is_a_problem_with_its_line(tmp_path: Path) -> No
     assert [(p.path, p.line, p.field) for p in problems] == [("templates/post-mastodon.txt", 2, "template")]
 
 
+@pytest.mark.parametrize(
+    ("source", "line", "message"),
+    [
+        ("{{ title }}\n\n{{ nope }}\n", 3, "'nope' is undefined"),
+        ("{{ title }}\n{{ 1 / 0 }}\n", 2, "ZeroDivisionError: division by zero"),
+    ],
+)
+def test_a_template_failing_as_it_renders_is_a_problem_with_its_line(
+    tmp_path: Path, source: str, line: int, message: str
+) -> None:
+    (tmp_path / "templates").mkdir()
+    (tmp_path / "templates" / "post-x.txt").write_text(source, encoding="utf-8")
+    record = Record.model_validate({"id": "r", "title": "T", "summary": "S.", "published": "2024-01-01T00:00:00Z"})
+    with pytest.raises(InvalidInput) as caught:
+        render_post(record, "x", SETTINGS, tmp_path / "templates")
+    assert problems_of(caught) == [f"templates/post-x.txt:{line}: template: {message}"]
+
+
 def test_utm_merges_into_the_query_and_keeps_the_fragment() -> None:
     assert utm("https://example.org/a", "x", "social", "r1") == (
         "https://example.org/a?utm_source=x&utm_medium=social&utm_campaign=r1"
@@ -416,6 +310,9 @@ def test_utm_merges_into_the_query_and_keeps_the_fragment() -> None:
     )
     assert utm("https://example.org/#r1", "email", "email", "r1") == (
         "https://example.org/?utm_source=email&utm_medium=email&utm_campaign=r1#r1"
+    )
+    assert utm("https://example.org/a?b=%20c&UTM_Medium=x#f?g", "x", "social", "r1") == (
+        "https://example.org/a?b=%20c&utm_source=x&utm_medium=social&utm_campaign=r1#f?g"
     )
 
 

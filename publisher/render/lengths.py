@@ -100,8 +100,9 @@ class _XRules:
         ranges = "".join(f"\\u{low:04x}-\\u{high:04x}" for low, high in _ranges(firsts))
         self.candidates = re.compile(f"[{ranges}\\U00010000-\\U0010ffff]")
         ascii_firsts = "".join(sorted({s[0] for s in self.sequences if s[0].isascii()}))
-        self.seconds = "".join(sorted({s[1] for s in self.sequences if s[0].isascii()}))
-        self.keycaps = re.compile(f"[{re.escape(ascii_firsts)}](?=[{re.escape(self.seconds)}])")
+        seconds = re.escape("".join(sorted({s[1] for s in self.sequences if s[0].isascii()})))
+        self.keycaps = re.compile(f"[{re.escape(ascii_firsts)}](?=[{seconds}])")
+        self.keycap_seconds = re.compile(f"[{seconds}]")
 
     def weight(self, part: str) -> int:
         """The weight of characters outside URLs and emoji, in 1/scale units."""
@@ -166,7 +167,7 @@ def _x_emojis(rules: _XRules, text: str) -> dict[int, int]:
     emojis: dict[int, int] = {}
     done = 0
     starts = [m.start() for m in rules.candidates.finditer(text)]
-    if any(second in text for second in rules.seconds):
+    if rules.keycap_seconds.search(text):
         starts = sorted(starts + [m.start() for m in rules.keycaps.finditer(text)])
     for index in starts:
         if index < done or text[index] not in rules.starts:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from urllib.parse import quote, unquote_plus, urlsplit, urlunsplit
+import re
+from urllib.parse import quote, unquote_plus
 
 UTM_KEYS = ("utm_source", "utm_medium", "utm_campaign")
+_UNRESERVED = re.compile(r"[A-Za-z0-9._~-]*")
 
 
 def utm(url: str, network_or_source: str, medium: str, campaign: str) -> str:
@@ -17,11 +19,16 @@ def utm(url: str, network_or_source: str, medium: str, campaign: str) -> str:
     >>> utm("https://example.org/a?lang=es#top", "x", "social", "2018-paris")
     'https://example.org/a?lang=es&utm_source=x&utm_medium=social&utm_campaign=2018-paris#top'
     """
-    parts = urlsplit(url)
-    kept = [pair for pair in parts.query.split("&") if pair and _key(pair) not in UTM_KEYS]
+    before_fragment, hash_mark, fragment = url.partition("#")
+    address, _, query = before_fragment.partition("?")
+    kept = [pair for pair in query.split("&") if pair and _key(pair) not in UTM_KEYS] if query else []
     values = (network_or_source, medium, campaign)
-    tags = [f"{key}={quote(value, safe='')}" for key, value in zip(UTM_KEYS, values, strict=True)]
-    return urlunsplit(parts._replace(query="&".join(kept + tags)))
+    tags = [f"{key}={_quoted(value)}" for key, value in zip(UTM_KEYS, values, strict=True)]
+    return f"{address}?{'&'.join(kept + tags)}{hash_mark}{fragment}"
+
+
+def _quoted(value: str) -> str:
+    return value if _UNRESERVED.fullmatch(value) else quote(value, safe="")
 
 
 def _key(pair: str) -> str:

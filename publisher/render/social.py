@@ -11,13 +11,9 @@ When a post is too long, things give way in this order, and no other:
 
 1. the summary;
 2. the handles, the last one first;
-3. the text, cut after its last whole word that fits, with "…" (trailing
-   spaces and punctuation ``,;:.!?-–—/([{“‘«`` dropped before the "…"); a
-   first word too long on its own (or a text without spaces, as Chinese or
-   Japanese is written) is cut between two characters; down to no text at all;
-4. the hashtags, the last one first (only when even no text with the URL and
-   the hashtags is too long);
-5. never the URL: a URL that does not fit on its own is an error on ``url``.
+3. the text, cut at a word with "…"; then the hashtags, the last first; never
+   the URL (:mod:`publisher.render.fitting` says exactly how); a URL that
+   does not fit on its own is an error on the record's ``url``.
 
 A record's own text for a network (``social.<network>.text``) is the whole
 post as written: nothing is cut or added, except the record's link after it
@@ -28,19 +24,18 @@ when the text does not already hold it. Such a text, or a part of a thread
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-import grapheme
 import jinja2
 
 from publisher.config import Settings
 from publisher.errors import InvalidInput, Problem, relative
 from publisher.records import NETWORKS, Record
-from publisher.render.lengths import LIMITS, URL_LENGTH, fits, measure, too_long
+from publisher.render.fitting import DoesNotFit, Fitter, compose, fit, hashtags_for, shorten
+from publisher.render.lengths import LIMITS, URL_LENGTH, measure, too_long
 from publisher.render.links import utm
 from publisher.render.markdown import media_url, record_url
 from publisher.templates import environment
@@ -60,11 +55,8 @@ __all__ = [
     "shorten",
 ]
 
-ELLIPSIS = "…"
 # "Title with @a @b": the word before the handles, by the record's language.
 WITH = {"en": "with", "es": "con", "fr": "avec", "pt": "com", "it": "con", "de": "mit", "nl": "met", "ca": "amb"}
-_TRAILING = " \t\r\n\f\v\u00a0\u3000,;:.!?-–—/([{“‘«"
-_SPACES = re.compile(r"\s+")
 
 
 @dataclass(frozen=True)
@@ -104,138 +96,6 @@ class Post:
     card_description: str | None = None
 
 
-class DoesNotFit(ValueError):
-    """Even the URL alone is longer than the network allows."""
-
-    def __init__(self, network: str, length: int, limit: int) -> None:
-        self.network, self.length, self.limit = network, length, limit
-        super().__init__(f"is {length} characters; {network} allows {limit}")
-
-
-def _compose(text: str, url: str | None, tags: Sequence[str]) -> str:
-    return " ".join(part for part in (text, url or "", " ".join(tags)) if part)
-
-
-def _hashtags(hashtags: Iterable[str], text: str) -> list[str]:
-    """ "#tag" for each hashtag, once, leaving out those the text already shows."""
-    tags = _unique_tags(tuple(hashtags))
-    if "#" not in text:
-        return list(tags)
-    return [tag for tag in tags if not re.search(rf"(?<![\w#]){re.escape(tag)}(?!\w)", text, re.IGNORECASE)]
-
-
-@lru_cache(maxsize=4096)
-def _unique_tags(hashtags: tuple[str, ...]) -> tuple[str, ...]:
-    tags: dict[str, str] = {}
-    for raw in hashtags:
-        tag = raw.strip().lstrip("#")
-        if tag:
-            tags.setdefault(tag.casefold(), f"#{tag}")
-    return tuple(tags.values())
-
-
-def _last_fitting(ends: Sequence[int], build: Callable[[int], str], ok: Callable[[str], bool]) -> str | None:
-    """The longest `build(end)` that is `ok`, searching `ends` (shortest first) by halves."""
-    low, high, best = 0, len(ends) - 1, None
-    while low <= high:
-        middle = (low + high) // 2
-        candidate = build(ends[middle])
-        if ok(candidate):
-            best, low = candidate, middle + 1
-        else:
-            high = middle - 1
-    return best
-
-
-def shorten(text: str, ok: Callable[[str], bool]) -> str:
-    """`text` itself when `ok`, else its longest cut that is `ok` (see the module's docstring), else ""."""
-    if ok(text):
-        return text
-
-    def cut(end: int, source: str = text) -> str:
-        kept = source[:end].rstrip(_TRAILING)
-        return kept + ELLIPSIS if kept else ""
-
-    words = [m.start() for m in _SPACES.finditer(text) if text[: m.start()].rstrip(_TRAILING)]
-    best = _last_fitting(words, cut, lambda c: bool(c) and ok(c))
-    if best is None:
-        first = text.split(maxsplit=1)[0] if text.strip() else ""
-        ends = list(_grapheme_ends(first))[:-1]
-        best = _last_fitting(ends, lambda end: cut(end, first), lambda c: bool(c) and ok(c))
-    return best or ""
-
-
-def _grapheme_ends(word: str) -> Iterable[int]:
-    end = 0
-    for cluster in grapheme.graphemes(word):
-        end += len(cluster)
-        yield end
-
-
-class _Fitter:
-    """Tells whether "text url #tags" fits, measuring the text alone plus its tail.
-
-    On X and Mastodon the length of "a b" is the length of "a" plus that of
-    " b" (no URL or emoji holds a space; see :mod:`publisher.render.lengths`),
-    so the tail (" url #tags", the same for every cut of the text) is counted
-    once. :meth:`check` measures the chosen post whole, as a guard.
-    """
-
-    def __init__(self, network: str, url: str | None, allowed: int, url_length: int, *, whole: bool = False) -> None:
-        self.network, self.url, self.allowed, self.url_length = network, url, allowed, url_length
-        self.whole = whole or network == "bluesky"  # graphemes are cheap; a cluster may hold a space
-        self._tails: dict[tuple[str, ...], int | None] = {}
-
-    def ok(self, text: str, tags: Sequence[str]) -> bool:
-        key = tuple(tags)
-        if key not in self._tails:
-            tail = _compose("", self.url, tags)
-            self._tails[key] = measure(self.network, " " + tail, url_length=self.url_length) if tail else None
-        tail_length = self._tails[key]
-        if self.whole or not text or tail_length is None:
-            return fits(self.network, _compose(text, self.url, tags), limit=self.allowed, url_length=self.url_length)
-        return measure(self.network, text, url_length=self.url_length) + tail_length <= self.allowed
-
-    def check(self, post: str) -> bool:
-        return fits(self.network, post, limit=self.allowed, url_length=self.url_length)
-
-    def fit(self, text: str, tags: Sequence[str]) -> str:
-        """The rules of :func:`fit` for a text and its hashtags."""
-        if self.ok(text, tags):
-            return _compose(text, self.url, tags)
-        kept = len(tags)
-        while not self.ok("", tags[:kept]):
-            if kept == 0:
-                length = measure(self.network, self.url or "", url_length=self.url_length)
-                raise DoesNotFit(self.network, length, self.allowed)
-            kept -= 1
-        return _compose(shorten(text, lambda t: self.ok(t, tags[:kept])), self.url, tags[:kept])
-
-
-def fit(
-    network: str,
-    text_before_url: str,
-    url: str | None,
-    hashtags: Sequence[str],
-    *,
-    limit: int | None = None,
-    url_length: int = URL_LENGTH,
-) -> str:
-    """ "text url #tag #tag", made to fit `network` by cutting the text, then dropping hashtags.
-
-    Only the free text is ever shortened (at a word boundary, with "…"); the
-    URL and each kept hashtag stay whole. Hashtags go, the last first, only
-    when even the URL and the hashtags without any text are too long. Raises
-    :class:`DoesNotFit` when the URL alone is.
-    """
-    allowed = LIMITS[network] if limit is None else limit
-    text = text_before_url.strip()
-    tags = _hashtags(hashtags, text)
-    fitter = _Fitter(network, url, allowed, url_length)
-    post = fitter.fit(text, tags)
-    return post if fitter.check(post) else _Fitter(network, url, allowed, url_length, whole=True).fit(text, tags)
-
-
 def post_url(record: Record, network: str, settings: Settings) -> str:
     """The record's URL as a post links it: with UTM parameters when `[utm] enabled`."""
     url = record_url(record, settings.site)
@@ -246,7 +106,11 @@ def post_url(record: Record, network: str, settings: Settings) -> str:
 
 @lru_cache(maxsize=64)
 def _template(templates: Path | None, network: str) -> tuple[jinja2.Template, dict[str, object]]:
-    """The network's compiled template (cached for the process) and its globals, merged once."""
+    """The network's compiled template and its globals, merged once.
+
+    Cached for the life of the process: a long-running process does not see a
+    template edited after its first use.
+    """
     template = environment(templates).get_template(f"post-{network}.txt")
     return template, dict(template.globals)
 
@@ -259,10 +123,23 @@ def _render(template: tuple[jinja2.Template, dict[str, object]], context: dict[s
     return str(environment_.concat(compiled.root_render_func(merged)))
 
 
-def _template_problem(exc: jinja2.TemplateError, network: str, templates: Path | None) -> Problem:
-    name = getattr(exc, "filename", None) or getattr(exc, "name", None) or f"post-{network}.txt"
+def _template_problem(
+    exc: Exception, network: str, templates: Path | None, compiled: jinja2.Template | None = None
+) -> Problem:
+    """A template error as `path:line: template: message` (the line where rendering failed, when known)."""
+    name = getattr(exc, "filename", None) or (compiled.filename if compiled else None) or f"post-{network}.txt"
+    line = getattr(exc, "lineno", None)
+    if line is None and compiled is not None:  # a rendering error: find the template's line in the traceback
+        tb = exc.__traceback__
+        while tb is not None:
+            if tb.tb_frame.f_code.co_filename == compiled.filename:
+                line = compiled.get_corresponding_lineno(tb.tb_lineno)
+            tb = tb.tb_next
     shown = relative(Path(name), templates.parent if templates is not None else None)
-    return Problem(shown, getattr(exc, "lineno", None) or 1, "template", str(exc.message or exc))
+    message = str(getattr(exc, "message", None) or exc)
+    if not isinstance(exc, jinja2.TemplateError):
+        message = f"{type(exc).__name__}: {message}"
+    return Problem(shown, line or 1, "template", message)
 
 
 def _mentions(record: Record, network: str) -> list[str]:
@@ -287,6 +164,7 @@ def _generated(
         raise InvalidInput([_template_problem(exc, network, templates)]) from None
     language = record.language or settings.site.language
     with_word = WITH.get(language.split("-")[0].lower(), WITH["en"])
+    handles = _mentions(record, network)
     texts: dict[tuple[str | None, int], str] = {}
 
     def text(summary: str | None, count: int) -> str:
@@ -295,18 +173,17 @@ def _generated(
             context.update(network=network, language=language, site=settings.site, with_word=with_word)
             try:
                 rendered = _render(template, context)
-            except jinja2.TemplateError as exc:
-                raise InvalidInput([_template_problem(exc, network, templates)]) from None
+            except Exception as exc:  # a site's template is input: any error in it is a problem to report
+                raise InvalidInput([_template_problem(exc, network, templates, template[0])]) from None
             texts[summary, count] = rendered.strip()
         return texts[summary, count]
 
-    handles = _mentions(record, network)
     post = ""
     for whole in (False, True):  # measured by parts, then (should the guard fail) whole
-        fitter = _Fitter(network, url, allowed, url_length, whole=whole)
+        fitter = Fitter(network, url, allowed, url_length, whole=whole)
         found = _ladder(fitter, text, record.summary, len(handles), record.social.hashtags)
         try:
-            post = found or fitter.fit(text(None, 0), _hashtags(record.social.hashtags, text(None, 0)))
+            post = found or fitter.fit(text(None, 0), record.social.hashtags)
         except DoesNotFit as exc:
             line = _line(record, "url", "id", "title")
             raise InvalidInput([Problem(record.source, line, "url", str(exc))]) from None
@@ -316,15 +193,15 @@ def _generated(
 
 
 def _ladder(
-    fitter: _Fitter, text: Callable[[str | None, int], str], summary: str | None, handles: int, hashtags: Sequence[str]
+    fitter: Fitter, text: Callable[[str | None, int], str], summary: str | None, handles: int, hashtags: Sequence[str]
 ) -> str | None:
     """The first whole post that fits: with the summary and every handle, then
     without the summary and with as many handles as fit; None when none does."""
 
     def attempt(summary: str | None, count: int) -> str | None:
         body = text(summary, count)
-        tags = _hashtags(hashtags, body)
-        return _compose(body, fitter.url, tags) if fitter.ok(body, tags) else None
+        tags = hashtags_for(hashtags, body)
+        return compose(body, fitter.url, tags) if fitter.ok(body, tags) else None
 
     found = attempt(summary, handles) if summary else None
     found = found or attempt(None, handles)

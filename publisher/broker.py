@@ -1,0 +1,237 @@
+"""The delivery queue: the clock's side of scale-out.
+
+With ``[queue] url`` (or ``PUBLISHER_QUEUE_URL``) at ``none``, the default,
+the clock runs what is due in its own process (`publisher.dispatch.run_due`).
+With a ``redis://`` or ``amqp://`` URL it runs nothing itself: at due time it
+puts one ``publisher.deliver`` task per due dispatch on a Celery queue, and
+`publisher worker` processes (see `publisher.workers`) take them. An email
+dispatch gets ``PUBLISHER_QUEUE_PARALLEL`` copies (default 4) so that several
+workers share a big list: each copy claims ledger batches until none are left.
+
+Tasks are sent at due time, never ahead with an ETA (Redis delivers again a
+task not acknowledged within its visibility timeout, an ETA'd one included).
+A task is acknowledged only once it ran (``acks_late``), so one whose worker
+died is delivered again. No queue gives exactly once: the ledger does (one row
+per dispatch and recipient, claimed before the send, marked after it), which
+is also why extra copies and repeated deliveries are harmless.
+
+A running clock (`publisher run`) sends a dispatch's tasks again only when a
+retry of it fell due after its last send, or ``REQUEUE_AFTER`` later (a task
+lost with a broker's data); each `publisher run --once` sends what is due anew.
+
+Settings from the environment (they are per machine):
+``PUBLISHER_QUEUE_NAME`` (default ``publisher``: one per site sharing a broker),
+``PUBLISHER_QUEUE_PARALLEL`` (copies of an email dispatch, default 4),
+``PUBLISHER_QUEUE_VISIBILITY_TIMEOUT`` (seconds, Redis only, default 3600).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from publisher.config import Site
+from publisher.dispatch import Outcome, Runner, current_plan, finished, run_due, skip_reason, wall_clock
+from publisher.errors import InvalidInput, Problem, PublisherError, WorkFailed
+from publisher.timeline import Dispatch
+
+TASK = "publisher.deliver"
+SCHEMES = ("redis", "rediss", "amqp", "amqps")
+DEFAULT_NAME = "publisher"
+DEFAULT_PARALLEL = 4
+REQUEUE_AFTER = dt.timedelta(minutes=10)
+
+
+class NoQueue(PublisherError):
+    """Workers were asked for but no queue is configured: exit 2, one line."""
+
+    exit_code = 2
+
+
+@dataclass(frozen=True)
+class QueueConfig:
+    """Where delivery tasks go: the broker URL, the queue's name, and how they are shared out."""
+
+    url: str
+    name: str = DEFAULT_NAME
+    parallel: int = DEFAULT_PARALLEL
+    visibility_timeout: float | None = None
+
+    @property
+    def shown(self) -> str:
+        """The URL with any password hidden, fit for a message."""
+        from kombu.utils.url import maybe_sanitize_url
+
+        return str(maybe_sanitize_url(self.url))
+
+
+def number(env: Mapping[str, str], name: str, default: float, *, whole: bool = True) -> float:
+    """A positive number from the environment variable `name` (the default when unset)."""
+    text = env.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = int(text) if whole else float(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        kind = "a whole number" if whole else "a number"
+        raise InvalidInput([Problem("environment", 1, name, f"must be {kind} above 0 (got {text!r})")])
+    return value
+
+
+def queue_config(site: Site, url: str | None = None) -> QueueConfig | None:
+    """The site's queue (`url` overrides the settings), or None for the embedded mode."""
+    where = "command line" if url is not None else "environment" if site.secret("PUBLISHER_QUEUE_URL") else None
+    url = (url if url is not None else site.queue_url).strip()
+    if url.lower() == "none":
+        return None
+    scheme = url.partition("://")[0].lower()
+    if scheme not in SCHEMES:
+        field = {"command line": "--queue-url", "environment": "PUBLISHER_QUEUE_URL"}.get(where or "", "queue.url")
+        message = f"must be none, redis://… or amqp://… (got a {scheme or 'bare'!r} URL)"
+        raise InvalidInput([Problem(where or "publisher.toml", 1, field, message)])
+    env = site.env
+    return QueueConfig(
+        url=url,
+        name=env.get("PUBLISHER_QUEUE_NAME", "").strip() or DEFAULT_NAME,
+        parallel=int(number(env, "PUBLISHER_QUEUE_PARALLEL", DEFAULT_PARALLEL)),
+        visibility_timeout=number(env, "PUBLISHER_QUEUE_VISIBILITY_TIMEOUT", 0, whole=False) or None,
+    )
+
+
+def require_queue(site: Site, url: str | None = None) -> QueueConfig:
+    """The site's queue; NoQueue when it is ``none`` (workers would have nothing to take work from)."""
+    config = queue_config(site, url)
+    if config is None:
+        raise NoQueue(
+            "no queue is configured, so there is nothing for a worker to take: set PUBLISHER_QUEUE_URL "
+            "(or [queue] url, or --queue-url) to redis://… or amqp://… (with none, `publisher run` sends by itself)"
+        )
+    return config
+
+
+_APPS: dict[QueueConfig, Any] = {}
+_APPS_LOCK = threading.Lock()
+
+
+def celery_app(config: QueueConfig) -> Any:
+    """The Celery app for `config` (one per process and config): built in code, no celeryconfig file."""
+    with _APPS_LOCK:
+        if config not in _APPS:
+            _APPS[config] = _new_app(config)
+        return _APPS[config]
+
+
+def _new_app(config: QueueConfig) -> Any:
+    from celery import Celery
+
+    app = Celery("publisher", broker=config.url, set_as_current=False)
+    options: dict[str, Any] = {}
+    if config.visibility_timeout is not None and config.url.startswith("redis"):
+        timeout = config.visibility_timeout
+        # kombu sweeps for unacknowledged tasks only every interval × throttle seconds (100 by default)
+        options = {"visibility_timeout": timeout, "unacked_restore_interval": max(1, timeout / 3)}
+        options["unacked_restore_throttle"] = 1
+    app.conf.update(
+        task_acks_late=True,  # acknowledged after the run: a task whose worker died is delivered again
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,  # a worker holds no more tasks than it runs
+        task_serializer="json",
+        accept_content=["json"],
+        task_ignore_result=True,  # no result backend: the store says what happened
+        broker_connection_retry_on_startup=True,
+        task_default_queue=config.name,
+        broker_transport_options=options,
+        worker_hijack_root_logger=True,
+    )
+    return app
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One task's arguments (plain strings: they travel as JSON)."""
+
+    root: str
+    dispatch_id: str
+    now: str  # the tick's time: which plan the dispatch is in
+    enqueued_at: str  # the real time it was sent: a worker's clock moves on from `now` by the time since
+
+    def args(self) -> list[str]:
+        return [self.root, self.dispatch_id, self.now, self.enqueued_at]
+
+
+def dispatch_due(runner: Runner, now: dt.datetime) -> list[Outcome]:
+    """What the clock does at `now`: run what is due here (no queue), or put it on the queue."""
+    config = queue_config(runner.site)
+    if config is None:
+        return run_due(runner, now)
+    return enqueue_due(runner, now, config)
+
+
+# Per clock (its owner id: a daemon keeps it, each `run --once` is a new one): (site, dispatch) → its `now`
+# when the dispatch's tasks were last sent. Only the newest few clocks are remembered.
+_SENT: dict[str, dict[tuple[str, str], dt.datetime]] = {}
+_CLOCKS_REMEMBERED = 4
+
+
+def _sent_by(owner: str) -> dict[tuple[str, str], dt.datetime]:
+    if owner not in _SENT:
+        for old in list(_SENT)[: max(0, len(_SENT) - _CLOCKS_REMEMBERED + 1)]:
+            del _SENT[old]
+        _SENT[owner] = {}
+    return _SENT[owner]
+
+
+def enqueue_due(runner: Runner, now: dt.datetime, config: QueueConfig) -> list[Outcome]:
+    """Put every due dispatch that has work left on the queue; mark late unstarted ones skipped."""
+    outcomes = []
+    for d in current_plan(runner, now):
+        if runner.stopping():
+            break
+        if d.due > now:
+            continue
+        outcome = _enqueue_one(runner, d, now, config)
+        if outcome is not None:
+            outcomes.append(outcome)
+    return outcomes
+
+
+def _enqueue_one(runner: Runner, d: Dispatch, now: dt.datetime, config: QueueConfig) -> Outcome | None:
+    row = runner.store.get_dispatch(d.id)
+    if row is None or finished(row) or row.state == "waiting_review":
+        return None
+    if row.next_attempt_at is not None and row.next_attempt_at > now:
+        return None
+    if row.started_at is None:
+        reason = skip_reason(runner, d, now)
+        if reason is not None:
+            runner.store.set_dispatch_state(d.id, "skipped", now, note=reason)
+            return Outcome(d.id, d.channel, "skipped", note=reason)
+    sent = _sent_by(runner.worker)
+    key = (str(runner.site.root), d.id)
+    last = sent.get(key)
+    retry_since = row.next_attempt_at is not None and last is not None and row.next_attempt_at > last
+    if last is not None and not retry_since and now - last < REQUEUE_AFTER:
+        return None  # its tasks are on the queue or running
+    copies = config.parallel if d.channel == "email" else 1
+    task = Delivery(str(runner.site.root), d.id, now.isoformat(), wall_clock().isoformat())
+    send(config, task, copies)
+    sent[key] = now
+    return Outcome(d.id, d.channel, "queued", note=f"{copies} task(s) on queue {config.name!r} at {config.shown}")
+
+
+def send(config: QueueConfig, task: Delivery, copies: int = 1) -> None:
+    """Put `copies` copies of `task` on the queue; WorkFailed when the broker cannot be reached."""
+    from kombu.exceptions import KombuError, OperationalError
+
+    app = celery_app(config)
+    try:
+        with app.producer_or_acquire() as producer:
+            for _ in range(copies):
+                app.send_task(TASK, args=task.args(), queue=config.name, producer=producer)
+    except (OperationalError, KombuError, OSError) as exc:
+        raise WorkFailed(f"cannot put dispatch {task.dispatch_id} on the queue at {config.shown}: {exc}") from None
