@@ -2,9 +2,10 @@
 
 With ``[queue] url`` (or ``PUBLISHER_QUEUE_URL``) at ``none``, the default,
 the clock runs what is due in its own process (`publisher.dispatch.run_due`).
-With a ``redis://`` or ``amqp://`` URL it runs nothing itself: at due time it
+With a ``redis://`` or ``amqp://`` URL it sends and posts nothing itself: at due time it
 puts one ``publisher.deliver`` task per due dispatch on a Celery queue, and
-`publisher worker` processes (see `publisher.workers`) take them. An email
+`publisher worker` processes (see `publisher.workers`) take them. (Feed
+dispatches stay with the clock: they write the site's own files.) An email
 dispatch gets ``PUBLISHER_QUEUE_PARALLEL`` copies (default 4) so that several
 workers share a big list: each copy claims ledger batches until none are left.
 
@@ -33,8 +34,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from publisher.config import Site
-from publisher.dispatch import Outcome, Runner, current_plan, finished, run_due, skip_reason, wall_clock
+from publisher.config import CONFIG_FILE, Site, _key_line
+from publisher.dispatch import Outcome, Runner, current_plan, finished, run_due, run_one, skip_reason, wall_clock
 from publisher.errors import InvalidInput, Problem, PublisherError, WorkFailed
 from publisher.timeline import Dispatch
 
@@ -43,6 +44,7 @@ SCHEMES = ("redis", "rediss", "amqp", "amqps")
 DEFAULT_NAME = "publisher"
 DEFAULT_PARALLEL = 4
 REQUEUE_AFTER = dt.timedelta(minutes=10)
+CLOCK_CHANNELS = frozenset({"feeds"})  # the site's own feed files: written where the clock (and the site) is
 
 
 class NoQueue(PublisherError):
@@ -91,9 +93,8 @@ def queue_config(site: Site, url: str | None = None) -> QueueConfig | None:
         return None
     scheme = url.partition("://")[0].lower()
     if scheme not in SCHEMES:
-        field = {"command line": "--queue-url", "environment": "PUBLISHER_QUEUE_URL"}.get(where or "", "queue.url")
         message = f"must be none, redis://… or amqp://… (got a {scheme or 'bare'!r} URL)"
-        raise InvalidInput([Problem(where or "publisher.toml", 1, field, message)])
+        raise InvalidInput([_problem(site, where, message)])
     env = site.env
     return QueueConfig(
         url=url,
@@ -101,6 +102,17 @@ def queue_config(site: Site, url: str | None = None) -> QueueConfig | None:
         parallel=int(number(env, "PUBLISHER_QUEUE_PARALLEL", DEFAULT_PARALLEL)),
         visibility_timeout=number(env, "PUBLISHER_QUEUE_VISIBILITY_TIMEOUT", 0, whole=False) or None,
     )
+
+
+def _problem(site: Site, where: str | None, message: str) -> Problem:
+    """The problem, placed where the URL came from: the flag, the environment or the line in the file."""
+    if where == "command line":
+        return Problem(where, 1, "--queue-url", message)
+    if where == "environment":
+        return Problem(where, 1, "PUBLISHER_QUEUE_URL", message)
+    path = site.root / CONFIG_FILE
+    line = _key_line(path.read_text(encoding="utf-8"), ["queue", "url"]) if path.exists() else 1
+    return Problem(CONFIG_FILE, line, "queue.url", message)
 
 
 def require_queue(site: Site, url: str | None = None) -> QueueConfig:
@@ -146,7 +158,6 @@ def _new_app(config: QueueConfig) -> Any:
         broker_connection_retry_on_startup=True,
         task_default_queue=config.name,
         broker_transport_options=options,
-        worker_hijack_root_logger=True,
     )
     return app
 
@@ -212,6 +223,8 @@ def _enqueue_one(runner: Runner, d: Dispatch, now: dt.datetime, config: QueueCon
             runner.store.set_dispatch_state(d.id, "skipped", now, note=reason)
             return Outcome(d.id, d.channel, "skipped", note=reason)
     sent = _sent_by(runner.worker)
+    if d.channel in CLOCK_CHANNELS:
+        return run_one(runner, d, now)
     key = (str(runner.site.root), d.id)
     last = sent.get(key)
     retry_since = row.next_attempt_at is not None and last is not None and row.next_attempt_at > last

@@ -45,10 +45,10 @@ from publisher.build_cache import (
     present,
     unchanged_since,
 )
-from publisher.build_render import ISSUE_FILES, Output, post_text, render_record, write_file
+from publisher.build_render import Output, post_text, render_record, write_file
 from publisher.config import Site
 from publisher.errors import InvalidInput, Problem
-from publisher.records import NETWORKS, Record, load_record, record_names, shown_paths
+from publisher.records import Record, load_record, record_names, shown_paths
 from publisher.templates import default_templates
 
 PARALLEL_FROM = 200  # records to work on; below this a process pool costs more than it saves
@@ -217,14 +217,13 @@ class _Build:
         code = code_digest()
         settings = site.settings.model_dump_json(by_alias=True)
         self.context = digest(code, settings, templates_digest(site), str(out))
-        self.outputs = Outputs.load(site.root, out, self.context) if write else Outputs(Path(), self.context)
+        self.outputs = Outputs(site.root, out, self.context, write=write)
         self.files = RecordFiles(site.root, code)
         self.job = work.Job(site.root, site.events, out, site.settings, self.templates, {}, write, not write)
         self.pool: Executor | None = None
         self.done = self.total = self.drafts = 0
         self.at_hand: dict[str, Record | bytes] = {}  # records this build parsed (pickled) or was given
-        self.new_files: dict[str, FileInfo] = {}
-        self.new_feeds = FeedState("", ())
+        self.new_feeds = FeedState(self.context, "", ())
 
     def run(self) -> Manifest:
         problems = work.check_templates(self.templates)
@@ -267,8 +266,9 @@ class _Build:
             source = ordered[slot] = result.source
             if source is None:
                 continue
-            if result.record is not None:
-                self.at_hand[source.id] = result.record
+            held = result.record if result.record is not None else source.record
+            if held is not None:
+                self.at_hand[source.id] = held
             if isinstance(result.record, bytes) and result.name is not None and result.stat is not None:
                 self.files.store(result.name, result.stat, source, result.read_at_ns, result.record)
         sources, duplicates = self._unique([s for s in ordered if s is not None])
@@ -307,11 +307,11 @@ class _Build:
         return entry[1] if entry is not None and entry[0] == source.key else None
 
     def _fresh(self) -> dict[str, str]:
-        """Records whose files the last build wrote from the same key and are all still there."""
-        records = self.outputs.records
-        folders = {path.rpartition("/")[0] for kept in records.values() for path in kept.paths.split("\n")}
-        found = present(self.out, folders)
-        return {id: kept.key for id, kept in records.items() if found.issuperset(kept.paths.split("\n"))}
+        """Records whose files an earlier build wrote, in this context, from the same key, and still there."""
+        entries = {id: self.outputs.fresh(id) for id in self.outputs.entries}
+        paths = {id: kept.paths.split("\n") for id, kept in entries.items() if kept is not None}
+        found = present(self.out, {path.rpartition("/")[0] for listed in paths.values() for path in listed})
+        return {id: entries[id].key for id, listed in paths.items() if found.issuperset(listed)}  # type: ignore[union-attr]
 
     def _unique(self, sources: list[Source]) -> tuple[list[Source], list[Problem]]:
         seen: dict[str, Source] = {}
@@ -340,9 +340,9 @@ class _Build:
         return record
 
     def _known(self, id: str) -> dict[str, FileInfo]:
-        """What earlier builds wrote at the paths a record's files take."""
-        paths = [f"newsletters/{id}{suffix}" for suffix in ISSUE_FILES] + [f"posts/{n}/{id}.txt" for n in NETWORKS]
-        return {p: self.outputs.files[p] for p in paths if p in self.outputs.files}
+        """What an earlier build wrote for a record: its files' sizes, mtimes and digests."""
+        kept = self.outputs.entries.get(id)
+        return kept.infos() if kept is not None else {}
 
     # --- the worker pool -----------------------------------------------------------------
 
@@ -378,7 +378,8 @@ class _Build:
             *(f"{src}={size}" for src, size in sorted(sizes.items())), *(s.id + s.membership for s in live)
         )
         before = self.outputs.feeds
-        listed = before.feeds if before is not None and before.membership == membership else None
+        same = before is not None and (before.context, before.membership) == (self.context, membership)
+        listed = before.feeds if before is not None and same else None
         fresh = None
         if listed is not None:
             wanted = {path for path, _, ids in listed if rendered.intersection(ids) or not self._intact(path)}
@@ -387,15 +388,17 @@ class _Build:
             files = feed_set([self._record(s) for s in live], self.site.settings, sizes=sizes)
             listed = tuple((f.path, f.format, f.record_ids) for f in files)
             fresh = {f.path: f.content for f in files}
-        self.new_feeds = FeedState(membership, listed)
+        known = before.files if before is not None else {}
+        self.new_feeds = FeedState(self.context, membership, listed)
         outputs = []
         for path, fmt, ids in listed:
             content = fresh.get(path)
             if content is None:
-                outputs.append(Output(path, "feed", fmt, ids, digest=self.outputs.files.get(path, (0, 0, ""))[2]))
+                info = self.new_feeds.files[path] = known[path]
+                outputs.append(Output(path, "feed", fmt, ids, digest=info[2]))
                 continue
-            changed, info = self._write(path, content)
-            self.new_files[path] = info
+            changed, info = self._write(path, content, known.get(path))
+            self.new_feeds.files[path] = info
             outputs.append(Output(path, "feed", fmt, ids, digest=info[2], changed=changed))
         return outputs
 
@@ -421,14 +424,14 @@ class _Build:
         return {path: f.content for path, f in found.items()}
 
     def _intact(self, path: str) -> bool:
-        """Whether a file is still what the last build wrote there (by size and mtime)."""
-        info = self.outputs.files.get(path)
+        """Whether a feed file is still what the last build wrote there (by size and mtime)."""
+        info = self.outputs.feeds.files.get(path) if self.outputs.feeds is not None else None
         return info is not None and unchanged_since(info, file_stat(str(self.out / path)))
 
-    def _write(self, path: str, content: bytes) -> tuple[bool, FileInfo]:
+    def _write(self, path: str, content: bytes, known: FileInfo | None) -> tuple[bool, FileInfo]:
         if not self.write:
             return False, (len(content), 0, digest(content))
-        return write_file(str(self.out / path), content, self.outputs.files.get(path))
+        return write_file(str(self.out / path), content, known)
 
     # --- the manifest, removals and the caches -------------------------------------------
 
@@ -436,41 +439,48 @@ class _Build:
         results = {p.id: p for p in produced}
         problems = [problem for p in results.values() for problem in p.problems]
         manifest = Manifest(self.out, len(live), self.drafts)
+        before = self.outputs.entries
         entries: dict[str, Kept] = {}
         for source in live:
             result = results.get(source.id)
             if result is None:  # as the last build left it
-                entries[source.id] = self.outputs.records[source.id]
-                manifest.parts.append(entries[source.id])
-            elif not result.problems:
-                outputs = [output for output, _ in result.files]
-                self.new_files.update((output.path, info) for output, info in result.files)
-                lines = _SEP.join(_file_line(o._replace(changed=False)) for o in outputs)
-                entries[source.id] = Kept(source.key, "\n".join(o.path for o in outputs), lines)
-                manifest.parts += outputs
+                entries[source.id] = before[source.id]
+                manifest.parts.append(before[source.id])
+            elif result.problems:  # remember what was there before
+                if source.id in before:
+                    entries[source.id] = before[source.id]
+            else:
+                entries[source.id] = self._kept(source, result.files)
+                manifest.parts += [output for output, _ in result.files]
         manifest.parts += feeds
-        if self.write:
-            known = self.outputs.files
-            files = {**known, **self.new_files}
-            if not problems:  # with problems: remember what was written, remove nothing
-                made = {o.path for o in feeds}.union(*(kept.paths.split("\n") for kept in entries.values()))
-                stale = [path for path in files if path not in made]
-                manifest.removed = self._remove(path for path in stale if path in known)
-                for path in stale:
-                    del files[path]
-            if (entries, files, self.new_feeds) != (self.outputs.records, known, self.outputs.feeds):
-                self.outputs.records, self.outputs.files, self.outputs.feeds = entries, files, self.new_feeds
-                self.outputs.save(self.out)
+        if self.write and problems:  # remember what was written, remove nothing
+            self.outputs.save({**before, **entries}, self.new_feeds)
+        elif self.write:
+            manifest.removed = self._remove(before, entries)
+            self.outputs.save(entries, self.new_feeds)
         if problems:
             raise InvalidInput(problems)
         return manifest
 
-    def _remove(self, paths: Iterable[str]) -> list[str]:
-        """Remove files earlier builds wrote that this one no longer makes, unless someone changed them since."""
+    def _kept(self, source: Source, files: list[tuple[Output, FileInfo]]) -> Kept:
+        paths = "\n".join(output.path for output, _ in files)
+        stats = tuple(n for _, info in files for n in info[:2])
+        lines = _SEP.join(_file_line(output._replace(changed=False)) for output, _ in files)
+        return Kept(source.key, self.context, paths, stats, lines)
+
+    def _remove(self, before: dict[str, Kept], entries: dict[str, Kept]) -> list[str]:
+        """Remove the files earlier builds wrote that this one no longer makes, unless someone changed them since."""
+        made = set(self.new_feeds.files)
+        for kept in entries.values():
+            made.update(kept.paths.split("\n"))
+        old = dict(self.outputs.feeds.files) if self.outputs.feeds is not None else {}
+        for id, kept in before.items():
+            if entries.get(id) is not kept:
+                old.update(kept.infos())
         removed = []
-        for path in sorted(paths):
+        for path in sorted(old.keys() - made):
             target = self.out / path
-            if not unchanged_since(self.outputs.files[path], file_stat(str(target))):
+            if not unchanged_since(old[path], file_stat(str(target))):
                 continue  # gone already, or changed by someone else: theirs now
             target.unlink()
             removed.append(path)

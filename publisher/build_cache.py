@@ -25,11 +25,13 @@ records has 60,000 files, and named tuples or dataclasses unpickle ~4x slower.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import pickle
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+import zlib
+from collections.abc import Iterable, Iterator
+from dataclasses import astuple, dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -164,18 +166,67 @@ def _save(path: Path, data: dict[str, Any]) -> None:
     tmp.replace(path)
 
 
+class Shards:
+    """A dict kept in `count` pickles, by a hash of the key: a change rewrites one of them, not all.
+
+    Each part is read when first needed; `tag` (a version of what the values
+    mean) must match, or the part is taken as empty.
+    """
+
+    def __init__(self, folder: Path, tag: str, count: int = 16) -> None:
+        self.folder, self.tag, self.count = folder, tag, count
+        self._parts: dict[int, dict[str, Any]] = {}
+        self._dirty: set[int] = set()
+
+    def _index(self, key: str) -> int:
+        return zlib.crc32(key.encode()) % self.count
+
+    def _part(self, index: int) -> dict[str, Any]:
+        part = self._parts.get(index)
+        if part is None:
+            data = _load(self.folder / f"{index:02d}.pickle")
+            part = self._parts[index] = data.get("items", {}) if data.get("tag") == self.tag else {}
+        return part
+
+    def get(self, key: str) -> Any:
+        return self._part(self._index(key)).get(key)
+
+    def put(self, key: str, value: Any) -> None:
+        index = self._index(key)
+        part = self._part(index)
+        if part.get(key) != value:
+            part[key] = value
+            self._dirty.add(index)
+
+    def pop(self, key: str) -> None:
+        index = self._index(key)
+        if self._part(index).pop(key, None) is not None:
+            self._dirty.add(index)
+
+    def items(self) -> Iterator[tuple[str, Any]]:
+        for index in range(self.count):
+            yield from self._part(index).items()
+
+    def save(self) -> None:
+        for index in sorted(self._dirty):
+            _save(self.folder / f"{index:02d}.pickle", {"tag": self.tag, "items": self._parts[index]})
+        self._dirty.clear()
+
+
 class RecordFiles:
-    """Record files as last parsed, by name under events/: (mtime_ns or -1, size, source row)."""
+    """Record files as last parsed, by name under events/: (mtime_ns or -1, size, source row).
+
+    The parsed records themselves (pickled, with the key they were parsed
+    from) live apart, in shards read only when a build needs them.
+    """
 
     def __init__(self, root: Path, code: str) -> None:
         self.path = root / CACHE_FOLDER / "records.pickle"
-        self.parsed_path = root / CACHE_FOLDER / "records-parsed.pickle"
         data = _load(self.path)
         self.code = code
-        self.rows: dict[str, tuple[int, int, tuple[Any, ...]]] = (
-            data.get("rows", {}) if data.get("code") == code else {}
-        )
-        self._parsed: dict[str, tuple[str, bytes]] | None = None
+        rows = data.get("rows", {}) if data.get("code") == code else {}
+        self.rows: dict[str, tuple[int, int, tuple[Any, ...]]] = rows
+        self.parsed = Shards(root / CACHE_FOLDER / "records-parsed", code)
         self.changed = False
 
     def trusted(self, name: str, stat: FileStat) -> Source | None:
@@ -192,24 +243,17 @@ class RecordFiles:
         if self.rows.get(name) != row:
             self.rows[name] = row
             self.changed = True
-        if self.parsed.get(name) != (source.key, blob):
-            self.parsed[name] = (source.key, blob)
-            self.changed = True
+        self.parsed.put(name, (source.key, blob))
 
-    @property
-    def parsed(self) -> dict[str, tuple[str, bytes]]:
-        """Name → (key, pickled record), read from disk when first needed."""
-        if self._parsed is None:
-            data = _load(self.parsed_path)
-            self._parsed = data.get("records", {}) if data.get("code") == self.code else {}
-        return self._parsed
+    def blob(self, source: Source) -> bytes | None:
+        """The record a source was parsed into, pickled, when the cache holds it."""
+        entry = self.parsed.get(source.name) if source.name is not None else None
+        return entry[1] if entry is not None and entry[0] == source.key else None
 
     def record(self, source: Source) -> Record | None:
-        """The record a source was parsed into, when this cache holds it."""
-        entry = self.parsed.get(source.name) if source.name is not None else None
-        if entry is None or entry[0] != source.key:
-            return None
-        record = pickle.loads(entry[1])
+        """The record a source was parsed into, when the cache holds it."""
+        blob = self.blob(source)
+        record = pickle.loads(blob) if blob is not None else None
         return record if isinstance(record, Record) else None
 
     def keep_only(self, names: Iterable[str]) -> None:
@@ -217,64 +261,70 @@ class RecordFiles:
         wanted = set(names)
         for name in [n for n in self.rows if n not in wanted]:
             del self.rows[name]
+            self.parsed.pop(name)
             self.changed = True
 
     def save(self) -> None:
-        if not self.changed:
-            return
-        _save(self.path, {"code": self.code, "rows": self.rows})
-        if self._parsed is not None:
-            parsed = {name: entry for name, entry in self._parsed.items() if name in self.rows}
-            _save(self.parsed_path, {"code": self.code, "records": parsed})
-        self.changed = False
+        if self.changed:
+            _save(self.path, {"code": self.code, "rows": self.rows})
+            self.changed = False
+        self.parsed.save()
 
 
 class Kept(NamedTuple):
-    """A record's files as an earlier build left them: their paths and their `--json` manifest lines."""
+    """A record's files as a build left them, and the key and context they were rendered from."""
 
     key: str
+    context: str
     paths: str  # one per line
-    json: str  # one file per line, as `Manifest.to_json` writes them, "changed": false
+    stats: tuple[int, ...]  # size and mtime_ns of each file, in turn
+    json: str  # their lines of the `--json` manifest, "changed": false
+
+    def infos(self) -> dict[str, FileInfo]:
+        """Path → (size, mtime_ns, digest) of each file."""
+        lines = [json.loads(line.strip().rstrip(",")) for line in self.json.split("\n")]
+        return {
+            entry["path"]: (self.stats[2 * i], self.stats[2 * i + 1], entry["digest"]) for i, entry in enumerate(lines)
+        }
 
 
 @dataclass
 class FeedState:
-    """The feeds of the last build: a digest of what decided them, and which records each one shows."""
+    """The feeds of a build: what decided them, which records each shows, and the files as written."""
 
+    context: str
     membership: str
     feeds: FeedList
-
-
-@dataclass
-class Outputs:
-    """What the last build into one output folder wrote."""
-
-    path: Path
-    context: str
-    records: dict[str, Kept] = field(default_factory=dict)
     files: dict[str, FileInfo] = field(default_factory=dict)
-    feeds: FeedState | None = None
 
-    @classmethod
-    def load(cls, root: Path, out: Path, context: str) -> Outputs:
-        path = root / CACHE_FOLDER / f"build-{digest(str(out))[:12]}.pickle"
-        data = _load(path)
-        files = data.get("files", {}) if data.get("out") == str(out) else {}
-        if data.get("context") != context:  # settings, templates or code changed: render everything again
-            return cls(path, context, files=files)
-        records = {id: Kept(*entry) for id, entry in data.get("records", {}).items()}
-        feeds = FeedState(*data["feeds"]) if data.get("feeds") else None
-        return cls(path, context, records, files, feeds)
 
-    def save(self, out: Path) -> None:
-        data = {
-            "out": str(out),
-            "context": self.context,
-            "records": {id: tuple(kept) for id, kept in self.records.items()},
-            "files": self.files,
-            "feeds": (self.feeds.membership, self.feeds.feeds) if self.feeds else None,
-        }
-        _save(self.path, data)
+class Outputs:
+    """What the builds into one output folder wrote: each record's files, and the feeds."""
+
+    def __init__(self, root: Path, out: Path, context: str, *, write: bool = True) -> None:
+        self.folder = root / CACHE_FOLDER / f"build-{digest(str(out))[:12]}"
+        self.context, self.out, self.write = context, str(out), write
+        data = _load(self.folder / "feeds.pickle") if write else {}
+        feeds = data.get("feeds") if data.get("out") == self.out else None
+        self.feeds: FeedState | None = FeedState(*feeds) if feeds else None
+        self.records = Shards(self.folder, self.out)
+        self.entries: dict[str, Kept] = {id: Kept(*entry) for id, entry in self.records.items()} if write else {}
+
+    def fresh(self, id: str) -> Kept | None:
+        """A record's entry when its files were rendered in this same context."""
+        kept = self.entries.get(id)
+        return kept if kept is not None and kept.context == self.context else None
+
+    def save(self, entries: dict[str, Kept], feeds: FeedState) -> None:
+        for id in [id for id in self.entries if id not in entries]:
+            self.records.pop(id)
+        for id, kept in entries.items():
+            if self.entries.get(id) is not kept:
+                self.records.put(id, tuple(kept))
+        self.records.save()
+        if feeds != self.feeds:
+            _save(self.folder / "feeds.pickle", {"out": self.out, "feeds": astuple(feeds)})
+        self.entries, self.feeds = entries, feeds
 
 
 def present(out: Path, folders: Iterable[str]) -> set[str]:

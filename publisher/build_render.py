@@ -127,13 +127,16 @@ def _template_path(name: str, templates: Path | None) -> Path:
     return own if own is not None and own.is_file() else default_templates() / name
 
 
+WEB_TEMPLATES = "web/"  # the web side's pages: not rendered by a build
+
+
 def check_templates(templates: Path | None) -> list[Problem]:
-    """Every template a site can use, compiled: syntax errors before anything is rendered."""
+    """Every template a build can use, compiled: syntax errors show before anything is rendered."""
     from publisher.templates import environment
 
     env = environment(templates)
     problems = []
-    for name in sorted(env.list_templates()):
+    for name in sorted(n for n in env.list_templates() if not n.startswith(WEB_TEMPLATES)):
         try:
             env.get_template(name)
         except jinja2.TemplateSyntaxError as exc:

@@ -91,12 +91,13 @@ def cli(ctx: click.Context, site_dir: Path, as_json: bool) -> None:
 
 @cli.command()
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--now", "now_text", help="Date the sample record as of this time (ISO, with offset).")
 @pass_context
-def init(c: Context, directory: Path) -> None:
+def init(c: Context, directory: Path, now_text: str | None) -> None:
     """Start a new site.  Example: publisher init my-site"""
     from publisher.scaffold import init_site
 
-    written = init_site(directory)
+    written = init_site(directory, parse_now(now_text))
     c.emit("\n".join(f"wrote {p}" for p in written), {"written": [str(p) for p in written]})
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
+import unicodedata
 from pathlib import Path
 
 from publisher.config import CONFIG_FILE, Site
@@ -13,7 +15,7 @@ SITE_TOML = """\
 # publisher settings. Secrets never live here: they come from PUBLISHER_* variables.
 
 [site]
-title = "{title}"
+title = {title}
 url = "https://example.org"
 language = "en"
 timezone = "UTC"
@@ -38,7 +40,7 @@ list = "news"
 
 SAMPLE_RECORD = """\
 ---
-title: Welcome to {title}
+title: {title}
 summary: The first record of this site. Edit it, or delete it and write your own.
 published: {published}
 language: en
@@ -62,27 +64,30 @@ Write the body here, in Markdown.
 
 
 def slug(text: str) -> str:
-    """A file-name-safe form of a title."""
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:60] or "record"
+    """A file-name-safe form of a title: 'Informe 2030: ¿qué sigue?' → 'informe-2030-que-sigue'."""
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+    return re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")[:60].rstrip("-") or "record"
 
 
-def _yaml_string(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+def _quoted(text: str) -> str:
+    """A double-quoted string that TOML and YAML both read back as `text`."""
+    return json.dumps(text, ensure_ascii=False)
 
 
-def init_site(directory: Path, now: dt.datetime | None = None) -> list[Path]:
-    """Write a new site into `directory`: settings, one sample record, empty templates/."""
+def init_site(directory: Path, now: dt.datetime) -> list[Path]:
+    """Write a new site into `directory`: settings, one sample record dated `now`, an empty templates/."""
     config = directory / CONFIG_FILE
     if config.exists():
         raise InvalidInput([Problem(str(config), 1, "file", "already exists; choose an empty folder")])
-    now = now or dt.datetime.now(dt.UTC)
-    title = directory.resolve().name.replace("-", " ").title() or "News"
+    if directory.exists() and not directory.is_dir():
+        raise InvalidInput([Problem(str(directory), 1, "folder", "is a file; choose a new or empty folder")])
+    title = directory.resolve().name.replace("-", " ").replace("_", " ").strip().title() or "News"
     (directory / "events").mkdir(parents=True, exist_ok=True)
     (directory / "templates").mkdir(exist_ok=True)
-    config.write_text(SITE_TOML.format(title=title.replace('"', "")), encoding="utf-8")
+    config.write_text(SITE_TOML.format(title=_quoted(title)), encoding="utf-8")
     sample = directory / "events" / f"{now:%Y-%m-%d}-welcome.md"
     published = now.replace(microsecond=0).isoformat()
-    sample.write_text(SAMPLE_RECORD.format(title=title, published=published), encoding="utf-8")
+    sample.write_text(SAMPLE_RECORD.format(title=_quoted(f"Welcome to {title}"), published=published), encoding="utf-8")
     return [config, sample, directory / "templates"]
 
 
@@ -96,7 +101,7 @@ def new_record(site: Site, title: str, now: dt.datetime) -> Path:
         raise InvalidInput([Problem(str(path), 1, "file", "already exists; choose another title")])
     path.parent.mkdir(parents=True, exist_ok=True)
     text = NEW_RECORD.format(
-        title=_yaml_string(title.strip()), published=local.isoformat(), language=site.settings.site.language
+        title=_quoted(" ".join(title.split())), published=local.isoformat(), language=site.settings.site.language
     )
     path.write_text(text, encoding="utf-8")
     return path

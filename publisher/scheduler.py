@@ -44,6 +44,7 @@ from typing import Any
 
 from publisher.broker import dispatch_due
 from publisher.config import CONFIG_FILE, Site, load_site
+from publisher.database import create_engine
 from publisher.dispatch import Clock, Outcome, Runner, wall_clock, worker_id
 from publisher.errors import WorkFailed
 from publisher.records import load_records, record_files
@@ -152,6 +153,7 @@ class Clockwork:
     on_progress: Progress | None = None
     stop: threading.Event = field(default_factory=threading.Event)
     reload_wanted: bool = False
+    wake_at: dt.datetime | None = None  # when the next one-off wake-up should be (real time)
     _seen: float = 0.0
     _busy: threading.Lock = field(default_factory=threading.Lock)
 
@@ -209,32 +211,28 @@ class Clockwork:
         return min(upcoming, default=None)
 
 
-_ACTIVE: dict[str, tuple[Clockwork, Any]] = {}
+_ACTIVE: dict[str, Clockwork] = {}
 
 
 def tick(root: str) -> None:
     """The job APScheduler runs (an importable function of plain arguments, so it pickles)."""
-    active = _ACTIVE.get(root)
-    if active is None:
-        return
-    work, scheduler = active
-    if work.stop.is_set():
+    work = _ACTIVE.get(root)
+    if work is None or work.stop.is_set():
         return
     try:
         work.tick()
-        _schedule_wakeup(work, scheduler)
+        now = work.clock()
+        due = work.next_wakeup(now)
+        # Real time for the job store; `--now` may have shifted ours. The clock's own thread adds
+        # the job: adding it from inside a job can deadlock with a shutdown waiting for that job.
+        work.wake_at = None if due is None else wall_clock() + (due - now)
     except Exception:  # a job must never take the clock down; the ledger keeps what happened
         log.exception("dispatch run failed")
 
 
-def _schedule_wakeup(work: Clockwork, scheduler: Any) -> None:
-    now = work.clock()
-    due = work.next_wakeup(now)
-    if due is None:
-        return
-    real = wall_clock() + (due - now)  # the job store runs on real time; `--now` may have shifted ours
+def _schedule_wakeup(scheduler: Any, root: str, when: dt.datetime) -> None:
     scheduler.add_job(
-        "publisher.scheduler:tick", "date", run_date=real, args=[str(work.root)], id="next-due",
+        "publisher.scheduler:tick", "date", run_date=when, args=[root], id="next-due",
         replace_existing=True, misfire_grace_time=None, coalesce=True,
     )  # fmt: skip
 
@@ -245,8 +243,10 @@ def make_scheduler(site: Site) -> Any:
     from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
     from apscheduler.schedulers.background import BackgroundScheduler
 
+    # Our engine: the SQLite file's folder made, WAL and the busy timeout set, as for the store.
+    jobs = SQLAlchemyJobStore(engine=create_engine(site.database_url), tablename=JOB_TABLE)
     return BackgroundScheduler(
-        jobstores={"default": SQLAlchemyJobStore(url=site.database_url, tablename=JOB_TABLE)},
+        jobstores={"default": jobs},
         executors={"default": ThreadPoolExecutor(1)},  # one job at a time: ticks never overlap
         job_defaults={"misfire_grace_time": None, "coalesce": True, "max_instances": 1},
         timezone=dt.UTC,
@@ -300,15 +300,19 @@ def run_forever(
 def _run_scheduler(site: Site, work: Clockwork, poll: float) -> None:
     scheduler = make_scheduler(site)
     root = str(site.root)
-    _ACTIVE[root] = (work, scheduler)
+    _ACTIVE[root] = work
     scheduler.add_job(
         "publisher.scheduler:tick", "interval", seconds=poll, args=[root], id="tick",
         replace_existing=True, next_run_time=wall_clock(),
     )  # fmt: skip
     scheduler.start()
+    scheduled: dt.datetime | None = None
     try:
         while not work.stop.wait(0.2):
-            pass
+            wanted = work.wake_at
+            if wanted is not None and wanted != scheduled:
+                _schedule_wakeup(scheduler, root, wanted)
+                scheduled = wanted
     finally:
         scheduler.shutdown(wait=True)  # the tick in progress sees the stop, finishes its in-flight messages
         _ACTIVE.pop(root, None)

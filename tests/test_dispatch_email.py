@@ -333,7 +333,9 @@ def test_the_weekly_digest_sends_what_was_published_since_the_last_one_and_skips
     next_monday = monday + dt.timedelta(days=7)
     run_once(example_site, env, next_monday)
     assert server.per_recipient() == dict.fromkeys(people, 1)
-    digest = next(line for line in plan_json(example_site, env, next_monday).values() if line["due"].startswith("2018-04-09"))
+    digest = next(
+        line for line in plan_json(example_site, env, next_monday).values() if line["due"].startswith("2018-04-09")
+    )
     assert digest["state"] == "skipped"
     assert digest["note"] == "no new records since 2018-04-02T09:00-05:00"
     assert digest["records"] == []

@@ -49,7 +49,12 @@ def same_message(ours: EmailMessage, reference: EmailMessage) -> None:
     [
         ([PARIS], "ana.perez@example.org", "Ana Pérez", False),
         ([PARIS], "bo@example.org", "", True),  # no name: "Hello," ; a test send: [TEST]
-        (["2018-03-15-informe-agenda-2030", "2018-04-02-call-for-papers-data-for-development"], "c@example.org", "Cy", False),
+        (
+            ["2018-03-15-informe-agenda-2030", "2018-04-02-call-for-papers-data-for-development"],
+            "c@example.org",
+            "Cy",
+            False,
+        ),
         ([PARIS], "josé@example.org", "José", False),  # an address only UTF-8 can spell
     ],
 )

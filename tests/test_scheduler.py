@@ -86,7 +86,10 @@ def test_the_daemon_dispatches_when_the_time_comes_and_rereads_changed_records(
     stop = threading.Event()
     outcomes: list[Outcome] = []
     thread = threading.Thread(
-        target=run_forever, args=(site_of(example_site, env), clock), kwargs={"on_outcome": outcomes.append, "stop": stop}
+        target=run_forever,
+        args=(site_of(example_site, env), clock),
+        kwargs={"on_outcome": outcomes.append, "stop": stop},
+        daemon=True,  # a hung clock must not hang the test run
     )
     thread.start()
     try:
@@ -116,7 +119,7 @@ def test_sigterm_stops_a_send_cleanly_and_the_next_run_finishes_it_without_repea
     try:
         wait_for(lambda: len(server.received) >= 200, what="the send to start")
         process.send_signal(signal.SIGTERM)
-        out, err = process.communicate(timeout=30)
+        _, err = process.communicate(timeout=30)
     finally:
         if process.poll() is None:
             process.kill()
@@ -127,7 +130,17 @@ def test_sigterm_stops_a_send_cleanly_and_the_next_run_finishes_it_without_repea
     assert holder(example_site, env) is None
 
     finish = subprocess.run(
-        [sys.executable, "-m", "publisher", "--site", str(example_site), "run", "--once", "--now", at(PARIS_DUE)],
+        [
+            sys.executable,
+            "-m",
+            "publisher",
+            "--site",
+            str(example_site),
+            "run",
+            "--once",
+            "--now",
+            at(PARIS_DUE + dt.timedelta(minutes=2)),
+        ],
         env=full_environment(env),
         capture_output=True,
         timeout=120,
