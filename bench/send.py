@@ -127,7 +127,7 @@ def sample_message(site: Path, env: dict[str, str]) -> bytes:
     loaded = load_site(site, env)
     record = next(r for r in load_records(loaded.events, loaded.root) if r.id.startswith("2018-02-09"))
     issue = render_issue([record], loaded.settings, None, list_name="news")
-    return Letters(loaded, issue, "news", "ceiling", SECRET).letter("reader0000000@example.org", "Reader 0", NOW)
+    return Letters(loaded, issue, "news", "ceiling", SECRET).letter("reader0000000@example.org", "Reader 0", NOW).data
 
 
 def ceiling(port: int, message: bytes, count: int, connections: int) -> float:

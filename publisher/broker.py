@@ -145,9 +145,14 @@ def _new_app(config: QueueConfig) -> Any:
     options: dict[str, Any] = {}
     if config.visibility_timeout is not None and config.url.startswith("redis"):
         timeout = config.visibility_timeout
-        # kombu sweeps for unacknowledged tasks only every interval × throttle seconds (100 by default)
-        options = {"visibility_timeout": timeout, "unacked_restore_interval": max(1, timeout / 3)}
-        options["unacked_restore_throttle"] = 1
+        options = {
+            "visibility_timeout": timeout,
+            # kombu sweeps for unacknowledged tasks every interval × throttle seconds (100 s by default)
+            "unacked_restore_interval": max(1.0, timeout / 3),
+            "unacked_restore_throttle": 1,
+            # the sweep's lock (300 s by default) stays taken if its worker is killed mid-sweep
+            "unacked_mutex_expire": int(min(300.0, max(5.0, timeout))),
+        }
     app.conf.update(
         task_acks_late=True,  # acknowledged after the run: a task whose worker died is delivered again
         task_reject_on_worker_lost=True,

@@ -20,15 +20,12 @@ process pool (`build_render` holds the work each process does).
 
 from __future__ import annotations
 
-import json
 import os
 import pickle
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
-from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from publisher import build_render as work
 from publisher.build_cache import (
@@ -45,115 +42,18 @@ from publisher.build_cache import (
     present,
     unchanged_since,
 )
+from publisher.build_manifest import Manifest, manifest_lines
 from publisher.build_render import Output, post_text, render_record, write_file
 from publisher.config import Site
 from publisher.errors import InvalidInput, Problem
-from publisher.records import Record, load_record, record_names, shown_paths
+from publisher.record_files import record_names, shown_paths
+from publisher.records import Record, load_record
 from publisher.templates import default_templates
 
 PARALLEL_FROM = 200  # records to work on; below this a process pool costs more than it saves
 Progress = Callable[[int, int], None]
-_SEP = ",\n  "  # between two files in `build --json`
 
 __all__ = ["Manifest", "Output", "Progress", "build", "check_site", "post_text", "render_record", "write_if_changed"]
-
-
-@dataclass
-class Manifest:
-    """What a build did: every file of the site's outputs, and which ones it wrote or removed.
-
-    `parts` holds, in order, each file rendered by this build (an `Output`) and,
-    for each record left as it was, its files as the last build listed them.
-    """
-
-    out: Path
-    records: int = 0
-    drafts: int = 0
-    parts: list[Output | Kept] = field(default_factory=list)
-    removed: list[str] = field(default_factory=list)
-
-    @cached_property
-    def outputs(self) -> list[Output]:
-        """Every file of the site's outputs: each record's (newest first), then the feeds."""
-        outputs: list[Output] = []
-        for part in self.parts:
-            if isinstance(part, Output):
-                outputs.append(part)
-            else:
-                outputs += [_output(entry) for entry in json.loads(f"[{part.json}]")]
-        return outputs
-
-    @property
-    def written(self) -> list[Output]:
-        return [part for part in self.parts if isinstance(part, Output) and part.changed]
-
-    @property
-    def files(self) -> int:
-        return sum(1 if isinstance(part, Output) else part.paths.count("\n") + 1 for part in self.parts)
-
-    def _head(self) -> dict[str, Any]:
-        written = len(self.written)
-        return {
-            "out": str(self.out),
-            "records": self.records,
-            "written": written,
-            "unchanged": self.files - written,
-            "removed": self.removed,
-        }
-
-    def as_json(self) -> dict[str, Any]:
-        return {**self._head(), "files": [_file_json(o) for o in self.outputs]}
-
-    def to_json(self) -> str:
-        """`as_json()` as text, one line per file; unchanged records' lines come ready-made from the cache."""
-        head = json.dumps(self._head(), ensure_ascii=False)[:-1]
-        lines = _SEP.join(part.json if isinstance(part, Kept) else _file_line(part) for part in self.parts)
-        return f'{head}, "files": [\n  {lines}\n]}}\n' if lines else f'{head}, "files": []}}\n'
-
-    def report(self, limit: int = 100) -> list[str]:
-        """Lines for people: each file written (a count per folder when there are many), then a summary."""
-        written = self.written
-        lines = [f"wrote {o.path}" for o in written] if len(written) <= limit else _per_folder(written)
-        lines += [f"removed {path}" for path in self.removed[:limit]]
-        if len(self.removed) > limit:
-            lines.append(f"removed {len(self.removed) - limit} more files")
-        removed = f", {len(self.removed)} removed" if self.removed else ""
-        unchanged = self.files - len(written)
-        lines.append(
-            f"{self.records} records → {len(written)} files written, {unchanged} unchanged{removed}, in {self.out}"
-        )
-        return lines
-
-
-def _per_folder(outputs: Sequence[Output]) -> list[str]:
-    """'wrote 30 files in feeds/', 'wrote 3 files in posts/x/': one line per output folder."""
-    counts: dict[str, int] = {}
-    for output in outputs:
-        parts = output.path.split("/")
-        folder = "/".join(parts[:2] if parts[0] == "posts" and len(parts) > 2 else parts[:1])
-        counts[folder] = counts.get(folder, 0) + 1
-    return [f"wrote {count} files in {folder}/" for folder, count in sorted(counts.items())]
-
-
-def _file_json(o: Output) -> dict[str, Any]:
-    if o.network is None:
-        return {
-            "path": o.path,
-            "kind": o.kind,
-            "format": o.format,
-            "records": o.records,
-            "digest": o.digest,
-            "changed": o.changed,
-        }
-    return o._asdict()
-
-
-def _file_line(o: Output) -> str:
-    return json.dumps(_file_json(o), ensure_ascii=False)
-
-
-def _output(entry: dict[str, Any]) -> Output:
-    return Output(**{**entry, "records": tuple(entry["records"])})
 
 
 def write_if_changed(out: Path, output: Output, content: bytes) -> Output:
@@ -209,6 +109,8 @@ R = TypeVar("R")
 
 
 class _Build:
+    """One build (or, with `write=False`, one check): records → pass 1 → pass 2 and the feeds → caches."""
+
     def __init__(
         self, site: Site, out: Path, records: Sequence[Record] | None, progress: Progress | None, *, write: bool = True
     ) -> None:
@@ -308,10 +210,10 @@ class _Build:
 
     def _fresh(self) -> dict[str, str]:
         """Records whose files an earlier build wrote, in this context, from the same key, and still there."""
-        entries = {id: self.outputs.fresh(id) for id in self.outputs.entries}
-        paths = {id: kept.paths.split("\n") for id, kept in entries.items() if kept is not None}
-        found = present(self.out, {path.rpartition("/")[0] for listed in paths.values() for path in listed})
-        return {id: entries[id].key for id, listed in paths.items() if found.issuperset(listed)}  # type: ignore[union-attr]
+        entries = [(id, kept) for id in self.outputs.entries if (kept := self.outputs.fresh(id)) is not None]
+        paths = [(id, kept.key, kept.paths.split("\n")) for id, kept in entries]
+        found = present(self.out, {path.rpartition("/")[0] for _, _, listed in paths for path in listed})
+        return {id: key for id, key, listed in paths if found.issuperset(listed)}
 
     def _unique(self, sources: list[Source]) -> tuple[list[Source], list[Problem]]:
         seen: dict[str, Source] = {}
@@ -465,7 +367,7 @@ class _Build:
     def _kept(self, source: Source, files: list[tuple[Output, FileInfo]]) -> Kept:
         paths = "\n".join(output.path for output, _ in files)
         stats = tuple(n for _, info in files for n in info[:2])
-        lines = _SEP.join(_file_line(output._replace(changed=False)) for output, _ in files)
+        lines = manifest_lines(output for output, _ in files)
         return Kept(source.key, self.context, paths, stats, lines)
 
     def _remove(self, before: dict[str, Kept], entries: dict[str, Kept]) -> list[str]:
@@ -492,10 +394,15 @@ class _Build:
 
 
 def _pool(job: work.Job) -> Executor:
-    """Worker processes, forked where the system can (they start at once, with the modules loaded)."""
+    """Worker processes, forked where the system can: they start at once, with the renderers loaded once, here."""
     import multiprocessing
+
+    import publisher.render.email
+    import publisher.render.feeds
+    import publisher.render.message
+    import publisher.render.social  # noqa: F401  (loaded for the workers to inherit)
 
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("fork" if "fork" in methods else None)
-    return ProcessPoolExecutor(min(cpus, 8), mp_context=context, initializer=work.start, initargs=(job,))
+    return ProcessPoolExecutor(min(cpus, 8), mp_context=context, initializer=work.start_worker, initargs=(job,))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import signal
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -171,6 +172,12 @@ def start(job: Job) -> None:
     """The pool's initializer: the job every later call works on."""
     global _job
     _job = job
+
+
+def start_worker(job: Job) -> None:
+    """The initializer of a worker process: Ctrl-C is for the build (it stops the pool), not for each worker."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    start(job)
 
 
 def current() -> Job:

@@ -118,7 +118,7 @@ def new(c: Context, title: str, now_text: str | None) -> None:
 def check(c: Context) -> None:
     """Validate records, config and templates; render everything in memory.  Example: publisher check"""
     from publisher.check import check_everything
-    from publisher.records import record_names
+    from publisher.record_files import record_names
 
     site = c.site
     with _progress(c, len(record_names(site.events))) as progress:
@@ -132,7 +132,7 @@ def check(c: Context) -> None:
 def build(c: Context, out: Path | None) -> None:
     """Write feeds, newsletter issues and posts.  Example: publisher build --out public"""
     from publisher.build import build as run_build
-    from publisher.records import record_names
+    from publisher.record_files import record_names
 
     site = c.site
     with _progress(c, len(record_names(site.events))) as progress:
@@ -437,7 +437,7 @@ class _progress:
 @click.option("--port", default=8080, show_default=True, type=int)
 @pass_context
 def serve(c: Context, host: str, port: int) -> None:
-    """The web side: feeds, one-click unsubscribe, subscribe, the team's timeline.  Example: publisher serve --port 8080"""
+    """The web side: feeds, unsubscribe, subscribe, the timeline.  Example: publisher serve --port 8080"""
     from publisher.web import serve as serve_site
 
     serve_site(c.site, host, port)

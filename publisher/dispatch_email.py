@@ -32,7 +32,7 @@ from publisher.config import Site
 from publisher.dispatch import Outcome, Runner, duration, final_state
 from publisher.errors import ChannelError, InvalidInput, Problem, WorkFailed
 from publisher.ledger import Delivery, SentMessage
-from publisher.letters import Letters
+from publisher.letters import Letters, WireMessage
 from publisher.marks import SentMarks
 from publisher.render.email import Issue, render_issue
 from publisher.timeline import Dispatch
@@ -92,7 +92,7 @@ class _Feed:
         self.rng = random.Random()
         self.done = 0
 
-    def items(self) -> Iterator[tuple[int, bytes, str]]:
+    def items(self) -> Iterator[tuple[int, WireMessage, str]]:
         runner, store = self.runner, self.store
         while not runner.stopping():
             batch = store.claim(self.dispatch.id, BATCH, runner.worker, runner.clock(), LEASE_SECONDS)
@@ -112,7 +112,7 @@ class _Feed:
                 self.handed[row.id] = row
                 yield row.id, message, row.target
 
-    def _letter(self, target: str, contact: recipients.Contact | None) -> tuple[bytes | None, str]:
+    def _letter(self, target: str, contact: recipients.Contact | None) -> tuple[WireMessage | None, str]:
         """The message for `target`, or None and why it must not be sent (anymore)."""
         if contact is None:
             return None, "not sent: no longer a subscriber"

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
-import os
 import re
 from collections.abc import Iterable
 from pathlib import Path
@@ -18,6 +17,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from publisher.errors import InvalidInput, Problem, relative
+from publisher.record_files import record_files as record_files  # re-exported: records are found here
+from publisher.record_files import record_names, shown_paths
 
 NETWORKS = ("x", "mastodon", "bluesky")
 
@@ -351,37 +352,6 @@ def _image_problems(image: Any, shown: str, line: int, root: Path | None) -> lis
     return []
 
 
-def record_files(events: Path) -> list[Path]:
-    """The record files of a site (`**/*.md`, but hidden files), in a stable order."""
-    return [events / name for name, _ in record_names(events)]
-
-
-def record_names(events: Path) -> list[tuple[str, bool]]:
-    """(relative path, no symlink on the way) of each `.md` file under `events`, as `sorted(Path)` sorts them.
-
-    One `scandir` per folder: pathlib's glob and `is_file` cost a stat or more per file.
-    """
-    found: list[tuple[tuple[str, ...], bool]] = []
-    _scan(str(events), (), True, found)
-    found.sort()
-    return [("/".join(parts), plain) for parts, plain in found]
-
-
-def _scan(folder: str, parts: tuple[str, ...], plain: bool, found: list[tuple[tuple[str, ...], bool]]) -> None:
-    try:
-        entries = list(os.scandir(folder))
-    except (FileNotFoundError, NotADirectoryError):
-        return
-    for entry in entries:
-        try:
-            if entry.is_dir():
-                _scan(entry.path, (*parts, entry.name), plain and not entry.is_symlink(), found)
-            elif entry.name.endswith(".md") and not entry.name.startswith(".") and entry.is_file():
-                found.append(((*parts, entry.name), plain and not entry.is_symlink()))
-        except OSError:
-            continue
-
-
 def load_record(path: Path, root: Path | None = None, *, data: bytes | None = None, shown: str | None = None) -> Record:
     """One record file (`data`: its bytes, when already read); InvalidInput lists every problem in it."""
     shown = relative(path, root) if shown is None else shown
@@ -394,23 +364,6 @@ def load_record(path: Path, root: Path | None = None, *, data: bytes | None = No
     if "\r" in text:  # as read_text() reads it: universal newlines
         text = text.replace("\r\n", "\n").replace("\r", "\n")
     return parse_record(text, path, root, shown=shown)
-
-
-def shown_paths(events: Path, root: Path | None, names: list[tuple[str, bool]]) -> list[str]:
-    """`relative(events / name, root)` for every file, resolving the folder once rather than every file."""
-    if root is None:
-        return [str(events / name) for name, _ in names]
-    try:
-        prefix = str(events.resolve().relative_to(root.resolve()))
-    except ValueError:  # the folder is outside the site: paths as given
-        return [relative(events / name, root) for name, _ in names]
-    shown = []
-    for name, plain in names:
-        if not plain:  # a symlink on the way: resolve this one
-            shown.append(relative(events / name, root))
-        else:
-            shown.append(name if prefix == "." else f"{prefix}/{name}")
-    return shown
 
 
 def load_records(events: Path, root: Path | None = None, *, drafts: bool = False) -> list[Record]:

@@ -47,7 +47,8 @@ from publisher.config import CONFIG_FILE, Site, load_site
 from publisher.database import create_engine
 from publisher.dispatch import Clock, Outcome, Runner, wall_clock, worker_id
 from publisher.errors import WorkFailed
-from publisher.records import load_records, record_files
+from publisher.record_files import record_files
+from publisher.records import load_records
 from publisher.store import Store, open_store
 from publisher.timeline import plan
 

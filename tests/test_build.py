@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -12,7 +14,7 @@ from publisher import build as build_module
 from publisher.build import Manifest, build, check_site
 from publisher.config import load_site
 from publisher.errors import InvalidInput
-from publisher.records import load_records
+from publisher.records import Record, load_records
 
 PARIS = "2018-02-09-south-south-cooperation-paris"
 INFORME = "2018-03-15-informe-agenda-2030"
@@ -96,6 +98,54 @@ def test_a_changed_record_rewrites_its_files_and_only_the_feeds_that_show_it(exa
     # The body is in the issue and the feeds, not in the posts (title, summary, link, hashtags).
     issue = {f"newsletters/{INFORME}{suffix}" for suffix in (".html", ".txt", ".eml")}
     assert written(run(example_site)) == issue | feeds_with_it
+
+
+def test_what_a_rebuild_leaves_is_what_a_cold_build_makes(example_site: Path, tmp_path: Path) -> None:
+    def same_as_cold(name: str) -> None:
+        run(example_site)
+        run(example_site, tmp_path / name)  # a folder of its own: nothing of it in the cache
+        assert outputs(example_site) == tree(tmp_path / name)
+
+    run(example_site)
+    informe = example_site / "events" / f"{INFORME}.md"
+    informe.write_text(informe.read_text(encoding="utf-8").replace("doce países", "trece países"), encoding="utf-8")
+    same_as_cold("content")  # only the feeds that show it are rendered again, from only their records
+    forum = example_site / "events" / f"{FORUM}.md"
+    forum.write_text(forum.read_text(encoding="utf-8").replace("tags: [financing, sdgs, events]", "tags: [sdgs]"))
+    (example_site / "events" / f"{WEBINAR}.md").unlink()
+    same_as_cold("tags")  # which records each feed shows changed: every feed is rendered again
+
+
+def test_a_rebuild_renders_only_the_feeds_that_show_a_changed_record(
+    example_site: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from publisher.render import feeds
+
+    real, seen = feeds.feed_set, []
+
+    def counted(records: Sequence[Record], *args: Any, **kwargs: Any) -> list[feeds.FeedFile]:
+        seen.append(sorted(r.id for r in records))
+        return real(records, *args, **kwargs)
+
+    monkeypatch.setattr(feeds, "feed_set", counted)
+    config = example_site / "publisher.toml"
+    config.write_text(config.read_text().replace("max_items = 50", "max_items = 2"))
+    first = run(example_site)
+    assert seen == [sorted(LIVE)]
+    run(example_site)  # nothing changed: no feed rendered at all
+    assert len(seen) == 1
+    informe = example_site / "events" / f"{INFORME}.md"
+    informe.write_text(informe.read_text(encoding="utf-8") + "\nMás.\n", encoding="utf-8")
+    manifest = run(example_site)
+    # The site feed shows the newest two; the Spanish record is in its language's and its tags' feeds only.
+    assert seen[1] == [INFORME]
+    showing = {o.path for o in first.outputs if o.kind == "feed" and INFORME in o.records}
+    assert {o.path for o in manifest.written if o.kind == "feed"} == showing
+    assert showing == {
+        f"feeds/{scope}/{name}"
+        for scope in ("languages/es", "tags/agenda-2030", "tags/ods", "tags/informes")
+        for name in ("atom.xml", "rss.xml")
+    }
 
 
 def test_a_deleted_record_takes_its_files_away_but_never_anyone_elses(example_site: Path) -> None:
@@ -211,6 +261,18 @@ def test_the_process_pool_gives_the_same_files(
     )
     assert tree(tmp_path / "pool") == tree(tmp_path / "one")
     assert seen and seen[-1][0] == seen[-1][1] and len(manifest.written) == len(manifest.outputs)
+    # Problems found in a worker process come back whole.
+    informe = example_site / "events" / f"{INFORME}.md"
+    text = informe.read_text(encoding="utf-8").replace(
+        "  hashtags: [Agenda2030, ODS]\n", "  hashtags: [Agenda2030, ODS]\n  mastodon: " + "a" * 480 + "\n"
+    )
+    informe.write_text(text, encoding="utf-8")
+    with pytest.raises(InvalidInput) as caught:
+        build(load_site(example_site), tmp_path / "pool")
+    line = text.splitlines().index("  mastodon: " + "a" * 480) + 1
+    assert [str(p) for p in caught.value.problems] == [
+        f"events/{INFORME}.md:{line}: social.mastodon.text: is {480 + 1 + 23} characters; mastodon allows 500"
+    ]
 
 
 def test_records_given_in_memory_build_the_same_files(example_site: Path, tmp_path: Path) -> None:

@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import binascii
 import datetime as dt
 import email
 import email.policy
+import io
+from email.generator import BytesGenerator
 from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from publisher.channels.mail_transport import prepare
 from publisher.config import load_site
 from publisher.dispatch import final_state
 from publisher.errors import HeaderInjection
+from publisher.letter_parts import Parts
 from publisher.letters import Letters
 from publisher.records import load_records
-from publisher.render.email import render_issue
+from publisher.render.email import Issue, personalise, render_issue
 from publisher.unsubscribe import list_unsubscribe_headers
 from tests.dispatch_support import PARIS, SECRET
 
@@ -62,7 +69,7 @@ def test_the_bytes_of_a_letter_are_the_reference_message(
     example_site: Path, records: list[str], address: str, name: str, test: bool
 ) -> None:
     letters = letters_for(example_site, records, test=test)
-    ours = letters.letter(address, name, NOW)
+    ours = letters.letter(address, name, NOW).data
     assert b"\n" not in ours.replace(b"\r\n", b"")  # wire form: CRLF line ends only
     reference = letters.message(address, name, NOW)
     policy = email.policy.SMTP if address.isascii() else email.policy.SMTPUTF8
@@ -73,13 +80,28 @@ def test_the_bytes_of_a_letter_are_the_reference_message(
 
 def test_list_unsubscribe_is_plain_uris_folded_after_the_comma(example_site: Path) -> None:
     letters = letters_for(example_site, [PARIS])
-    ours = letters.letter("ana@example.org", "Ana", NOW)
+    ours = letters.letter("ana@example.org", "Ana", NOW).data
     head = ours.split(b"\r\n\r\n", 1)[0].decode("ascii")
     link = letters.unsubscribe_link("ana@example.org")
     assert f"List-Unsubscribe: <{link}>,\r\n <mailto:comms@cepei.example.org?subject=unsubscribe>\r\n" in head + "\r\n"
     expected = list_unsubscribe_headers(link, "comms@cepei.example.org")
     assert letters._headers(link) | expected == letters._headers(link)  # the same values as the reference helper
     assert {k: letters._headers(link)[k] for k in expected} == expected
+
+
+@pytest.mark.parametrize("address", ["ana@example.org", "josé@example.org"])
+def test_a_letter_is_its_bytes_however_it_is_serialised(example_site: Path, address: str) -> None:
+    letter = letters_for(example_site, [PARIS]).letter(address, "Ana", NOW)
+    outgoing = prepare(letter)  # what the email channel does with it
+    assert (outgoing.data, outgoing.crlf) == (letter.data, True)
+    assert outgoing.sender == "news@cepei.example.org"
+    assert outgoing.message_id == letter["Message-ID"] and outgoing.message_id.startswith("<0123456789abcdef.")
+    for policy in (email.policy.SMTP, email.policy.SMTPUTF8, email.policy.default):
+        out = io.BytesIO()
+        BytesGenerator(out, policy=policy).flatten(letter)
+        assert out.getvalue() == letter.data
+    assert bytes(letter) == letter.as_bytes() == letter.data
+    assert letter["To"] == address and letter.get_content_type() == "multipart/alternative"
 
 
 def test_a_line_break_in_an_address_is_refused(example_site: Path) -> None:
@@ -102,3 +124,34 @@ def test_a_line_break_in_an_address_is_refused(example_site: Path) -> None:
 )
 def test_final_state(counts: dict[str, int], state: str) -> None:
     assert final_state(counts) == state
+
+
+@pytest.fixture(scope="module")
+def issues(tmp_path_factory: pytest.TempPathFactory) -> list[Issue]:
+    from tests.conftest import REPO
+
+    site = load_site(REPO, {})
+    records = {r.id: r for r in load_records(site.events, site.root)}
+    chosen = [[PARIS], ["2018-03-15-informe-agenda-2030"], [PARIS, "2018-04-02-call-for-papers-data-for-development"]]
+    return [render_issue([records[i] for i in ids], site.settings, None, list_name="news") for ids in chosen]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    name=st.text(max_size=40),
+    local=st.from_regex(r"[a-z0-9._%+=-]{1,30}", fullmatch=True),
+    token=st.from_regex(r"[A-Za-z0-9_=.-]{0,120}", fullmatch=True),
+    which=st.integers(0, 2),
+)
+def test_parts_decode_to_what_personalise_gives(
+    issues: list[Issue], name: str, local: str, token: str, which: int
+) -> None:
+    issue = issues[which]
+    email, url = f"{local}@example.org", f"https://cepei.example.org/unsubscribe/{token}"
+    text, html = Parts(issue).encode(name=name, unsubscribe_url=url, email=email)
+    want_html, want_text = personalise(issue, name=name, unsubscribe_url=url, email=email)
+    assert binascii.a2b_base64(html.replace(b"\r\n", b"")).decode("utf-8") == want_html
+    assert binascii.a2b_qp(text).decode("utf-8").replace("\r\n", "\n") == want_text
+    for encoded in (text, html):
+        assert all(len(line) <= 76 for line in encoded.split(b"\r\n"))
+        assert b"\n" not in encoded.replace(b"\r\n", b"")

@@ -123,6 +123,13 @@ def database(tmp_path: Path) -> Iterator[str]:
 
 
 def delete_queue(url: str, name: str) -> None:
+    if url.startswith("redis"):
+        import redis
+
+        client = redis.Redis.from_url(url)
+        for key in client.scan_iter(f"*{name}*"):  # the queue and kombu's bindings of it
+            client.delete(key)
+        return
     from kombu.connection import Connection
 
     connection: Any = Connection(url, connect_timeout=5)  # type: ignore[no-untyped-call]  # kombu is untyped
