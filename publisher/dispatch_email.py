@@ -22,7 +22,9 @@ dispatch at once: it is failed, with one error, and nobody's row is spent.
 from __future__ import annotations
 
 import datetime as dt
+import queue
 import random
+import threading
 from collections import Counter
 from collections.abc import Iterator
 
@@ -38,6 +40,7 @@ from publisher.render.email import Issue, render_issue
 from publisher.timeline import Dispatch
 
 BATCH = 500
+AHEAD = 64  # messages built ahead of the channel
 LEASE_SECONDS = 600.0
 MIN_RETRY_SECONDS = 5.0
 SERVER_RETRY = dt.timedelta(minutes=5)
@@ -73,10 +76,13 @@ def issue_for(runner: Runner, d: Dispatch) -> Issue:
 
 
 class _Feed:
-    """Claims ledger rows as the channel asks for messages, and records each answer.
+    """Claims ledger rows and builds their messages ahead, hands them to the channel, records each answer.
 
-    Both run in the caller's thread (`send_many` reads `items` lazily and calls
-    `record` there), so the ledger is written by one thread, one mark at a time.
+    A thread of its own claims batches and builds messages (a few dozen ahead);
+    `items` hands them to `send_many` and `record` marks each answer, both in
+    the caller's thread, the moment the channel reports it. So the marks are
+    never behind the answers, and building the next messages never waits for
+    a mark (nor a mark for a build).
     """
 
     def __init__(self, runner: Runner, d: Dispatch, letters: Letters, marks: SentMarks, total: int) -> None:
@@ -86,31 +92,68 @@ class _Feed:
         self.letters = letters
         self.marks = marks
         self.total = total
-        self.unhanded: dict[int, Delivery] = {}  # claimed, not yet given to the channel
+        self.unhanded: dict[int, Delivery] = {}  # claimed, not yet given to the channel (both threads: the lock)
         self.handed: dict[int, Delivery] = {}  # given to the channel, not yet answered for
         self.counts: Counter[str] = Counter()
+        self.not_sent = 0
         self.rng = random.Random()
         self.done = 0
+        self._lock = threading.Lock()
+        self._ready: queue.Queue[tuple[Delivery, WireMessage] | BaseException | None] = queue.Queue(AHEAD)
+        self._quit = threading.Event()
+        self._builder = threading.Thread(target=self._build, name="publisher-letters", daemon=True)
+
+    def _stopping(self) -> bool:
+        return self._quit.is_set() or self.runner.stopping()
+
+    def _build(self) -> None:
+        """The builder thread: claim a batch, build each message, queue it; None when there is no more."""
+        runner, store = self.runner, self.store
+        try:
+            while not self._stopping():
+                batch = store.claim(self.dispatch.id, BATCH, runner.worker, runner.clock(), LEASE_SECONDS)
+                if not batch:
+                    break
+                with self._lock:
+                    self.unhanded.update((row.id, row) for row in batch)
+                people = recipients.contacts(store, [row.target for row in batch])
+                for row in batch:
+                    message, why = self._letter(row.target, people.get(row.target))
+                    if message is None:
+                        store.mark_failed(row.id, runner.clock(), permanent=True, reply=why)
+                        with self._lock:
+                            del self.unhanded[row.id]
+                        self.not_sent += 1
+                    elif not self._offer((row, message)):
+                        return
+        except BaseException as exc:  # handed to the caller's thread, raised there
+            self._offer(exc)
+        finally:
+            self._offer(None)
+
+    def _offer(self, item: tuple[Delivery, WireMessage] | BaseException | None) -> bool:
+        """Queue `item` unless the feed is closing; False when it is."""
+        while not self._quit.is_set():
+            try:
+                self._ready.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
 
     def items(self) -> Iterator[tuple[int, WireMessage, str]]:
-        runner, store = self.runner, self.store
-        while not runner.stopping():
-            batch = store.claim(self.dispatch.id, BATCH, runner.worker, runner.clock(), LEASE_SECONDS)
-            if not batch:
+        self._builder.start()
+        while not self.runner.stopping():
+            item = self._ready.get()
+            if item is None:
                 return
-            self.unhanded.update((row.id, row) for row in batch)
-            people = recipients.contacts(store, [row.target for row in batch])
-            for row in batch:
-                if runner.stopping():
-                    return
+            if isinstance(item, BaseException):
+                raise item
+            row, message = item
+            with self._lock:
                 del self.unhanded[row.id]
-                message, why = self._letter(row.target, people.get(row.target))
-                if message is None:
-                    store.mark_failed(row.id, runner.clock(), permanent=True, reply=why)
-                    self.counts["not_sent"] += 1
-                    continue
-                self.handed[row.id] = row
-                yield row.id, message, row.target
+            self.handed[row.id] = row
+            yield row.id, message, row.target
 
     def _letter(self, target: str, contact: recipients.Contact | None) -> tuple[WireMessage | None, str]:
         """The message for `target`, or None and why it must not be sent (anymore)."""
@@ -144,11 +187,15 @@ class _Feed:
         if self.runner.on_progress is not None and (self.done % PROGRESS_EVERY == 0):
             self.runner.on_progress(self.dispatch.id, self.done, self.total)
 
-    def release_unsent(self) -> None:
-        """Give back rows claimed and never handed to the channel (a stop, an error)."""
-        if self.unhanded:
-            self.store.release(self.runner.worker, self.runner.clock(), ids=list(self.unhanded))
-            self.unhanded.clear()
+    def close(self) -> None:
+        """Stop the builder and give back rows claimed and never handed to the channel (a stop, an error)."""
+        self._quit.set()
+        if self._builder.is_alive():
+            self._builder.join()
+        with self._lock:
+            unsent, self.unhanded = list(self.unhanded), {}
+        if unsent:
+            self.store.release(self.runner.worker, self.runner.clock(), ids=unsent)
 
 
 def send(runner: Runner, d: Dispatch, *, channel: EmailChannel | None = None) -> Outcome:
@@ -171,7 +218,7 @@ def send(runner: Runner, d: Dispatch, *, channel: EmailChannel | None = None) ->
         except ChannelError as exc:
             error = exc
         finally:
-            feed.release_unsent()
+            feed.close()
     if runner.on_progress is not None:
         runner.on_progress(d.id, feed.done, total)
     return _finish(runner, d, error, sent_now=feed.counts["sent"])

@@ -102,12 +102,19 @@ class QuotedPrintablePart:
     """A part's quoted-printable body (CRLF lines) with the placeholders' values filled in."""
 
     def __init__(self, template: str) -> None:
+        # Runs of lines without a placeholder are encoded ahead and kept as one chunk.
         self.lines: list[bytes | tuple[list[str], list[str]]] = []
+        run: list[bytes] = []
         for line in template.split("\n"):
-            if _PLACEHOLDER.search(line):
-                self.lines.append(_cut(line))
-            else:
-                self.lines.append(_qp(line))
+            if _PLACEHOLDER.search(line) is None:
+                run.append(_qp(line))
+                continue
+            if run:
+                self.lines.append(b"\r\n".join(run))
+                run = []
+            self.lines.append(_cut(line))
+        if run:
+            self.lines.append(b"\r\n".join(run))
 
     def encode(self, values: Mapping[str, str]) -> bytes:
         out = []

@@ -42,6 +42,14 @@ def valid_language(tag: str) -> bool:
     return _KNOWN_LANGUAGES[lang]
 
 
+_NONCHARACTERS = str.maketrans("", "", "\ufeff\ufffe\uffff")
+
+
+def clean_text(value: Any) -> Any:
+    """Text without byte-order marks and noncharacters (editors leave them; X refuses them)."""
+    return value.translate(_NONCHARACTERS) if isinstance(value, str) else value
+
+
 def _absolute_url(value: str) -> str:
     if not _URL.match(value):
         raise ValueError(f"must be an absolute http(s) URL (got {value!r})")
@@ -103,6 +111,16 @@ class NetworkText(_Strict):
     text: str | None = None
     thread: tuple[str, ...] = ()
 
+    @field_validator("text", mode="before")
+    @classmethod
+    def _clean(cls, value: Any) -> Any:
+        return clean_text(value)
+
+    @field_validator("thread", mode="before")
+    @classmethod
+    def _clean_thread(cls, value: Any) -> Any:
+        return [clean_text(part) for part in value] if isinstance(value, list | tuple) else value
+
     @model_validator(mode="before")
     @classmethod
     def _shorthand(cls, value: Any) -> Any:
@@ -153,6 +171,11 @@ class Record(_Strict):
     # Where the record came from: not front matter keys.
     source: str = Field(default="", exclude=True)
     lines: dict[str, int] = Field(default_factory=dict, exclude=True, repr=False)
+
+    @field_validator("title", "summary", "body", "location", mode="before")
+    @classmethod
+    def _text(cls, value: Any) -> Any:
+        return clean_text(value)
 
     @field_validator("published", "updated", "starts", "ends", mode="before")
     @classmethod

@@ -136,6 +136,7 @@ BAD_RECORDS = {
     "j-tag.md": '---\ntitle: T\npublished: 2018-02-09T18:00:00Z\nsummary: s\ntags: [ok, "two words"]\n---\n',
     "k-status.md": "---\ntitle: S\npublished: 2018-02-09T18:00:00Z\nsummary: s\nstatus: live\n---\n",
     "l-empty.md": "---\ntitle: Empty\npublished: 2018-02-09T18:00:00Z\n---\n\n",
+    "n-nothing.md": "---\n---\nAn empty front matter.\n",
     "m-people.md": (
         "---\ntitle: P\npublished: 2018-02-09T18:00:00Z\nsummary: s\npeople:\n  - name: A\n    rol: C\n---\n"
     ),
@@ -157,6 +158,8 @@ BAD_RECORD_LINES = [
     "events/k-status.md:5: status: Input should be 'draft', 'published' or 'cancelled'",
     "events/l-empty.md:5: summary: a record needs a body or a summary",
     "events/m-people.md:7: people.0.rol: unknown key (did you mean 'role'?)",
+    "events/n-nothing.md:2: published: is required",
+    "events/n-nothing.md:2: title: is required",
 ]
 
 

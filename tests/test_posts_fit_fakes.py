@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from publisher.config import load_site
 from publisher.errors import InvalidInput
-from publisher.records import Person, Record, Social
+from publisher.records import Person, Record, Social, clean_text
 from publisher.render.social import render_post
 from tests.fakes.mastodon_api import FakeMastodon, mastodon_length
 from tests.fakes.x_api import x_accepts, x_length
@@ -31,7 +31,7 @@ words = st.one_of(
 )
 short = st.lists(words, min_size=1, max_size=20)
 long = st.lists(words, min_size=40, max_size=120)  # over every limit: something must give way
-prose = st.one_of(short, long).map(" ".join).filter(str.strip)
+prose = st.one_of(short, long).map(" ".join).filter(lambda text: clean_text(text).strip())
 handles = st.fixed_dictionaries(
     {},
     optional={
@@ -47,7 +47,7 @@ links = st.sampled_from(
 
 @st.composite
 def records(draw: st.DrawFn) -> Record:
-    thread = draw(st.lists(st.text(min_size=1, max_size=60).filter(str.strip), max_size=3))
+    thread = draw(st.lists(st.text(min_size=1, max_size=60).filter(lambda text: clean_text(text).strip()), max_size=3))
     return Record(
         id="r1",
         title=draw(prose),
