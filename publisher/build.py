@@ -20,6 +20,7 @@ process pool (`build_render` holds the work each process does).
 
 from __future__ import annotations
 
+import gc
 import os
 import pickle
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -131,6 +132,8 @@ class _Build:
         problems = work.check_templates(self.templates)
         if problems:
             raise InvalidInput(problems)
+        collecting = gc.isenabled()
+        gc.disable()  # a build makes almost no reference cycles: collecting over its many objects costs ~25% here
         try:
             sources, prepared = self._prepare()
             live = sorted((s for s in sources if s.status != "draft"), key=lambda s: s.order, reverse=True)
@@ -146,6 +149,9 @@ class _Build:
         finally:
             if self.pool is not None:
                 self.pool.shutdown(cancel_futures=True)
+                gc.unfreeze()
+            if collecting:
+                gc.enable()
 
     # --- pass 1: records -----------------------------------------------------------------
 
@@ -402,6 +408,9 @@ def _pool(job: work.Job) -> Executor:
     import publisher.render.message
     import publisher.render.social  # noqa: F401  (loaded for the workers to inherit)
 
+    # The workers fork at the first task: what this process holds by then stays out of their
+    # collections (whose writes to it would copy every page it is on), as the gc docs advise.
+    gc.freeze()
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("fork" if "fork" in methods else None)

@@ -22,25 +22,23 @@ dispatch at once: it is failed, with one error, and nobody's row is spent.
 from __future__ import annotations
 
 import datetime as dt
-import queue
 import random
-import threading
 from collections import Counter
 from collections.abc import Iterator
+from typing import NamedTuple
 
 from publisher import recipients, subscribers
 from publisher.channels.email import AuthenticationFailed, EmailChannel, SendResult, retry_delay
 from publisher.config import Site
 from publisher.dispatch import Outcome, Runner, duration, final_state
 from publisher.errors import ChannelError, InvalidInput, Problem, WorkFailed
-from publisher.ledger import Delivery, SentMessage
+from publisher.ledger import SentMessage
 from publisher.letters import Letters, WireMessage
 from publisher.marks import SentMarks
 from publisher.render.email import Issue, render_issue
 from publisher.timeline import Dispatch
 
 BATCH = 500
-AHEAD = 64  # messages built ahead of the channel
 LEASE_SECONDS = 600.0
 MIN_RETRY_SECONDS = 5.0
 SERVER_RETRY = dt.timedelta(minutes=5)
@@ -75,14 +73,20 @@ def issue_for(runner: Runner, d: Dispatch) -> Issue:
     return render_issue(records, runner.site.settings, runner.templates, list_name=list_of(runner.site, d))
 
 
-class _Feed:
-    """Claims ledger rows and builds their messages ahead, hands them to the channel, records each answer.
+class Claimed(NamedTuple):
+    """A ledger row taken for this send: its id, address and attempts so far (this one included)."""
 
-    A thread of its own claims batches and builds messages (a few dozen ahead);
-    `items` hands them to `send_many` and `record` marks each answer, both in
-    the caller's thread, the moment the channel reports it. So the marks are
-    never behind the answers, and building the next messages never waits for
-    a mark (nor a mark for a build).
+    id: int
+    target: str
+    attempts: int
+
+
+class _Feed:
+    """Claims ledger rows as the channel asks for messages, and records each answer.
+
+    Both run in the caller's thread (`send_many` reads `items` lazily and calls
+    `record` there), so each answer is marked the moment the channel reports
+    it, before the next message is handed out.
     """
 
     def __init__(self, runner: Runner, d: Dispatch, letters: Letters, marks: SentMarks, total: int) -> None:
@@ -92,68 +96,32 @@ class _Feed:
         self.letters = letters
         self.marks = marks
         self.total = total
-        self.unhanded: dict[int, Delivery] = {}  # claimed, not yet given to the channel (both threads: the lock)
-        self.handed: dict[int, Delivery] = {}  # given to the channel, not yet answered for
+        self.unhanded: dict[int, Claimed] = {}  # claimed, not yet given to the channel
+        self.handed: dict[int, Claimed] = {}  # given to the channel, not yet answered for
         self.counts: Counter[str] = Counter()
-        self.not_sent = 0
         self.rng = random.Random()
         self.done = 0
-        self._lock = threading.Lock()
-        self._ready: queue.Queue[tuple[Delivery, WireMessage] | BaseException | None] = queue.Queue(AHEAD)
-        self._quit = threading.Event()
-        self._builder = threading.Thread(target=self._build, name="publisher-letters", daemon=True)
-
-    def _stopping(self) -> bool:
-        return self._quit.is_set() or self.runner.stopping()
-
-    def _build(self) -> None:
-        """The builder thread: claim a batch, build each message, queue it; None when there is no more."""
-        runner, store = self.runner, self.store
-        try:
-            while not self._stopping():
-                batch = store.claim(self.dispatch.id, BATCH, runner.worker, runner.clock(), LEASE_SECONDS)
-                if not batch:
-                    break
-                with self._lock:
-                    self.unhanded.update((row.id, row) for row in batch)
-                people = recipients.contacts(store, [row.target for row in batch])
-                for row in batch:
-                    message, why = self._letter(row.target, people.get(row.target))
-                    if message is None:
-                        store.mark_failed(row.id, runner.clock(), permanent=True, reply=why)
-                        with self._lock:
-                            del self.unhanded[row.id]
-                        self.not_sent += 1
-                    elif not self._offer((row, message)):
-                        return
-        except BaseException as exc:  # handed to the caller's thread, raised there
-            self._offer(exc)
-        finally:
-            self._offer(None)
-
-    def _offer(self, item: tuple[Delivery, WireMessage] | BaseException | None) -> bool:
-        """Queue `item` unless the feed is closing; False when it is."""
-        while not self._quit.is_set():
-            try:
-                self._ready.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
 
     def items(self) -> Iterator[tuple[int, WireMessage, str]]:
-        self._builder.start()
-        while not self.runner.stopping():
-            item = self._ready.get()
-            if item is None:
+        runner, store = self.runner, self.store
+        while not runner.stopping():
+            taken = store.claim_targets(self.dispatch.id, BATCH, runner.worker, runner.clock(), LEASE_SECONDS)
+            if not taken:
                 return
-            if isinstance(item, BaseException):
-                raise item
-            row, message = item
-            with self._lock:
+            batch = [Claimed(*row) for row in taken]
+            self.unhanded.update((row.id, row) for row in batch)
+            people = recipients.contacts(store, [row.target for row in batch])
+            for row in batch:
+                if runner.stopping():
+                    return
                 del self.unhanded[row.id]
-            self.handed[row.id] = row
-            yield row.id, message, row.target
+                message, why = self._letter(row.target, people.get(row.target))
+                if message is None:
+                    store.mark_failed(row.id, runner.clock(), permanent=True, reply=why)
+                    self.counts["not_sent"] += 1
+                    continue
+                self.handed[row.id] = row
+                yield row.id, message, row.target
 
     def _letter(self, target: str, contact: recipients.Contact | None) -> tuple[WireMessage | None, str]:
         """The message for `target`, or None and why it must not be sent (anymore)."""
@@ -188,14 +156,10 @@ class _Feed:
             self.runner.on_progress(self.dispatch.id, self.done, self.total)
 
     def close(self) -> None:
-        """Stop the builder and give back rows claimed and never handed to the channel (a stop, an error)."""
-        self._quit.set()
-        if self._builder.is_alive():
-            self._builder.join()
-        with self._lock:
-            unsent, self.unhanded = list(self.unhanded), {}
-        if unsent:
-            self.store.release(self.runner.worker, self.runner.clock(), ids=unsent)
+        """Give back rows claimed and never handed to the channel (a stop, an error)."""
+        if self.unhanded:
+            self.store.release(self.runner.worker, self.runner.clock(), ids=list(self.unhanded))
+            self.unhanded.clear()
 
 
 def send(runner: Runner, d: Dispatch, *, channel: EmailChannel | None = None) -> Outcome:
@@ -208,6 +172,7 @@ def send(runner: Runner, d: Dispatch, *, channel: EmailChannel | None = None) ->
     store.set_dispatch_state(d.id, "sending", runner.clock())
     if sum(store.counts(d.id).values()) == 0:
         store.fix_recipients(d.id, recipients.active_addresses(store, list_name), runner.clock())
+    gave_up = _stop_retrying(runner, d)
     counts = store.counts(d.id)
     total = sum(counts[state] for state in WAITING)
     error: ChannelError | None = None
@@ -221,20 +186,28 @@ def send(runner: Runner, d: Dispatch, *, channel: EmailChannel | None = None) ->
             feed.close()
     if runner.on_progress is not None:
         runner.on_progress(d.id, feed.done, total)
-    return _finish(runner, d, error, sent_now=feed.counts["sent"])
+    gave_up = _stop_retrying(runner, d) or gave_up
+    return _finish(runner, d, error, sent_now=feed.counts["sent"], gave_up=gave_up)
 
 
-def _finish(runner: Runner, d: Dispatch, error: ChannelError | None, *, sent_now: int) -> Outcome:
-    """Settle the dispatch's state from its ledger; stop retrying past the retry budget."""
+def _stop_retrying(runner: Runner, d: Dispatch) -> bool:
+    """Past the retry budget (``[email] retry_budget``, counted from the dispatch's start), temporary
+    failures become permanent: they are not tried again. True when some were."""
     store, now = runner.store, runner.clock()
     row = store.get_dispatch(d.id)
     budget = runner.site.settings.email.retry_budget
+    if row is None or row.started_at is None or (now - row.started_at).total_seconds() <= budget:
+        return False
+    return store.give_up(d.id, now, reply=f"gave up after the retry budget of {duration(budget)}") > 0
+
+
+def _finish(runner: Runner, d: Dispatch, error: ChannelError | None, *, sent_now: int, gave_up: bool) -> Outcome:
+    """Settle the dispatch's state from its ledger: when to try again, and what to say about it."""
+    store, now = runner.store, runner.clock()
+    budget = runner.site.settings.email.retry_budget
+    row = store.get_dispatch(d.id)
+    spent = row is not None and row.started_at is not None and (now - row.started_at).total_seconds() > budget
     counts = store.counts(d.id)
-    late = row is not None and row.started_at is not None and (now - row.started_at).total_seconds() > budget
-    spent = late and any(counts[state] for state in WAITING)
-    if spent:
-        store.give_up(d.id, now, reply=f"gave up after the retry budget of {duration(budget)}")
-        counts = store.counts(d.id)
     state = final_state(counts)
     retry_at = store.next_retry(d.id)
     if counts["pending"] or counts["sending"]:
@@ -246,7 +219,7 @@ def _finish(runner: Runner, d: Dispatch, error: ChannelError | None, *, sent_now
     notes = []
     if not sum(counts.values()):
         notes.append("no active subscribers on the list")
-    if spent:
+    if gave_up:
         notes.append(f"retries stopped after the retry budget of {duration(budget)}")
     if retry_at is not None:
         notes.append(f"next attempt at {retry_at:%Y-%m-%d %H:%M:%S} UTC")

@@ -75,8 +75,6 @@ class WireMessage(EmailMessage):
         self.data = data
         self._known: dict[str, str | None] = {"from": sender, "sender": None, "message-id": message_id}
         self._body_at = data.find(b"\r\n\r\n") + 4
-        # The body as a standard generator writes a multipart whose payload is text: as it is.
-        self.set_payload(data[self._body_at :].decode("ascii", "surrogateescape"))
 
     @property  # parsed on first use: Message keeps its headers in `_headers`
     def _headers(self) -> list[tuple[str, Any]]:
@@ -88,6 +86,15 @@ class WireMessage(EmailMessage):
     @_headers.setter
     def _headers(self, value: list[tuple[str, Any]]) -> None:
         """Message.__init__ starts it empty: the data says what the headers are."""
+
+    @property
+    def _payload(self) -> str:
+        """The body as a standard generator writes a multipart whose payload is text: as it is."""
+        return self.data[self._body_at :].decode("ascii", "surrogateescape")
+
+    @_payload.setter
+    def _payload(self, value: Any) -> None:
+        """Message.__init__ starts it empty: the data says what the body is."""
 
     def get(self, name: str, failobj: Any = None) -> Any:
         key = name.lower()
@@ -186,6 +193,9 @@ class Letters:
             self.common = {"Reply-To": news.reply_to, **self.common}
         self._templates: dict[bool, _Template] = {}
         self.parts = Parts(issue)
+        self._last_date: tuple[dt.datetime | None, str] = (None, "")
+        for header, value in self.common.items():
+            check_header(header, value)
         # The mailto URI is the same for everyone: checked once, here.
         sample = list_unsubscribe_headers(self.unsubscribe_link("check@example.org"), self.mailto)
         self._mailto_uri = sample["List-Unsubscribe"].partition(", ")[2]
@@ -209,9 +219,9 @@ class Letters:
         text, html = self.parts.encode(name=name, unsubscribe_url=link, email=email)
         headers = self._headers(link)
         ident = message_id(self.dispatch_id, email, self.host)
-        when = format_datetime(date)
-        for header, value in (("Date", when), ("Message-ID", ident), *headers.items()):
-            check_header(header, value)
+        when = self._date(date)
+        for header, value in (("Message-ID", ident), ("List-Unsubscribe", headers["List-Unsubscribe"])):
+            check_header(header, value)  # the other headers are the same for everyone: checked once
         unicode = not email.isascii()
         unsubscribe = _fold_uris("List-Unsubscribe", headers["List-Unsubscribe"])
         values = {
@@ -223,6 +233,14 @@ class Letters:
             "html": html,
         }
         return WireMessage(self._template(unicode).fill(values), sender=self.sender, message_id=ident)
+
+    def _date(self, date: dt.datetime) -> str:
+        """The Date header's value (to the second: the same text for every message of a second)."""
+        second = date.replace(microsecond=0)
+        if second != self._last_date[0]:
+            self._last_date = (second, format_datetime(second))
+            check_header("Date", self._last_date[1])
+        return self._last_date[1]
 
     def _headers(self, link: str) -> dict[str, str]:
         """Reply-To, List-Id, List-Unsubscribe (URL, then mailto) and List-Unsubscribe-Post.

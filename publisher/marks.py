@@ -20,6 +20,8 @@ from publisher.database import Database
 from publisher.ledger import _MARK_SENT, SentMessage
 from publisher.tables import UtcDateTime
 
+_OURS = ("b_id", "b_now", "b_message_id", "b_reply", "b_remote_id", "b_remote_url")
+
 
 class SentMarks:
     """Marks single messages sent; a context manager (the connection closes at exit). One thread only."""
@@ -27,8 +29,9 @@ class SentMarks:
     def __init__(self, database: Database) -> None:
         engine = database.engine
         compiled = _MARK_SENT.compile(dialect=engine.dialect)
-        self._compiled = compiled
         self._sql = str(compiled)
+        # The statement's own values (state = 'sent' ...), with ours filled in per call.
+        self._fixed = compiled.construct_params({name: None for name in _OURS}, _check=False)
         self._order = compiled.positiontup  # the parameters' order for a positional driver, else None
         self._when = UtcDateTime().bind_processor(engine.dialect)
         self._raw = engine.raw_connection()
@@ -43,17 +46,14 @@ class SentMarks:
 
     def mark(self, sent: SentMessage, now: dt.datetime) -> bool:
         """Mark one message sent (its own committed transaction); False if the row was already sent."""
-        when = self._when(now) if self._when is not None else now
-        values = self._compiled.construct_params(
-            {
-                "b_id": sent.id,
-                "b_now": when,
-                "b_message_id": sent.message_id,
-                "b_reply": sent.reply,
-                "b_remote_id": sent.remote_id,
-                "b_remote_url": sent.remote_url,
-            },
-            _check=False,
+        values = dict(self._fixed)
+        values.update(
+            b_id=sent.id,
+            b_now=self._when(now) if self._when is not None else now,
+            b_message_id=sent.message_id,
+            b_reply=sent.reply,
+            b_remote_id=sent.remote_id,
+            b_remote_url=sent.remote_url,
         )
         parameters: Any = values if self._order is None else [values[name] for name in self._order]
         self._cursor.execute(self._sql, parameters)

@@ -153,7 +153,7 @@ class Clockwork:
     on_outcome: Callable[[Outcome], None] | None = None
     on_progress: Progress | None = None
     stop: threading.Event = field(default_factory=threading.Event)
-    reload_wanted: bool = False
+    reload_wanted: threading.Event = field(default_factory=threading.Event)  # SIGHUP sets it
     wake_at: dt.datetime | None = None  # when the next one-off wake-up should be (real time)
     _seen: float = 0.0
     _busy: threading.Lock = field(default_factory=threading.Lock)
@@ -181,8 +181,8 @@ class Clockwork:
     def refresh(self) -> None:
         """Re-read records and settings when a file changed or SIGHUP asked for it."""
         mtime = self._mtime()
-        if self.reload_wanted or mtime != self._seen:
-            self.reload_wanted = False
+        if self.reload_wanted.is_set() or mtime != self._seen:
+            self.reload_wanted.clear()
             self._seen = mtime
             self.site = load_site(self.root, self.site.env)
             self.runner = self._runner()
@@ -268,7 +268,7 @@ def run_once(
     owner = worker_id()
     stop = threading.Event()
     try:
-        with holding_clock(store, owner, wall, stop.set, HEARTBEAT_SECONDS), _signals(stop, None):
+        with _signals(stop, threading.Event()), holding_clock(store, owner, wall, stop.set, HEARTBEAT_SECONDS):
             work = Clockwork(site.root, clock, site, store, owner, on_outcome, on_progress, stop)
             return work.tick(now)
     finally:
@@ -290,10 +290,11 @@ def run_forever(
     stop = stop or threading.Event()
     poll = site.settings.scheduler.poll
     try:
-        with holding_clock(store, owner, wall, stop.set, min(HEARTBEAT_SECONDS, poll)):
-            work = Clockwork(site.root, clock, site, store, owner, on_outcome, on_progress, stop)
-            with _signals(stop, work):
-                _run_scheduler(site, work, poll)
+        reload = threading.Event()
+        # Signals first: a SIGTERM at any moment of the start-up is a clean stop too.
+        with _signals(stop, reload), holding_clock(store, owner, wall, stop.set, min(HEARTBEAT_SECONDS, poll)):
+            work = Clockwork(site.root, clock, site, store, owner, on_outcome, on_progress, stop, reload)
+            _run_scheduler(site, work, poll)
     finally:
         store.close()
 
@@ -320,8 +321,8 @@ def _run_scheduler(site: Site, work: Clockwork, poll: float) -> None:
 
 
 @contextmanager
-def _signals(stop: threading.Event, work: Clockwork | None) -> Iterator[None]:
-    """SIGTERM/SIGINT set `stop`, SIGHUP asks `work` to re-read; the old handlers come back afterwards."""
+def _signals(stop: threading.Event, reload: threading.Event) -> Iterator[None]:
+    """SIGTERM/SIGINT set `stop`, SIGHUP sets `reload`; the old handlers come back afterwards."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -330,8 +331,7 @@ def _signals(stop: threading.Event, work: Clockwork | None) -> Iterator[None]:
         stop.set()
 
     def on_reload(signum: int, frame: FrameType | None) -> None:
-        if work is not None:
-            work.reload_wanted = True
+        reload.set()
 
     wanted: dict[int, Callable[[int, FrameType | None], None]] = {signal.SIGTERM: on_stop, signal.SIGINT: on_stop}
     if hasattr(signal, "SIGHUP"):

@@ -132,7 +132,7 @@ def render_lines(lines: Sequence[PlanLine]) -> str:
             extra.append(" ".join(f"{state}={number}" for state, number in shown.items()))
         if line.note:
             extra.append(line.note)
-        if line.url:
+        if line.url and line.url not in line.note:
             extra.append(line.url)
         if line.outbox:
             extra.append(line.outbox)

@@ -15,6 +15,7 @@ from publisher.render.email import mjml_compiles
 from publisher.unsubscribe import verify_token
 from tests import store_support
 from tests.dispatch_support import (
+    NEWS_RULE,
     PARIS,
     PARIS_DUE,
     SECRET,
@@ -31,8 +32,9 @@ from tests.dispatch_support import (
 )
 from tests.smtp_support import DROP_AFTER_DATA, DROP_MID_DATA, MailServer
 
+NEWS_RULE_REVIEWED = NEWS_RULE + "review = true\n"
 SOON = PARIS_DUE + dt.timedelta(minutes=30)
-LATER = SOON + dt.timedelta(hours=1)  # past any first retry's backoff (at most 30 s), within the retry budget
+LATER = SOON + dt.timedelta(minutes=20)  # past any first retry's backoff (at most 30 s), within the retry budget (1 hour)
 HOST = "cepei.example.org"
 
 
@@ -370,3 +372,69 @@ def test_without_an_smtp_url_mail_goes_to_the_outbox_maildir_and_plan_says_so(ex
     assert len(files) == 3
     assert sorted(str(parsed(path.read_bytes())["To"]) for path in files) == people
     assert news_dispatch(example_site, env)["state"] == "sent"
+
+
+def test_sending_for_real_without_the_signing_secret_is_bad_input(example_site: Path, server: MailServer) -> None:
+    configure(example_site)
+    env = {"PUBLISHER_EMAIL_URL": server.url()}
+    add_people(example_site, env, readers(2))
+    result = command(example_site, env, "run", "--once", "--now", at(SOON))
+    assert result.exit_code == 2
+    assert "environment:1: PUBLISHER_SECRET: is not set" in result.stderr
+    assert server.received == []
+    assert news_dispatch(example_site, env)["state"] == "due"  # untouched: it goes once the secret is set
+    run_once(example_site, environment(server))
+    assert len(server.received) == 2
+
+
+def test_a_rule_with_review_waits_for_approval(example_site: Path, server: MailServer) -> None:
+    configure(example_site, NEWS_RULE_REVIEWED)
+    env = environment(server)
+    add_people(example_site, env, readers(2))
+    line = news_dispatch(example_site, env)
+    assert line["state"] == "waiting_review"
+    run_once(example_site, env)
+    assert server.received == []
+    approved = command(example_site, env, "approve", str(line["id"]), "--now", at(SOON))
+    assert approved.exit_code == 0, approved.stderr
+    run_once(example_site, env, SOON + dt.timedelta(minutes=1))
+    assert len(server.received) == 2
+    assert news_dispatch(example_site, env)["state"] == "sent"
+
+
+FEEDS_RULE = """
+[[timeline]]
+when = "published"
+channel = "feeds"
+"""
+
+
+def test_the_feeds_rule_publishes_the_feeds_as_of_its_time(example_site: Path) -> None:
+    configure(example_site, FEEDS_RULE)
+    run_once(example_site, {})
+    atom = (example_site / "feeds" / "atom.xml").read_text(encoding="utf-8")
+    assert "<title>Cepei met in Paris" in atom
+    assert "Agenda 2030" not in atom  # published on 15 March: not yet
+    (line,) = [one for one in plan_json(example_site, {}, SOON).values() if one["records"] == [PARIS]]
+    assert line["state"] == "sent" and line["channel"] == "feeds"
+
+
+def test_temporary_failures_are_not_retried_past_the_retry_budget(example_site: Path, server: MailServer) -> None:
+    configure(example_site, email="retry_budget = 600\n")
+    env = environment(server)
+    people = add_people(example_site, env, readers(3))
+    busy = people[0]
+    server.always(busy, "451 4.3.0 Mailbox busy")
+    run_once(example_site, env)
+    assert server.attempts[busy] == 1
+    line = news_dispatch(example_site, env)
+    assert line["state"] == "partly_sent" and "next attempt at" in str(line["note"])
+
+    run_once(example_site, env, SOON + dt.timedelta(minutes=20))  # 10 minutes past the budget: not tried again
+    assert server.attempts[busy] == 1
+    line = news_dispatch(example_site, env, SOON + dt.timedelta(minutes=20))
+    assert line["state"] == "partly_sent"
+    assert str(line["note"]) == "retries stopped after the retry budget of 10 minutes"
+    state, reply = deliveries(example_site, env, str(line["id"]))[busy]
+    assert state == "failed_permanent"
+    assert reply == "gave up after the retry budget of 10 minutes (last reply: 451 4.3.0 Mailbox busy)"

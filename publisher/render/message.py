@@ -144,26 +144,79 @@ def preview(issue: Issue, settings: Settings) -> tuple[str, str]:
     return personalise(issue, name="", unsubscribe_url=preview_unsubscribe_url(settings), email=PREVIEW_TO)
 
 
-def issue_eml(issue: Issue, settings: Settings) -> bytes:
-    """The complete .eml `build` writes for an issue (CRLF line ends, as on the wire)."""
-    html, text = preview(issue, settings)
+def issue_eml(issue: Issue, settings: Settings, filled: tuple[str, str] | None = None) -> bytes:
+    """The complete .eml `build` writes for an issue (CRLF line ends, as on the wire).
+
+    The same bytes as ``build_message(...).as_bytes(policy=email.policy.SMTP)``
+    (a test holds the two together), written directly: this message has a
+    fixed shape, and the email package's generator and header folding cost
+    more than the rest of an issue's rendering. `filled` is `preview(issue,
+    settings)` when the caller has it already.
+    """
+    html, text = filled if filled is not None else preview(issue, settings)
     host = urlsplit(settings.site.url).hostname or "localhost"
-    headers = {}
+    fields = {"From": settings.newsletter.from_, "To": PREVIEW_TO, "Subject": issue.subject}
+    if issue.date is not None:
+        fields["Date"] = format_datetime(issue.date)
+    fields["Message-ID"] = f"<{issue.id}@{host}>"
     if settings.newsletter.reply_to:
-        headers["Reply-To"] = settings.newsletter.reply_to
+        fields["Reply-To"] = settings.newsletter.reply_to
     if issue.list_name:
-        headers["List-Id"] = f"<{issue.list_name}.{host}>"
-    headers["List-Unsubscribe"] = f"<{preview_unsubscribe_url(settings)}>"
-    message = build_message(
-        issue,
-        sender=settings.newsletter.from_,
-        to=PREVIEW_TO,
-        html=html,
-        text=text,
-        headers=headers,
-        message_id=f"<{issue.id}@{host}>",
-    )
-    return message.as_bytes(policy=email.policy.SMTP)
+        fields["List-Id"] = f"<{issue.list_name}.{host}>"
+    fields["List-Unsubscribe"] = f"<{preview_unsubscribe_url(settings)}>"
+    for name, value in fields.items():
+        check_header(name, value)
+    head = b"".join(_folded(name, value) for name, value in fields.items())
+    return b"".join((head, _MULTIPART_HEAD, _crlf(_quoted_printable(text)), _HTML_HEAD, _base64_crlf(html), _END))
+
+
+# The fixed parts of the message `build_message` makes, as its generator writes them.
+_MARK = f"--{BOUNDARY}".encode("ascii")
+_MULTIPART_HEAD = (
+    b"MIME-Version: 1.0\r\n"
+    + f'Content-Type: multipart/alternative; boundary="{BOUNDARY}"\r\n\r\n'.encode("ascii")
+    + _MARK
+    + b'\r\nContent-Type: text/plain; charset="utf-8"\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n'
+)
+_HTML_HEAD = b"\r\n" + _MARK + b'\r\nContent-Type: text/html; charset="utf-8"\r\nContent-Transfer-Encoding: base64\r\n\r\n'
+_END = b"\r\n" + _MARK + b"--\r\n"
+_ANY_EOL = re.compile(r"\r\n|\r|\n")  # the generator's own NLCRE
+# Header values the email package writes back exactly as given, on one line:
+# printable ASCII words with single spaces, no encoded word. Subject (an
+# unstructured header), Date as format_datetime writes it, a plain Message-ID.
+_PLAIN = re.compile(r"[!-~]+(?: [!-~]+)*")
+_DATE = re.compile(r"(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d\d (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4} \d\d:\d\d:\d\d [+-]\d{4}")
+_MESSAGE_ID = re.compile(r"<[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*>")
+_AS_GIVEN = {"Subject": _PLAIN, "Date": _DATE, "Message-ID": _MESSAGE_ID}
+_FOLD_AT = 78
+
+
+def _folded(name: str, value: str) -> bytes:
+    """``SMTP.fold_binary(name, parsed header)`` as `build_message`'s generator writes it."""
+    plain = _AS_GIVEN.get(name)
+    if plain is not None and len(name) + 2 + len(value) <= _FOLD_AT and "=?" not in value and plain.fullmatch(value):
+        return f"{name}: {value}\r\n".encode("ascii")
+    return _folded_header(name, value)
+
+
+@lru_cache(maxsize=1024)
+def _folded_header(name: str, value: str) -> bytes:
+    """Folded by the email package itself (the same From or List-Unsubscribe is folded once)."""
+    return email.policy.SMTP.fold_binary(name, _header(name, value))  # type: ignore[arg-type]  # a str subclass
+
+
+def _crlf(text: str) -> bytes:
+    """What the generator writes for a part's payload: every line end made CRLF."""
+    converted = text.replace("\n", "\r\n") if "\r" not in text else _ANY_EOL.sub("\r\n", text)
+    return converted.encode("ascii", "surrogateescape")
+
+
+def _base64_crlf(text: str) -> bytes:
+    """`_base64(text)` with CRLF line ends."""
+    flat = binascii.b2a_base64(text.encode("utf-8"), newline=False)
+    if not flat:
+        return b""
+    return b"\r\n".join([flat[start : start + 76] for start in range(0, len(flat), 76)]) + b"\r\n"
 
 
 def issue_files(issue: Issue, settings: Settings) -> dict[str, bytes]:
@@ -172,11 +225,11 @@ def issue_files(issue: Issue, settings: Settings) -> dict[str, bytes]:
     `<id>.html`, `<id>.txt` (neutral values filled), `<id>.eml`, and `<id>.ics`
     when the issue has a calendar entry (the issue links to it there).
     """
-    html, text = preview(issue, settings)
+    filled = preview(issue, settings)
     files = {
-        f"{issue.id}.html": html.encode("utf-8"),
-        f"{issue.id}.txt": text.encode("utf-8"),
-        f"{issue.id}.eml": issue_eml(issue, settings),
+        f"{issue.id}.html": filled[0].encode("utf-8"),
+        f"{issue.id}.txt": filled[1].encode("utf-8"),
+        f"{issue.id}.eml": issue_eml(issue, settings, filled),
     }
     if issue.calendar is not None:
         files[f"{issue.id}.ics"] = issue.calendar

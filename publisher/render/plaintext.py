@@ -28,8 +28,33 @@ def wrap(text: str, first: str = "", rest: str = "", width: int = WIDTH) -> str:
     if len(first) + len(text) <= width and text.isprintable():  # fits: what TextWrapper would give
         flat = text.rstrip(" ")
         return first + flat if flat.strip(" ") else first.rstrip()
+    if width > 0 and _single_spaced(text):  # the usual case: laid out here, faster
+        return "\n".join(_greedy(text, first, rest, width))
     lines = _wrapper(first, rest, width).wrap(text)
     return "\n".join(lines) if lines else first.rstrip()
+
+
+def _single_spaced(text: str) -> bool:
+    """Words apart by single spaces, no other whitespace (`isprintable` refuses every other kind)."""
+    return bool(text) and text.isprintable() and "  " not in text and not text.startswith(" ") and not text.endswith(" ")
+
+
+def _greedy(text: str, first: str, rest: str, width: int) -> list[str]:
+    """TextWrapper's lines (long words kept whole, no hyphen breaks) for single-spaced words, faster."""
+    head = _line(width - len(first)).match(text)
+    assert head is not None  # the text starts with a word: it matches
+    lines = [first + head.group(1)]
+    if head.end() < len(text):
+        lines += [rest + line for line in _line(width - len(rest)).findall(text, head.end())]
+    return lines
+
+
+@lru_cache(maxsize=256)
+def _line(room: int) -> re.Pattern[str]:
+    """One line of single-spaced words and the space after it: as many words as fit in `room`
+    characters (the longest run that ends before a space), or else one longer word alone."""
+    fitting = f".{{1,{room}}}|" if room > 0 else ""
+    return re.compile(f"({fitting}[^ ]+)(?: |$)")
 
 
 @lru_cache(maxsize=64)

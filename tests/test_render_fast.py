@@ -1,0 +1,113 @@
+"""The build's fast paths give exactly what the slow, standard ones give.
+
+`issue_eml` writes the message bytes itself: it must equal what the email
+package's generator writes for `build_message`'s message. `wrap` lays out
+single-spaced text itself: it must equal `textwrap.TextWrapper`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import email.policy
+import textwrap
+from urllib.parse import urlsplit
+
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from publisher.config import Settings
+from publisher.render.email import Issue
+from publisher.render.message import PREVIEW_TO, build_message, issue_eml, preview, preview_unsubscribe_url
+from publisher.render.plaintext import wrap
+from tests.issues_support import example as example_site
+from tests.issues_support import example_issues
+
+
+def reference_eml(issue: Issue, settings: Settings) -> bytes:
+    """The .eml as the email package writes `build_message`'s message (what `issue_eml` did before)."""
+    html, text = preview(issue, settings)
+    host = urlsplit(settings.site.url).hostname or "localhost"
+    headers = {}
+    if settings.newsletter.reply_to:
+        headers["Reply-To"] = settings.newsletter.reply_to
+    if issue.list_name:
+        headers["List-Id"] = f"<{issue.list_name}.{host}>"
+    headers["List-Unsubscribe"] = f"<{preview_unsubscribe_url(settings)}>"
+    message = build_message(
+        issue,
+        sender=settings.newsletter.from_,
+        to=PREVIEW_TO,
+        html=html,
+        text=text,
+        headers=headers,
+        message_id=f"<{issue.id}@{host}>",
+    )
+    return message.as_bytes(policy=email.policy.SMTP)
+
+
+def test_the_example_issues_eml_are_the_generators_bytes() -> None:
+    settings, _, _ = example_site()
+    for issue in example_issues():
+        assert issue_eml(issue, settings) == reference_eml(issue, settings), issue.id
+        listed = dataclasses.replace(issue, list_name="weekly")
+        assert issue_eml(listed, settings) == reference_eml(listed, settings), issue.id
+
+
+_SUBJECTS = st.text(
+    st.sampled_from([*"abcXYZ019 .,:;()<>@\"'[]=?-_", "é", "ñ", "日", "\t", "\u00a0", "😀"]), min_size=1, max_size=100
+).filter(lambda s: s.strip() and "\n" not in s and "\r" not in s)
+_IDS = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._-]{0,70}", fullmatch=True)
+_OFFSETS = st.integers(min_value=-14 * 60, max_value=14 * 60).map(lambda m: dt.timezone(dt.timedelta(minutes=m)))
+_DATES = st.builds(
+    lambda day, zone: day.replace(tzinfo=zone),
+    st.datetimes(min_value=dt.datetime(1900, 1, 1), max_value=dt.datetime(2200, 1, 1)),
+    _OFFSETS,
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(subject=_SUBJECTS, id=_IDS, date=st.none() | _DATES, text=st.text(max_size=300), html=st.text(max_size=300))
+@example(subject="x" * 70, id="a", date=None, text="", html="")  # folded: longer than a line
+@example(subject="Hello =?utf-8?q?x?= world", id="a..b", date=None, text="a\r\nb\rc", html="")
+@example(subject="Informe: la Agenda 2030", id="a", date=dt.datetime(2018, 3, 15, tzinfo=dt.UTC), text="", html="")
+def test_any_issue_eml_is_the_generators_bytes(
+    subject: str, id: str, date: dt.datetime | None, text: str, html: str
+) -> None:
+    settings, _, _ = example_site()
+    issue = Issue(id, "single", "en", subject, "", html, text, (id,), date=date)
+    assert issue_eml(issue, settings) == reference_eml(issue, settings)
+
+
+_WORDS = st.text(st.sampled_from([*"ab-", "é", "日", "\u00a0", "\x00"]), min_size=1, max_size=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    words=st.lists(_WORDS, min_size=1, max_size=40),
+    first=st.sampled_from(["", "> ", "- ", "12. ", "    " * 5]),
+    rest=st.sampled_from(["", "> ", "  ", "    " * 6]),
+    width=st.integers(min_value=1, max_value=80),
+)
+@example(words=["x" * 30, "y"], first="", rest="", width=10)
+def test_wrap_is_textwrap(words: list[str], first: str, rest: str, width: int) -> None:
+    text = " ".join(words)
+    wrapper = textwrap.TextWrapper(
+        width=width, initial_indent=first, subsequent_indent=rest, break_long_words=False, break_on_hyphens=False
+    )
+    lines = wrapper.wrap(text)
+    assert wrap(text, first, rest, width) == ("\n".join(lines) if lines else first.rstrip())
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    text=st.text(st.sampled_from([*"ab  -", "\t", "\n", "\u00a0", "\u2003", "é", "\x1c"]), max_size=120),
+    first=st.sampled_from(["", "> ", "- "]),
+    width=st.integers(min_value=1, max_value=40),
+)
+def test_wrap_of_any_text_is_textwrap(text: str, first: str, width: int) -> None:
+    wrapper = textwrap.TextWrapper(
+        width=width, initial_indent=first, subsequent_indent="  ", break_long_words=False, break_on_hyphens=False
+    )
+    lines = wrapper.wrap(text)
+    assert wrap(text, first, "  ", width) == ("\n".join(lines) if lines else first.rstrip())
