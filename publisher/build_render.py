@@ -180,6 +180,11 @@ def start_worker(job: Job) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     gc.enable()  # the build turned it off for its own process; a worker makes and drops its renders' cycles
     start(job)
+    from publisher.templates import environment
+
+    # A worker lives for one build, which digested the templates as it started: no need to
+    # look at each template file's time again for every issue (Jinja's auto_reload).
+    environment(job.templates).auto_reload = False
 
 
 def current() -> Job:

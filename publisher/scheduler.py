@@ -46,9 +46,9 @@ from publisher.broker import dispatch_due
 from publisher.config import CONFIG_FILE, Site, load_site
 from publisher.database import create_engine
 from publisher.dispatch import Clock, Outcome, Runner, wall_clock, worker_id
-from publisher.errors import WorkFailed
+from publisher.errors import InvalidInput, PublisherError, WorkFailed
 from publisher.record_files import record_files
-from publisher.records import load_records
+from publisher.records import Record, load_records
 from publisher.store import Store, open_store
 from publisher.timeline import plan
 
@@ -160,14 +160,13 @@ class Clockwork:
 
     def __post_init__(self) -> None:
         self._seen = self._mtime()
-        self.runner = self._runner()
+        self.runner = self._runner(load_records(self.site.events, self.site.root))
 
     def _mtime(self) -> float:
         paths = [self.root / CONFIG_FILE, *record_files(self.site.events)]
         return max((p.stat().st_mtime for p in paths if p.exists()), default=0.0)
 
-    def _runner(self) -> Runner:
-        records = load_records(self.site.events, self.site.root)
+    def _runner(self, records: list[Record]) -> Runner:
         return Runner(
             self.site,
             self.store,
@@ -181,12 +180,20 @@ class Clockwork:
     def refresh(self) -> None:
         """Re-read records and settings when a file changed or SIGHUP asked for it."""
         mtime = self._mtime()
-        if self.reload_wanted.is_set() or mtime != self._seen:
-            self.reload_wanted.clear()
-            self._seen = mtime
-            self.site = load_site(self.root, self.site.env)
-            self.runner = self._runner()
-            log.info("records re-read: %d", len(self.runner.records))
+        if not self.reload_wanted.is_set() and mtime == self._seen:
+            return
+        self.reload_wanted.clear()
+        try:
+            site = load_site(self.root, self.site.env)
+            records = load_records(site.events, site.root)
+        except InvalidInput as exc:  # keep going with the last good records; say why, once per change
+            problems = "\n".join(str(problem) for problem in exc.problems)
+            log.error("records and settings not re-read (the last good ones stay in use):\n%s", problems)
+        else:
+            self.site = site
+            self.runner = self._runner(records)
+            log.info("records re-read: %d", len(records))
+        self._seen = mtime
 
     def tick(self, now: dt.datetime | None = None) -> list[Outcome]:
         """Dispatch what is due (skipped if a tick is already running in this process)."""
@@ -227,6 +234,8 @@ def tick(root: str) -> None:
         # Real time for the job store; `--now` may have shifted ours. The clock's own thread adds
         # the job: adding it from inside a job can deadlock with a shutdown waiting for that job.
         work.wake_at = None if due is None else wall_clock() + (due - now)
+    except PublisherError as exc:  # e.g. no PUBLISHER_SECRET: said in one line, tried again at the next tick
+        log.error("dispatch run failed: %s", exc)
     except Exception:  # a job must never take the clock down; the ledger keeps what happened
         log.exception("dispatch run failed")
 

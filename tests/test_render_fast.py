@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from publisher.config import Settings
 from publisher.render.email import Issue
 from publisher.render.message import PREVIEW_TO, build_message, issue_eml, preview, preview_unsubscribe_url
-from publisher.render.plaintext import wrap
+from publisher.render.plaintext import _SPACE, _collapsed, wrap
 from tests.issues_support import example as example_site
 from tests.issues_support import example_issues
 
@@ -111,3 +111,9 @@ def test_wrap_of_any_text_is_textwrap(text: str, first: str, width: int) -> None
     )
     lines = wrapper.wrap(text)
     assert wrap(text, first, "  ", width) == ("\n".join(lines) if lines else first.rstrip())
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(st.sampled_from(["a", "é", *(c for c in map(chr, range(0x110000)) if c.isspace())]), max_size=60))
+def test_collapsed_is_the_regex(line: str) -> None:
+    assert _collapsed(line) == _SPACE.sub(" ", line).strip()
