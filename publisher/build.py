@@ -43,7 +43,7 @@ from publisher.build_cache import (
     present,
     unchanged_since,
 )
-from publisher.build_manifest import Manifest, manifest_lines
+from publisher.build_manifest import SEPARATOR, Manifest
 from publisher.build_render import Output, post_text, render_record, write_file
 from publisher.config import Site
 from publisher.errors import InvalidInput, Problem
@@ -279,7 +279,7 @@ class _Build:
 
     def _feeds(self, live: list[Source], rendered: set[str]) -> list[Output]:
         """Every feed; rendered again only where a record in it changed (all, when the records in them may differ)."""
-        from publisher.render.feeds import feed_set
+        from publisher.render.feeds import feed_members, feed_set
 
         sizes = image_sizes(self.site.root, (s.image for s in live))
         membership = digest(
@@ -293,7 +293,8 @@ class _Build:
             wanted = {path for path, _, ids in listed if rendered.intersection(ids) or not self._intact(path)}
             fresh = self._some_feeds(live, sizes, listed, wanted)
         if listed is None or fresh is None:
-            files = feed_set([self._record(s) for s in live], self.site.settings, sizes=sizes)
+            shown = feed_members(live, self.site.settings)  # feeds show the newest few: read only those records
+            files = feed_set([self._record(s) for s in live if s.id in shown], self.site.settings, sizes=sizes)
             listed = tuple((f.path, f.format, f.record_ids) for f in files)
             fresh = {f.path: f.content for f in files}
         known = before.files if before is not None else {}
@@ -358,8 +359,10 @@ class _Build:
                 if source.id in before:
                     entries[source.id] = before[source.id]
             else:
-                entries[source.id] = self._kept(source, result.files)
+                entries[source.id] = self._kept(source, result.files, result.lines)
                 manifest.parts += [output for output, _ in result.files]
+                paths = (output.path for output, _ in result.files)
+                manifest.lines.update(zip(paths, result.lines.split(SEPARATOR), strict=True))
         manifest.parts += feeds
         if self.write and problems:  # remember what was written, remove nothing
             self.outputs.save({**before, **entries}, self.new_feeds)
@@ -370,10 +373,9 @@ class _Build:
             raise InvalidInput(problems)
         return manifest
 
-    def _kept(self, source: Source, files: list[tuple[Output, FileInfo]]) -> Kept:
+    def _kept(self, source: Source, files: list[tuple[Output, FileInfo]], lines: str) -> Kept:
         paths = "\n".join(output.path for output, _ in files)
         stats = tuple(n for _, info in files for n in info[:2])
-        lines = manifest_lines(output for output, _ in files)
         return Kept(source.key, self.context, paths, stats, lines)
 
     def _remove(self, before: dict[str, Kept], entries: dict[str, Kept]) -> list[str]:
@@ -407,6 +409,9 @@ def _pool(job: work.Job) -> Executor:
     import publisher.render.feeds
     import publisher.render.message
     import publisher.render.social  # noqa: F401  (loaded for the workers to inherit)
+    from publisher.render.lengths import preload
+
+    preload()
 
     # The workers fork at the first task: what this process holds by then stays out of their
     # collections (whose writes to it would copy every page it is on), as the gc docs advise.

@@ -38,7 +38,7 @@ from typing import Any, NamedTuple
 import publisher
 from publisher.records import Record
 
-CACHE_VERSION = 3
+CACHE_VERSION = 4
 RACY_NS = 1_000_000_000
 CACHE_FOLDER = ".publisher"
 # The modules a build's outputs depend on, with render/*.py (channels, the store, the web side take no part).
@@ -99,10 +99,23 @@ class Source:
     """One record as a build needs it: what decides its outputs, and the record itself when at hand.
 
     `key` is a digest of what the record is made from (its file's bytes and
-    name), `membership` a digest of what decides which feeds show it.
+    name), `membership` a digest of what decides which feeds show it; `tags`
+    and `language` say which feeds may show it without the record at hand.
     """
 
-    __slots__ = ("id", "image", "key", "membership", "name", "published", "record", "shown", "status")
+    __slots__ = (
+        "id",
+        "image",
+        "key",
+        "language",
+        "membership",
+        "name",
+        "published",
+        "record",
+        "shown",
+        "status",
+        "tags",
+    )
 
     def __init__(
         self,
@@ -114,11 +127,13 @@ class Source:
         image: str | None,
         name: str | None,
         shown: str,
+        tags: tuple[str, ...] = (),
+        language: str | None = None,
         record: Record | None = None,
     ) -> None:
         self.key, self.id, self.status, self.published = key, id, status, published
         self.membership, self.image, self.name, self.shown = membership, image, name, shown
-        self.record = record
+        self.tags, self.language, self.record = tags, language, record
 
     @classmethod
     def of(cls, record: Record, key: str | None = None, name: str | None = None) -> Source:
@@ -134,7 +149,19 @@ class Source:
         )
         image = record.image.src if record.image and "://" not in record.image.src else None
         published = record.published.timestamp()
-        return cls(key, record.id, record.status, published, membership, image, name, record.source, record)
+        return cls(
+            key,
+            record.id,
+            record.status,
+            published,
+            membership,
+            image,
+            name,
+            record.source,
+            record.tags,
+            record.language,
+            record,
+        )
 
     @property
     def order(self) -> tuple[float, str]:
@@ -142,7 +169,18 @@ class Source:
         return (self.published, self.id)
 
     def row(self) -> tuple[Any, ...]:
-        return (self.key, self.id, self.status, self.published, self.membership, self.image, self.name, self.shown)
+        return (
+            self.key,
+            self.id,
+            self.status,
+            self.published,
+            self.membership,
+            self.image,
+            self.name,
+            self.shown,
+            self.tags,
+            self.language,
+        )
 
     @classmethod
     def from_row(cls, row: tuple[Any, ...]) -> Source:

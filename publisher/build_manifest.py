@@ -9,16 +9,19 @@ files a build left as they were come ready-made from the build cache
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from publisher.build_cache import Kept
-from publisher.build_render import Output
+from publisher.build_render import MANIFEST_SEPARATOR as SEPARATOR
+from publisher.build_render import Output, file_json, file_line, manifest_lines
 
-SEPARATOR = ",\n  "  # between two files' lines in `build --json`
+__all__ = ["SEPARATOR", "Manifest", "file_line", "manifest_lines"]
+
+_UNCHANGED, _CHANGED = '"changed": false}', '"changed": true}'  # how a line of `file_line` ends
 
 
 @dataclass
@@ -34,6 +37,8 @@ class Manifest:
     drafts: int = 0
     parts: list[Output | Kept] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
+    # The `--json` line of a file this build rendered, as `manifest_lines` made it, by path.
+    lines: dict[str, str] = field(default_factory=dict)
 
     @cached_property
     def outputs(self) -> list[Output]:
@@ -65,13 +70,20 @@ class Manifest:
         }
 
     def as_json(self) -> dict[str, Any]:
-        return {**self._head(), "files": [_file_json(o) for o in self.outputs]}
+        return {**self._head(), "files": [file_json(o) for o in self.outputs]}
 
     def to_json(self) -> str:
         """`as_json()` as text, one line per file; unchanged records' lines come ready-made from the cache."""
         head = json.dumps(self._head(), ensure_ascii=False)[:-1]
-        lines = SEPARATOR.join(part.json if isinstance(part, Kept) else file_line(part) for part in self.parts)
+        lines = SEPARATOR.join(part.json if isinstance(part, Kept) else self._line(part) for part in self.parts)
         return f'{head}, "files": [\n  {lines}\n]}}\n' if lines else f'{head}, "files": []}}\n'
+
+    def _line(self, output: Output) -> str:
+        """`file_line(output)`, from the line made for it (with `"changed": false` last) when there is one."""
+        line = self.lines.get(output.path)
+        if line is None:
+            return file_line(output)
+        return line[: -len(_UNCHANGED)] + _CHANGED if output.changed else line
 
     def report(self, limit: int = 100) -> list[str]:
         """Lines for people: each file written (a count per folder when there are many), then a summary."""
@@ -98,27 +110,5 @@ def _per_folder(outputs: Sequence[Output]) -> list[str]:
     return [f"wrote {count} files in {folder}/" for folder, count in sorted(counts.items())]
 
 
-def _file_json(o: Output) -> dict[str, Any]:
-    if o.network is None:
-        return {
-            "path": o.path,
-            "kind": o.kind,
-            "format": o.format,
-            "records": o.records,
-            "digest": o.digest,
-            "changed": o.changed,
-        }
-    return o._asdict()
-
-
-def file_line(o: Output) -> str:
-    return json.dumps(_file_json(o), ensure_ascii=False)
-
-
 def _output(entry: dict[str, Any]) -> Output:
     return Output(**{**entry, "records": tuple(entry["records"])})
-
-
-def manifest_lines(outputs: Iterable[Output]) -> str:
-    """The `--json` lines of files as a later build will list them when it leaves them as they are."""
-    return SEPARATOR.join(file_line(output._replace(changed=False)) for output in outputs)

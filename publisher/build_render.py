@@ -15,13 +15,14 @@ items; records travel pickled, rendered files never travel back.
 from __future__ import annotations
 
 import gc
+import json
 import os
 import pickle
 import signal
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jinja2
 
@@ -58,6 +59,30 @@ class Output(NamedTuple):
 
 
 Rendered = tuple[Output, bytes]
+MANIFEST_SEPARATOR = ",\n  "  # between two files' lines in `build --json`
+
+
+def file_json(o: Output) -> dict[str, Any]:
+    """One file as `build --json` lists it."""
+    if o.network is None:
+        return {
+            "path": o.path,
+            "kind": o.kind,
+            "format": o.format,
+            "records": o.records,
+            "digest": o.digest,
+            "changed": o.changed,
+        }
+    return o._asdict()
+
+
+def file_line(o: Output) -> str:
+    return json.dumps(file_json(o), ensure_ascii=False)
+
+
+def manifest_lines(outputs: Iterable[Output]) -> str:
+    """The `--json` lines of files as a later build will list them when it leaves them as they are."""
+    return MANIFEST_SEPARATOR.join(file_line(output._replace(changed=False)) for output in outputs)
 
 
 def post_text(text: str, thread: Sequence[str]) -> str:
@@ -264,6 +289,7 @@ class Produced:
     id: str
     files: list[tuple[Output, FileInfo]]
     problems: list[Problem]
+    lines: str = ""  # manifest_lines of the files, made here rather than in the build's own process
 
 
 def produce(items: Sequence[Work]) -> list[Produced]:
@@ -284,7 +310,7 @@ def produce(items: Sequence[Work]) -> list[Produced]:
             else:
                 changed, info = False, (len(content), 0, digest(content))
             files.append((output.done(info[2], changed=changed), info))
-        done.append(Produced(work.id, files, []))
+        done.append(Produced(work.id, files, [], manifest_lines(output for output, _ in files)))
     return done
 
 

@@ -205,11 +205,6 @@ def run(c: Context, once: bool, now_text: str | None) -> None:
         sys.exit(1)
 
 
-def _outcome_line(outcome: Any) -> str:
-    counts = " ".join(f"{k}={v}" for k, v in sorted(outcome.counts.items()))
-    return f"{outcome.dispatch_id}  {outcome.channel:<8} {outcome.state:<12} {counts}  {outcome.note}".rstrip()
-
-
 @cli.command()
 @click.argument("issue")
 @click.option("--to", "address", required=True, help="The one address to send the test to.")
@@ -278,9 +273,6 @@ def approve(c: Context, dispatch_id: str, now_text: str | None) -> None:
     finally:
         store.close()
     c.emit(f"approved {dispatch_id}: it goes out at its due time", {"approved": dispatch_id})
-
-
-_YEARS = dt.timedelta(days=3650)
 
 
 @cli.group(name="subscribers")

@@ -34,7 +34,7 @@ from tests.smtp_support import DROP_AFTER_DATA, DROP_MID_DATA, MailServer
 
 NEWS_RULE_REVIEWED = NEWS_RULE + "review = true\n"
 SOON = PARIS_DUE + dt.timedelta(minutes=30)
-LATER = SOON + dt.timedelta(minutes=20)  # past a first retry's backoff (30 s at most), within the budget (1 h)
+LATER = SOON + dt.timedelta(minutes=20)  # past any first retry (backoff at most 30 s), within the 1-hour budget
 HOST = "cepei.example.org"
 
 

@@ -38,7 +38,7 @@ import urllib.parse
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Generic, Literal, Protocol, TypeVar
 
 from feedgen.ext.base import BaseEntryExtension, BaseExtension
 from feedgen.feed import FeedGenerator
@@ -326,20 +326,34 @@ def render_rss(
     return _render("rss", records, site, feeds, path=path, title=title, language=language, items=items)[0]
 
 
+class Listed(Protocol):
+    """What decides which feeds show a record: a `Record`, or a build's summary of one."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def tags(self) -> tuple[str, ...]: ...
+    @property
+    def language(self) -> str | None: ...
+
+
+L = TypeVar("L", bound=Listed)
+
+
 @dataclass(frozen=True)
-class _Scope:
+class _Scope(Generic[L]):
     name: str
     folder: str
     title: str
     language: str | None
-    records: list[Record]
+    records: list[L]
 
 
-def _grouped(
-    records: Sequence[Record], keys: Callable[[Record], tuple[str, ...]], limit: int
-) -> dict[str, list[Record]]:
+def _grouped(records: Sequence[L], keys: Callable[[L], tuple[str, ...]], limit: int) -> dict[str, list[L]]:
     """Records by key, keeping the order given and at most `limit` per key."""
-    groups: dict[str, list[Record]] = {}
+    groups: dict[str, list[L]] = {}
     for record in records:
         for key in keys(record):
             group = groups.setdefault(key, [])
@@ -348,9 +362,10 @@ def _grouped(
     return dict(sorted(groups.items()))
 
 
-def _scopes(records: Sequence[Record], settings: Settings) -> list[_Scope]:
+def _scopes(newest: Sequence[L], settings: Settings) -> list[_Scope[L]]:
+    """The feeds of records given newest first (drafts left out here)."""
     site, limit = settings.site, settings.feeds.max_items
-    newest = sort_newest_first(r for r in records if r.status != "draft")
+    newest = [r for r in newest if r.status != "draft"]
     scopes = [_Scope("site", "feeds", site.title, None, newest[:limit])]
     if settings.feeds.by_tag:
         by_tag = _grouped(newest, lambda r: tuple(dict.fromkeys(r.tags)), limit)
@@ -375,7 +390,7 @@ def feed_set(
     """
     items = _Items(settings.site, sizes)
     files = []
-    for scope in _scopes(records, settings):
+    for scope in _scopes(sort_newest_first(records), settings):
         for fmt, name in _FILES:
             path = f"{scope.folder}/{name}"
             content, ids = _render(
@@ -390,3 +405,12 @@ def feed_set(
             )
             files.append(FeedFile(path=path, format=fmt, content=content, record_ids=ids, scope=scope.name))
     return files
+
+
+def feed_members(newest: Sequence[Listed], settings: Settings) -> set[str]:
+    """The ids of the records `feed_set` would show, from records (or their summaries) given newest first.
+
+    `feed_set` over only these records gives the same feeds as over all of
+    them: each feed shows the newest records of its kind, and these hold them.
+    """
+    return {record.id for scope in _scopes(newest, settings) for record in scope.records}

@@ -28,12 +28,10 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Any
 
 import grapheme
-from twitter_text import extract_urls_with_indices, parse_tweet
-from twitter_text.config import config as _twitter_config
 
 LIMITS: dict[str, int] = {"x": 280, "mastodon": 500, "bluesky": 300}
 BLUESKY_MAX_BYTES = 3000
@@ -70,9 +68,10 @@ class _XRules:
     """twitter-text's weight table and emoji list, read once from the library."""
 
     def __init__(self) -> None:
+        from twitter_text.config import config
         from twitter_text.regexp import emoji as emoji_module
 
-        options: dict[str, Any] = _twitter_config["defaults"]
+        options: dict[str, Any] = config["defaults"]
         self.scale: int = options["scale"]
         self.default_weight: int = options["default_weight"]
         weights = {r["weight"] for r in options["ranges"]}
@@ -122,10 +121,19 @@ class _XRules:
         return 1 if text[index] in self.singles else 0
 
 
-try:
-    _RULES: _XRules | None = _XRules()
-except (ImportError, AttributeError, KeyError, ValueError):  # pragma: no cover - a changed library
-    _RULES = None
+@cache
+def _rules() -> _XRules | None:
+    """The rules, read on first use: importing twitter-text takes ~0.2 s (pkg_resources, a huge emoji
+    regex), which a run that renders no post, or renders only in worker processes, need not pay."""
+    try:
+        return _XRules()
+    except (ImportError, AttributeError, KeyError, ValueError):  # pragma: no cover - a changed library
+        return None
+
+
+def preload() -> None:
+    """Read twitter-text now: worker processes forked afterwards have it without reading it each."""
+    _rules()
 
 
 @lru_cache(maxsize=65536)
@@ -135,6 +143,8 @@ def _word_urls(word: str) -> tuple[tuple[int, int, bool], ...]:
     The word comes with the space before it. Whether bare domains count or not
     changes only which matches are kept, never where they are: one call serves both.
     """
+    from twitter_text import extract_urls_with_indices
+
     found = extract_urls_with_indices(word, True)
     return tuple(
         (entity["indices"][0], len(entity["url"]), entity["url"].lower().startswith(("http://", "https://")))
@@ -181,8 +191,10 @@ def _x_emojis(rules: _XRules, text: str) -> dict[int, int]:
 
 def x_length(text: str, *, url_length: int = URL_LENGTH) -> int:
     """X's weighted length of `text`: ``parse_tweet(text).weightedLength``, faster."""
-    rules = _RULES
+    rules = _rules()
     if rules is None:  # pragma: no cover - a changed library
+        from twitter_text import parse_tweet
+
         return int(parse_tweet(text).weightedLength) + _url_surplus(text, url_length)
     if text.isascii() and "\r" not in text and not _DOT_LETTER.search(text):
         return len(text) * rules.light_weight // rules.scale  # no URL, no emoji, nothing heavy
@@ -209,7 +221,9 @@ def x_length(text: str, *, url_length: int = URL_LENGTH) -> int:
     return int(total / rules.scale)
 
 
-def _url_surplus(text: str, url_length: int) -> int:  # pragma: no cover - used only without _RULES
+def _url_surplus(text: str, url_length: int) -> int:  # pragma: no cover - used only without the rules
+    from twitter_text import extract_urls_with_indices
+
     return (url_length - URL_LENGTH) * len(extract_urls_with_indices(text))
 
 

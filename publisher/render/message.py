@@ -178,14 +178,17 @@ _MULTIPART_HEAD = (
     + _MARK
     + b'\r\nContent-Type: text/plain; charset="utf-8"\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n'
 )
-_HTML_HEAD = b"\r\n" + _MARK + b'\r\nContent-Type: text/html; charset="utf-8"\r\nContent-Transfer-Encoding: base64\r\n\r\n'
+_HTML_HEAD = (
+    b"\r\n" + _MARK + b'\r\nContent-Type: text/html; charset="utf-8"\r\nContent-Transfer-Encoding: base64\r\n\r\n'
+)
 _END = b"\r\n" + _MARK + b"--\r\n"
 _ANY_EOL = re.compile(r"\r\n|\r|\n")  # the generator's own NLCRE
 # Header values the email package writes back exactly as given, on one line:
 # printable ASCII words with single spaces, no encoded word. Subject (an
 # unstructured header), Date as format_datetime writes it, a plain Message-ID.
 _PLAIN = re.compile(r"[!-~]+(?: [!-~]+)*")
-_DATE = re.compile(r"(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d\d (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4} \d\d:\d\d:\d\d [+-]\d{4}")
+_DAY, _MONTH = "(Mon|Tue|Wed|Thu|Fri|Sat|Sun)", "(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
+_DATE = re.compile(rf"{_DAY}, \d\d {_MONTH} \d{{4}} \d\d:\d\d:\d\d [+-]\d{{4}}")
 _MESSAGE_ID = re.compile(r"<[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*>")
 _AS_GIVEN = {"Subject": _PLAIN, "Date": _DATE, "Message-ID": _MESSAGE_ID}
 _FOLD_AT = 78
@@ -202,7 +205,7 @@ def _folded(name: str, value: str) -> bytes:
 @lru_cache(maxsize=1024)
 def _folded_header(name: str, value: str) -> bytes:
     """Folded by the email package itself (the same From or List-Unsubscribe is folded once)."""
-    return email.policy.SMTP.fold_binary(name, _header(name, value))  # type: ignore[arg-type]  # a str subclass
+    return email.policy.SMTP.fold_binary(name, _header(name, value))
 
 
 def _crlf(text: str) -> bytes:

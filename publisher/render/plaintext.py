@@ -36,7 +36,9 @@ def wrap(text: str, first: str = "", rest: str = "", width: int = WIDTH) -> str:
 
 def _single_spaced(text: str) -> bool:
     """Words apart by single spaces, no other whitespace (`isprintable` refuses every other kind)."""
-    return bool(text) and text.isprintable() and "  " not in text and not text.startswith(" ") and not text.endswith(" ")
+    if not text or "  " in text or text.startswith(" ") or text.endswith(" "):
+        return False
+    return text.isprintable()
 
 
 def _greedy(text: str, first: str, rest: str, width: int) -> list[str]:
