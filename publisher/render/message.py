@@ -13,7 +13,7 @@ import datetime as dt
 import email.policy
 import re
 from collections.abc import Mapping
-from email.headerregistry import BaseHeader, HeaderRegistry
+from email.headerregistry import BaseHeader, HeaderRegistry, UnstructuredHeader
 from email.message import EmailMessage
 from email.utils import format_datetime
 from functools import lru_cache
@@ -36,11 +36,29 @@ _FIELD_NAME = re.compile(r"[!-9;-~]+")  # RFC 5322: printable US-ASCII but the c
 _LINE_BREAKS = re.compile("[\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
 
 
+class _LinkListHeader(UnstructuredHeader, BaseHeader):
+    """List-Unsubscribe and its kin: `<url>, <mailto:…>` folded only after a comma.
+
+    The stock folding turns a URL longer than a line into RFC 2047 encoded
+    words, which no mail client reads as a link (RFC 2369 asks for the URL as
+    it is). Lines may be up to 998 characters, so a long URL stays whole.
+    """
+
+    def fold(self, *, policy: email.policy.Policy) -> str:
+        value = str(self)
+        if not value.isascii():
+            return super().fold(policy=policy)
+        lines = f"{self.name}: {value}".split(", ")
+        return f",{policy.linesep} ".join(lines) + policy.linesep
+
+
 class _Registry(HeaderRegistry):
     """The standard header classes, each made once (the stock registry builds a new class per lookup)."""
 
     def __init__(self) -> None:
         super().__init__()
+        for name in ("list-unsubscribe", "list-help", "list-subscribe", "list-post", "list-archive"):
+            self.map_to_type(name, _LinkListHeader)
         self._made: dict[str, type[BaseHeader]] = {}
 
     def __getitem__(self, name: str) -> type[BaseHeader]:
