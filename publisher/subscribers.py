@@ -86,14 +86,20 @@ def _subscriber(row: sa.Row[Any]) -> Subscriber:
 def merged(existing: Subscriber, incoming: Incoming, now: dt.datetime, source: str, resubscribe: bool) -> Subscriber:
     """`existing` updated with what `incoming` says: lists unioned, given fields replaced.
 
-    A suppressed subscriber stays suppressed unless `resubscribe` (they asked again themselves).
+    A suppressed subscriber stays suppressed unless `resubscribe` (they asked again themselves);
+    then they are on the lists they asked for now only: consent is per list.
     """
     if existing.suppressed and not resubscribe:
         return existing
     # A new suppression always counts; otherwise pending may become active, never the reverse.
     takes_over = incoming.status in SUPPRESSED or existing.suppressed or existing.status == "pending"
     status = incoming.status if takes_over else existing.status
-    lists = existing.lists if status in SUPPRESSED else tuple(dict.fromkeys(existing.lists + incoming.lists))
+    if status in SUPPRESSED:
+        lists = existing.lists
+    elif existing.suppressed:  # they came back: only to the lists they asked for now, not every old one
+        lists = tuple(dict.fromkeys(incoming.lists))
+    else:
+        lists = tuple(dict.fromkeys(existing.lists + incoming.lists))
     updated = replace(
         existing,
         name=incoming.name or existing.name,
