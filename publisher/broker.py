@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from publisher.config import CONFIG_FILE, Site, _key_line
-from publisher.dispatch import Outcome, Runner, current_plan, finished, run_due, run_one, skip_reason, wall_clock
+from publisher.dispatch import Outcome, Runner, admit, current_plan, execute, run_due, wall_clock
 from publisher.errors import InvalidInput, Problem, PublisherError, WorkFailed
 from publisher.timeline import Dispatch
 
@@ -217,19 +217,16 @@ def enqueue_due(runner: Runner, now: dt.datetime, config: QueueConfig) -> list[O
 
 
 def _enqueue_one(runner: Runner, d: Dispatch, now: dt.datetime, config: QueueConfig) -> Outcome | None:
-    row = runner.store.get_dispatch(d.id)
-    if row is None or finished(row) or row.state == "waiting_review":
+    admitted = admit(runner, d, now)
+    if isinstance(admitted, Outcome):
+        return admitted
+    if not admitted:
         return None
-    if row.next_attempt_at is not None and row.next_attempt_at > now:
-        return None
-    if row.started_at is None:
-        reason = skip_reason(runner, d, now)
-        if reason is not None:
-            runner.store.set_dispatch_state(d.id, "skipped", now, note=reason)
-            return Outcome(d.id, d.channel, "skipped", note=reason)
-    sent = _sent_by(runner.worker)
     if d.channel in CLOCK_CHANNELS:
-        return run_one(runner, d, now)
+        return execute(runner, d)
+    row = runner.store.get_dispatch(d.id)
+    assert row is not None  # admitted: it exists
+    sent = _sent_by(runner.worker)
     key = (str(runner.site.root), d.id)
     last = sent.get(key)
     retry_since = row.next_attempt_at is not None and last is not None and row.next_attempt_at > last

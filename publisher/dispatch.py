@@ -132,13 +132,16 @@ def run_due(runner: Runner, now: dt.datetime | None = None) -> list[Outcome]:
     return outcomes
 
 
-def skip_reason(runner: Runner, d: Dispatch, now: dt.datetime) -> str | None:
-    """Why a due dispatch that has not started will not run, or None when it should."""
+def skip_reason(runner: Runner, d: Dispatch, now: dt.datetime, approved_at: dt.datetime | None = None) -> str | None:
+    """Why a due dispatch that has not started will not run, or None when it should.
+
+    A dispatch held for review counts its lateness from its approval when that came after its due time.
+    """
     if not d.record_ids:
         return d.note or "nothing to send"
     rule = runner.site.settings.timeline[d.rule_index]
     grace = rule_grace(rule, runner.site.settings)
-    late = (now - d.due).total_seconds()
+    late = (now - max(d.due, approved_at or d.due)).total_seconds()
     if late > grace:
         return f"late by {duration(late)}, past the grace of {duration(grace)}"
     return None
@@ -151,19 +154,28 @@ def finished(row: DispatchRow) -> bool:
     return row.state == "partly_sent" and row.next_attempt_at is None
 
 
-def run_one(runner: Runner, d: Dispatch, now: dt.datetime) -> Outcome | None:
-    """Run one due dispatch unless it is finished, held for review or waiting to retry."""
+def admit(runner: Runner, d: Dispatch, now: dt.datetime) -> Outcome | bool:
+    """Whether a due dispatch should run now: True, False (finished, held for review,
+    waiting to retry), or the Outcome of skipping it (late past its grace, nothing to send)."""
     row = runner.store.get_dispatch(d.id)
     if row is None or finished(row) or row.state == "waiting_review":
-        return None
+        return False
     if row.next_attempt_at is not None and row.next_attempt_at > now:
-        return None
+        return False
     if row.started_at is None:
-        reason = skip_reason(runner, d, now)
+        reason = skip_reason(runner, d, now, row.review_approved_at)
         if reason is not None:
             runner.store.set_dispatch_state(d.id, "skipped", now, note=reason)
             return Outcome(d.id, d.channel, "skipped", note=reason)
-    return execute(runner, d)
+    return True
+
+
+def run_one(runner: Runner, d: Dispatch, now: dt.datetime) -> Outcome | None:
+    """Run one due dispatch unless it is finished, held for review, waiting to retry or skipped."""
+    admitted = admit(runner, d, now)
+    if isinstance(admitted, Outcome):
+        return admitted
+    return execute(runner, d) if admitted else None
 
 
 def execute(runner: Runner, d: Dispatch) -> Outcome:

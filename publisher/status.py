@@ -18,7 +18,7 @@ from typing import Any
 from publisher import recipients
 from publisher.config import Site
 from publisher.dispatch import Outcome, Runner, dispatch_of, skip_reason
-from publisher.store import DispatchRow, Store
+from publisher.store import DispatchRow, PlannedDispatch, Store
 from publisher.timeline import LOOKBACK, Dispatch, plan
 
 NOT_STARTED = frozenset({"planned", "approved", "waiting_review", "due"})
@@ -173,3 +173,13 @@ def progress_bar(enabled: bool) -> Iterator[Callable[[str, int, int], None] | No
             progress.update(bars[dispatch_id], completed=done, total=total)
 
         yield update
+
+
+def mirrored_row(site: Site, store: Store, dispatch_id: str, now: dt.datetime) -> DispatchRow | None:
+    """The store's row of `dispatch_id`; a dispatch only the plan knows yet is mirrored into the store first."""
+    row = store.get_dispatch(dispatch_id)
+    if row is not None:
+        return row
+    runner = open_runner(site, store, now)
+    found = next((d for d in plan(runner.records, site.settings, now) if d.id == dispatch_id), None)
+    return None if found is None else store.upsert_dispatch(PlannedDispatch.of(found), now)

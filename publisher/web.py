@@ -41,9 +41,8 @@ from publisher.channels.email import EmailChannel
 from publisher.config import Site
 from publisher.dispatch_email import signing_secret
 from publisher.errors import InvalidInput, PublisherError
-from publisher.status import open_runner, plan_lines
-from publisher.store import DispatchRow, PlannedDispatch, open_store
-from publisher.timeline import plan
+from publisher.status import mirrored_row, open_runner, plan_lines
+from publisher.store import DispatchRow, open_store
 from publisher.unsubscribe import verify_token
 from publisher.web_http import (
     PREVIEW_POLICY,
@@ -194,14 +193,7 @@ def admin_plan(ctx: WebContext, request: Request) -> Response:
 
 
 def _planned_for_review(ctx: WebContext, dispatch_id: str, now: dt.datetime) -> DispatchRow | None:
-    """The store's row of `dispatch_id`; a dispatch only the plan knows yet is mirrored into the store first."""
-    store = ctx.store()
-    row = store.get_dispatch(dispatch_id)
-    if row is not None:
-        return row
-    runner = open_runner(ctx.site, store, now)
-    found = next((d for d in plan(runner.records, ctx.site.settings, now) if d.id == dispatch_id), None)
-    return None if found is None else store.upsert_dispatch(PlannedDispatch.of(found), now)
+    return mirrored_row(ctx.site, ctx.store(), dispatch_id, now)
 
 
 def admin_approve(ctx: WebContext, request: Request, dispatch_id: str) -> Response:

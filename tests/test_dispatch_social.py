@@ -219,3 +219,19 @@ def test_a_rate_limited_post_waits_for_the_networks_reset_time(tmp_path: Path, f
     assert not fakes.mastodon.statuses
     assert "mastodon:sent" in run_at(root, reset + timedelta(minutes=1), environment)
     assert len(fakes.mastodon.statuses) == 1
+
+
+def test_an_approval_after_the_grace_still_sends_counting_lateness_from_the_approval(
+    tmp_path: Path, fakes: Fakes
+) -> None:
+    root = make_site(tmp_path / "site", fakes, review=True)
+    environment = env("bluesky")
+    much_later = PUBLISHED + timedelta(hours=1 + 9)  # 9 hours past due: beyond the 6-hour grace
+    line = by_channel(plan_json(root, much_later, environment))["bluesky"]
+    assert line["state"] == "waiting_review"
+    approved = CliRunner().invoke(
+        cli, ["--site", str(root), "approve", str(line["id"]), "--now", much_later.isoformat()], env=environment
+    )
+    assert approved.exit_code == 0, approved.output
+    assert "bluesky:sent" in run_at(root, much_later + timedelta(minutes=2), environment)
+    assert len(fakes.bluesky.created()) == 1
