@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from publisher.config import CONFIG_FILE, Site, _key_line
-from publisher.dispatch import Outcome, Runner, admit, current_plan, execute, run_due, wall_clock
+from publisher.dispatch import Outcome, Runner, admit, execute, for_each_due, run_due, wall_clock
 from publisher.errors import InvalidInput, Problem, PublisherError, WorkFailed
 from publisher.timeline import Dispatch
 
@@ -204,16 +204,7 @@ def _sent_by(owner: str) -> dict[tuple[str, str], dt.datetime]:
 
 def enqueue_due(runner: Runner, now: dt.datetime, config: QueueConfig) -> list[Outcome]:
     """Put every due dispatch that has work left on the queue; mark late unstarted ones skipped."""
-    outcomes = []
-    for d in current_plan(runner, now):
-        if runner.stopping():
-            break
-        if d.due > now:
-            continue
-        outcome = _enqueue_one(runner, d, now, config)
-        if outcome is not None:
-            outcomes.append(outcome)
-    return outcomes
+    return for_each_due(runner, now, lambda r, d, at: _enqueue_one(r, d, at, config))
 
 
 def _enqueue_one(runner: Runner, d: Dispatch, now: dt.datetime, config: QueueConfig) -> Outcome | None:

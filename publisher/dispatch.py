@@ -120,13 +120,20 @@ def run_due(runner: Runner, now: dt.datetime | None = None) -> list[Outcome]:
     others still run. Bad configuration (InvalidInput) stops everything.
     """
     now = now or runner.clock()
+    return for_each_due(runner, now, run_one)
+
+
+def for_each_due(
+    runner: Runner, now: dt.datetime, act: Callable[[Runner, Dispatch, dt.datetime], Outcome | None]
+) -> list[Outcome]:
+    """`act` on every dispatch of the plan due at `now`, in due order, until the runner is told to stop."""
     outcomes = []
     for d in current_plan(runner, now):
         if runner.stopping():
             break
         if d.due > now:
             continue
-        outcome = run_one(runner, d, now)
+        outcome = act(runner, d, now)
         if outcome is not None:
             outcomes.append(outcome)
     return outcomes

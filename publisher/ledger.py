@@ -129,6 +129,19 @@ class Ledger(Database):
         sending under a lease that has run out (its worker is gone). Each taken
         row is ``sending`` for `worker` until `now + lease_seconds`.
         """
+        taken = self._take(dispatch_id, limit, worker, now, lease_seconds, tuple(deliveries.c))
+        return sorted((Delivery(**row._mapping) for row in taken), key=lambda delivery: delivery.id)
+
+    def _take(
+        self,
+        dispatch_id: str,
+        limit: int,
+        worker: str,
+        now: dt.datetime,
+        lease_seconds: float,
+        columns: tuple[Any, ...],
+    ) -> list[sa.Row[Any]]:
+        """The one way rows are claimed: stale leases, then due retries, then pending; `columns` come back."""
         if limit <= 0:
             return []
         wanted = (
@@ -152,13 +165,14 @@ class Ledger(Database):
             if not ids:
                 return []
             lease = now + dt.timedelta(seconds=lease_seconds)
-            taken = connection.execute(
-                sa.update(deliveries)
-                .where(D.id.in_(ids))
-                .values(state="sending", worker=worker, lease_until=lease, attempts=D.attempts + 1, updated_at=now)
-                .returning(*deliveries.c)
-            ).all()
-        return sorted((Delivery(**row._mapping) for row in taken), key=lambda delivery: delivery.id)
+            return list(
+                connection.execute(
+                    sa.update(deliveries)
+                    .where(D.id.in_(ids))
+                    .values(state="sending", worker=worker, lease_until=lease, attempts=D.attempts + 1, updated_at=now)
+                    .returning(*columns)
+                ).all()
+            )
 
     def _update(self, ids: int | Iterable[int], values: dict[str, Any], *conditions: Any) -> int:
         wanted = _ids(ids)
@@ -305,33 +319,5 @@ class Ledger(Database):
     ) -> list[tuple[int, str, int]]:
         """`claim`, for a send loop's hot path: the same rows, taken the same way, but only
         ``(id, target, attempts)`` of each comes back (about a quarter of `claim`'s cost per row)."""
-        if limit <= 0:
-            return []
-        wanted = (
-            (D.state == "sending") & (D.lease_until.is_(None) | (D.lease_until <= now)),
-            (D.state == "failed_temporary") & (D.next_attempt_at.is_(None) | (D.next_attempt_at <= now)),
-            D.state == "pending",
-        )
-        with self.write() as connection:
-            ids: list[int] = []
-            for condition in wanted:
-                if len(ids) >= limit:
-                    break
-                query = (
-                    sa.select(D.id)
-                    .where(D.dispatch_id == dispatch_id, condition)
-                    .order_by(D.id)
-                    .limit(limit - len(ids))
-                    .with_for_update(skip_locked=True)
-                )
-                ids.extend(connection.scalars(query))
-            if not ids:
-                return []
-            lease = now + dt.timedelta(seconds=lease_seconds)
-            taken = connection.execute(
-                sa.update(deliveries)
-                .where(D.id.in_(ids))
-                .values(state="sending", worker=worker, lease_until=lease, attempts=D.attempts + 1, updated_at=now)
-                .returning(D.id, D.target, D.attempts)
-            ).all()
+        taken = self._take(dispatch_id, limit, worker, now, lease_seconds, (D.id, D.target, D.attempts))
         return sorted((row.id, row.target, row.attempts) for row in taken)

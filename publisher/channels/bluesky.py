@@ -52,6 +52,7 @@ from publisher.channels.social import (
     OutboxChannel,
     Published,
     SocialChannel,
+    Stop,
     credentials,
     image_bytes,
     post_parts,
@@ -109,14 +110,6 @@ class _Ref:
         return models.ComAtprotoRepoStrongRef.Main(uri=self.uri, cid=self.cid)
 
 
-class _Stop(Exception):
-    """Ends a publish early with its answer."""
-
-    def __init__(self, published: Published) -> None:
-        super().__init__(published.outcome)
-        self.published = published
-
-
 class BlueskyChannel:
     """One Bluesky account. Thread-safe; logs in on the first publish and keeps the session."""
 
@@ -163,7 +156,7 @@ class BlueskyChannel:
             try:
                 self._publish(post, parts, key, media_root, posted)
                 break
-            except _Stop as stop:
+            except Stop as stop:
                 return replace(stop.published, ids=tuple(ref.uri for ref in posted))
             except AuthFailed:
                 raise
@@ -242,7 +235,7 @@ class BlueskyChannel:
             try:
                 return action()
             except RateLimitExceededError as error:
-                raise _Stop(self._rate_limited(error)) from error
+                raise Stop(self._rate_limited(error)) from error
             except FAILURES as error:
                 if not transient(error) or attempt >= self.retries:
                     raise
@@ -288,7 +281,7 @@ class BlueskyChannel:
                 f"no clear answer to the post ({describe(error)}); it may be on Bluesky at "
                 f"at://{self._did}/app.bsky.feed.post/{rkey}. A retry is safe: that record key is taken only once"
             )
-            raise _Stop(Published("unknown", message=message, retryable=True)) from error
+            raise Stop(Published("unknown", message=message, retryable=True)) from error
 
     def _find(self, client: Any, rkey: str) -> _Ref | None:
         """The post at `rkey` in our repository, or None when there is none."""

@@ -41,6 +41,7 @@ from publisher.channels.social import (
     OutboxChannel,
     Published,
     SocialChannel,
+    Stop,
     credentials,
     image_bytes,
     post_parts,
@@ -66,14 +67,6 @@ def mastodon_length(text: str, url_length: int = 23) -> int:
         last = end
     pieces.append(text[last:])
     return int(grapheme.length(MENTION.sub(r"@\1", "".join(pieces))))
-
-
-class _Stop(Exception):
-    """Ends a publish early with this outcome."""
-
-    def __init__(self, published: Published) -> None:
-        super().__init__(published.message)
-        self.published = published
 
 
 class MastodonChannel:
@@ -175,7 +168,7 @@ class MastodonChannel:
         try:
             media_ids = [self._upload(image, media_root) for image in post.images[:MAX_IMAGES]]
             return self._post_thread(texts, media_ids, _language(post.language), key)
-        except _Stop as stop:
+        except Stop as stop:
             return stop.published
         except AuthFailed:
             raise
@@ -228,26 +221,24 @@ class MastodonChannel:
             except MastodonRatelimitError as error:
                 message = f"{self.instance}: rate limited ({error})"
                 outcome = Published("rate_limited", done, message=message, retry_at=self._reset(), retryable=True)
-                raise _Stop(outcome) from error
+                raise Stop(outcome) from error
             except (MastodonServerError, MastodonNetworkError) as error:
                 last = error
             except MastodonAPIError as error:
                 self._refuse(error, done)
             except MastodonError as error:
-                raise _Stop(Published("failed", done, message=f"{self.instance}: {_words(error)}")) from error
+                raise Stop(Published("failed", done, message=f"{self.instance}: {_words(error)}")) from error
         tries = f"{self.retries + 1} tries"
         if creating and isinstance(last, MastodonNetworkError):
             message = f"{self.instance} did not answer after {tries}, the post may exist: {_words(last)}"
-            raise _Stop(Published("unknown", done, message=message, retryable=True))
-        raise _Stop(
-            Published("failed", done, message=f"{self.instance} failed {tries}: {_words(last)}", retryable=True)
-        )
+            raise Stop(Published("unknown", done, message=message, retryable=True))
+        raise Stop(Published("failed", done, message=f"{self.instance} failed {tries}: {_words(last)}", retryable=True))
 
     def _refuse(self, error: MastodonAPIError, done: tuple[str, ...]) -> None:
         status = error.args[1] if len(error.args) > 1 else None
         if isinstance(error, MastodonUnauthorizedError) or status in (401, 403):
             raise AuthFailed(f"{self.instance} refused the token: {_words(error)}", permanent=True)
-        raise _Stop(Published("failed", done, message=f"{self.instance} refused the post: {_words(error)}"))
+        raise Stop(Published("failed", done, message=f"{self.instance} refused the post: {_words(error)}"))
 
     def _reset(self) -> datetime | None:
         """When the rate limit resets, from the last answer's `X-RateLimit-Reset` (ISO time)."""

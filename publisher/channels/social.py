@@ -55,6 +55,14 @@ class AuthFailed(ChannelError):
     """The network refused the credentials: stops that channel, one message."""
 
 
+class Stop(Exception):
+    """Ends a publish early with its answer (raised and caught inside one channel)."""
+
+    def __init__(self, published: Published) -> None:
+        super().__init__(published.outcome)
+        self.published = published
+
+
 class SocialChannel(Protocol):
     """One social network, ready to publish."""
 

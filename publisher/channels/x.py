@@ -34,6 +34,7 @@ from publisher.channels.social import (
     OutboxChannel,
     Published,
     SocialChannel,
+    Stop,
     credentials,
     image_bytes,
     is_loopback,
@@ -102,14 +103,6 @@ class HostRedirect(HTTPAdapter):
         return super().send(request, stream=stream, timeout=timeout, verify=verify, cert=cert, proxies=proxies)
 
 
-class _Stop(Exception):
-    """Ends a publish early with this outcome."""
-
-    def __init__(self, published: Published) -> None:
-        super().__init__(published.message)
-        self.published = published
-
-
 class XChannel:
     """Posts to one X account. `credentials` as from `social.credentials("x", env)`."""
 
@@ -161,7 +154,7 @@ class XChannel:
         """Post `post` (and its thread); `key` is unused: X has no idempotency key."""
         try:
             media_ids = [self._upload(image, media_root) for image in post.images[:MAX_IMAGES]]
-        except _Stop as stop:
+        except Stop as stop:
             return stop.published
         except AuthFailed:
             raise
@@ -231,10 +224,10 @@ class XChannel:
             except (tweepy.TweepyException, requests.RequestException, ValueError, KeyError) as error:
                 outcome = _media_failed(error)
                 if outcome is not None:
-                    raise _Stop(outcome) from error
+                    raise Stop(outcome) from error
                 if attempt == self.media_retries:
                     message = f"X: the image upload failed {attempt + 1} times: {_words(error)}"
-                    raise _Stop(Published("failed", message=message, retryable=True)) from error
+                    raise Stop(Published("failed", message=message, retryable=True)) from error
                 self.sleep(self.backoff * 2**attempt)
         raise AssertionError("unreachable")
 
