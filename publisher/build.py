@@ -43,8 +43,9 @@ from publisher.build_cache import (
     present,
     unchanged_since,
 )
+from publisher.build_files import write_file
 from publisher.build_manifest import SEPARATOR, Manifest
-from publisher.build_render import Output, post_text, render_record, write_file
+from publisher.build_render import Output, post_text, render_record
 from publisher.config import Site
 from publisher.errors import InvalidInput, Problem
 from publisher.record_files import record_names, shown_paths
@@ -198,7 +199,8 @@ class _Build:
         self.files.keep_only(name for name, _ in names)
         folder = str(events)
         for (name, _), shown in zip(names, shown_paths(events, self.site.root, names), strict=True):
-            stat = file_stat(f"{folder}/{name}")
+            known = name in self.files.rows  # else there is nothing to trust: no need to look at the file here
+            stat = file_stat(f"{folder}/{name}") if known else None
             source = self.files.trusted(name, stat) if stat is not None else None
             if source is not None and source.image and not (self.site.root / source.image).is_file():
                 source = None  # its image is gone: parse it again, to report that
@@ -404,6 +406,8 @@ class _Build:
 def _pool(job: work.Job) -> Executor:
     """Worker processes, forked where the system can: they start at once, with the renderers loaded once, here."""
     import multiprocessing
+
+    import icalendar  # noqa: F401  (for the workers to inherit, as below: calendar files of events)
 
     import publisher.render.email
     import publisher.render.feeds

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import operator
 import os
 import pickle
 import time
@@ -95,6 +96,11 @@ def now_ns() -> int:
     return time.time_ns()
 
 
+_ROW = operator.attrgetter(
+    "key", "id", "status", "published", "membership", "image", "name", "shown", "tags", "language"
+)  # a Source as the cache keeps it: `Source(*row)` makes it again
+
+
 class Source:
     """One record as a build needs it: what decides its outputs, and the record itself when at hand.
 
@@ -149,19 +155,9 @@ class Source:
         )
         image = record.image.src if record.image and "://" not in record.image.src else None
         published = record.published.timestamp()
-        return cls(
-            key,
-            record.id,
-            record.status,
-            published,
-            membership,
-            image,
-            name,
-            record.source,
-            record.tags,
-            record.language,
-            record,
-        )
+        source = cls(key, record.id, record.status, published, membership, image, name, record.source, record=record)
+        source.tags, source.language = record.tags, record.language
+        return source
 
     @property
     def order(self) -> tuple[float, str]:
@@ -169,18 +165,8 @@ class Source:
         return (self.published, self.id)
 
     def row(self) -> tuple[Any, ...]:
-        return (
-            self.key,
-            self.id,
-            self.status,
-            self.published,
-            self.membership,
-            self.image,
-            self.name,
-            self.shown,
-            self.tags,
-            self.language,
-        )
+        row: tuple[Any, ...] = _ROW(self)  # attrgetter of several names: a tuple
+        return row
 
     @classmethod
     def from_row(cls, row: tuple[Any, ...]) -> Source:

@@ -16,21 +16,24 @@ from __future__ import annotations
 
 import gc
 import json
-import os
 import pickle
 import signal
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import jinja2
 
-from publisher.build_cache import FileInfo, FileStat, Source, digest, file_stat, now_ns, unchanged_since
+from publisher.build_cache import FileInfo, FileStat, Source, digest, file_stat, now_ns
+from publisher.build_files import read_file, write_file
 from publisher.config import Settings
 from publisher.errors import InvalidInput, Problem, relative
 from publisher.records import Record, load_record
 from publisher.templates import default_templates
+
+if TYPE_CHECKING:
+    from publisher.render.email import Issue
 
 # A newsletter issue file's name ends → (kind, format) in the manifest.
 ISSUE_FILES = {
@@ -55,7 +58,8 @@ class Output(NamedTuple):
     changed: bool = False
 
     def done(self, digest: str, *, changed: bool) -> Output:
-        return self._replace(digest=digest, changed=changed)
+        """`_replace(digest=, changed=)`, which costs a few times more (builds make 60,000 of them)."""
+        return Output(*self[:7], digest, changed)
 
 
 Rendered = tuple[Output, bytes]
@@ -76,13 +80,16 @@ def file_json(o: Output) -> dict[str, Any]:
     return o._asdict()
 
 
+_JSON = json.JSONEncoder(ensure_ascii=False)  # what json.dumps(..., ensure_ascii=False) makes anew each call
+
+
 def file_line(o: Output) -> str:
-    return json.dumps(file_json(o), ensure_ascii=False)
+    return _JSON.encode(file_json(o))
 
 
 def manifest_lines(outputs: Iterable[Output]) -> str:
     """The `--json` lines of files as a later build will list them when it leaves them as they are."""
-    return MANIFEST_SEPARATOR.join(file_line(output._replace(changed=False)) for output in outputs)
+    return MANIFEST_SEPARATOR.join(file_line(output.done(output.digest, changed=False)) for output in outputs)
 
 
 def post_text(text: str, thread: Sequence[str]) -> str:
@@ -105,7 +112,6 @@ def render_posts(record: Record, settings: Settings, templates: Path | None) -> 
 
 def render_issue_files(record: Record, settings: Settings, templates: Path | None) -> list[Rendered]:
     """The record's newsletter issue as `build` writes it: .html, .txt, .eml and (with `starts`) .ics."""
-    from publisher.render import message
     from publisher.render.email import render_issue
 
     try:
@@ -115,10 +121,35 @@ def render_issue_files(record: Record, settings: Settings, templates: Path | Non
         if problem is None:
             raise
         raise InvalidInput([problem]) from None
+    return _issue_files(issue, settings)
+
+
+def render_issues_files(
+    records: Sequence[Record], settings: Settings, templates: Path | None
+) -> list[list[Rendered] | InvalidInput]:
+    """Each record's `render_issue_files`, or the InvalidInput it raises; rendered a stage at a time."""
+    from publisher.render.email import render_single_issues
+
+    try:
+        issues = render_single_issues(records, settings, templates)
+    except Exception:  # one by one, so that each record gets its own result (or raises its own error)
+        results: list[list[Rendered] | InvalidInput] = []
+        for record in records:
+            try:
+                results.append(render_issue_files(record, settings, templates))
+            except InvalidInput as exc:
+                results.append(exc)
+        return results
+    return [_issue_files(issue, settings) for issue in issues]
+
+
+def _issue_files(issue: Issue, settings: Settings) -> list[Rendered]:
+    from publisher.render import message
+
     rendered = []
     for name, content in message.issue_files(issue, settings).items():
         kind, fmt = ISSUE_FILES[name[name.rindex(".") :]]
-        rendered.append((Output(f"newsletters/{name}", kind, fmt, (record.id,)), content))
+        rendered.append((Output(f"newsletters/{name}", kind, fmt, issue.record_ids), content))
     return rendered
 
 
@@ -239,12 +270,21 @@ class Prepared:
 
 
 def prepare(items: Sequence[Item]) -> list[Prepared]:
-    """Pass 1: parse what changed, render the posts of what must be rendered again."""
+    """Pass 1: parse what changed, render the posts of what must be rendered again.
+
+    A stage at a time (every file parsed, then every record's posts): each
+    stage's code stays in the processor's caches.
+    """
     job = current()
-    return [_prepare(item, job) for item in items]
+    parsed = [_parse(item, job) for item in items]
+    for prepared, record in parsed:
+        if record is not None:
+            _add_posts(prepared, record, job)
+    return [prepared for prepared, _ in parsed]
 
 
-def _prepare(item: Item, job: Job) -> Prepared:
+def _parse(item: Item, job: Job) -> tuple[Prepared, Record | None]:
+    """The item's record (parsed from its file when it has none), and what pass 1 tells of it so far."""
     stat, read_at = None, now_ns()
     source, record = item.source, None
     if source is not None:
@@ -252,26 +292,31 @@ def _prepare(item: Item, job: Job) -> Prepared:
     if record is None:
         assert item.name is not None
         path = job.events / item.name
-        stat = file_stat(str(path))
         try:
-            data = path.read_bytes()
+            stat, data = read_file(str(path))
             record = load_record(path, job.root, data=data, shown=item.shown)
         except OSError as exc:
+            stat = file_stat(str(path))
             problem = Problem(item.shown, 1, "file", f"cannot be read ({exc.strerror})")
-            return Prepared(item.name, stat, read_at, None, None, None, [problem])
+            return Prepared(item.name, stat, read_at, None, None, None, [problem]), None
         except InvalidInput as exc:
-            return Prepared(item.name, stat, read_at, None, None, None, exc.problems)
+            return Prepared(item.name, stat, read_at, None, None, None, exc.problems), None
         source = Source.of(record, digest(item.shown, data), item.name)
         source.record = None  # it travels pickled, once
     assert source is not None
     blob = None if source.record is not None else item.blob or pickle.dumps(record, protocol=pickle.HIGHEST_PROTOCOL)
-    posts = None
+    return Prepared(item.name, stat, read_at, source, blob, None, []), record
+
+
+def _add_posts(prepared: Prepared, record: Record, job: Job) -> None:
+    """The record's posts, when they must be rendered again (or the problems with them)."""
+    source = prepared.source
+    assert source is not None
     if (source.status != "draft" or job.drafts) and job.fresh.get(source.id) != source.key:
         try:
-            posts = render_posts(record, job.settings, job.templates)
+            prepared.posts = render_posts(record, job.settings, job.templates)
         except InvalidInput as exc:
-            return Prepared(item.name, stat, read_at, source, blob, None, exc.problems)
-    return Prepared(item.name, stat, read_at, source, blob, posts, [])
+            prepared.problems = exc.problems
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,62 +340,19 @@ class Produced:
 def produce(items: Sequence[Work]) -> list[Produced]:
     """Pass 2: render each record's issue; write its files (or, for `check`, only render them)."""
     job = current()
+    out = str(job.out)  # joined as text: a Path per file costs more than writing a small one
+    records = [work.record if isinstance(work.record, Record) else pickle.loads(work.record) for work in items]
     done = []
-    for work in items:
-        record = work.record if isinstance(work.record, Record) else pickle.loads(work.record)
-        try:
-            rendered = render_issue_files(record, job.settings, job.templates) + work.posts
-        except InvalidInput as exc:
-            done.append(Produced(work.id, [], exc.problems))
+    for work, issue in zip(items, render_issues_files(records, job.settings, job.templates), strict=True):
+        if isinstance(issue, InvalidInput):
+            done.append(Produced(work.id, [], issue.problems))
             continue
         files = []
-        for output, content in rendered:
+        for output, content in issue + work.posts:
             if job.write:
-                changed, info = write_file(str(job.out / output.path), content, work.known.get(output.path))
+                changed, info = write_file(f"{out}/{output.path}", content, work.known.get(output.path))
             else:
                 changed, info = False, (len(content), 0, digest(content))
             files.append((output.done(info[2], changed=changed), info))
         done.append(Produced(work.id, files, [], manifest_lines(output for output, _ in files)))
     return done
-
-
-def write_file(target: str, content: bytes, known: FileInfo | None = None) -> tuple[bool, FileInfo]:
-    """Write `content` to `target` unless it already holds exactly that; (written?, what is there now).
-
-    `known` is what the last build wrote there: when the file still has its
-    size and mtime and the digest matches, the file is not even read. A new
-    file is written in place; an existing one is replaced atomically.
-    """
-    new_digest = digest(content)
-    if known is not None and known[2] == new_digest and unchanged_since(known, file_stat(target)):
-        return False, known
-    try:
-        return True, _create(target, content, new_digest)
-    except FileExistsError:
-        pass
-    with open(target, "rb") as f:
-        if f.read() == content:
-            st = os.fstat(f.fileno())
-            return False, (st.st_size, st.st_mtime_ns, new_digest)
-    folder, _, name = target.rpartition("/")
-    tmp = f"{folder}/.{name}.{os.getpid()}.tmp"
-    info = _create(tmp, content, new_digest, exclusive=False)
-    os.replace(tmp, target)
-    return True, info
-
-
-def _create(target: str, content: bytes, content_digest: str, *, exclusive: bool = True) -> FileInfo:
-    flags = os.O_WRONLY | os.O_CREAT | (os.O_EXCL if exclusive else os.O_TRUNC) | getattr(os, "O_BINARY", 0)
-    try:
-        fd = os.open(target, flags, 0o666)
-    except FileNotFoundError:
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        fd = os.open(target, flags, 0o666)
-    try:  # plain os.write: a file object costs three more system calls per file
-        view = memoryview(content)
-        while view:
-            view = view[os.write(fd, view) :]
-        st = os.fstat(fd)
-    finally:
-        os.close(fd)
-    return (st.st_size, st.st_mtime_ns, content_digest)

@@ -11,15 +11,19 @@ import dataclasses
 import datetime as dt
 import email.policy
 import textwrap
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
+from babel.dates import format_date
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from publisher.config import Settings
+from publisher.render import dates
 from publisher.render.email import Issue
+from publisher.render.markdown import to_html
 from publisher.render.message import PREVIEW_TO, build_message, issue_eml, preview, preview_unsubscribe_url
-from publisher.render.plaintext import _SPACE, _collapsed, wrap
+from publisher.render.plaintext import _SPACE, _collapsed, _Walker, html_to_text, wrap
 from tests.issues_support import example as example_site
 from tests.issues_support import example_issues
 
@@ -117,3 +121,66 @@ def test_wrap_of_any_text_is_textwrap(text: str, first: str, width: int) -> None
 @given(st.text(st.sampled_from(["a", "é", *(c for c in map(chr, range(0x110000)) if c.isspace())]), max_size=60))
 def test_collapsed_is_the_regex(line: str) -> None:
     assert _collapsed(line) == _SPACE.sub(" ", line).strip()
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    day=st.datetimes(min_value=dt.datetime(1, 1, 1), max_value=dt.datetime(9999, 12, 31)),
+    offset=_OFFSETS,
+    language=st.sampled_from(["en", "es", "fr", "pt", "de", "ar", "he", "zh", "ja", "en-US", "pt-BR", "xx"]),
+)
+def test_long_date_is_babels_format_date(day: dt.datetime, offset: dt.timezone, language: str) -> None:
+    when = day.replace(tzinfo=offset)
+    locale = dates.locale_for(language)
+    assert dates.long_date(when, language) == format_date(when, format="long", locale=locale)
+    assert dates.long_date(when.date(), language) == format_date(when.date(), format="long", locale=locale)
+    assert dates.text_direction(language) == locale.text_direction
+
+
+def _html_to_text_by_htmlparser(html: str) -> str:
+    """What html_to_text gave before it read plain HTML itself: HTMLParser feeds the walker."""
+    walker = _Walker()
+    walker.feed(html)
+    return walker.text()
+
+
+_TAG_NAMES = ["p", "a", "li", "ol", "ul", "blockquote", "pre", "h1", "h3", "br", "img", "table", "tr", "td", "em", "hr"]
+
+
+def _joined(pieces: list[str], min_size: int = 0, max_size: int = 10) -> st.SearchStrategy[str]:
+    return st.lists(st.sampled_from(pieces), min_size=min_size, max_size=max_size).map("".join)
+
+
+_VALUES = _joined([*"ab1 <>/='", "&amp;", "&quot;", "&lt;", "&#39;", "&", "é"], max_size=8)
+_TEXTS = _joined([*"ab. \n\t", "&amp;", "&lt;", "&nbsp;", "&#x27;", "&", "\u00a0", "https://x.example/a"], min_size=1)
+_PIECES = st.one_of(
+    st.builds(
+        lambda tag, attributes: f"<{tag}{''.join(f' {name}={chr(34)}{value}{chr(34)}' for name, value in attributes)}>",
+        st.sampled_from(_TAG_NAMES),
+        st.lists(st.tuples(st.sampled_from(["href", "title", "alt", "start", "src"]), _VALUES), max_size=2),
+    ),
+    st.sampled_from(_TAG_NAMES).map(lambda tag: f"</{tag}>"),
+    _TEXTS,
+    st.sampled_from(["<!-- c -->", "<br/>", "<a href=x>", "< b", "<P>", "<script>a</script>", "</p >", "<a href='y'>"]),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(_PIECES, max_size=25).map("".join))
+def test_html_to_text_reads_html_as_htmlparser_does(html: str) -> None:
+    assert _outcome(html_to_text, html) == _outcome(_html_to_text_by_htmlparser, html)
+
+
+def _outcome(function: Callable[[str], str], html: str) -> tuple[str, str]:
+    """The text, or the error raised (an end tag with no start tag, which nh3 never writes, is one)."""
+    try:
+        return "text", function(html)
+    except Exception as exc:
+        return "error", type(exc).__name__
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_joined([*"ab *_#>-1.[]()<>&`\n ", "](https://x.example/p)", "<em>", "</em>", "\n\n", "> "], max_size=60))
+def test_html_to_text_of_any_body_is_as_before(markdown: str) -> None:
+    html = to_html(markdown, "https://site.example/news/1")
+    assert html_to_text(html) == _html_to_text_by_htmlparser(html)

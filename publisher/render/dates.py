@@ -12,7 +12,7 @@ import re
 from functools import lru_cache
 
 from babel import Locale, UnknownLocaleError
-from babel.dates import format_date, format_time, parse_pattern
+from babel.dates import DateTimePattern, format_time, get_date_format, parse_pattern
 
 _BARE = {"en": "en_001"}
 _FIELDS = ("y", "M", "d")
@@ -33,7 +33,21 @@ def locale_for(language: str) -> Locale:
 
 def long_date(when: dt.date, language: str) -> str:
     """'9 February 2018', '9 de febrero de 2018': a datetime in its own offset."""
-    return format_date(when, format="long", locale=locale_for(language))
+    pattern, locale = _long_date_pattern(language)
+    return pattern.apply(when.date() if isinstance(when, dt.datetime) else when, locale)  # as format_date does
+
+
+@lru_cache(maxsize=64)
+def _long_date_pattern(language: str) -> tuple[DateTimePattern, Locale]:
+    """What `format_date(format="long")` looks up for every date, looked up once per language."""
+    locale = locale_for(language)
+    return parse_pattern(get_date_format("long", locale=locale)), locale
+
+
+@lru_cache(maxsize=64)
+def text_direction(language: str) -> str:
+    """'ltr' or 'rtl': how the language is written."""
+    return str(locale_for(language).text_direction)
 
 
 def short_time(when: dt.datetime, language: str) -> str:

@@ -162,16 +162,16 @@ def preview(issue: Issue, settings: Settings) -> tuple[str, str]:
     return personalise(issue, name="", unsubscribe_url=preview_unsubscribe_url(settings), email=PREVIEW_TO)
 
 
-def issue_eml(issue: Issue, settings: Settings, filled: tuple[str, str] | None = None) -> bytes:
+def issue_eml(issue: Issue, settings: Settings, filled: tuple[bytes, bytes] | None = None) -> bytes:
     """The complete .eml `build` writes for an issue (CRLF line ends, as on the wire).
 
     The same bytes as ``build_message(...).as_bytes(policy=email.policy.SMTP)``
     (a test holds the two together), written directly: this message has a
     fixed shape, and the email package's generator and header folding cost
     more than the rest of an issue's rendering. `filled` is `preview(issue,
-    settings)` when the caller has it already.
+    settings)`, encoded as UTF-8, when the caller has it already.
     """
-    html, text = filled if filled is not None else preview(issue, settings)
+    html, text = filled if filled is not None else (part.encode("utf-8") for part in preview(issue, settings))
     host = urlsplit(settings.site.url).hostname or "localhost"
     fields = {"From": settings.newsletter.from_, "To": PREVIEW_TO, "Subject": issue.subject}
     if issue.date is not None:
@@ -185,7 +185,8 @@ def issue_eml(issue: Issue, settings: Settings, filled: tuple[str, str] | None =
     for name, value in fields.items():
         check_header(name, value)
     head = b"".join(_folded(name, value) for name, value in fields.items())
-    return b"".join((head, _MULTIPART_HEAD, _crlf(_quoted_printable(text)), _HTML_HEAD, _base64_crlf(html), _END))
+    text_part = _crlf(binascii.b2a_qp(text, istext=True))  # as _quoted_printable, without a round trip to str
+    return b"".join((head, _MULTIPART_HEAD, text_part, _HTML_HEAD, _base64_crlf(html), _END))
 
 
 # The fixed parts of the message `build_message` makes, as its generator writes them.
@@ -200,7 +201,7 @@ _HTML_HEAD = (
     b"\r\n" + _MARK + b'\r\nContent-Type: text/html; charset="utf-8"\r\nContent-Transfer-Encoding: base64\r\n\r\n'
 )
 _END = b"\r\n" + _MARK + b"--\r\n"
-_ANY_EOL = re.compile(r"\r\n|\r|\n")  # the generator's own NLCRE
+_ANY_EOL = re.compile(rb"\r\n|\r|\n")  # the generator's own NLCRE
 # Header values the email package writes back exactly as given, on one line:
 # printable ASCII words with single spaces, no encoded word. Subject (an
 # unstructured header), Date as format_datetime writes it, a plain Message-ID.
@@ -226,15 +227,14 @@ def _folded_header(name: str, value: str) -> bytes:
     return email.policy.SMTP.fold_binary(name, _header(name, value))
 
 
-def _crlf(text: str) -> bytes:
-    """What the generator writes for a part's payload: every line end made CRLF."""
-    converted = text.replace("\n", "\r\n") if "\r" not in text else _ANY_EOL.sub("\r\n", text)
-    return converted.encode("ascii", "surrogateescape")
+def _crlf(payload: bytes) -> bytes:
+    """What the generator writes for a part's (ASCII) payload: every line end made CRLF."""
+    return payload.replace(b"\n", b"\r\n") if b"\r" not in payload else _ANY_EOL.sub(b"\r\n", payload)
 
 
-def _base64_crlf(text: str) -> bytes:
-    """`_base64(text)` with CRLF line ends."""
-    flat = binascii.b2a_base64(text.encode("utf-8"), newline=False)
+def _base64_crlf(data: bytes) -> bytes:
+    """`_base64` of these UTF-8 bytes, with CRLF line ends."""
+    flat = binascii.b2a_base64(data, newline=False)
     if not flat:
         return b""
     return b"\r\n".join([flat[start : start + 76] for start in range(0, len(flat), 76)]) + b"\r\n"
@@ -246,11 +246,11 @@ def issue_files(issue: Issue, settings: Settings) -> dict[str, bytes]:
     `<id>.html`, `<id>.txt` (neutral values filled), `<id>.eml`, and `<id>.ics`
     when the issue has a calendar entry (the issue links to it there).
     """
-    filled = preview(issue, settings)
+    html, text = (part.encode("utf-8") for part in preview(issue, settings))
     files = {
-        f"{issue.id}.html": filled[0].encode("utf-8"),
-        f"{issue.id}.txt": filled[1].encode("utf-8"),
-        f"{issue.id}.eml": issue_eml(issue, settings, filled),
+        f"{issue.id}.html": html,
+        f"{issue.id}.txt": text,
+        f"{issue.id}.eml": issue_eml(issue, settings, (html, text)),
     }
     if issue.calendar is not None:
         files[f"{issue.id}.ics"] = issue.calendar

@@ -11,6 +11,7 @@ import re
 import textwrap
 from dataclasses import dataclass
 from functools import lru_cache
+from html import unescape
 from html.parser import HTMLParser
 
 WIDTH = 72
@@ -256,5 +257,47 @@ def _common_quote(previous: str, current: str) -> str:
 def html_to_text(html: str, width: int = WIDTH) -> str:
     """Readable plain text from sanitised HTML (see the module docstring)."""
     walker = _Walker(width=width)
-    walker.feed(html)
+    tokens = _tokens(html)
+    if tokens is None:
+        walker.feed(html)
+    else:
+        for tag, attrs, closing, data in tokens:
+            if data:
+                walker.handle_data(unescape(data))
+            elif closing:
+                walker.handle_endtag(tag)
+            else:
+                walker.handle_starttag(tag, attrs)
     return walker.text()
+
+
+# The HTML nh3 writes: start tags with double-quoted attributes, end tags, text (its "<" escaped).
+_TOKEN = re.compile(r'<([a-z][a-z0-9]*)((?: [a-z][a-z0-9-]*="[^"]*")*)>|</([a-z][a-z0-9]*)>|([^<]+)')
+_ATTRIBUTE = re.compile(r' ([a-z][a-z0-9-]*)="([^"]*)"')
+_RAW_TEXT = ("script", "style")  # HTMLParser reads these differently (CDATA)
+Token = tuple[str, list[tuple[str, str | None]], bool, str]  # tag, attributes, end tag?, text
+
+
+def _tokens(html: str) -> list[Token] | None:
+    """`html` as HTMLParser would hand it to the walker, when it is all plain tags and text: else None.
+
+    HTMLParser does the same in pure Python with many more steps; for any
+    other HTML (comments, self-closing tags, unquoted attributes...) it is used.
+    """
+    tokens: list[Token] = []
+    at = 0
+    for match in _TOKEN.finditer(html):
+        if match.start() != at:
+            return None
+        at = match.end()
+        start, attributes, end, data = match.groups()
+        if data is not None:
+            tokens.append(("", [], False, data))
+        elif end is not None:
+            tokens.append((end, [], True, ""))
+        elif start in _RAW_TEXT:
+            return None
+        else:
+            found = _ATTRIBUTE.findall(attributes) if attributes else []
+            tokens.append((start, [(name, unescape(value) if value else value) for name, value in found], False, ""))
+    return tokens if at == len(html) else None
