@@ -344,7 +344,7 @@ def utf8_locale() -> Iterator[str]:
     try:
         yield locale.setlocale(locale.LC_ALL, "C.UTF-8")
     except locale.Error:
-        pytest.skip("no C.UTF-8 locale here")
+        pytest.fail("the C.UTF-8 locale (built into glibc on Debian) is missing: this test needs a non-C locale")
     finally:
         locale.setlocale(locale.LC_ALL, before)
 
