@@ -71,7 +71,7 @@ def parse_now(value: str | None) -> dt.datetime:
     except ValueError:
         _bad_flag("--now", f"is not an ISO date and time (got {value!r})")
     if parsed.tzinfo is None:
-        _bad_flag("--now", f"needs a time and a UTC offset, e.g. {parsed:%Y-%m-%dT%H:%M}+00:00 (got {value!r})")
+        _bad_flag("--now", f"needs a UTC offset, e.g. {parsed:%Y-%m-%dT%H:%M}+00:00 (got {value!r})")
     return parsed
 
 
