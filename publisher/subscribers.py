@@ -210,7 +210,7 @@ def add(
     """
     incoming, problems = checked(email, name, language, lists, status)
     if incoming is None:
-        raise InvalidInput([Problem("<command line>", 1, field, message) for field, message in problems])
+        raise InvalidInput([Problem("command line", 1, field, message) for field, message in problems])
     save(store, [incoming], now, source, resubscribe=resubscribe)
     found = get(store, incoming.email)
     assert found is not None  # just saved

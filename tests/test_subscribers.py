@@ -68,8 +68,8 @@ def test_a_bad_address_or_language_is_bad_input_naming_the_field(store: Store) -
     with pytest.raises(InvalidInput) as caught:
         subscribers.add(store, "ana.example.org", language="english please", now=NOW, source="cli")
     assert [str(problem) for problem in caught.value.problems] == [
-        "<command line>:1: email: An email address must have an @-sign (got 'ana.example.org')",
-        "<command line>:1: language: is not a BCP 47 language tag (got 'english please')",
+        "command line:1: email: An email address must have an @-sign (got 'ana.example.org')",
+        "command line:1: language: is not a BCP 47 language tag (got 'english please')",
     ]
     assert subscribers.list_subscribers(store) == []
 
