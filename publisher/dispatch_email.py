@@ -2,11 +2,13 @@
 
 The recipient set is fixed in the ledger when the dispatch first starts (one
 row per address). Rows are claimed a batch at a time as the channel asks for
-more messages; each message is marked sent the moment the server accepts it,
-on a connection kept for those marks (`publisher.marks`). So a restart after a
-kill sends to everyone not yet marked and to no one marked; the only repeats
-possible are the few messages accepted in the instant before the kill (at
-most one per connection in flight).
+more messages; each message is marked sent as soon as the server accepts it,
+on a connection kept for those marks (`publisher.marks`; answers that arrive
+together are committed together), and a connection sends its next message
+only after its previous one is marked. So a restart after a kill sends to
+everyone not yet marked and to no one marked; the only repeats possible are
+the messages accepted in the instant before the kill: at most one per
+connection.
 
 The issue's MJML is compiled once per dispatch; each recipient's message is
 that one serialisation with its own values filled in (`publisher.letters`).
@@ -85,8 +87,10 @@ class _Feed:
     """Claims ledger rows as the channel asks for messages, and records each answer.
 
     Both run in the caller's thread (`send_many` reads `items` lazily and calls
-    `record` there), so each answer is marked the moment the channel reports
-    it, before the next message is handed out.
+    `record` and `flush` there). Messages the server accepted are marked sent
+    in one transaction per group of answers that arrived together (`flush`),
+    and the channel lets a connection send its next message only after that
+    commit: a kill leaves at most one accepted, unmarked message per connection.
     """
 
     def __init__(self, runner: Runner, d: Dispatch, letters: Letters, marks: SentMarks, total: int) -> None:
@@ -101,6 +105,7 @@ class _Feed:
         self.counts: Counter[str] = Counter()
         self.rng = random.Random()
         self.done = 0
+        self.accepted: list[SentMessage] = []  # answered "sent", to be marked at the next flush
 
     def items(self) -> Iterator[tuple[int, WireMessage, str]]:
         runner, store = self.runner, self.store
@@ -140,7 +145,7 @@ class _Feed:
         store, now = self.store, self.runner.clock()
         reply = f"{result.code} {result.text}".strip() if result.code else result.text
         if result.sent:
-            self.marks.mark(SentMessage(row.id, message_id=result.message_id, reply=reply), now)
+            self.accepted.append(SentMessage(row.id, message_id=result.message_id, reply=reply))
         elif result.outcome == "auth" or result.stage == "queued":  # never really tried: nobody's attempt is spent
             store.release(self.runner.worker, now, ids=[row.id])
         elif result.retryable:
@@ -154,6 +159,12 @@ class _Feed:
         self.done += 1
         if self.runner.on_progress is not None and (self.done % PROGRESS_EVERY == 0):
             self.runner.on_progress(self.dispatch.id, self.done, self.total)
+
+    def flush(self) -> None:
+        """Mark what the server accepted since the last flush, in one committed transaction."""
+        if self.accepted:
+            self.marks.mark_all(self.accepted, self.runner.clock())
+            self.accepted.clear()
 
     def close(self) -> None:
         """Give back rows claimed and never handed to the channel (a stop, an error)."""
@@ -179,10 +190,11 @@ def send(runner: Runner, d: Dispatch, *, channel: EmailChannel | None = None) ->
     with SentMarks(store) as marks:
         feed = _Feed(runner, d, letters, marks, total)
         try:
-            channel.send_many(feed.items(), feed.record)
+            channel.send_many(feed.items(), feed.record, feed.flush)
         except ChannelError as exc:
             error = exc
         finally:
+            feed.flush()  # accepted before an error: marked all the same
             feed.close()
     if runner.on_progress is not None:
         runner.on_progress(d.id, feed.done, total)

@@ -22,6 +22,7 @@ What it can do:
 - STARTTLS (`tls=TlsFiles`) or SMTPS (`tls=..., implicit_tls=True`) with a
   certificate made for 127.0.0.1 by `make_tls_files`;
 - close every connection from its side (`disconnect_all`, as an idle timeout does);
+- offer PIPELINING in its EHLO reply, as Postfix does (`pipelining=False`: not);
 - count connections (opened, open now, most open at once) and stamp each message
   with `clock()` (any callable; a test's fake clock).
 """
@@ -145,9 +146,25 @@ class _Handler:
     def __init__(self, server: MailServer) -> None:
         self.server = server
 
+    async def handle_EHLO(
+        self, smtp: SMTP, session: Session, envelope: Envelope, hostname: str, responses: list[str]
+    ) -> list[str]:
+        """Offer PIPELINING (RFC 2920) as Postfix does, unless told not to.
+
+        aiosmtpd reads commands one line at a time in order, so a pipelined group
+        is answered in order; it only does not say so in its EHLO reply."""
+        session.host_name = hostname
+        if self.server.pipelining:
+            responses.insert(-1, "250-PIPELINING")
+        return responses
+
     async def handle_MAIL(
         self, smtp: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
+        reader = getattr(smtp, "_reader", None)  # aiosmtpd's StreamReader: what came with MAIL, unread yet
+        if b"RCPT TO:" in bytes(getattr(reader, "_buffer", b"")):
+            with self.server._lock:
+                self.server.pipelined_groups += 1
         if self.server.auth_required and not session.authenticated:
             return "530 5.7.0 Authentication required"
         reply = self.server._next_reply(address, "mail")
@@ -251,6 +268,7 @@ class MailServer:
         mechanisms: Iterable[str] = ("PLAIN", "LOGIN"),
         clock: Callable[[], float] | None = None,
         small_window: bool = False,
+        pipelining: bool = True,
     ) -> None:
         if implicit_tls and tls is None:
             raise ValueError("implicit TLS (SMTPS) needs tls=make_tls_files(...)")
@@ -262,10 +280,12 @@ class MailServer:
         self.reject_auth = reject_auth
         self.clock = clock
         self.small_window = small_window
+        self.pipelining = pipelining
         self.auth_required = bool(users or reject_auth)
         self.received: list[Received] = []
         self.auth_attempts: list[tuple[str, str]] = []  # (mechanism, login)
         self.attempts: Counter[str] = Counter()  # RCPT commands per address
+        self.pipelined_groups = 0  # MAIL commands that arrived with their RCPT (a pipelined client)
         self.connections_opened = 0
         self.connections_open = 0
         self.peak_connections = 0

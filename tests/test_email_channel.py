@@ -56,9 +56,10 @@ def tls(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
     return make_tls_files(tmp_path_factory.mktemp("tls"))
 
 
-@pytest.fixture
-def server() -> Iterator[MailServer]:
-    with MailServer() as running:
+@pytest.fixture(params=[True, False], ids=["pipelining", "one-by-one"])
+def server(request: pytest.FixtureRequest) -> Iterator[MailServer]:
+    """A server offering PIPELINING (as Postfix does) and one that does not: the client's two ways."""
+    with MailServer(pipelining=request.param) as running:
         yield running
 
 
@@ -141,12 +142,35 @@ def test_550_for_one_address(server: MailServer) -> None:
     assert server.per_recipient() == {"ana@example.org": 1, "bo@example.org": 1, "cy@example.org": 1}
 
 
+def test_mail_rcpt_and_data_go_out_as_one_group_when_the_server_offers_pipelining(server: MailServer) -> None:
+    results = send_all(smtp_channel(server, connections=1), [f"r{n}@example.org" for n in range(5)])
+    assert {r.outcome for r in results.values()} == {"sent"}
+    assert server.pipelined_groups == (5 if server.pipelining else 0)
+
+
+def test_421_at_rcpt_drops_the_connection_and_the_next_message_goes_on_a_new_one(server: MailServer) -> None:
+    server.script("ana@example.org", "421 4.3.2 Shutting down")
+    results = send_all(smtp_channel(server, connections=1), ["ana@example.org", "bo@example.org"])
+    assert (results["ana@example.org"].outcome, results["ana@example.org"].code) == ("temporary", 421)
+    assert results["bo@example.org"].outcome == "sent"
+    assert server.per_recipient() == {"bo@example.org": 1}
+    assert server.connections_opened == 2
+
+
+def test_an_address_smtplib_must_quote_goes_the_careful_way(server: MailServer) -> None:
+    message = sample_message(1, "ana@example.org")
+    result = smtp_channel(server).send(message, "Ana <ana@example.org>")  # a display name: smtplib quotes it
+    assert result.outcome == "sent"
+    assert server.per_recipient() == {"ana@example.org": 1}
+    assert server.pipelined_groups == 0
+
+
 BIG_BODY = ("x" * 76 + "\n") * 80_000  # 6 MB: more than the socket buffers hold, so a drop is seen while sending
 
 
-@pytest.fixture
-def narrow_server() -> Iterator[MailServer]:
-    with MailServer(small_window=True) as running:
+@pytest.fixture(params=[True, False], ids=["pipelining", "one-by-one"])
+def narrow_server(request: pytest.FixtureRequest) -> Iterator[MailServer]:
+    with MailServer(small_window=True, pipelining=request.param) as running:
         yield running
 
 

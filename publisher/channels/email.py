@@ -4,11 +4,15 @@ Transport only: messages arrive built (headers, parts, per-recipient text);
 this module turns each into bytes once, signs it (DKIM) when asked, and hands
 it over, over N reused SMTP connections at most `rate` messages a second.
 
-`send_many` reports every message to the caller the moment the server has
+`send_many` reports every message to the caller as soon as the server has
 answered for it, in the caller's own thread, so the ledger can be marked at
-once. The one window in which a message can be repeated: a connection lost
-after the message went out and before the server's reply (``unknown``), at
-most one message per connection.
+once; answers that arrive together are reported together and then `flush`ed
+(one commit for the lot). A connection sends its next message only once its
+previous answer has been reported and flushed: so at any instant at most one
+message per connection has been accepted by the server and not yet recorded
+by the caller (the repeat window after a kill). The other window in which a
+message can be repeated: a connection lost after the message went out and
+before the server's reply (``unknown``), at most one message per connection.
 
     with EmailChannel.from_site(site) as channel:  # connections kept from batch to batch
         for batch in batches:
@@ -24,7 +28,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Generic, NamedTuple, TypeVar
 
 from publisher.channels.email_url import (
     DEFAULT_URL,
@@ -78,6 +82,14 @@ Item = tuple[K, Sendable, str]
 @dataclass(frozen=True)
 class _Retired:
     """A worker left: its connection could not be opened (or it crashed)."""
+
+
+class _Answer(NamedTuple, Generic[K]):
+    """A worker's answer for one item."""
+
+    key: K
+    result: SendResult
+    worker: int
 
 
 class EmailChannel:
@@ -190,7 +202,12 @@ class EmailChannel:
             raise result.error()
         return result
 
-    def send_many(self, items: Iterable[Item[K]], on_result: Callable[[K, SendResult], None]) -> Counter[str]:
+    def send_many(
+        self,
+        items: Iterable[Item[K]],
+        on_result: Callable[[K, SendResult], None],
+        flush: Callable[[], None] | None = None,
+    ) -> Counter[str]:
         """Send every ``(key, message, recipient)``; call ``on_result(key, result)`` as each is answered.
 
         A message is an EmailMessage, or bytes already in wire form (its From or
@@ -201,6 +218,9 @@ class EmailChannel:
         item taken from `items` gets exactly one `on_result` call (unless
         `on_result` itself raises); when reading `items` raises, the messages
         already handed over are still reported before the exception goes on.
+        Answers that arrived together are reported in a row, then `flush()` is
+        called (the caller commits what `on_result` gathered); only then may the
+        connections that gave those answers send their next message.
 
         After an ``auth`` outcome no further message is attempted: those left get
         a ``temporary`` result at stage ``queued``, and AuthenticationFailed (or
@@ -212,7 +232,7 @@ class EmailChannel:
         channel:``, where good ones are kept for the next call (a dispatch that
         sends in batches) until the block ends.
         """
-        return _Run(self, on_result).run(items)
+        return _Run(self, on_result, flush).run(items)
 
 
 class _Run(Generic[K]):
@@ -221,13 +241,24 @@ class _Run(Generic[K]):
     The first worker sends the first message alone; the others start once it is
     through. So a wrong password costs one login, not one per connection, and a
     server that cannot be reached is tried once.
+
+    Each worker holds a turn (a semaphore) to send a message, given back by the
+    caller's thread once that message's answer is reported and flushed: a
+    worker has at most one answered message the caller has not recorded.
     """
 
-    def __init__(self, channel: EmailChannel, on_result: Callable[[K, SendResult], None]) -> None:
+    def __init__(
+        self,
+        channel: EmailChannel,
+        on_result: Callable[[K, SendResult], None],
+        flush: Callable[[], None] | None = None,
+    ) -> None:
         self.channel = channel
         self.on_result = on_result
+        self.flush = flush
         self.work: queue.SimpleQueue[Item[K] | None] = queue.SimpleQueue()
-        self.results: queue.SimpleQueue[tuple[K, SendResult] | _Retired] = queue.SimpleQueue()
+        self.results: queue.SimpleQueue[_Answer[K] | _Retired] = queue.SimpleQueue()
+        self.turns = [threading.Semaphore(1) for _ in range(channel.connections)]
         self.stop = threading.Event()
         self.first_done = threading.Event()
         self.reached_server = threading.Event()
@@ -249,6 +280,8 @@ class _Run(Generic[K]):
         finally:
             self.stop.set()
             self.first_done.set()
+            for turn in self.turns:
+                turn.release()  # nobody waits for answers any more: let every worker see the stop
             for _ in threads:
                 self.work.put(None)
             for thread in threads:
@@ -285,20 +318,36 @@ class _Run(Generic[K]):
                 queued = self.work.get_nowait()
                 assert queued is not None
                 self._report(queued[0], self._unsent())
+                self._flush()
                 in_flight -= 1
                 continue
-            event = self.results.get()
-            if isinstance(event, _Retired):
-                alive -= 1
-                if alive == 0:
-                    self._fail(ServerUnavailable(self._last_connect_failure or "no connection to the mail server"))
-                continue
-            in_flight -= 1
-            self._report(*event)
+            events = [self.results.get()]
+            while True:  # and every other answer already there: reported, then flushed, together
+                try:
+                    events.append(self.results.get_nowait())
+                except queue.Empty:
+                    break
+            answered = []
+            for event in events:
+                if isinstance(event, _Retired):
+                    alive -= 1
+                    if alive == 0:
+                        self._fail(ServerUnavailable(self._last_connect_failure or "no connection to the mail server"))
+                    continue
+                in_flight -= 1
+                self._report(event.key, event.result)
+                answered.append(event.worker)
+            self._flush()
+            for worker in answered:
+                self.turns[worker].release()
 
     def _report(self, key: K, result: SendResult) -> None:
         self.counts[result.outcome] += 1
         self.on_result(key, result)
+
+    def _flush(self) -> None:
+        if self.flush is not None:
+            self.flush()
 
     def _unsent(self) -> SendResult:
         why = str(self.error) if self.error is not None else "the run was stopped"
@@ -313,8 +362,9 @@ class _Run(Generic[K]):
         try:
             while (item := self.work.get()) is not None:
                 key, message, recipient = item
+                self.turns[index].acquire()  # the previous answer is recorded (or the run is over)
                 if self.stop.is_set():
-                    self.results.put((key, self._unsent()))
+                    self.results.put(_Answer(key, self._unsent(), index))
                     continue
                 if bucket is not None:
                     bucket.acquire()
@@ -322,10 +372,10 @@ class _Run(Generic[K]):
                     result = transport.send(message, recipient)
                 except Exception as exc:  # a bad message or a bug: stop the run, re-raised to the caller
                     self._fail(exc)
-                    self.results.put((key, self._unsent()))
+                    self.results.put(_Answer(key, self._unsent(), index))
                     return
                 carry_on = self._judge(result)
-                self.results.put((key, result))
+                self.results.put(_Answer(key, result, index))
                 if not carry_on:
                     return
                 self.first_done.set()
