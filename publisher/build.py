@@ -5,7 +5,11 @@
 Writes under the output folder (default: the site folder): `feeds/` (Atom and
 RSS for the site, each tag and each language), `newsletters/<id>.html|.txt|.eml`
 (and `.ics` for a record with `starts`) and `posts/<network>/<id>.txt`, for
-every record that is not a draft (a cancelled record's issue says so).
+every record that is not a draft (a cancelled record's issue says so). The
+feeds show only the records published by `now` (the CLI's ``--now``, default
+the current time), as the timeline's ``feeds`` dispatch writes them: a record
+dated later gets its issue and posts (to review) but no feed entry until it
+is live. Without `now` (the library's default) every record is shown.
 
 A rebuild does only what changed (see `publisher.build_cache`): record files
 are parsed again only when they changed; a record's issue and posts are
@@ -20,6 +24,7 @@ process pool (`build_render` holds the work each process does).
 
 from __future__ import annotations
 
+import datetime as dt
 import gc
 import os
 import pickle
@@ -92,13 +97,15 @@ def build(
     *,
     records: Sequence[Record] | None = None,
     progress: Progress | None = None,
+    now: dt.datetime | None = None,
 ) -> Manifest:
     """Render every output of `site` into `out` (default: the site folder); `records` default to its files.
 
+    The feeds show the records published by `now` (all of them when None).
     `progress(done, total)` is called as records are done. Raises InvalidInput
     (nothing written) when a record, a post or a template is bad.
     """
-    return _Build(site, (out or site.root).resolve(), records, progress).run()
+    return _Build(site, (out or site.root).resolve(), records, progress, now=now).run()
 
 
 def check_site(site: Site, progress: Progress | None = None) -> Manifest:
@@ -114,9 +121,17 @@ class _Build:
     """One build (or, with `write=False`, one check): records → pass 1 → pass 2 and the feeds → caches."""
 
     def __init__(
-        self, site: Site, out: Path, records: Sequence[Record] | None, progress: Progress | None, *, write: bool = True
+        self,
+        site: Site,
+        out: Path,
+        records: Sequence[Record] | None,
+        progress: Progress | None,
+        *,
+        write: bool = True,
+        now: dt.datetime | None = None,
     ) -> None:
         self.site, self.out, self.given, self.progress, self.write = site, out, records, progress, write
+        self.now = now.timestamp() if now is not None else None
         self.templates = site.templates if site.templates.is_dir() else None
         code = code_digest()
         settings = site.settings.model_dump_json(by_alias=True)
@@ -145,8 +160,11 @@ class _Build:
             ]
             self.total = self.done + len(todo)
             produced = self._map(work.produce, todo, size=50)
-            feeds = self._feeds(live, {w.id for w in todo})
-            return self._finish(live, produced, feeds)
+            shown = live if self.now is None else [s for s in live if s.published <= self.now]
+            feeds = self._feeds(shown, {w.id for w in todo})
+            manifest = self._finish(live, produced, feeds)
+            manifest.scheduled = len(live) - len(shown)
+            return manifest
         finally:
             if self.pool is not None:
                 self.pool.shutdown(cancel_futures=True)

@@ -35,6 +35,7 @@ class Manifest:
     out: Path
     records: int = 0
     drafts: int = 0
+    scheduled: int = 0  # records dated after the build's `now`: rendered, not in the feeds yet
     parts: list[Output | Kept] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     # The `--json` line of a file this build rendered, as `manifest_lines` made it, by path.
@@ -64,6 +65,7 @@ class Manifest:
         return {
             "out": str(self.out),
             "records": self.records,
+            "scheduled": self.scheduled,
             "written": written,
             "unchanged": self.files - written,
             "removed": self.removed,
@@ -97,6 +99,11 @@ class Manifest:
         lines.append(
             f"{self.records} records → {len(written)} files written, {unchanged} unchanged{removed}, in {self.out}"
         )
+        if self.scheduled:
+            lines.append(
+                f"{self.scheduled} records published later are not in the feeds yet"
+                " (their issues and posts are written, for review)"
+            )
         return lines
 
 

@@ -128,15 +128,17 @@ def check(c: Context) -> None:
 
 @cli.command()
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Output folder (default: the site).")
+@click.option("--now", "now_text", help="Feeds show what is published by this time (ISO, with offset; default: now).")
 @pass_context
-def build(c: Context, out: Path | None) -> None:
+def build(c: Context, out: Path | None, now_text: str | None) -> None:
     """Write feeds, newsletter issues and posts.  Example: publisher build --out public"""
     from publisher.build import build as run_build
     from publisher.record_files import record_names
 
     site = c.site
+    now = parse_now(now_text)
     with _progress(c, len(record_names(site.events))) as progress:
-        manifest = run_build(site, out, progress=progress)
+        manifest = run_build(site, out, progress=progress, now=now)
     click.echo(manifest.to_json() if c.as_json else "\n".join(manifest.report()))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import shutil
 from collections.abc import Sequence
@@ -202,6 +203,29 @@ def test_an_image_of_the_site_goes_into_the_feeds_with_its_size(example_site: Pa
     size = (example_site / "media" / "forum-bogota.png").stat().st_size
     atom = (example_site / "feeds" / "atom.xml").read_text()
     assert f'length="{size}"' in atom and 'rel="enclosure"' in atom
+
+
+def test_feeds_show_only_what_is_published_by_now_and_the_rest_comes_in_once_it_is(example_site: Path) -> None:
+    site = load_site(example_site)
+    april = dt.datetime(2018, 4, 10, 12, tzinfo=dt.UTC)  # the call for papers is out, the forum not yet
+    manifest = build(site, now=april)
+    atom = (example_site / "feeds" / "atom.xml").read_text(encoding="utf-8")
+    assert "Call for papers" in atom and "High-level forum" not in atom
+    assert f"newsletters/{FORUM}.html" in outputs(example_site)  # its issue and posts are there to review
+    assert manifest.scheduled == 2 and "2 records published later are not in the feeds yet" in manifest.report()[-1]
+    later = build(site, now=dt.datetime(2018, 7, 1, tzinfo=dt.UTC))
+    assert "High-level forum" in (example_site / "feeds" / "atom.xml").read_text(encoding="utf-8")
+    assert later.scheduled == 0 and {o.path for o in later.written} == {
+        o.path for o in later.outputs if o.kind == "feed" and set(o.records) & {FORUM, WEBINAR}
+    }
+    assert outputs(example_site)["feeds/atom.xml"] == _fresh_build_atom(example_site)
+
+
+def _fresh_build_atom(site: Path) -> bytes:
+    """The site feed a build with no clock writes into a new folder: every record."""
+    out = site / "fresh"
+    build(load_site(site), out)
+    return (out / "feeds" / "atom.xml").read_bytes()
 
 
 def test_a_bad_record_stops_the_build_before_anything_is_written(example_site: Path) -> None:

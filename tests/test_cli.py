@@ -206,7 +206,8 @@ def test_bad_settings_are_named_at_their_line_with_a_hint(example_site: Path) ->
 def test_build_json_lists_every_file_with_what_it_is(example_site: Path) -> None:
     data = manifest(example_site)
     files = files_of(data)
-    assert set(data) == {"out", "records", "written", "unchanged", "removed", "files"}
+    assert set(data) == {"out", "records", "scheduled", "written", "unchanged", "removed", "files"}
+    assert data["scheduled"] == 0  # every example record is from 2018: all in the feeds
     assert data["out"] == str(example_site) and data["records"] == 5 and data["removed"] == []
     assert data["written"] == len(files) and data["unchanged"] == 0
     assert {str(f["path"]) for f in files} == on_disk(example_site)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from collections.abc import Iterator
 from email.utils import parsedate_to_datetime
@@ -417,6 +418,18 @@ def test_the_feeds_rule_publishes_the_feeds_as_of_its_time(example_site: Path) -
     assert "Agenda 2030" not in atom  # published on 15 March: not yet
     (line,) = [one for one in plan_json(example_site, {}, SOON).values() if one["records"] == [PARIS]]
     assert line["state"] == "sent" and line["channel"] == "feeds"
+
+
+def test_the_feeds_rule_and_build_write_the_same_feeds_for_the_same_time(example_site: Path) -> None:
+    configure(example_site, FEEDS_RULE)
+    may = dt.datetime(2018, 5, 2, 14, 30, tzinfo=dt.UTC)  # the Bogotá forum, with its image file, just out
+    run_once(example_site, {}, may)
+    by_dispatch = {p: p.read_bytes() for p in sorted((example_site / "feeds").rglob("*.xml"))}
+    assert b"forum-bogota.png" in by_dispatch[example_site / "feeds" / "atom.xml"]
+    built = command(example_site, {}, "--json", "build", "--now", at(may))
+    assert built.exit_code == 0, built.stderr
+    assert [f["path"] for f in json.loads(built.stdout)["files"] if f["kind"] == "feed" and f["changed"]] == []
+    assert {p: p.read_bytes() for p in sorted((example_site / "feeds").rglob("*.xml"))} == by_dispatch
 
 
 def test_temporary_failures_are_not_retried_past_the_retry_budget(example_site: Path, server: MailServer) -> None:
