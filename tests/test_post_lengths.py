@@ -77,6 +77,7 @@ PIECES = [
     "‼", "\r\n", "\r", "\n", "é", "e\u0301", "…", "—", "“", "x.y", "co-op.", "\U0001f1eb\U0001f1f7", "\u200d", "\ufe0f",
     "@x", "(", ")", "www.x.com/a(b)", "k.ly", "Ω", "ﬁ", "한국어", "ᄀ", "\u3000", "test.みんな", "-", "_", "/", "é.com",
     "\u202a", ".co", ":", "https://", "Ж", "\u0483", "か\u3099", "ｶﾞ", "\u0600", "\U000e0067", "\t",
+    "ñ", "¡", "«", "»", "ß", "ǅ", "\u00a0", "\u00ad", "ɏ", "ɐ",
 ]  # fmt: skip
 tricky_text = st.lists(st.sampled_from(PIECES), max_size=40).map("".join) | st.text(max_size=60)
 
