@@ -53,8 +53,15 @@ footer = "Bench · 1 rue de la Paix, Paris"
 """
 
 
+FIRST = dt.datetime(2020, 1, 1, 9, tzinfo=dt.UTC)
+
+
+def published_at(i: int) -> dt.datetime:
+    return FIRST + dt.timedelta(hours=7 * i)
+
+
 def record_text(i: int, rng: random.Random) -> str:
-    published = dt.datetime(2020, 1, 1, 9, tzinfo=dt.UTC) + dt.timedelta(hours=7 * i)
+    published = published_at(i)
     body = []
     for _ in range(4):
         body.append(" ".join(rng.choice(WORDS) for _ in range(50)).capitalize() + ".")
@@ -79,10 +86,10 @@ def make_site(root: Path, n: int) -> None:
 class Run:
     """One `publisher --json build` in a child process: wall and CPU seconds, peak memory, files written."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, now: dt.datetime) -> None:
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
-        args = [sys.executable, "-m", "publisher", "--json", "build"]
+        args = [sys.executable, "-m", "publisher", "--json", "build", "--now", now.isoformat()]
         done = subprocess.run(args, cwd=root, capture_output=True, text=True, check=False)
         self.wall = time.perf_counter() - start
         if done.returncode != 0:
@@ -118,13 +125,14 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="publisher-bench-"))
     try:
         make_site(root, args.n)
+        now = published_at(args.n)  # every record is out: the same feeds whatever the day of the run
         base = baseline(root)
-        cold = Run(root)
-        unchanged = [Run(root) for _ in range(args.repeat)]
+        cold = Run(root, now)
+        unchanged = [Run(root, now) for _ in range(args.repeat)]
         changed = []
         for attempt in range(args.repeat):
             edit(root / "events" / f"record-{args.n // 2:06d}.md", attempt)
-            changed.append(Run(root))
+            changed.append(Run(root, now))
         best = min(changed, key=lambda r: r.wall)
         result = {
             "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",

@@ -299,8 +299,6 @@ class _Build:
 
     def _feeds(self, live: list[Source], rendered: set[str]) -> list[Output]:
         """Every feed; rendered again only where a record in it changed (all, when the records in them may differ)."""
-        from publisher.render.feeds import feed_members, feed_set
-
         sizes = image_sizes(self.site.root, (s.image for s in live))
         membership = digest(
             *(f"{src}={size}" for src, size in sorted(sizes.items())), *(s.id + s.membership for s in live)
@@ -313,6 +311,8 @@ class _Build:
             wanted = {path for path, _, ids in listed if rendered.intersection(ids) or not self._intact(path)}
             fresh = self._some_feeds(live, sizes, listed, wanted)
         if listed is None or fresh is None:
+            from publisher.render.feeds import feed_members, feed_set  # feedgen and lxml: loaded only when needed
+
             shown = feed_members(live, self.site.settings)  # feeds show the newest few: read only those records
             files = feed_set([self._record(s) for s in live if s.id in shown], self.site.settings, sizes=sizes)
             listed = tuple((f.path, f.format, f.record_ids) for f in files)
@@ -340,10 +340,10 @@ class _Build:
         shows the records it showed before, and the feeds of only those records
         include each wanted feed exactly as the feeds of the whole site would.
         """
-        from publisher.render.feeds import feed_set
-
         if not wanted:
             return {}
+        from publisher.render.feeds import feed_set  # feedgen and lxml: loaded only when needed
+
         expected = {path: ids for path, _, ids in listed if path in wanted}
         shown = {id for ids in expected.values() for id in ids}
         records = [self._record(s) for s in live if s.id in shown]

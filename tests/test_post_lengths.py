@@ -7,6 +7,8 @@ run over the whole text; `fit` against a plain oracle that tries every cut.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Callable
 
 import grapheme
@@ -69,6 +71,26 @@ def test_too_long_names_the_count_and_the_limit() -> None:
     assert too_long("bluesky", heavy) == "is 7500 bytes of UTF-8; bluesky allows 3000"
     with pytest.raises(ValueError, match="unknown network"):
         measure("myspace", "hi")
+
+
+def test_twitter_text_loads_without_pkg_resources_and_leaves_none_behind() -> None:
+    """Where setuptools is missing (a Python 3.12 venv) the library would not load; and importing
+    pkg_resources costs a rebuild ~60 ms. `sys.modules[name] = None` makes that import fail here."""
+    code = (
+        "import sys; sys.modules['pkg_resources'] = None;"
+        "from publisher.render.lengths import x_length;"
+        "print(x_length('Listo ✨ https://example.org/a-long-path'));"  # an emoji counts 2, a URL 23
+        "print(sys.modules['pkg_resources'] is None, len(sys.modules['twitter_text.regexp.emoji'].emoji_list) > 3000)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["32", "True", "True"]
+    alone = subprocess.run(
+        [sys.executable, "-c", "import sys; from publisher.render.twitter_text_loader import load; load();"
+         "print('pkg_resources' in sys.modules)"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert alone.stdout.strip() == "False"
 
 
 PIECES = [

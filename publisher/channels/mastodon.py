@@ -34,7 +34,6 @@ from mastodon import (
     MastodonServerError,
     MastodonUnauthorizedError,
 )
-from twitter_text import extract_urls_with_indices
 
 from publisher.channels.social import (
     AuthFailed,
@@ -49,6 +48,7 @@ from publisher.channels.social import (
 from publisher.config import Site
 from publisher.errors import ChannelError
 from publisher.render.social import Post, PostImage
+from publisher.render.twitter_text_loader import load as load_twitter_text
 
 Visibility = Literal["public", "unlisted", "private", "direct"]
 DEFAULT_LIMITS = (500, 23)
@@ -61,7 +61,7 @@ def mastodon_length(text: str, url_length: int = 23) -> int:
     """Mastodon's count: graphemes; an http(s) URL counts `url_length`; a mention counts without its domain."""
     pieces: list[str] = []
     last = 0
-    for found in extract_urls_with_indices(text, extract_urls_without_protocol=False):
+    for found in load_twitter_text().extract_urls_with_indices(text, extract_urls_without_protocol=False):
         start, end = found["indices"]
         pieces += [text[last:start], "x" * url_length]
         last = end

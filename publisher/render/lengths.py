@@ -33,6 +33,8 @@ from typing import Any
 
 import grapheme
 
+from publisher.render.twitter_text_loader import load as load_twitter_text
+
 LIMITS: dict[str, int] = {"x": 280, "mastodon": 500, "bluesky": 300}
 BLUESKY_MAX_BYTES = 3000
 URL_LENGTH = 23
@@ -68,6 +70,7 @@ class _XRules:
     """twitter-text's weight table and emoji list, read once from the library."""
 
     def __init__(self) -> None:
+        load_twitter_text()
         from twitter_text.config import config
         from twitter_text.regexp import emoji as emoji_module
 
@@ -123,8 +126,8 @@ class _XRules:
 
 @cache
 def _rules() -> _XRules | None:
-    """The rules, read on first use: importing twitter-text takes ~0.2 s (pkg_resources, a huge emoji
-    regex), which a run that renders no post, or renders only in worker processes, need not pay."""
+    """The rules, read on first use: importing twitter-text takes ~0.15 s (its huge emoji and URL
+    regexes), which a run that renders no post, or renders only in worker processes, need not pay."""
     try:
         return _XRules()
     except (ImportError, AttributeError, KeyError, ValueError):  # pragma: no cover - a changed library
@@ -143,9 +146,7 @@ def _word_urls(word: str) -> tuple[tuple[int, int, bool], ...]:
     The word comes with the space before it. Whether bare domains count or not
     changes only which matches are kept, never where they are: one call serves both.
     """
-    from twitter_text import extract_urls_with_indices
-
-    found = extract_urls_with_indices(word, True)
+    found = load_twitter_text().extract_urls_with_indices(word, True)
     return tuple(
         (entity["indices"][0], len(entity["url"]), entity["url"].lower().startswith(("http://", "https://")))
         for entity in found
@@ -193,9 +194,7 @@ def x_length(text: str, *, url_length: int = URL_LENGTH) -> int:
     """X's weighted length of `text`: ``parse_tweet(text).weightedLength``, faster."""
     rules = _rules()
     if rules is None:  # pragma: no cover - a changed library
-        from twitter_text import parse_tweet
-
-        return int(parse_tweet(text).weightedLength) + _url_surplus(text, url_length)
+        return int(load_twitter_text().parse_tweet(text).weightedLength) + _url_surplus(text, url_length)
     if text.isascii() and "\r" not in text and not _DOT_LETTER.search(text):
         return len(text) * rules.light_weight // rules.scale  # no URL, no emoji, nothing heavy
     normal = unicodedata.normalize("NFC", text)
@@ -222,9 +221,7 @@ def x_length(text: str, *, url_length: int = URL_LENGTH) -> int:
 
 
 def _url_surplus(text: str, url_length: int) -> int:  # pragma: no cover - used only without the rules
-    from twitter_text import extract_urls_with_indices
-
-    return (url_length - URL_LENGTH) * len(extract_urls_with_indices(text))
+    return (url_length - URL_LENGTH) * len(load_twitter_text().extract_urls_with_indices(text))
 
 
 def mastodon_length(text: str, *, url_length: int = URL_LENGTH) -> int:
