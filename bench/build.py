@@ -6,10 +6,12 @@ Generates N records (mixed languages and tags, ~200-word bodies) in a temporary
 site, runs the real `publisher --json build` as a child process (cold, then
 `--repeat` times with nothing changed, then `--repeat` times after one record's
 summary changed) and reports wall and CPU time (the build and its worker
-processes) and peak memory (the largest process's max RSS). The baseline,
-measured in the same run, is the least any build must do: read every file and
-parse its YAML front matter with PyYAML's C loader; figures are also quoted as
-ratios to it. On a busy machine the CPU figures are the steadier ones.
+processes) and peak memory (the largest process's max RSS). Before the cold
+build it times `publisher check` on the same records: every output rendered in
+memory, nothing written, which splits a build into rendering and writing. The
+baseline, measured in the same run, is the least any build must do: read every
+file and parse its YAML front matter with PyYAML's C loader; figures are also
+quoted as ratios to it. On a busy machine the CPU figures are the steadier ones.
 """
 
 from __future__ import annotations
@@ -84,12 +86,17 @@ def make_site(root: Path, n: int) -> None:
 
 
 class Run:
-    """One `publisher --json build` in a child process: wall and CPU seconds, peak memory, files written."""
+    """One `publisher --json build` in a child process: wall and CPU seconds, peak memory, files written.
 
-    def __init__(self, root: Path, now: dt.datetime) -> None:
+    With `check=True`, `publisher --json check` instead: every output rendered in memory, nothing written
+    (how much of a build is rendering, how much is writing 60,000 files).
+    """
+
+    def __init__(self, root: Path, now: dt.datetime, *, check: bool = False) -> None:
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
-        args = [sys.executable, "-m", "publisher", "--json", "build", "--now", now.isoformat()]
+        command = ["check"] if check else ["build", "--now", now.isoformat()]
+        args = [sys.executable, "-m", "publisher", "--json", *command]
         done = subprocess.run(args, cwd=root, capture_output=True, text=True, check=False)
         self.wall = time.perf_counter() - start
         if done.returncode != 0:
@@ -97,8 +104,9 @@ class Run:
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         # CPU of the build and of its worker processes: the figure to trust on a busy machine.
         self.cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        self.system = after.ru_stime - before.ru_stime  # the kernel's share: creating and writing files
         self.peak_mb = after.ru_maxrss / 1024  # the largest process so far (the build or one of its workers)
-        self.written = json.loads(done.stdout)["written"]
+        self.written = 0 if check else json.loads(done.stdout)["written"]
 
 
 def baseline(root: Path) -> float:
@@ -127,6 +135,7 @@ def main() -> None:
         make_site(root, args.n)
         now = published_at(args.n)  # every record is out: the same feeds whatever the day of the run
         base = baseline(root)
+        render_only = Run(root, now, check=True)  # before the build: no cache to lean on
         cold = Run(root, now)
         unchanged = [Run(root, now) for _ in range(args.repeat)]
         changed = []
@@ -141,6 +150,10 @@ def main() -> None:
             "baseline_read_yaml_s": round(base, 3),
             "cold_build_s": round(cold.wall, 3),
             "cold_build_cpu_s": round(cold.cpu, 3),
+            "cold_build_system_cpu_s": round(cold.system, 3),
+            "check_render_only_s": round(render_only.wall, 3),
+            "check_render_only_cpu_s": round(render_only.cpu, 3),
+            "check_system_cpu_s": round(render_only.system, 3),
             "cold_files_written": cold.written,
             "cold_vs_baseline": round(cold.wall / base, 1),
             "rebuild_nothing_changed_s": round(min(r.wall for r in unchanged), 3),

@@ -145,9 +145,11 @@ class _Build:
         self.new_feeds = FeedState(self.context, "", ())
 
     def run(self) -> Manifest:
-        problems = work.check_templates(self.templates)
-        if problems:
-            raise InvalidInput(problems)
+        last = self.outputs.feeds
+        if last is None or last.context != self.context:  # else the last build compiled these very templates
+            problems = work.check_templates(self.templates)
+            if problems:
+                raise InvalidInput(problems)
         collecting = gc.isenabled()
         gc.disable()  # a build makes almost no reference cycles: collecting over its many objects costs ~25% here
         try:

@@ -118,11 +118,9 @@ def new(c: Context, title: str, now_text: str | None) -> None:
 def check(c: Context) -> None:
     """Validate records, config and templates; render everything in memory.  Example: publisher check"""
     from publisher.check import check_everything
-    from publisher.record_files import record_names
 
-    site = c.site
-    with _progress(c, len(record_names(site.events))) as progress:
-        summary = check_everything(site, progress)
+    with _progress(c) as progress:
+        summary = check_everything(c.site, progress)
     c.emit(f"ok: {summary['records']} records, {summary['outputs']} outputs render", {"ok": True, **summary})
 
 
@@ -133,12 +131,10 @@ def check(c: Context) -> None:
 def build(c: Context, out: Path | None, now_text: str | None) -> None:
     """Write feeds, newsletter issues and posts.  Example: publisher build --out public"""
     from publisher.build import build as run_build
-    from publisher.record_files import record_names
 
-    site = c.site
     now = parse_now(now_text)
-    with _progress(c, len(record_names(site.events))) as progress:
-        manifest = run_build(site, out, progress=progress, now=now)
+    with _progress(c) as progress:
+        manifest = run_build(c.site, out, progress=progress, now=now)
     click.echo(manifest.to_json() if c.as_json else "\n".join(manifest.report()))
 
 
@@ -408,21 +404,30 @@ def subscribers_export(c: Context, list_name: str | None, status: str | None) ->
 
 
 class _progress:
-    """A progress bar on builds of more than a few hundred records (never with --json)."""
+    """A progress bar on a terminal, shown once a build says it has more than a few hundred records to
+    render (never with --json); the build counts them, so the bar costs no listing of its own."""
 
-    def __init__(self, c: Context, total: int) -> None:
-        self.enabled = total > 300 and not c.as_json and sys.stderr.isatty()
+    SHOWN_FROM = 300
+
+    def __init__(self, c: Context) -> None:
+        self.enabled = not c.as_json and sys.stderr.isatty()
         self.bar: Any = None
+        self.task: Any = None
 
     def __enter__(self) -> Callable[[int, int], None] | None:
-        if not self.enabled:
-            return None
-        from rich.progress import Progress
+        return self.update if self.enabled else None
 
-        self.bar = Progress(transient=True)
-        self.bar.start()
-        task = self.bar.add_task("rendering", total=None)
-        return lambda done, total: self.bar.update(task, completed=done, total=total)
+    def update(self, done: int, total: int) -> None:
+        if self.bar is None:
+            if total <= self.SHOWN_FROM:
+                return
+            from rich.console import Console
+            from rich.progress import Progress
+
+            self.bar = Progress(console=Console(stderr=True), transient=True)  # stdout is for the report
+            self.bar.start()
+            self.task = self.bar.add_task("rendering", total=total)
+        self.bar.update(self.task, completed=done, total=total)
 
     def __exit__(self, *exc: object) -> None:
         if self.bar is not None:

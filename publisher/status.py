@@ -160,10 +160,11 @@ def progress_bar(enabled: bool) -> Iterator[Callable[[str, int, int], None] | No
     if not enabled:
         yield None
         return
+    from rich.console import Console
     from rich.progress import Progress
 
     bars: dict[str, Any] = {}
-    with Progress(transient=True) as progress:
+    with Progress(console=Console(stderr=True), transient=True) as progress:  # stdout is for the report
 
         def update(dispatch_id: str, done: int, total: int) -> None:
             if total < 500:

@@ -90,6 +90,49 @@ def test_the_real_command_runs_as_a_module(tmp_path: Path) -> None:
     ]
 
 
+def test_a_build_of_hundreds_of_records_shows_a_progress_bar_on_a_terminal_only(tmp_path: Path) -> None:
+    import os
+    import pty
+
+    site = tmp_path / "site"
+    assert publisher("init", site, "--now", "2026-01-15T10:00:00+00:00").exit_code == 0
+    for n in range(310):
+        (site / "events" / f"record-{n:03d}.md").write_text(
+            f"---\ntitle: Record {n}\npublished: 2026-01-{1 + n % 28:02d}T09:00:00+00:00\n---\nBody {n}.\n"
+        )
+
+    def build(terminal: bool) -> str:
+        for output in ("feeds", "newsletters", "posts", ".publisher"):
+            subprocess.run(["rm", "-rf", str(site / output)], check=True)
+        leader, follower = pty.openpty() if terminal else (None, subprocess.PIPE)
+        done = subprocess.Popen(
+            [sys.executable, "-m", "publisher", "--site", str(site), "build"],
+            stdout=subprocess.DEVNULL,
+            stderr=follower,
+            env={**os.environ, "COLUMNS": "80", "TERM": "xterm"},
+        )
+        if leader is None:
+            _, err = done.communicate(timeout=120)
+            return err.decode()
+        assert isinstance(follower, int)
+        os.close(follower)
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # the terminal closed: the build is over
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        assert done.wait(timeout=120) == 0
+        os.close(leader)
+        return b"".join(chunks).decode(errors="replace")
+
+    assert "rendering" in build(terminal=True)
+    assert "rendering" not in build(terminal=False)
+
+
 def test_new_writes_a_draft_dated_in_the_sites_time_zone(example_site: Path) -> None:
     # 03:00 UTC on 2 March is still 1 March in Bogotá, the example site's time zone.
     out = publisher("--site", example_site, "new", "Informe 2030: ¿qué sigue?", "--now", "2018-03-02T03:00:00+00:00")
