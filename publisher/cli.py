@@ -7,76 +7,17 @@ failure while doing the work, 2 on bad input, each problem listed as
 
 from __future__ import annotations
 
-import datetime as dt
-import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import click
 
-from publisher.config import CONFIG_FILE, Site, load_site
-from publisher.errors import InvalidInput, Problem, PublisherError, WorkFailed
-from publisher.records import Record, load_records
-
-
-class Context:
-    def __init__(self, site_dir: Path, as_json: bool) -> None:
-        self.site_dir = site_dir
-        self.as_json = as_json
-        self._site: Site | None = None
-
-    @property
-    def site(self) -> Site:
-        if self._site is None:
-            self._site = load_site(self.site_dir)
-        return self._site
-
-    def records(self, *, drafts: bool = False) -> list[Record]:
-        return load_records(self.site.events, self.site.root, drafts=drafts)
-
-    def emit(self, human: str, data: Any) -> None:
-        if self.as_json:
-            click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
-        elif human:
-            click.echo(human)
-
-
-class PublisherGroup(click.Group):
-    """Turns the library's typed exceptions into messages and exit codes."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except InvalidInput as exc:
-            for problem in exc.problems:
-                click.echo(str(problem), err=True)
-            click.echo(f"Error: {len(exc.problems)} problem(s); nothing was changed.", err=True)
-            sys.exit(2)
-        except PublisherError as exc:
-            click.echo(f"Error: {exc}", err=True)
-            sys.exit(exc.exit_code)
-
-
-pass_context = click.make_pass_decorator(Context)
-
-
-def parse_now(value: str | None) -> dt.datetime:
-    """`--now T`: an ISO time with an offset; the current time when absent."""
-    if value is None:
-        return dt.datetime.now(dt.UTC)
-    try:
-        parsed = dt.datetime.fromisoformat(value)
-    except ValueError:
-        _bad_flag("--now", f"is not an ISO date and time (got {value!r})")
-    if parsed.tzinfo is None:
-        _bad_flag("--now", f"needs a UTC offset, e.g. {parsed:%Y-%m-%dT%H:%M}+00:00 (got {value!r})")
-    return parsed
-
-
-def _bad_flag(flag: str, message: str) -> NoReturn:
-    raise InvalidInput([Problem("command line", 1, flag, message)])
+from publisher.cli_context import Context, PublisherGroup, bad_flag, parse_now, pass_context
+from publisher.cli_subscribers import subscribers_group
+from publisher.config import CONFIG_FILE
+from publisher.errors import WorkFailed
 
 
 @click.group(cls=PublisherGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -87,6 +28,9 @@ def _bad_flag(flag: str, message: str) -> NoReturn:
 def cli(ctx: click.Context, site_dir: Path, as_json: bool) -> None:
     """Event records → feeds, newsletters and social posts, on a timeline."""
     ctx.obj = Context(site_dir, as_json)
+
+
+cli.add_command(subscribers_group)
 
 
 @cli.command()
@@ -218,7 +162,7 @@ def send(c: Context, issue: str, address: str, now_text: str | None) -> None:
 
     records = {r.id: r for r in c.records()}
     if issue not in records:
-        _bad_flag("ISSUE", f"no record with id {issue!r} (see `publisher build --json` for ids)")
+        bad_flag("ISSUE", f"no record with id {issue!r} (see `publisher build --json` for ids)")
     templates = c.site.templates if c.site.templates.is_dir() else None
     rendered = render_issue([records[issue]], c.site.settings, templates)
     result = test_send(c.site, rendered, address, parse_now(now_text))
@@ -265,142 +209,15 @@ def approve(c: Context, dispatch_id: str, now_text: str | None) -> None:
     try:
         row = mirrored_row(c.site, store, dispatch_id, now)
         if row is None:
-            _bad_flag("DISPATCH", f"no dispatch {dispatch_id!r} (see `publisher plan`)")
+            bad_flag("DISPATCH", f"no dispatch {dispatch_id!r} (see `publisher plan`)")
         moved = row.state == "waiting_review" and store.set_dispatch_state(
             dispatch_id, "approved", now, note="approved", expect=("waiting_review",), review_approved_at=now
         )
         if not moved:
-            _bad_flag("DISPATCH", f"{dispatch_id} is {row.state.replace('_', ' ')}, not waiting for review")
+            bad_flag("DISPATCH", f"{dispatch_id} is {row.state.replace('_', ' ')}, not waiting for review")
     finally:
         store.close()
     c.emit(f"approved {dispatch_id}: it goes out at its due time", {"approved": dispatch_id})
-
-
-@cli.group(name="subscribers")
-def subscribers_group() -> None:
-    """The subscriber list: add, import, list, remove, export."""
-
-
-def _store(c: Context) -> Any:
-    from publisher.store import open_store
-
-    return open_store(c.site.database_url)
-
-
-@subscribers_group.command(name="add")
-@click.argument("email")
-@click.option("--name", default=None)
-@click.option("--language", default=None)
-@click.option("--list", "lists", multiple=True, help="A list to subscribe to (repeatable; default: the first list).")
-@click.option("--now", "now_text", help="The consent time (ISO, with offset; default: now).")
-@pass_context
-def subscribers_add(
-    c: Context, email: str, name: str | None, language: str | None, lists: tuple[str, ...], now_text: str | None
-) -> None:
-    """Add one subscriber.  Example: publisher subscribers add ana@example.org --name Ana --list news"""
-    from publisher import subscribers
-
-    chosen = _lists(c, lists)
-    store = _store(c)
-    try:
-        one = subscribers.add(
-            store, email, name=name, language=language, lists=chosen, now=parse_now(now_text), source="cli"
-        )
-    finally:
-        store.close()
-    note = f" (left {one.status}: they unsubscribed or bounced)" if one.suppressed else ""
-    c.emit(f"{one.email}: {one.status} on {', '.join(one.lists)}{note}", {"email": one.email, "status": one.status})
-
-
-def _lists(c: Context, lists: tuple[str, ...]) -> list[str]:
-    known = c.site.settings.newsletter.lists
-    for name in lists:
-        if name not in known:
-            _bad_flag("--list", f"{name!r} is not one of the newsletter lists ({', '.join(known)})")
-    return list(lists) or list(known[:1])
-
-
-@subscribers_group.command(name="import")
-@click.argument("csv_file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--list", "lists", multiple=True, help="Add every row to this list too (repeatable).")
-@click.option("--now", "now_text", help="The consent time (ISO, with offset; default: now).")
-@pass_context
-def subscribers_import(c: Context, csv_file: Path, lists: tuple[str, ...], now_text: str | None) -> None:
-    """Import a CSV (email, name, language, lists).  Example: publisher subscribers import people.csv --list news"""
-    from publisher import subscribers
-
-    store = _store(c)
-    try:
-        result = subscribers.import_csv(store, csv_file, parse_now(now_text), _lists(c, lists) if lists else ())
-    finally:
-        store.close()
-    for problem in result.problems:
-        click.echo(str(problem), err=True)
-    summary = (
-        f"{result.added} added, {result.updated} updated, {result.unchanged} unchanged, "
-        f"{result.skipped} left unsubscribed, {len(result.problems)} bad rows"
-    )
-    counts = {k: v for k, v in vars(result).items() if k != "problems"}
-    c.emit(summary, {**counts, "problems": [str(p) for p in result.problems]})
-    if result.problems:
-        sys.exit(2)
-
-
-@subscribers_group.command(name="list")
-@click.option("--list", "list_name", default=None)
-@click.option("--status", default=None)
-@pass_context
-def subscribers_list(c: Context, list_name: str | None, status: str | None) -> None:
-    """List subscribers.  Example: publisher subscribers list --list news --status active"""
-    from publisher import subscribers
-
-    store = _store(c)
-    try:
-        people = subscribers.list_subscribers(store, list_name, status)
-    finally:
-        store.close()
-    lines = [f"{p.email}\t{p.name or ''}\t{p.language or ''}\t{';'.join(p.lists)}\t{p.status}" for p in people]
-    data = [
-        {"email": p.email, "name": p.name, "language": p.language, "lists": list(p.lists), "status": p.status}
-        for p in people
-    ]
-    c.emit("\n".join(lines) or "no subscribers", {"subscribers": data})
-
-
-@subscribers_group.command(name="remove")
-@click.argument("email")
-@click.option("--now", "now_text", help="The time (ISO, with offset; default: now).")
-@pass_context
-def subscribers_remove(c: Context, email: str, now_text: str | None) -> None:
-    """Unsubscribe someone (kept as a suppression so no import brings them back).
-
-    Example: publisher subscribers remove ana@example.org
-    """
-    from publisher import subscribers
-
-    store = _store(c)
-    try:
-        one = subscribers.remove(store, email, parse_now(now_text))
-    finally:
-        store.close()
-    if one is None:
-        _bad_flag("EMAIL", f"{email} is not a subscriber")
-    c.emit(f"{one.email}: {one.status}", {"email": one.email, "status": one.status})
-
-
-@subscribers_group.command(name="export")
-@click.option("--list", "list_name", default=None)
-@click.option("--status", default=None)
-@pass_context
-def subscribers_export(c: Context, list_name: str | None, status: str | None) -> None:
-    """Write subscribers as CSV to standard output.  Example: publisher subscribers export --list news > news.csv"""
-    from publisher import subscribers
-
-    store = _store(c)
-    try:
-        subscribers.export_csv(store, sys.stdout, list_name, status)
-    finally:
-        store.close()
 
 
 class _progress:
