@@ -21,6 +21,9 @@ has died on this host, or its heartbeat is a minute old) is taken over, and the
 ledger rows it had claimed are released at once. Lock times are real times,
 whatever `--now` says.
 
+Each tick also forgets sign-ups left pending (never confirmed) once their
+confirmation links have expired (`publisher.subscribers.forget_unconfirmed`).
+
 SIGTERM and SIGINT stop the clock: the dispatch in progress hands out no new
 message, waits for those in flight, gives back what it had claimed, and the
 process exits 0. SIGHUP re-reads records and settings (so does any change of
@@ -42,8 +45,10 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from publisher import subscribers
 from publisher.broker import dispatch_due
 from publisher.config import CONFIG_FILE, Site, load_site
+from publisher.confirm import DEFAULT_LIFETIME as CONFIRMATION_LIFETIME
 from publisher.database import create_engine
 from publisher.dispatch import Clock, Outcome, Runner, wall_clock, worker_id
 from publisher.errors import InvalidInput, PublisherError, WorkFailed
@@ -203,7 +208,11 @@ class Clockwork:
             if self.stop.is_set():
                 return []
             self.refresh()
-            outcomes = dispatch_due(self.runner, now or self.clock())  # here, or onto the queue
+            moment = now or self.clock()
+            outcomes = dispatch_due(self.runner, moment)  # here, or onto the queue
+            forgotten = subscribers.forget_unconfirmed(self.store, moment - CONFIRMATION_LIFETIME)
+            if forgotten:
+                log.info("forgot %d sign-ups never confirmed within %s", forgotten, CONFIRMATION_LIFETIME)
             for outcome in outcomes:
                 if self.on_outcome is not None:
                     self.on_outcome(outcome)

@@ -34,6 +34,7 @@ __all__ = [
     "email_key",
     "export_csv",
     "find",
+    "forget_unconfirmed",
     "get",
     "import_csv",
     "list_subscribers",
@@ -293,6 +294,18 @@ def mark_bounced(store: Store, email: str, now: dt.datetime) -> Subscriber | Non
 def mark_complained(store: Store, email: str, now: dt.datetime) -> Subscriber | None:
     """A spam complaint for this address: no more mail to it."""
     return _suppress(store, email, now, "complained")
+
+
+def forget_unconfirmed(store: Store, before: dt.datetime) -> int:
+    """Delete the sign-ups still pending (never confirmed) since before `before`; returns how many.
+
+    Nobody keeps the address of someone who never confirmed: once their links
+    have expired, the row serves nothing (a confirmation carries everything it
+    needs in its token, and makes the row again).
+    """
+    with store.write() as connection:
+        query = sa.delete(subscribers).where(S.status == "pending", S.updated_at < before)
+        return int(connection.execute(query).rowcount or 0)
 
 
 def _on_list(list_name: str) -> sa.ColumnElement[bool]:

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from publisher import subscribers
 from publisher.dispatch import Outcome, shifted_clock
 from publisher.scheduler import LOCK, make_scheduler, run_forever
 from publisher.store import LockHolder
@@ -21,6 +22,7 @@ from tests.dispatch_support import (
     PARIS_DUE,
     add_people,
     at,
+    command,
     configure,
     environment,
     full_environment,
@@ -254,3 +256,19 @@ def test_a_0230_digest_on_a_daylight_saving_day_is_planned_once(
     around = [d for d in dues if abs((dt.datetime.fromisoformat(d).astimezone(PARIS_ZONE).date() - day).days) == 1]
     assert len(around) == 2
     assert all(dt.datetime.fromisoformat(d).astimezone(PARIS_ZONE).strftime("%H:%M") == "02:30" for d in around)
+
+
+def test_a_tick_forgets_sign_ups_whose_confirmation_links_have_expired(example_site: Path) -> None:
+    signed_up = PARIS_DUE - dt.timedelta(days=4)  # links last 3 days
+    store = store_of(example_site, {})
+    try:
+        subscribers.add(store, "late@example.org", lists=["news"], now=signed_up, source="web", status="pending")
+        subscribers.add(store, "fresh@example.org", lists=["news"], now=PARIS_DUE, source="web", status="pending")
+    finally:
+        store.close()
+    assert command(example_site, {}, "run", "--once", "--now", at(PARIS_DUE)).exit_code == 0
+    store = store_of(example_site, {})
+    try:
+        assert [p.email for p in subscribers.list_subscribers(store)] == ["fresh@example.org"]
+    finally:
+        store.close()

@@ -82,6 +82,18 @@ def test_pending_becomes_active_on_confirmation_but_active_never_goes_back(store
     assert subscribers.add(store, "cy@example.org", now=LATER, source="web", status="pending").status == "active"
 
 
+def test_sign_ups_never_confirmed_are_forgotten_after_the_cutoff_and_nothing_else_is(store: Store) -> None:
+    subscribers.add(store, "old@example.org", lists=["news"], now=NOW, source="web", status="pending")
+    subscribers.add(store, "new@example.org", lists=["news"], now=LATER, source="web", status="pending")
+    subscribers.add(store, "ana@example.org", lists=["news"], now=NOW, source="cli")
+    subscribers.add(store, "gone@example.org", lists=["news"], now=NOW, source="cli")
+    subscribers.remove(store, "gone@example.org", NOW)
+    assert subscribers.forget_unconfirmed(store, LATER) == 1  # only the pending row from before the cutoff
+    left = sorted(emails(subscribers.list_subscribers(store)))
+    assert left == ["ana@example.org", "gone@example.org", "new@example.org"]
+    assert subscribers.forget_unconfirmed(store, LATER) == 0
+
+
 # --- remove and suppression -------------------------------------------------------------------------
 
 
