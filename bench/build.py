@@ -8,9 +8,7 @@ site, runs the real `publisher --json build` as a child process (cold, then
 summary changed) and reports wall and CPU time (the build and its worker
 processes) and peak memory (the largest process's max RSS). Before the cold
 build it times `publisher check` on the same records: every output rendered in
-memory, nothing written; at the end it writes the build's files again as
-they are into a new folder, in one process (nothing rendered): the two split a
-build into rendering and writing. The
+memory, nothing written: what a build costs besides writing its files. The
 baseline, measured in the same run, is the least any build must do: read every
 file and parse its YAML front matter with PyYAML's C loader; figures are also
 quoted as ratios to it. On a busy machine the CPU figures are the steadier ones.
@@ -119,37 +117,6 @@ def baseline(root: Path) -> float:
     return time.perf_counter() - start
 
 
-def write_floor(root: Path) -> tuple[float, float]:
-    """Seconds (wall, system CPU) to write the build's files again, as they are, into a new folder.
-
-    The least any build writing the same files must spend creating them: the
-    same bytes, the same folders, one `open`/`write`/`close` each, nothing
-    rendered. Read into memory first, so reading is not counted.
-    """
-    files = [
-        (path.relative_to(root), path.read_bytes())
-        for folder in ("feeds", "newsletters", "posts")
-        for path in sorted((root / folder).rglob("*"))
-        if path.is_file()
-    ]
-    target = root / "write-floor"
-    before = os.times()
-    start = time.perf_counter()
-    made: set[Path] = set()
-    for relative, content in files:
-        folder = (target / relative).parent
-        if folder not in made:
-            folder.mkdir(parents=True, exist_ok=True)
-            made.add(folder)
-        fd = os.open(target / relative, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        os.write(fd, content)
-        os.close(fd)
-    wall = time.perf_counter() - start
-    after = os.times()
-    shutil.rmtree(target)
-    return wall, after.system - before.system
-
-
 def edit(path: Path, attempt: int) -> None:
     """Change one record's summary (so its issue, its posts and the feeds that show it change)."""
     text = path.read_text()
@@ -176,7 +143,6 @@ def main() -> None:
             edit(root / "events" / f"record-{args.n // 2:06d}.md", attempt)
             changed.append(Run(root, now))
         best = min(changed, key=lambda r: r.wall)
-        floor_wall, floor_system = write_floor(root)  # last: it holds every file in this process's memory
         result = {
             "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
             "load_average": [round(x, 2) for x in os.getloadavg()],
@@ -189,8 +155,6 @@ def main() -> None:
             "check_render_only_cpu_s": round(render_only.cpu, 3),
             "check_system_cpu_s": round(render_only.system, 3),
             "cold_files_written": cold.written,
-            "write_floor_s": round(floor_wall, 3),
-            "write_floor_system_cpu_s": round(floor_system, 3),
             "cold_vs_baseline": round(cold.wall / base, 1),
             "rebuild_nothing_changed_s": round(min(r.wall for r in unchanged), 3),
             "rebuild_one_change_s": round(best.wall, 3),
