@@ -6,6 +6,7 @@ import email
 import email.policy
 import mailbox
 import random
+import socket
 import threading
 from collections.abc import Iterator
 from email.message import EmailMessage
@@ -146,6 +147,54 @@ def test_mail_rcpt_and_data_go_out_as_one_group_when_the_server_offers_pipelinin
     results = send_all(smtp_channel(server, connections=1), [f"r{n}@example.org" for n in range(5)])
     assert {r.outcome for r in results.values()} == {"sent"}
     assert server.pipelined_groups == (5 if server.pipelining else 0)
+
+
+class _CarelessServer:
+    """A raw SMTP server (no aiosmtpd: it would never do this) that answers DATA with 354 although it
+    refused the only RCPT, as RFC 2920 forbids; it logs every line it reads."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.lines: list[bytes] = []
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        connection, _ = self.listener.accept()
+        with connection, connection.makefile("rb") as reader:
+            connection.sendall(b"220 careless.test ESMTP\r\n")
+            in_data = False
+            for line in reader:
+                self.lines.append(line)
+                command = line.strip().upper()
+                if in_data:
+                    if command == b".":
+                        in_data = False
+                        connection.sendall(b"554 5.5.1 No valid recipients\r\n")
+                    continue
+                if command.startswith(b"EHLO"):
+                    connection.sendall(b"250-careless.test\r\n250-PIPELINING\r\n250 8BITMIME\r\n")
+                elif command.startswith(b"RCPT"):
+                    connection.sendall(b"550 5.1.1 No such user\r\n")
+                elif command == b"DATA":
+                    in_data = True
+                    connection.sendall(b"354 Go ahead\r\n")
+                elif command == b"QUIT":
+                    connection.sendall(b"221 Bye\r\n")
+                    return
+                else:  # MAIL, RSET
+                    connection.sendall(b"250 OK\r\n")
+
+
+def test_a_354_after_a_refused_rcpt_gets_an_empty_message_and_a_reset() -> None:
+    careless = _CarelessServer()
+    channel = EmailChannel(parse_email_url(f"smtp://127.0.0.1:{careless.port}"), timeout=5.0)
+    result = channel.send(sample_message(1, "gone@example.org"), "gone@example.org")
+    careless.thread.join(timeout=5)
+    assert (result.outcome, result.code, result.stage) == ("permanent", 550, "rcpt")
+    commands = [line.strip().split(b":")[0].split(b" ")[0].upper() for line in careless.lines]
+    assert commands == [b"EHLO", b"MAIL", b"RCPT", b"DATA", b".", b"RSET", b"QUIT"]  # not one line of the message
 
 
 def test_421_at_rcpt_drops_the_connection_and_the_next_message_goes_on_a_new_one(server: MailServer) -> None:
