@@ -8,15 +8,23 @@ for the From, Subject, List-Id... of every recipient of an issue). Any message
 it does not know how to write exactly as the generator would (a multipart
 without a boundary, a signed or message/* part, a custom class) is handed to
 the generator itself.
+
+`prepare` makes a message ready for a transport (its bytes once, DKIM-signed
+when asked, its envelope sender) and `smtp_payload` the bytes that follow DATA.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import email.utils
 import re
 import threading
 from email.generator import BytesGenerator
-from email.message import Message
-from email.policy import SMTP
+from email.message import EmailMessage, Message
+from email.parser import BytesHeaderParser
+from email.policy import SMTP, SMTPUTF8, compat32
+
+from publisher.channels.signing import Signer
 
 _CRLF = "\r\n"
 _ANY_EOL = re.compile(r"\r\n|\r|\n")  # the generator's own NLCRE
@@ -125,3 +133,65 @@ def _fold(name: str, value: object) -> bytes:
                 _folded.clear()
             _folded[key] = (value, folded)
     return folded
+
+
+# --- a message prepared for a transport ---------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Outgoing:
+    """A message turned into bytes once (and signed), with its envelope sender."""
+
+    sender: str
+    data: bytes
+    message_id: str | None
+    crlf: bool = False  # every line already ends in CRLF (the generator's output)
+
+
+#: What a transport sends: a built message, or one already in wire form (RFC 5322 bytes).
+Sendable = EmailMessage | bytes
+
+
+def prepare(message: Sendable, signer: Signer | None = None, envelope_from: str | None = None) -> Outgoing:
+    """Serialise `message` once (CRLF, SMTP policy), DKIM-sign it if asked, find its envelope sender."""
+    headers: Message
+    if isinstance(message, bytes):
+        data, crlf = message, False
+        end = min((i for i in (message.find(b"\r\n\r\n"), message.find(b"\n\n")) if i >= 0), default=len(message))
+        headers = BytesHeaderParser(policy=compat32).parsebytes(message[:end])
+    else:
+        data, crlf, headers = _serialise(message), True, message
+    sender = envelope_from or email.utils.parseaddr(str(headers.get("Sender") or headers.get("From") or ""))[1]
+    if not sender or "@" not in sender:
+        raise ValueError("the message has no From address to send it from")
+    if signer is not None:
+        data = signer(data)
+    message_id = headers.get("Message-ID")
+    return Outgoing(sender, data, str(message_id).strip() if message_id else None, crlf)
+
+
+def _serialise(message: EmailMessage) -> bytes:
+    try:
+        return message_bytes(message)
+    except UnicodeEncodeError:  # an address that only UTF-8 can spell: needs a server with SMTPUTF8
+        return message.as_bytes(policy=SMTPUTF8)
+
+
+_ANY_EOL_BYTES = re.compile(rb"\r\n|\r|\n")
+_LEADING_DOT = re.compile(rb"^\.", re.MULTILINE)
+
+
+def smtp_payload(data: bytes, *, crlf: bool = False) -> bytes:
+    """`data` as sent after DATA: CRLF lines, leading dots doubled, ended by ``CRLF.CRLF``.
+
+    `crlf` says the line ends are known to be CRLF already (skips checking them).
+    """
+    if not crlf:
+        pairs = data.count(b"\r\n")
+        if data.count(b"\n") != pairs or data.count(b"\r") != pairs:
+            data = _ANY_EOL_BYTES.sub(b"\r\n", data)
+    if data.startswith(b".") or b"\n." in data:
+        data = _LEADING_DOT.sub(b"..", data)
+    if not data.endswith(b"\r\n"):
+        data += b"\r\n"
+    return data + b".\r\n"
