@@ -13,10 +13,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from publisher.errors import InvalidInput, Problem, relative
+from publisher.front_matter import FrontMatter
 from publisher.record_files import record_files as record_files  # re-exported: records are found here
 from publisher.record_files import record_names, shown_paths
 
@@ -223,71 +223,12 @@ class Record(_Strict):
 FIELDS = tuple(name for name in Record.model_fields if name not in ("source", "lines", "body"))
 
 
-class _Front:
-    """Front matter split from its body, with the line of every key."""
-
-    def __init__(self, text: str) -> None:
-        self.data: dict[str, Any] = {}
-        self.lines: dict[str, int] = {}
-        self.body = text
-        self.body_line = 1
-        self.error: tuple[int, str] | None = None
-        if not text.startswith("---"):
-            self.error = (1, "a record starts with '---' and its YAML front matter")
-            return
-        end = re.search(r"^(---|\.\.\.)[ \t]*$", text[3:], re.MULTILINE)
-        if end is None:
-            self.error = (1, "the front matter has no closing '---'")
-            return
-        front = text[3 : 3 + end.start()]
-        rest = text[3 + end.end() :]
-        self.body = rest.lstrip("\r\n")
-        skipped = rest[: len(rest) - len(self.body)] if self.body else rest[:1]
-        self.body_line = text[: 3 + end.end()].count("\n") + skipped.count("\n") + 1
-        self._parse(front)
-
-    def _parse(self, front: str) -> None:
-        loader = yaml.CSafeLoader(front) if hasattr(yaml, "CSafeLoader") else yaml.SafeLoader(front)
-        try:
-            node = loader.get_single_node()
-            data = loader.construct_document(node) if node is not None else {}
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "context_mark", None) or getattr(exc, "problem_mark", None)
-            line = mark.line + 1 if mark is not None else 1
-            problem = getattr(exc, "problem", None) or str(exc)
-            self.error = (line, f"bad YAML: {problem}")
-            return
-        finally:
-            loader.dispose()
-        if not isinstance(data, dict):
-            self.error = (2, "the front matter must be a mapping of keys to values")
-            return
-        self.data = data
-        if node is None:  # empty front matter: no keys, no lines
-            return
-        for key_node, value_node in node.value:
-            self.lines[str(key_node.value)] = key_node.start_mark.line + 1
-            self._nested(str(key_node.value), value_node)
-
-    def _nested(self, prefix: str, node: yaml.Node) -> None:
-        if isinstance(node, yaml.MappingNode):
-            for key_node, value_node in node.value:
-                name = f"{prefix}.{key_node.value}"
-                self.lines[name] = key_node.start_mark.line + 1
-                self._nested(name, value_node)
-        elif isinstance(node, yaml.SequenceNode):
-            for index, item in enumerate(node.value):
-                name = f"{prefix}.{index}"
-                self.lines[name] = item.start_mark.line + 1
-                self._nested(name, item)
-
-
 def _hint(key: str, choices: Iterable[str]) -> str:
     close = difflib.get_close_matches(key, list(choices), n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def _problems_from(exc: ValidationError, shown: str, front: _Front) -> list[Problem]:
+def _problems_from(exc: ValidationError, shown: str, front: FrontMatter) -> list[Problem]:
     problems = []
     for error in exc.errors():
         loc = [str(part) for part in error["loc"]]
@@ -321,7 +262,7 @@ def _model_of(annotation: Any) -> Any:
     return annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
 
 
-def _line_for(loc: list[str], front: _Front) -> int:
+def _line_for(loc: list[str], front: FrontMatter) -> int:
     if loc == ["body"]:
         return front.body_line
     for end in range(len(loc), 0, -1):
@@ -338,7 +279,7 @@ def parse_record(text: str, path: Path, root: Path | None = None, *, shown: str 
     (default: `path` relative to `root`).
     """
     shown = relative(path, root) if shown is None else shown
-    front = _Front(text)
+    front = FrontMatter(text)
     if front.error:
         raise InvalidInput([Problem(shown, front.error[0], "front matter", front.error[1])])
     data = dict(front.data)

@@ -36,7 +36,7 @@ LAYERS: list[tuple[str, set[str]]] = [
                                               "store", "ledger", "database", "tables", "migrations.", "subscribers",
                                               "subscriber_rows", "recipients", "unsubscribe", "confirm", "tokens",
                                               "templates"}),
-    ("records · config", {"records", "record_files", "config"}),
+    ("records · config", {"records", "record_files", "front_matter", "config"}),
     ("errors", {"errors", ""}),  # "": the package itself (its __init__)
 ]  # fmt: skip
 
