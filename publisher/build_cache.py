@@ -43,7 +43,10 @@ CACHE_VERSION = 4
 RACY_NS = 1_000_000_000
 CACHE_FOLDER = ".publisher"
 # The modules a build's outputs depend on, with render/*.py (channels, the store, the web side take no part).
-_BUILD_CODE = ("records.py", "config.py", "templates.py", "errors.py", "build.py", "build_render.py")
+_BUILD_CODE = (
+    "records.py", "front_matter.py", "config.py", "templates.py", "errors.py", "build.py", "build_render.py",
+    "build_manifest.py",
+)  # fmt: skip
 
 FileInfo = tuple[int, int, str]  # size, mtime_ns, digest of a file a build wrote
 FeedList = tuple[tuple[str, str, tuple[str, ...]], ...]  # (path, format, record ids) of each feed
