@@ -110,3 +110,20 @@ def test_an_upward_import_is_caught(tmp_path: Path) -> None:
     sample.write_text("def f():\n    from publisher.cli import cli\n    from . import config\n", encoding="utf-8")
     assert imports("records", sample) == {"cli", "config"}
     assert layer_of("cli") < layer_of("records")
+
+
+def test_the_build_cache_digests_every_module_that_shapes_a_builds_output() -> None:
+    """An edit to any module rendering or parsing records must invalidate earlier builds' outputs."""
+    from publisher.build_cache import _BUILD_CODE
+
+    known = modules()
+    todo, seen = ["build", "build_render"], set()
+    while todo:
+        module = todo.pop()
+        if module not in seen:
+            seen.add(module)
+            todo.extend(imports(module, known[module]))
+    # Where files are found, written and remembered: no part in what they hold.
+    bookkeeping = {"build_cache", "build_files", "record_files", ""}
+    covered = {name.removesuffix(".py") for name in _BUILD_CODE} | {m for m in known if m.startswith("render.")}
+    assert sorted(seen - bookkeeping - covered - {"render"}) == []
