@@ -194,8 +194,10 @@ def send(runner: Runner, d: Dispatch, *, channel: EmailChannel | None = None) ->
         except ChannelError as exc:
             error = exc
         finally:
-            feed.flush()  # accepted before an error: marked all the same
-            feed.close()
+            try:
+                feed.flush()  # accepted before an error: marked all the same
+            finally:
+                feed.close()
     if runner.on_progress is not None:
         runner.on_progress(d.id, feed.done, total)
     gave_up = _stop_retrying(runner, d) or gave_up

@@ -16,6 +16,7 @@ exactly what `Ledger.mark_sent_each` means.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from collections.abc import Sequence
 from typing import Any
@@ -68,7 +69,8 @@ class SentMarks:
         try:
             self._cursor.executemany(self._sql, rows)
         except BaseException:
-            self._cursor.execute("ROLLBACK")
+            with contextlib.suppress(Exception):  # a connection gone: the first error is the one to see
+                self._cursor.execute("ROLLBACK")
             raise
         self._cursor.execute("COMMIT")
 

@@ -68,3 +68,21 @@ def test_sent_marks_change_a_row_as_mark_sent_each_does(store: Store) -> None:
         tuple(getattr(r, k) for k in keep) for r in rows["fast"]
     ]
     assert rows["fast"][0].sent_at == when
+
+
+def test_a_group_of_marks_commits_together_and_means_what_one_mark_means(store: Store) -> None:
+    two_dispatches(store, [f"r{n}@example.org" for n in range(10)])
+    plain, fast = store.claim("plain", 4, "w", NOW, 60), store.claim("fast", 4, "w", NOW, 60)
+    when = NOW + 3 * SECOND
+    store.mark_sent_each([SentMessage(row.id, f"<{n}@x>", "250 Ok") for n, row in enumerate(plain)], when)
+    with SentMarks(store) as marks:
+        marks.mark_all([SentMessage(row.id, f"<{n}@x>", "250 Ok") for n, row in enumerate(fast)], when)
+        # Committed at once: another connection (the store's own) sees every one of them.
+        assert store.counts("fast")["sent"] == store.counts("plain")["sent"] == 1 + len(fast)
+        marks.mark_all([SentMessage(fast[0].id, "<again@x>")], when + SECOND)  # sent stays as it was
+    keep = ("target", "state", "message_id", "last_reply", "sent_at", "lease_until", "worker")
+    ids = {row.id for row in plain} | {row.id for row in fast}
+    rows = {name: [r for r in store.deliveries(name) if r.id in ids] for name in ("plain", "fast")}
+    assert [tuple(getattr(r, k) for k in keep) for r in rows["plain"]] == [
+        tuple(getattr(r, k) for k in keep) for r in rows["fast"]
+    ]
