@@ -8,8 +8,9 @@ random number of messages, several times, then run again until it finishes.
 
 Then: everyone got the message at least once; the repeats are no more than
 the messages that can be in flight when a kill lands (one per connection per
-kill); the ledger says sent for every recipient. The seed is printed with any
-failure; PUBLISHER_KILL_SEED=<seed> replays it.
+kill); the ledger says sent for every recipient. Once with the ledger in the
+site's SQLite file, once in PostgreSQL. The seed is printed with any failure;
+PUBLISHER_KILL_SEED=<seed> replays it.
 """
 
 from __future__ import annotations
@@ -22,10 +23,12 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests import store_support
 from tests.dispatch_support import (
     PARIS_DUE,
     add_people,
@@ -63,12 +66,24 @@ def kill_after(process: subprocess.Popen[bytes], server: MailServer, threshold: 
     return True
 
 
-def test_killed_runs_lose_nothing_and_repeat_only_what_was_in_flight(example_site: Path) -> None:
+@pytest.fixture(params=store_support.DATABASES)
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, str]]:
+    """The site's own SQLite file, or a fresh PostgreSQL database: the ledger's marks on each."""
+    if request.param == "sqlite":
+        yield {}
+        return
+    for url in store_support.database_url("postgresql", tmp_path):
+        yield {"PUBLISHER_DATABASE_URL": url}
+
+
+def test_killed_runs_lose_nothing_and_repeat_only_what_was_in_flight(
+    example_site: Path, database: dict[str, str]
+) -> None:
     seed = int(os.environ.get("PUBLISHER_KILL_SEED") or random.randrange(2**32))
     rng = random.Random(seed)
     configure(example_site, email=f"connections = {CONNECTIONS}\n")
     with MailServer() as server:
-        env = environment(server)
+        env = environment(server, **database)
         people = add_people(example_site, env, readers(SUBSCRIBERS))
         kills = sorted(rng.sample(range(1, 2_501), rng.randint(3, 5)))
         for threshold in kills:
