@@ -8,6 +8,7 @@ import mailbox
 import random
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from email.message import EmailMessage
 from pathlib import Path
@@ -308,6 +309,29 @@ def test_no_server_at_all_is_server_unavailable() -> None:
     with pytest.raises(ServerUnavailable, match="cannot open a connection"):
         EmailChannel(config, connections=3, timeout=2.0).send_many(items, lambda _, result: results.append(result))
     assert 0 < len(results) <= 6 and {r.outcome for r in results} == {"temporary"}
+
+
+@pytest.mark.parametrize("connections", [1, 3])
+def test_a_connection_sends_again_only_after_its_last_answer_is_flushed(server: MailServer, connections: int) -> None:
+    """The repeat window after a kill: accepted by the server but not yet recorded, at most one per connection."""
+    reported: list[str] = []
+    flushed: list[str] = []
+    ahead: list[int] = []
+
+    def on_result(key: str, result: SendResult) -> None:
+        assert result.sent
+        reported.append(key)
+        time.sleep(0.01)  # time for a connection to run ahead, were it allowed to
+
+    def flush() -> None:
+        flushed.extend(reported[len(flushed) :])
+        ahead.append(len(server.received) - len(flushed))  # accepted, not recorded: only what is in flight
+
+    recipients = [f"r{n}@example.org" for n in range(30)]
+    items = ((r, sample_message(i, r), r) for i, r in enumerate(recipients))
+    smtp_channel(server, connections=connections).send_many(items, on_result, flush)
+    assert sorted(flushed) == sorted(recipients)
+    assert max(ahead) <= connections - 1  # those answered are recorded; each other connection: one at most
 
 
 def test_four_connections_deliver_400_messages_each_exactly_once(server: MailServer) -> None:
