@@ -68,11 +68,11 @@ class SentMarks:
         self._cursor.execute("BEGIN")
         try:
             self._cursor.executemany(self._sql, rows)
+            self._cursor.execute("COMMIT")
         except BaseException:
             with contextlib.suppress(Exception):  # a connection gone: the first error is the one to see
                 self._cursor.execute("ROLLBACK")
             raise
-        self._cursor.execute("COMMIT")
 
     def _parameters(self, sent: SentMessage, now: dt.datetime) -> Any:
         values = dict(self._fixed)

@@ -21,8 +21,9 @@ has died on this host, or its heartbeat is a minute old) is taken over, and the
 ledger rows it had claimed are released at once. Lock times are real times,
 whatever `--now` says.
 
-Each tick also forgets sign-ups left pending (never confirmed) once their
-confirmation links have expired (`publisher.subscribers.forget_unconfirmed`).
+Each tick also forgets web sign-ups left pending (never confirmed) once their
+confirmation links have expired, by the real time
+(`publisher.subscribers.forget_unconfirmed`).
 
 SIGTERM and SIGINT stop the clock: the dispatch in progress hands out no new
 message, waits for those in flight, gives back what it had claimed, and the
@@ -160,6 +161,7 @@ class Clockwork:
     stop: threading.Event = field(default_factory=threading.Event)
     reload_wanted: threading.Event = field(default_factory=threading.Event)  # SIGHUP sets it
     wake_at: dt.datetime | None = None  # when the next one-off wake-up should be (real time)
+    wall: Clock = wall_clock  # the real time, whatever `clock` (shifted by --now) says
     _seen: float = 0.0
     _busy: threading.Lock = field(default_factory=threading.Lock)
 
@@ -208,17 +210,25 @@ class Clockwork:
             if self.stop.is_set():
                 return []
             self.refresh()
-            moment = now or self.clock()
-            outcomes = dispatch_due(self.runner, moment)  # here, or onto the queue
-            forgotten = subscribers.forget_unconfirmed(self.store, moment - CONFIRMATION_LIFETIME)
-            if forgotten:
-                log.info("forgot %d sign-ups never confirmed within %s", forgotten, CONFIRMATION_LIFETIME)
+            outcomes = dispatch_due(self.runner, now or self.clock())  # here, or onto the queue
             for outcome in outcomes:
                 if self.on_outcome is not None:
                     self.on_outcome(outcome)
+            self.forget_unconfirmed()
             return outcomes
         finally:
             self._busy.release()
+
+    def forget_unconfirmed(self) -> None:
+        """Forget web sign-ups whose confirmation links have expired, by the real time (never `--now`'s:
+        a rehearsal of next month must not delete this week's sign-ups)."""
+        try:
+            forgotten = subscribers.forget_unconfirmed(self.store, self.wall() - CONFIRMATION_LIFETIME)
+        except Exception:  # never worth stopping a tick for: tried again at the next one
+            log.exception("could not forget expired sign-ups")
+            return
+        if forgotten:
+            log.info("forgot %d sign-ups never confirmed within %s", forgotten, CONFIRMATION_LIFETIME)
 
     def next_wakeup(self, now: dt.datetime) -> dt.datetime | None:
         """The next time anything falls due: a planned dispatch or a retry of a started one."""
@@ -287,7 +297,7 @@ def run_once(
     stop = threading.Event()
     try:
         with _signals(stop, threading.Event()), holding_clock(store, owner, wall, stop.set, HEARTBEAT_SECONDS):
-            work = Clockwork(site.root, clock, site, store, owner, on_outcome, on_progress, stop)
+            work = Clockwork(site.root, clock, site, store, owner, on_outcome, on_progress, stop, wall=wall)
             return work.tick(now)
     finally:
         store.close()
@@ -311,7 +321,7 @@ def run_forever(
         reload = threading.Event()
         # Signals first: a SIGTERM at any moment of the start-up is a clean stop too.
         with _signals(stop, reload), holding_clock(store, owner, wall, stop.set, min(HEARTBEAT_SECONDS, poll)):
-            work = Clockwork(site.root, clock, site, store, owner, on_outcome, on_progress, stop, reload)
+            work = Clockwork(site.root, clock, site, store, owner, on_outcome, on_progress, stop, reload, wall=wall)
             _run_scheduler(site, work, poll)
     finally:
         store.close()

@@ -296,15 +296,16 @@ def mark_complained(store: Store, email: str, now: dt.datetime) -> Subscriber | 
     return _suppress(store, email, now, "complained")
 
 
-def forget_unconfirmed(store: Store, before: dt.datetime) -> int:
-    """Delete the sign-ups still pending (never confirmed) since before `before`; returns how many.
+def forget_unconfirmed(store: Store, before: dt.datetime, source: str = "web") -> int:
+    """Delete the sign-ups from `source` still pending (never confirmed) since before `before`; how many.
 
     Nobody keeps the address of someone who never confirmed: once their links
     have expired, the row serves nothing (a confirmation carries everything it
-    needs in its token, and makes the row again).
+    needs in its token, and makes the row again). Pending rows the team put
+    there itself (another source) are the team's to remove.
     """
     with store.write() as connection:
-        query = sa.delete(subscribers).where(S.status == "pending", S.updated_at < before)
+        query = sa.delete(subscribers).where(S.status == "pending", S.consent_source == source, S.updated_at < before)
         return int(connection.execute(query).rowcount or 0)
 
 

@@ -154,7 +154,8 @@ class _CarelessServer:
     """A raw SMTP server (no aiosmtpd: it would never do this) that answers DATA with 354 although it
     refused the only RCPT, as RFC 2920 forbids; it logs every line it reads."""
 
-    def __init__(self) -> None:
+    def __init__(self, data_reply: bytes = b"354 Go ahead") -> None:
+        self.data_reply = data_reply
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
         self.lines: list[bytes] = []
@@ -179,8 +180,10 @@ class _CarelessServer:
                 elif command.startswith(b"RCPT"):
                     connection.sendall(b"550 5.1.1 No such user\r\n")
                 elif command == b"DATA":
+                    connection.sendall(self.data_reply + b"\r\n")
+                    if self.data_reply.startswith(b"421"):
+                        return  # and it hangs up, as Postfix does after too many errors
                     in_data = True
-                    connection.sendall(b"354 Go ahead\r\n")
                 elif command == b"QUIT":
                     connection.sendall(b"221 Bye\r\n")
                     return
@@ -196,6 +199,16 @@ def test_a_354_after_a_refused_rcpt_gets_an_empty_message_and_a_reset() -> None:
     assert (result.outcome, result.code, result.stage) == ("permanent", 550, "rcpt")
     commands = [line.strip().split(b":")[0].split(b" ")[0].upper() for line in careless.lines]
     assert commands == [b"EHLO", b"MAIL", b"RCPT", b"DATA", b".", b"RSET", b"QUIT"]  # not one line of the message
+
+
+def test_a_421_after_a_refused_rcpt_still_reports_the_refusal() -> None:
+    """The address was refused (a bounce); that the server then hung up changes nothing about it."""
+    careless = _CarelessServer(data_reply=b"421 4.7.0 Too many errors, closing")
+    channel = EmailChannel(parse_email_url(f"smtp://127.0.0.1:{careless.port}"), timeout=5.0)
+    result = channel.send(sample_message(1, "gone@example.org"), "gone@example.org")
+    careless.thread.join(timeout=5)
+    assert (result.outcome, result.code, result.stage) == ("permanent", 550, "rcpt")
+    assert result.recipient_refused
 
 
 def test_421_at_rcpt_drops_the_connection_and_the_next_message_goes_on_a_new_one(server: MailServer) -> None:
@@ -332,6 +345,35 @@ def test_a_connection_sends_again_only_after_its_last_answer_is_flushed(server: 
     smtp_channel(server, connections=connections).send_many(items, on_result, flush)
     assert sorted(flushed) == sorted(recipients)
     assert max(ahead) <= connections - 1  # those answered are recorded; each other connection: one at most
+
+
+@pytest.mark.parametrize("failing", ["on_result", "flush"])
+def test_an_error_recording_an_answer_stops_the_run_without_hanging(server: MailServer, failing: str) -> None:
+    """Workers may still hold queued items when the caller's side fails: every one must see the stop."""
+
+    def on_result(key: int, result: SendResult) -> None:
+        if failing == "on_result":
+            raise RuntimeError("the ledger is gone")
+
+    def flush() -> None:
+        if failing == "flush":
+            raise RuntimeError("the ledger is gone")
+
+    caught: list[BaseException] = []
+
+    def run() -> None:
+        items = ((n, sample_message(n, f"r{n}@example.org"), f"r{n}@example.org") for n in range(40))
+        try:
+            smtp_channel(server, connections=3).send_many(items, on_result, flush)
+        except RuntimeError as exc:
+            caught.append(exc)
+
+    runner = threading.Thread(target=run, daemon=True)
+    runner.start()
+    runner.join(timeout=20)
+    assert not runner.is_alive(), "send_many hung"
+    assert [str(exc) for exc in caught] == ["the ledger is gone"]
+    assert len(server.received) <= 3 * 2  # what was in flight (the window) at the most, nothing after
 
 
 def test_four_connections_deliver_400_messages_each_exactly_once(server: MailServer) -> None:

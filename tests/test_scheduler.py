@@ -16,13 +16,12 @@ import pytest
 
 from publisher import subscribers
 from publisher.dispatch import Outcome, shifted_clock
-from publisher.scheduler import LOCK, make_scheduler, run_forever
+from publisher.scheduler import LOCK, make_scheduler, run_forever, run_once
 from publisher.store import LockHolder
 from tests.dispatch_support import (
     PARIS_DUE,
     add_people,
     at,
-    command,
     configure,
     environment,
     full_environment,
@@ -258,15 +257,16 @@ def test_a_0230_digest_on_a_daylight_saving_day_is_planned_once(
     assert all(dt.datetime.fromisoformat(d).astimezone(PARIS_ZONE).strftime("%H:%M") == "02:30" for d in around)
 
 
-def test_a_tick_forgets_sign_ups_whose_confirmation_links_have_expired(example_site: Path) -> None:
-    signed_up = PARIS_DUE - dt.timedelta(days=4)  # links last 3 days
+def test_a_tick_forgets_web_sign_ups_whose_links_expired_by_the_real_time(example_site: Path) -> None:
+    real = dt.datetime(2026, 11, 28, 12, tzinfo=dt.UTC)  # the wall clock; --now rehearses another day
     store = store_of(example_site, {})
     try:
-        subscribers.add(store, "late@example.org", lists=["news"], now=signed_up, source="web", status="pending")
-        subscribers.add(store, "fresh@example.org", lists=["news"], now=PARIS_DUE, source="web", status="pending")
+        for email, when in (("late@example.org", real - dt.timedelta(days=4)), ("fresh@example.org", real)):
+            subscribers.add(store, email, lists=["news"], now=when, source="web", status="pending")
     finally:
         store.close()
-    assert command(example_site, {}, "run", "--once", "--now", at(PARIS_DUE)).exit_code == 0
+    rehearsal = real + dt.timedelta(days=30)  # a month ahead: must not count as a month of waiting
+    run_once(site_of(example_site, {}), rehearsal, shifted_clock(rehearsal), wall=lambda: real)
     store = store_of(example_site, {})
     try:
         assert [p.email for p in subscribers.list_subscribers(store)] == ["fresh@example.org"]

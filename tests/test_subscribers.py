@@ -88,9 +88,10 @@ def test_sign_ups_never_confirmed_are_forgotten_after_the_cutoff_and_nothing_els
     subscribers.add(store, "ana@example.org", lists=["news"], now=NOW, source="cli")
     subscribers.add(store, "gone@example.org", lists=["news"], now=NOW, source="cli")
     subscribers.remove(store, "gone@example.org", NOW)
-    assert subscribers.forget_unconfirmed(store, LATER) == 1  # only the pending row from before the cutoff
+    subscribers.add(store, "team@example.org", lists=["news"], now=NOW, source="import", status="pending")
+    assert subscribers.forget_unconfirmed(store, LATER) == 1  # only the web's pending row from before the cutoff
     left = sorted(emails(subscribers.list_subscribers(store)))
-    assert left == ["ana@example.org", "gone@example.org", "new@example.org"]
+    assert left == ["ana@example.org", "gone@example.org", "new@example.org", "team@example.org"]
     assert subscribers.forget_unconfirmed(store, LATER) == 0
 
 

@@ -275,13 +275,14 @@ class _Run(Generic[K]):
         ]
         for thread in threads:
             thread.start()
+        window = workers * 2
         try:
-            self._loop(iter(items), alive=workers, window=workers * 2)
+            self._loop(iter(items), alive=workers, window=window)
         finally:
             self.stop.set()
             self.first_done.set()
-            for turn in self.turns:
-                turn.release()  # nobody waits for answers any more: let every worker see the stop
+            for turn in self.turns:  # nobody records answers any more: let every worker through to see the stop,
+                turn.release(window + 1)  # however many items it still finds queued (at most the window)
             for _ in threads:
                 self.work.put(None)
             for thread in threads:

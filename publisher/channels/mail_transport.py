@@ -300,6 +300,9 @@ class SmtpTransport:
             for stage, accepted in (("mail", (250,)), ("rcpt", (250, 251)), ("data", (354,))):
                 code, reply = smtp.getreply()
                 if code == 421:  # the server is closing the connection: nothing more will be read
+                    self._discard()
+                    if refusal is not None:  # what it refused before it closed still stands (a bounce, a sender)
+                        return self._refused(*refusal[:2], outgoing, refusal[2])
                     return self._refused(code, reply, outgoing, stage)
                 if code not in accepted and refusal is None:
                     refusal = (code, reply, stage)
@@ -327,9 +330,8 @@ class SmtpTransport:
             text = f"{self.where} refused {'the sender ' + outgoing.sender if stage == 'mail' else 'us'}: {code} {text}"
         if code == 421:
             self._discard()
-        else:
+        elif self._smtp is not None:  # (gone already when the server closed after refusing)
             try:
-                assert self._smtp is not None
                 self._smtp.rset()
             except OSError:
                 self._discard()

@@ -27,9 +27,8 @@ NAME = "twitter_text"
 
 def load() -> types.ModuleType:
     """The ``twitter_text`` package, imported once (its submodules are then loaded too)."""
-    module = sys.modules.get(NAME)
-    if module is not None:
-        return module
+    if NAME in sys.modules:  # loaded, or loading in another thread: import_module waits for that one
+        return importlib.import_module(NAME)
     with _lock:
         if NAME in sys.modules or sys.modules.get("pkg_resources") is not None:
             return importlib.import_module(NAME)
