@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite from nothing: a venv, the test dependencies, lint, types, tests.
-# Needs PostgreSQL and Redis on 127.0.0.1 (started here when they are installed but down).
+# Needs PostgreSQL and Redis on 127.0.0.1 (started here when they are installed but down)
+# and Debian's chromium (installed here when missing, as root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,6 +10,7 @@ python3 -m venv .venv
 .venv/bin/python -m pip install -q -e '.[test]'
 
 bash scripts/services.sh
+bash scripts/browser.sh
 
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
