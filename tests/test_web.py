@@ -537,3 +537,24 @@ def test_serve_runs_until_ctrl_c(site_root: Path, tmp_path: Path) -> None:
     assert process.returncode == 0
     assert "stopped" in rest and "Traceback" not in rest
     assert SECRET not in first + rest and "/unsubscribe/…" in rest
+
+
+# --- on a phone --------------------------------------------------------------------------------------------
+
+
+def test_the_pages_a_reader_opens_from_an_email_fit_a_phone_screen(web: Web, tmp_path: Path) -> None:
+    """Unsubscribing and subscribing happen on the phone the newsletter was read on: laid out 375 px wide."""
+    from tests.browser_support import PHONE_WIDTH, on_a_phone
+
+    pages = {
+        "subscribe": "/subscribe",
+        "unsubscribe": "/unsubscribe/" + make_token(SECRET, "ana.maria.de.los.angeles@example.org", "news"),
+        "confirm": "/confirm/" + make_confirm_token(SECRET, "dee@example.org", "news", NOW + dt.timedelta(days=1)),
+        "the team's timeline": "/admin/plan",
+    }
+    for name, path in pages.items():
+        reply = web.get(path, basic(ADMIN) if path.startswith("/admin") else None)
+        assert reply.status == 200, name
+        layout = on_a_phone(reply.text, tmp_path)
+        assert layout.too_wide == [], name
+        assert layout.scroll_width <= PHONE_WIDTH, name
