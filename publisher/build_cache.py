@@ -76,6 +76,11 @@ def code_digest() -> str:
     return h.hexdigest()[:32]
 
 
+def site_image(record: Record) -> str | None:
+    """The record's image `src` when it is a file of the site (feeds give its size), not a URL."""
+    return record.image.src if record.image and "://" not in record.image.src else None
+
+
 class FileStat(NamedTuple):
     mtime_ns: int
     size: int
@@ -156,8 +161,8 @@ class Source:
             record.language or "",
             "\n".join(record.tags),
         )
-        image = record.image.src if record.image and "://" not in record.image.src else None
         published = record.published.timestamp()
+        image = site_image(record)
         source = cls(key, record.id, record.status, published, membership, image, name, record.source, record=record)
         source.tags, source.language = record.tags, record.language
         return source

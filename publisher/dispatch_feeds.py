@@ -7,6 +7,7 @@ same records, the same enclosure sizes), so the two never undo each other.
 from __future__ import annotations
 
 from publisher.build import Output, image_sizes, write_if_changed
+from publisher.build_cache import site_image
 from publisher.dispatch import Outcome, Runner
 from publisher.ledger import SentMessage
 from publisher.render.feeds import feed_set
@@ -22,7 +23,7 @@ def publish(runner: Runner, d: Dispatch) -> Outcome:
     store.fix_recipients(d.id, [TARGET], now)
     claimed = store.claim(d.id, 1, runner.worker, now, 60.0)
     live = [r for r in runner.records if r.published <= max(now, d.due)]
-    sizes = image_sizes(runner.site.root, (r.image.src for r in live if r.image and "://" not in r.image.src))
+    sizes = image_sizes(runner.site.root, map(site_image, live))
     written = 0
     for feed in feed_set(live, runner.site.settings, sizes=sizes):  # as `publisher build` writes them
         output = Output(feed.path, "feed", feed.format, feed.record_ids)

@@ -46,6 +46,16 @@ def database_url(kind: str, tmp_path: Path) -> Iterator[str]:
         admin.dispose()
 
 
+def database_environment(kind: str, tmp_path: Path) -> Iterator[dict[str, str]]:
+    """The environment a command runs with to use a database of `kind`: none for the site's own SQLite
+    file, ``PUBLISHER_DATABASE_URL`` of a fresh PostgreSQL database (removed afterwards) otherwise."""
+    if kind == "sqlite":
+        yield {}
+        return
+    for url in database_url(kind, tmp_path):
+        yield {"PUBLISHER_DATABASE_URL": url}
+
+
 def opened(url: str) -> Iterator[Store]:
     """A store open on `url` for the length of a test."""
     store = open_store(url)

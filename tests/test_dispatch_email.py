@@ -47,12 +47,7 @@ def server() -> Iterator[MailServer]:
 
 @pytest.fixture(params=store_support.DATABASES)
 def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, str]]:
-    """The environment that picks the database: the site's SQLite file, or a fresh PostgreSQL database."""
-    if request.param == "sqlite":
-        yield {}
-        return
-    for url in store_support.database_url("postgresql", tmp_path):
-        yield {"PUBLISHER_DATABASE_URL": url}
+    yield from store_support.database_environment(request.param, tmp_path)
 
 
 def news_dispatch(site: Path, env: dict[str, str], now: dt.datetime = SOON) -> dict[str, object]:

@@ -68,12 +68,7 @@ def kill_after(process: subprocess.Popen[bytes], server: MailServer, threshold: 
 
 @pytest.fixture(params=store_support.DATABASES)
 def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, str]]:
-    """The site's own SQLite file, or a fresh PostgreSQL database: the ledger's marks on each."""
-    if request.param == "sqlite":
-        yield {}
-        return
-    for url in store_support.database_url("postgresql", tmp_path):
-        yield {"PUBLISHER_DATABASE_URL": url}
+    yield from store_support.database_environment(request.param, tmp_path)
 
 
 def test_killed_runs_lose_nothing_and_repeat_only_what_was_in_flight(

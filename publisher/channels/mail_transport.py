@@ -26,6 +26,7 @@ import dataclasses
 import smtplib
 import socket
 import ssl
+from collections.abc import Callable
 from typing import Literal, Protocol
 
 from publisher.channels.email_url import TransportConfig
@@ -134,11 +135,8 @@ def _reply_text(reply: bytes | str) -> str:
 def _envelope_address(address: str) -> str | None:
     """`address` as it goes between ``<`` and ``>`` in MAIL FROM or RCPT TO; None when it needs
     smtplib's quoting (a display name, angle brackets, spaces) or is no address at all."""
-    if not address or "@" not in address or any(char in address for char in '<>"\0') or not address.isprintable():
-        return None
-    if any(char.isspace() for char in address):
-        return None
-    return address
+    plain = "@" in address and address.isprintable() and not any(c in '<>"' or c.isspace() for c in address)
+    return address if plain else None
 
 
 class _Dropped(Exception):
@@ -248,23 +246,15 @@ class SmtpTransport:
                 text = f"{self.where} does not accept non-ASCII addresses (no SMTPUTF8)"
                 return SendResult("permanent", None, text, outgoing.message_id, "rcpt")
             options.append("SMTPUTF8")
-        if self.pipelining and smtp.has_extn("pipelining"):
-            sender, to = _envelope_address(outgoing.sender), _envelope_address(recipient)
-            if sender is not None and to is not None:  # else the careful way, smtplib quoting them
-                return self._pipelined(smtp, outgoing, payload, (sender, to), options)
-        stage: Stage = "mail"
+        sender, to = _envelope_address(outgoing.sender), _envelope_address(recipient)
+        if self.pipelining and smtp.has_extn("pipelining") and sender is not None and to is not None:
+            refused = self._envelope_pipelined(smtp, outgoing, (sender, to), options)
+        else:  # one command at a time (smtplib quotes an address that needs it)
+            refused = self._envelope(smtp, outgoing, recipient, options)
+        if refused is not None:
+            return refused
+        stage: Stage = "data"
         try:
-            code, reply = smtp.mail(outgoing.sender, options)
-            if code != 250:
-                return self._refused(code, reply, outgoing, stage)
-            stage = "rcpt"
-            code, reply = smtp.rcpt(recipient)
-            if code not in (250, 251):
-                return self._refused(code, reply, outgoing, stage)
-            stage = "data"
-            code, reply = smtp.docmd("DATA")
-            if code != 354:
-                return self._refused(code, reply, outgoing, stage)
             smtp.send(payload)
             stage = "reply"  # the whole message is out: from here on a lost line leaves it unknown
             code, reply = smtp.getreply()
@@ -274,15 +264,29 @@ class SmtpTransport:
             self._discard()
         return SendResult(classify(code), code, _reply_text(reply), outgoing.message_id, "data")
 
-    def _pipelined(
-        self,
-        smtp: smtplib.SMTP,
-        outgoing: Outgoing,
-        payload: bytes,
-        envelope: tuple[str, str],
-        options: list[str],
-    ) -> SendResult:
-        """The same transaction with PIPELINING (RFC 2920): MAIL, RCPT and DATA go out together.
+    def _envelope(
+        self, smtp: smtplib.SMTP, outgoing: Outgoing, recipient: str, options: list[str]
+    ) -> SendResult | None:
+        """MAIL, RCPT and DATA one by one: None once DATA is answered 354, else the refusal."""
+        steps: tuple[tuple[Stage, Callable[[], tuple[int, bytes]], tuple[int, ...]], ...] = (
+            ("mail", lambda: smtp.mail(outgoing.sender, options), (250,)),
+            ("rcpt", lambda: smtp.rcpt(recipient), (250, 251)),
+            ("data", lambda: smtp.docmd("DATA"), (354,)),
+        )
+        stage: Stage = "mail"
+        try:
+            for stage, command, accepted in steps:
+                code, reply = command()
+                if code not in accepted:
+                    return self._refused(code, reply, outgoing, stage)
+        except OSError as exc:
+            raise _Dropped(stage, str(exc) or type(exc).__name__) from exc
+        return None
+
+    def _envelope_pipelined(
+        self, smtp: smtplib.SMTP, outgoing: Outgoing, envelope: tuple[str, str], options: list[str]
+    ) -> SendResult | None:
+        """MAIL, RCPT and DATA in one write (PIPELINING, RFC 2920): None once DATA is answered 354.
 
         Two round trips a message instead of four. Every reply of the group is
         read, in order, before anything else is sent; the first refusal is the
@@ -306,19 +310,12 @@ class SmtpTransport:
                     return self._refused(code, reply, outgoing, stage)
                 if code not in accepted and refusal is None:
                     refusal = (code, reply, stage)
-            if refusal is not None:
-                if code == 354:  # DATA accepted with no recipient: end the empty message at once
-                    smtp.send(b".\r\n")
-                    smtp.getreply()
-                return self._refused(*refusal[:2], outgoing, refusal[2])
-            smtp.send(payload)
-            stage = "reply"  # the whole message is out: from here on a lost line leaves it unknown
-            code, reply = smtp.getreply()
+            if refusal is not None and code == 354:  # DATA accepted with no recipient: end the empty message
+                smtp.send(b".\r\n")
+                smtp.getreply()
         except OSError as exc:
             raise _Dropped(stage, str(exc) or type(exc).__name__) from exc
-        if code == 421:
-            self._discard()
-        return SendResult(classify(code), code, _reply_text(reply), outgoing.message_id, "data")
+        return None if refusal is None else self._refused(*refusal[:2], outgoing, refusal[2])
 
     def _refused(self, code: int, reply: bytes, outgoing: Outgoing, stage: Stage) -> SendResult:
         """A refusal before the message went out: reset the transaction (or drop a closing connection)."""
