@@ -159,7 +159,12 @@ def send(c: Context, issue: str, address: str, now_text: str | None) -> None:
     """
     from publisher.dispatch_email import test_send
     from publisher.render.email import render_issue
+    from publisher.subscriber_rows import normalise_email
 
+    try:
+        address = normalise_email(address)
+    except ValueError as exc:
+        bad_flag("--to", str(exc))
     records = {r.id: r for r in c.records()}
     if issue not in records:
         bad_flag("ISSUE", f"no record with id {issue!r} (see `publisher build --json` for ids)")

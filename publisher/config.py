@@ -266,7 +266,7 @@ def load_settings(path: Path, root: Path | None = None) -> Settings:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise InvalidInput(
-            [Problem(shown, 1, "file", "not found (run `publisher init DIR` to start a site)")]
+            [Problem(shown, 1, "file", f"not found in {path.parent} (run `publisher init DIR` to start a site)")]
         ) from None
     try:
         data = tomllib.loads(text)

@@ -133,6 +133,15 @@ def test_a_build_of_hundreds_of_records_shows_a_progress_bar_on_a_terminal_only(
     assert "rendering" not in build(terminal=False)
 
 
+def test_a_site_folder_without_settings_is_named_with_a_hint(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-site"
+    result = publisher("--site", missing, "check", code=2)
+    assert result.stderr.splitlines() == [
+        f"publisher.toml:1: file: not found in {missing} (run `publisher init DIR` to start a site)",
+        "Error: 1 problem(s); nothing was changed.",
+    ]
+
+
 def test_new_writes_a_draft_dated_in_the_sites_time_zone(example_site: Path) -> None:
     # 03:00 UTC on 2 March is still 1 March in Bogotá, the example site's time zone.
     out = publisher("--site", example_site, "new", "Informe 2030: ¿qué sigue?", "--now", "2018-03-02T03:00:00+00:00")

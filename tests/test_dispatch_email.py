@@ -357,6 +357,15 @@ def test_a_test_send_goes_to_one_address_marked_as_a_test_and_leaves_the_ledger_
         store.close()
 
 
+def test_a_test_send_to_something_that_is_no_address_is_refused_and_nothing_is_sent(
+    example_site: Path, server: MailServer
+) -> None:
+    result = command(example_site, environment(server), "send", PARIS, "--to", "not-an-address")
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[0].startswith("command line:1: --to: An email address must have an @-sign")
+    assert server.received == []
+
+
 def test_without_an_smtp_url_mail_goes_to_the_outbox_maildir_and_plan_says_so(example_site: Path) -> None:
     configure(example_site)
     env: dict[str, str] = {}  # no URL, no secret: nothing can leave the machine
