@@ -15,9 +15,9 @@ import datetime as dt
 import random
 import time
 
-from publisher.config import Settings, SiteSettings
-from publisher.records import Image, Record
 from publisher.render.feeds import feed_set
+from publisher.site.config import Settings, SiteSettings
+from publisher.site.records import Image, Record
 
 WORDS = ("cooperation", "development", "data", "goals", "agenda", "report", "meeting", "partners", "policy")
 LANGUAGES = ("en", "en", "es", "fr", "pt")

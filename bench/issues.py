@@ -17,10 +17,10 @@ import email.policy
 import random
 import time
 
-from publisher.config import Settings, SiteSettings
-from publisher.records import Image, Link, Person, Record
 from publisher.render import email as issues
 from publisher.render.message import build_message
+from publisher.site.config import Settings, SiteSettings
+from publisher.site.records import Image, Link, Person, Record
 
 WORDS = ("cooperation", "development", "data", "goals", "agenda", "report", "meeting", "partners", "policy")
 LANGUAGES = ("en", "en", "es", "fr", "pt")

@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from publisher.store import PlannedDispatch, open_store
+from publisher.store.dispatches import PlannedDispatch, open_store
 
 NOW = dt.datetime(2026, 11, 20, 9, tzinfo=dt.UTC)
 

@@ -21,9 +21,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from publisher.config import Settings
-from publisher.records import Record
 from publisher.render.social import render_posts
+from publisher.site.config import Settings
+from publisher.site.records import Record
 
 WORDS = (
     "cooperation",

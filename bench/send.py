@@ -9,7 +9,7 @@ What it does:
 
 1. a temporary copy of the example site, whose only timeline rule sends each
    record to the ``news`` list, with ``[email] connections`` as asked;
-2. N subscribers inserted in bulk (`publisher.subscribers.save`);
+2. N subscribers inserted in bulk (`publisher.audience.subscribers.save`);
 3. ``python -m publisher run --once --now T`` as a child process: the real
    command, start-up, plan and all. Its peak memory (max RSS) is read from
    the child's resource usage; the send rate from the ledger (first to last
@@ -49,11 +49,11 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from publisher import subscribers  # noqa: E402  (after the path is set, for a run from a checkout)
+from publisher.audience.rows import Incoming  # noqa: E402
 from publisher.channels.mail_transport import smtp_payload  # noqa: E402
-from publisher.config import load_site  # noqa: E402
-from publisher.store import open_store  # noqa: E402
-from publisher.subscriber_rows import Incoming  # noqa: E402
-from publisher.tables import deliveries  # noqa: E402
+from publisher.site.config import load_site  # noqa: E402
+from publisher.store.dispatches import open_store  # noqa: E402
+from publisher.store.tables import deliveries  # noqa: E402
 
 NOW = dt.datetime(2018, 2, 9, 17, 10, tzinfo=dt.UTC)  # 10 minutes after the Paris record's newsletter is due
 RULE = '\n[[timeline]]\nwhen = "published"\nchannel = "email"\nlist = "news"\n'
@@ -128,9 +128,9 @@ def send_rate(site: Path, env: dict[str, str]) -> tuple[int, float]:
 
 def sample_message(site: Path, env: dict[str, str]) -> bytes:
     """One real message of this dispatch, for the ceiling run: the same size on the wire."""
-    from publisher.letters import Letters
-    from publisher.records import load_records
     from publisher.render.email import render_issue
+    from publisher.render.letters import Letters
+    from publisher.site.records import load_records
 
     loaded = load_site(site, env)
     record = next(r for r in load_records(loaded.events, loaded.root) if r.id.startswith("2018-02-09"))
@@ -200,8 +200,8 @@ def run_profiled(site: Path, env: dict[str, str]) -> None:
     import cProfile
     import pstats
 
-    from publisher.dispatch import shifted_clock
-    from publisher.scheduler import run_once
+    from publisher.dispatch.clock import run_once
+    from publisher.dispatch.runner import shifted_clock
 
     loaded = load_site(site, env)
     profile = cProfile.Profile()

@@ -10,9 +10,9 @@ import random
 import sys
 import time
 
-from publisher.config import Settings
-from publisher.records import Record
-from publisher.timeline import plan
+from publisher.site.config import Settings
+from publisher.site.records import Record
+from publisher.timeline.plan import plan
 
 RULES = [
     {"when": "published", "channel": "feeds"},

@@ -1,5 +1,5 @@
 from __future__ import annotations
 
-from publisher.cli import main
+from publisher.cli.main import main
 
 main()

@@ -18,11 +18,11 @@ from typing import Any
 
 from click.testing import CliRunner, Result
 
-from publisher import subscribers
-from publisher.cli import cli
-from publisher.config import Site, load_site
-from publisher.store import Store, open_store
-from publisher.subscriber_rows import Incoming
+from publisher.audience import subscribers
+from publisher.audience.rows import Incoming
+from publisher.cli.main import cli
+from publisher.site.config import Site, load_site
+from publisher.store.dispatches import Store, open_store
 from tests.smtp_support import MailServer
 
 SECRET = "test-secret-for-unsubscribe-links"

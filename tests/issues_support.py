@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from publisher.config import Settings, load_site
-from publisher.records import Record, load_records
 from publisher.render.email import Issue, render_issue
 from publisher.render.message import issue_files
+from publisher.site.config import Settings, load_site
+from publisher.site.records import Record, load_records
 
 REPO = Path(__file__).resolve().parent.parent
 

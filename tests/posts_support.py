@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from publisher.config import load_site
-from publisher.records import load_records
 from publisher.render.social import Post, render_posts
+from publisher.site.config import load_site
+from publisher.site.records import load_records
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -23,9 +23,9 @@ FEEDS_TAG = "events"
 
 def feeds() -> dict[str, bytes]:
     """The example site's site-wide Atom and RSS feeds and those of one tag."""
-    from publisher.config import load_site
-    from publisher.records import load_records
     from publisher.render.feeds import feed_set
+    from publisher.site.config import load_site
+    from publisher.site.records import load_records
 
     site = load_site(REPO, env={})
     records = load_records(site.events, site.root)

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from publisher.store import Store, open_store
+from publisher.store.dispatches import Store, open_store
 
 SERVER = os.environ.get("PUBLISHER_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 NOW = dt.datetime(2026, 11, 20, 9, 0, tzinfo=dt.UTC)

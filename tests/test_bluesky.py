@@ -26,9 +26,9 @@ from PIL import Image
 from publisher.channels.bluesky import MAX_BLOB_BYTES, BlueskyChannel, record_key
 from publisher.channels.image_fit import fit_image
 from publisher.channels.social import AuthFailed
-from publisher.config import load_site
-from publisher.records import load_records
 from publisher.render.social import Post, PostImage, render_posts
+from publisher.site.config import load_site
+from publisher.site.records import load_records
 from tests.fakes import CLOSE, Reply
 from tests.fakes.bluesky_api import PASS, TID, FakeBluesky, route
 

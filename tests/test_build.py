@@ -11,11 +11,12 @@ from typing import Any
 
 import pytest
 
-from publisher import build as build_module
-from publisher.build import Manifest, build, check_site
-from publisher.config import load_site
+from publisher.build import builder as build_module
+from publisher.build.builder import Manifest, build, check_site
 from publisher.errors import InvalidInput
-from publisher.records import Record, load_records
+from publisher.site.config import load_site
+from publisher.site.records import Record, load_records
+from publisher.site.templates import default_templates
 
 PARIS = "2018-02-09-south-south-cooperation-paris"
 INFORME = "2018-03-15-informe-agenda-2030"
@@ -172,7 +173,7 @@ def test_a_deleted_record_takes_its_files_away_but_never_anyone_elses(example_si
 
 def test_a_template_of_the_site_overrides_the_default_and_a_change_to_it_renders_again(example_site: Path) -> None:
     run(example_site)
-    default = (Path(build_module.__file__).parent.parent / "templates" / "issue.txt").read_text()
+    default = (default_templates() / "issue.txt").read_text()
     override = example_site / "templates" / "issue.txt"
     override.parent.mkdir()
     override.write_text(default + "Sent with love from the test.\n")

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from publisher.cli import cli
+from publisher.cli.main import cli
 from tests.conftest import REPO
 
 INFORME = "2018-03-15-informe-agenda-2030"

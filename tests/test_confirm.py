@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from publisher.confirm import (
+from publisher.audience.confirm import (
     DEFAULT_LIFETIME,
     Confirmation,
     confirm_url,
@@ -19,7 +19,7 @@ from publisher.confirm import (
     read_confirm_token,
     verify_confirm_token,
 )
-from publisher.unsubscribe import make_token, verify_token
+from publisher.audience.unsubscribe import make_token, verify_token
 
 SECRET = "a long random site secret"
 NOW = dt.datetime(2026, 11, 20, 9, 0, tzinfo=dt.UTC)

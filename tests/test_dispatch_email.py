@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from publisher import subscribers
+from publisher.audience import subscribers
+from publisher.audience.unsubscribe import verify_token
 from publisher.render.email import mjml_compiles
-from publisher.unsubscribe import verify_token
 from tests import store_support
 from tests.dispatch_support import (
     NEWS_RULE,
@@ -238,7 +238,7 @@ def test_every_message_carries_the_list_headers_and_its_own_unsubscribe_link(
 def test_no_header_can_be_injected_through_a_subscriber_name(example_site: Path, server: MailServer) -> None:
     configure(example_site)
     env = environment(server)
-    from publisher.subscriber_rows import Incoming
+    from publisher.audience.rows import Incoming
 
     store = store_of(example_site, env)
     evil = Incoming("eve@example.org", "Eve\r\nBcc: mallory@example.org", None, ("news",))

@@ -12,10 +12,10 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from publisher import dispatch_social
-from publisher.cli import cli
-from publisher.config import load_site
-from publisher.scheduler import run_once
+from publisher.cli.main import cli
+from publisher.dispatch import social as dispatch_social
+from publisher.dispatch.clock import run_once
+from publisher.site.config import load_site
 from tests.fakes import CLOSE
 from tests.fakes.bluesky_api import FakeBluesky
 from tests.fakes.mastodon_api import FakeMastodon

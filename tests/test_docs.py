@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from publisher.cli import cli
+from publisher.cli.main import cli
 from tests.conftest import REPO
 
 

@@ -15,8 +15,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from publisher.channels.email import EmailChannel, dkim_sign
-from publisher.config import EmailSettings, Site, load_site
 from publisher.errors import InvalidInput
+from publisher.site.config import EmailSettings, Site, load_site
 from tests.smtp_support import MailServer, sample_message
 
 

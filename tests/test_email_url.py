@@ -8,7 +8,7 @@ import pytest
 
 from publisher.channels.email import EmailChannel, EmailUrlError, parse_email_url
 from publisher.channels.mail_transport import classify, smtp_payload
-from publisher.config import load_site
+from publisher.site.config import load_site
 
 # -- the URL -------------------------------------------------------------------------------------
 

@@ -20,9 +20,9 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
-from publisher.config import FeedSettings, Settings, SiteSettings, load_site
-from publisher.records import Image, Record, load_records
 from publisher.render.feeds import FeedFile, feed_set, render_atom, render_rss, xml_text
+from publisher.site.config import FeedSettings, Settings, SiteSettings, load_site
+from publisher.site.records import Image, Record, load_records
 from tests import regenerate_golden
 
 REPO = Path(__file__).resolve().parent.parent

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from publisher.build import build
-from publisher.config import load_site
+from publisher.build.builder import build
+from publisher.site.config import load_site
 from tests.browser_support import PHONE_WIDTH, on_a_phone
 
 LINK = "https://cepei.example.org/publications/2018/07/" + "-".join(["data-for-development"] * 6) + ".pdf"

@@ -1,4 +1,4 @@
-"""Each recipient's message bytes (publisher.letters) against the reference, `build_message`."""
+"""Each recipient's message bytes (publisher.render.letters) against the reference, `build_message`."""
 
 from __future__ import annotations
 
@@ -15,15 +15,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from publisher.audience.unsubscribe import list_unsubscribe_headers
 from publisher.channels.mail_transport import prepare
-from publisher.config import load_site
-from publisher.dispatch import final_state
+from publisher.dispatch.runner import final_state
 from publisher.errors import HeaderInjection
-from publisher.letter_parts import Parts
-from publisher.letters import Letters
-from publisher.records import load_records
 from publisher.render.email import Issue, personalise, render_issue
-from publisher.unsubscribe import list_unsubscribe_headers
+from publisher.render.letter_parts import Parts
+from publisher.render.letters import Letters
+from publisher.site.config import load_site
+from publisher.site.records import load_records
 from tests.dispatch_support import PARIS, SECRET
 
 NOW = dt.datetime(2018, 2, 9, 17, 30, 12, tzinfo=dt.UTC)

@@ -12,9 +12,9 @@ import pytest
 
 from publisher.channels.mastodon import MastodonChannel, mastodon_length, open_mastodon
 from publisher.channels.social import AuthFailed, OutboxChannel, Published
-from publisher.config import load_site
 from publisher.errors import ChannelError
 from publisher.render.social import Post, PostImage
+from publisher.site.config import load_site
 from tests.fakes import HANG, Reply
 from tests.fakes.mastodon_api import FakeMastodon
 

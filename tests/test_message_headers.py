@@ -5,10 +5,10 @@ from __future__ import annotations
 import email
 import email.policy
 
-from publisher.config import load_site
-from publisher.records import load_records
 from publisher.render.email import render_issue
 from publisher.render.message import build_message
+from publisher.site.config import load_site
+from publisher.site.records import load_records
 from tests.conftest import REPO
 
 

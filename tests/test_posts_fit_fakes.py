@@ -14,10 +14,10 @@ from pathlib import Path
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
-from publisher.config import load_site
 from publisher.errors import InvalidInput
-from publisher.records import Person, Record, Social, clean_text
 from publisher.render.social import render_post
+from publisher.site.config import load_site
+from publisher.site.records import Person, Record, Social, clean_text
 from tests.fakes.mastodon_api import FakeMastodon, mastodon_length
 from tests.fakes.x_api import x_accepts, x_length
 

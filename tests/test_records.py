@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from publisher.errors import InvalidInput
-from publisher.records import load_records, parse_record
+from publisher.site.records import load_records, parse_record
 from tests.conftest import REPO
 
 GOOD = """---
@@ -142,8 +142,8 @@ def test_duplicate_ids_and_missing_images_across_a_folder(tmp_path: Path) -> Non
 
 
 def test_a_body_with_script_never_reaches_html() -> None:
-    from publisher.config import SiteSettings
     from publisher.render.markdown import body_html
+    from publisher.site.config import SiteSettings
 
     text = GOOD.replace(
         "Body **text**.",

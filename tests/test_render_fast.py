@@ -18,12 +18,12 @@ from babel.dates import format_date
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from publisher.config import Settings
 from publisher.render import dates
 from publisher.render.email import Issue
 from publisher.render.markdown import to_html
 from publisher.render.message import PREVIEW_TO, build_message, issue_eml, preview, preview_unsubscribe_url
 from publisher.render.plaintext import _SPACE, _collapsed, _Walker, html_to_text, wrap
+from publisher.site.config import Settings
 from tests.issues_support import example as example_site
 from tests.issues_support import example_issues
 

@@ -14,10 +14,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from publisher import subscribers
-from publisher.dispatch import Outcome, shifted_clock
-from publisher.scheduler import LOCK, make_scheduler, run_forever, run_once
-from publisher.store import LockHolder
+from publisher.audience import subscribers
+from publisher.dispatch.clock import LOCK, make_scheduler, run_forever, run_once
+from publisher.dispatch.runner import Outcome, shifted_clock
+from publisher.store.dispatches import LockHolder
 from tests.dispatch_support import (
     PARIS_DUE,
     add_people,

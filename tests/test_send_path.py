@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from publisher.marks import SentMarks
-from publisher.store import PlannedDispatch, SentMessage, Store
+from publisher.store.dispatches import PlannedDispatch, SentMessage, Store
+from publisher.store.marks import SentMarks
 from tests import store_support
 from tests.store_support import NOW
 

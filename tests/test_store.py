@@ -17,8 +17,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from publisher.errors import WorkFailed
-from publisher.store import PlannedDispatch, SentMessage, Store, open_store
-from publisher.tables import metadata
+from publisher.store.dispatches import PlannedDispatch, SentMessage, Store, open_store
+from publisher.store.tables import metadata
 from tests import store_support
 from tests.store_support import NOW
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from publisher import subscribers
+from publisher.audience import subscribers
+from publisher.audience.subscribers import Subscriber
 from publisher.errors import InvalidInput
-from publisher.store import Store, open_store
-from publisher.subscribers import Subscriber
+from publisher.store.dispatches import Store, open_store
 from tests import store_support
 from tests.store_support import NOW
 

@@ -12,11 +12,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from publisher.config import Settings, load_settings
-from publisher.cron import Cron, weekdays
 from publisher.errors import InvalidInput
-from publisher.records import Record
-from publisher.timeline import (
+from publisher.site.config import Settings, load_settings
+from publisher.site.records import Record
+from publisher.timeline.cron import Cron, weekdays
+from publisher.timeline.plan import (
     Dispatch,
     Offset,
     check_rules,

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from publisher.unsubscribe import list_unsubscribe_headers, make_token, unsubscribe_url, verify_token
+from publisher.audience.unsubscribe import list_unsubscribe_headers, make_token, unsubscribe_url, verify_token
 
 SECRET = "a long random site secret"
 URL_SAFE = re.compile(r"^[A-Za-z0-9_.-]+$")

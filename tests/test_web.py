@@ -19,14 +19,14 @@ from pathlib import Path
 
 import pytest
 
-from publisher import subscribers
-from publisher.build import build
-from publisher.config import load_site
-from publisher.confirm import DEFAULT_LIFETIME, make_confirm_token
-from publisher.dispatch_email import OUTBOX_SECRET
-from publisher.store import Store, open_store
-from publisher.unsubscribe import make_token
-from publisher.web import redacted
+from publisher.audience import subscribers
+from publisher.audience.confirm import DEFAULT_LIFETIME, make_confirm_token
+from publisher.audience.unsubscribe import make_token
+from publisher.build.builder import build
+from publisher.dispatch.email import OUTBOX_SECRET
+from publisher.site.config import load_site
+from publisher.store.dispatches import Store, open_store
+from publisher.web.app import redacted
 from tests.conftest import REPO
 from tests.smtp_support import MailServer, free_port
 from tests.web_support import Clock, Page, Web, basic, link_in, running
@@ -512,8 +512,8 @@ def test_serve_runs_until_ctrl_c(site_root: Path, tmp_path: Path) -> None:
     script = (
         "import sys\n"
         "from pathlib import Path\n"
-        "from publisher.config import load_site\n"
-        "from publisher.web import serve\n"
+        "from publisher.site.config import load_site\n"
+        "from publisher.web.app import serve\n"
         f"serve(load_site(Path({str(site_root)!r})), '127.0.0.1', {port})\n"
         "print('stopped', file=sys.stderr)\n"
     )

@@ -16,11 +16,11 @@ RENDER = """
 import json
 import publisher
 from pathlib import Path
-from publisher.config import Settings, SiteSettings
-from publisher.records import parse_record
+from publisher.site.config import Settings, SiteSettings
+from publisher.site.records import parse_record
 from publisher.render.email import render_issue
 from publisher.render.social import render_posts
-from publisher.templates import default_templates
+from publisher.site.templates import default_templates
 
 text = "---\\ntitle: Wheel test\\npublished: 2024-05-01T10:00:00+02:00\\nsummary: Built and installed.\\n---\\nBody.\\n"
 record = parse_record(text, Path("events/wheel-test.md"))

@@ -22,8 +22,8 @@ from typing import Any
 
 import pytest
 
-from publisher.config import load_site
-from publisher.store import Store, open_store
+from publisher.site.config import load_site
+from publisher.store.dispatches import Store, open_store
 from tests import store_support
 from tests.dispatch_support import (
     NEWS_RULE,
@@ -448,9 +448,9 @@ def test_a_running_clock_puts_a_dispatch_on_the_queue_again_only_when_needed(
 ) -> None:
     import redis
 
-    from publisher.broker import REQUEUE_AFTER, enqueue_due, queue_config
-    from publisher.dispatch import Runner
-    from publisher.records import load_records
+    from publisher.dispatch.queue import REQUEUE_AFTER, enqueue_due, queue_config
+    from publisher.dispatch.runner import Runner
+    from publisher.site.records import load_records
 
     brokers, name = queue_name
     brokers.append(REDIS)

@@ -14,8 +14,8 @@ from oauthlib.oauth1.rfc5849 import signature  # type: ignore[import-untyped]
 
 from publisher.channels.social import AuthFailed, OutboxChannel, Published
 from publisher.channels.x import MediaRoute, XChannel, open_x
-from publisher.config import load_site
 from publisher.render.social import Post, PostImage
+from publisher.site.config import load_site
 from tests.fakes import HANG, Reply, problem
 from tests.fakes.x_api import DUPLICATE, FakeX, oauth_params
 

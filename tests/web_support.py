@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from email.message import Message
 from html.parser import HTMLParser
 
-from publisher.config import Site
-from publisher.store import Store
-from publisher.web import App, make_server
+from publisher.site.config import Site
+from publisher.store.dispatches import Store
+from publisher.web.app import App, make_server
 
 
 class Clock:

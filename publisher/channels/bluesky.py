@@ -57,9 +57,9 @@ from publisher.channels.social import (
     image_bytes,
     post_parts,
 )
-from publisher.config import Site
 from publisher.errors import ChannelError
 from publisher.render.social import Post, PostImage, measure
+from publisher.site.config import Site
 
 MAX_GRAPHEMES = 300
 MAX_BYTES = 3000

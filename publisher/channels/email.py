@@ -52,7 +52,7 @@ from publisher.channels.mail_transport import (
 from publisher.channels.maildir import MaildirTransport
 from publisher.channels.pacing import TokenBucket, retry_delay
 from publisher.channels.signing import Signer, dkim_sign, site_signer
-from publisher.config import CONFIG_FILE, Site
+from publisher.site.config import CONFIG_FILE, Site
 
 __all__ = [
     "DEFAULT_URL",

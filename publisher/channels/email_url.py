@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from publisher.config import CONFIG_FILE
 from publisher.errors import InvalidInput, Problem
+from publisher.site.config import CONFIG_FILE
 
 DEFAULT_URL = "maildir:outbox/mail"
 PASSWORD_ENV = "PUBLISHER_SMTP_PASSWORD"

@@ -45,10 +45,10 @@ from publisher.channels.social import (
     image_bytes,
     post_parts,
 )
-from publisher.config import Site
 from publisher.errors import ChannelError
 from publisher.render.social import Post, PostImage
 from publisher.render.twitter_text_loader import load as load_twitter_text
+from publisher.site.config import Site
 
 Visibility = Literal["public", "unlisted", "private", "direct"]
 DEFAULT_LIMITS = (500, 23)

@@ -13,8 +13,8 @@ from functools import partial
 import dkim
 from dkim.crypto import UnparsableKeyError, parse_pem_private_key
 
-from publisher.config import CONFIG_FILE, Site
 from publisher.errors import InvalidInput, Problem
+from publisher.site.config import CONFIG_FILE, Site
 
 DKIM_KEY_ENV = "PUBLISHER_DKIM_KEY"
 

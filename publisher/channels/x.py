@@ -40,9 +40,9 @@ from publisher.channels.social import (
     is_loopback,
     post_parts,
 )
-from publisher.config import Site
 from publisher.errors import ChannelError
 from publisher.render.social import Post, PostImage
+from publisher.site.config import Site
 
 API_HOST = "api.twitter.com"  # fixed in tweepy.Client.request
 UPLOAD_HOST = "upload.twitter.com"  # tweepy.API's v1.1 media host

@@ -10,10 +10,10 @@ from __future__ import annotations
 import datetime as dt
 from urllib.parse import urlsplit
 
-from publisher.config import SiteSettings
-from publisher.records import Record
 from publisher.render.markdown import body_html, record_url
 from publisher.render.plaintext import first_sentence, html_to_text
+from publisher.site.config import SiteSettings
+from publisher.site.records import Record
 
 PRODID = "-//publisher//newsletter issues//EN"
 

@@ -23,15 +23,15 @@ import jinja2
 import mjml
 from markupsafe import Markup, escape
 
-from publisher.config import Settings, SiteSettings
 from publisher.errors import InvalidInput, Problem, relative
-from publisher.records import Record, sort_newest_first
 from publisher.render import dates
 from publisher.render.calendar import calendar_url, render_ics
 from publisher.render.markdown import body_html, media_url, record_url
 from publisher.render.plaintext import first_sentence, html_to_text, shorten, underline, wrap
 from publisher.render.wording import words_for
-from publisher.templates import environment
+from publisher.site.config import Settings, SiteSettings
+from publisher.site.records import Record, sort_newest_first
+from publisher.site.templates import environment
 
 # Per-recipient placeholders, filled after the one MJML compile of an issue.
 NAME = "%%PUBLISHER_NAME%%"

@@ -44,9 +44,9 @@ from feedgen.ext.base import BaseEntryExtension, BaseExtension
 from feedgen.feed import FeedGenerator
 from feedgen.util import xml_elem  # lxml's SubElement
 
-from publisher.config import FeedSettings, Settings, SiteSettings
-from publisher.records import Record, sort_newest_first
 from publisher.render.markdown import body_html, media_url, record_url
+from publisher.site.config import FeedSettings, Settings, SiteSettings
+from publisher.site.records import Record, sort_newest_first
 
 Format = Literal["atom", "rss"]
 

@@ -8,8 +8,8 @@ from urllib.parse import urljoin
 import nh3
 from markdown_it import MarkdownIt
 
-from publisher.config import SiteSettings
-from publisher.records import Record
+from publisher.site.config import SiteSettings
+from publisher.site.records import Record
 
 _TAGS = {
     "a", "abbr", "b", "blockquote", "br", "code", "dd", "del", "div", "dl", "dt", "em", "figcaption",

@@ -20,9 +20,9 @@ from functools import lru_cache
 from types import MappingProxyType
 from urllib.parse import urlsplit
 
-from publisher.config import Settings
 from publisher.errors import HeaderInjection
 from publisher.render.email import Issue, personalise
+from publisher.site.config import Settings
 
 PREVIEW_TO = "subscriber@example.invalid"
 TEST_PREFIX = "[TEST] "

@@ -31,14 +31,14 @@ from pathlib import Path
 
 import jinja2
 
-from publisher.config import Settings
 from publisher.errors import InvalidInput, Problem, relative
-from publisher.records import NETWORKS, Record
 from publisher.render.fitting import DoesNotFit, Fitter, compose, fit, hashtags_for, shorten
 from publisher.render.lengths import LIMITS, URL_LENGTH, measure, too_long
 from publisher.render.links import utm
 from publisher.render.markdown import media_url, record_url
-from publisher.templates import environment
+from publisher.site.config import Settings
+from publisher.site.records import NETWORKS, Record
+from publisher.site.templates import environment
 
 __all__ = [
     "LIMITS",

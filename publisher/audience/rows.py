@@ -1,0 +1,160 @@
+"""Subscriber input, checked: addresses, list names, and the rows of a CSV file.
+
+A CSV file names its columns in its first row: ``email`` (required), ``name``,
+``language``, ``lists`` (names separated by ``;`` or ``|``) and ``status``
+(optional: a row saying ``unsubscribed``, ``bounced`` or ``complained`` carries
+a suppression over from another system). Other columns are ignored, so an
+export from another mailing tool imports as it is. A file without a header
+row is read as ``email,name,language,lists``. Every bad row is reported as
+``file:line: field: message`` and left out; the good rows are kept.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from email_validator import EmailNotValidError, validate_email
+
+from publisher.errors import InvalidInput, Problem
+from publisher.site.records import valid_language
+from publisher.store.tables import SUBSCRIBER_STATES, SUPPRESSED
+
+LIST_SEPARATORS = (";", "|")
+HEADERLESS = ("email", "name", "language", "lists")
+
+
+def normalise_email(address: str) -> str:
+    """The address as stored; ValueError with email-validator's reason when it is not one."""
+    given = address.strip()
+    if not given:
+        raise ValueError("is missing")
+    try:
+        return validate_email(given, check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        raise ValueError(f"{str(exc).rstrip('.')} (got {given!r})") from None
+
+
+def email_key(address: str) -> str:
+    """What two spellings of one address have in common (the lookup key)."""
+    try:
+        return normalise_email(address).lower()
+    except ValueError:
+        return address.strip().lower()
+
+
+def split_lists(text: str | Iterable[str] | None) -> tuple[str, ...]:
+    """List names from ``"news; weekly"``, ``"news|weekly"`` or an iterable; blanks dropped, order kept."""
+    if text is None:
+        return ()
+    parts = [text] if isinstance(text, str) else list(text)
+    for separator in LIST_SEPARATORS:
+        parts = [piece for part in parts for piece in part.split(separator)]
+    return tuple(dict.fromkeys(name.strip() for name in parts if name.strip()))
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    """A subscriber as given (by a command or a CSV row), already checked."""
+
+    email: str
+    name: str | None = None
+    language: str | None = None
+    lists: tuple[str, ...] = ()
+    status: str = "active"
+
+    def combined(self, later: Incoming) -> Incoming:
+        """Two rows for one address: lists unioned, later values win, a suppression wins."""
+        return replace(
+            self,
+            name=later.name or self.name,
+            language=later.language or self.language,
+            lists=tuple(dict.fromkeys(self.lists + later.lists)),
+            status=self.status if self.status in SUPPRESSED else later.status,
+        )
+
+
+def checked(
+    email: str, name: str | None, language: str | None, lists: Iterable[str], status: str | None
+) -> tuple[Incoming | None, list[tuple[str, str]]]:
+    """An `Incoming` from raw values, or None and the (field, message) problems."""
+    problems: list[tuple[str, str]] = []
+    address = ""
+    try:
+        address = normalise_email(email)
+    except ValueError as exc:
+        problems.append(("email", str(exc)))
+    language = (language or "").strip() or None
+    if language is not None and not valid_language(language):
+        problems.append(("language", f"is not a BCP 47 language tag (got {language!r})"))
+    status = (status or "").strip().lower() or "active"
+    if status not in SUBSCRIBER_STATES:
+        problems.append(("status", f"must be one of {', '.join(sorted(SUBSCRIBER_STATES))} (got {status!r})"))
+    if problems:
+        return None, problems
+    return Incoming(address, (name or "").strip() or None, language, split_lists(lists), status), []
+
+
+def _text(path: Path, shown: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = exc.object[: exc.start].count(b"\n") + 1
+        raise InvalidInput([Problem(shown, line, "file", "is not UTF-8 text (save the CSV as UTF-8)")]) from None
+    except OSError as exc:
+        raise InvalidInput([Problem(shown, 1, "file", f"cannot be read ({exc.strerror or exc})")]) from None
+
+
+def _rows(text: str) -> Iterator[tuple[int, list[str]]]:
+    """Each non-blank row with the line it starts on."""
+    first = text.split("\n", 1)[0]
+    delimiter = next((mark for mark in (",", "\t", ";") if mark in first), ",")
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    line = 1
+    for row in reader:
+        if any(cell.strip() for cell in row):
+            yield line, row
+        line = reader.line_num + 1
+
+
+def read_csv(path: Path, shown: str, default_lists: Iterable[str] = ()) -> tuple[list[Incoming], list[Problem], int]:
+    """The file's subscribers (one per address), its problems, and how many rows repeated an address."""
+    rows = _rows(_text(path, shown))
+    first = next(rows, None)
+    if first is None:
+        return [], [], 0
+    header = [cell.strip().lower() for cell in first[1]]
+    if "email" in header:
+        columns = header
+    elif "@" in first[1][0]:
+        columns, rows = list(HEADERLESS), _chain(first, rows)
+    else:
+        message = "no email column: the first row names the columns (email, name, language, lists)"
+        raise InvalidInput([Problem(shown, first[0], "email", message)])
+    extra = split_lists(default_lists)
+    people: dict[str, Incoming] = {}
+    problems: list[Problem] = []
+    repeats = 0
+    for line, row in rows:
+        cells = dict(zip(columns, row, strict=False))
+        lists = split_lists(cells.get("lists")) + extra
+        person, found = checked(
+            cells.get("email", ""), cells.get("name"), cells.get("language"), lists, cells.get("status")
+        )
+        problems.extend(Problem(shown, line, field, message) for field, message in found)
+        if person is None:
+            continue
+        key = person.email.lower()
+        if key in people:
+            repeats += 1
+            person = people[key].combined(person)
+        people[key] = person
+    return list(people.values()), problems, repeats
+
+
+def _chain(first: tuple[int, list[str]], rest: Iterator[tuple[int, list[str]]]) -> Iterator[tuple[int, list[str]]]:
+    yield first
+    yield from rest

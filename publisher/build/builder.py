@@ -1,0 +1,446 @@
+"""`publisher build`: every output of a site, written where it changed.
+
+    manifest = build(load_site(Path(".")))
+
+Writes under the output folder (default: the site folder): `feeds/` (Atom and
+RSS for the site, each tag and each language), `newsletters/<id>.html|.txt|.eml`
+(and `.ics` for a record with `starts`) and `posts/<network>/<id>.txt`, for
+every record that is not a draft (a cancelled record's issue says so). The
+feeds show only the records published by `now` (the CLI's ``--now``, default
+the current time), as the timeline's ``feeds`` dispatch writes them: a record
+dated later gets its issue and posts (to review) but no feed entry until it
+is live. Without `now` (the library's default) every record is shown.
+
+A rebuild does only what changed (see `publisher.build.cache`): record files
+are parsed again only when they changed; a record's issue and posts are
+rendered again only when the record, the settings, the templates or
+publisher's rendering code changed; only the feeds that show a changed record
+are rendered again. No file is written unless its bytes changed, and the files
+an earlier build wrote for records that are gone are removed (files publisher
+did not write are never touched). Nothing is written while any record, post or
+template is bad: `InvalidInput` lists every problem. Big builds render in a
+process pool (`publisher.build.work` holds the work each process does).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gc
+import os
+import pickle
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor
+from pathlib import Path
+from typing import TypeVar
+
+from publisher.build import work
+from publisher.build.cache import (
+    FeedList,
+    FeedState,
+    FileInfo,
+    Kept,
+    Outputs,
+    RecordFiles,
+    Source,
+    code_digest,
+    digest,
+    file_stat,
+    present,
+    unchanged_since,
+)
+from publisher.build.files import write_file
+from publisher.build.manifest import SEPARATOR, Manifest
+from publisher.build.work import Output, post_text, render_record
+from publisher.errors import InvalidInput, Problem
+from publisher.site.config import Site
+from publisher.site.files import record_names, shown_paths
+from publisher.site.records import Record, load_record
+from publisher.site.templates import default_templates
+
+PARALLEL_FROM = 200  # records to work on; below this a process pool costs more than it saves
+Progress = Callable[[int, int], None]
+
+__all__ = ["Manifest", "Output", "Progress", "build", "check_site", "post_text", "render_record", "write_if_changed"]
+
+
+def write_if_changed(out: Path, output: Output, content: bytes) -> Output:
+    """Write one output under `out` unless the file already holds exactly `content`."""
+    changed, info = write_file(str(out / output.path), content)
+    return output.done(info[2], changed=changed)
+
+
+def templates_digest(site: Site) -> str:
+    """A digest of every template that can take part in a render (the site's and the defaults)."""
+    parts: list[bytes | str] = []
+    for folder in (site.templates, default_templates()):
+        if folder.is_dir():
+            for path in sorted(folder.rglob("*")):
+                if path.is_file():
+                    parts += [str(path.relative_to(folder)), path.read_bytes()]
+    return digest(*parts)
+
+
+def image_sizes(root: Path, sources: Iterable[str | None]) -> dict[str, int]:
+    """The size in bytes of each image file of the site that records use (feed enclosures carry it)."""
+    sizes = {}
+    for src in sources:
+        if src and src not in sizes:
+            stat = file_stat(str(root / src.lstrip("/")))
+            if stat is not None:
+                sizes[src] = stat.size
+    return sizes
+
+
+def build(
+    site: Site,
+    out: Path | None = None,
+    *,
+    records: Sequence[Record] | None = None,
+    progress: Progress | None = None,
+    now: dt.datetime | None = None,
+) -> Manifest:
+    """Render every output of `site` into `out` (default: the site folder); `records` default to its files.
+
+    The feeds show the records published by `now` (all of them when None).
+    `progress(done, total)` is called as records are done. Raises InvalidInput
+    (nothing written) when a record, a post or a template is bad.
+    """
+    return _Build(site, (out or site.root).resolve(), records, progress, now=now).run()
+
+
+def check_site(site: Site, progress: Progress | None = None) -> Manifest:
+    """Parse every record (drafts too, and their posts), render every output in memory; write no output."""
+    return _Build(site, site.root.resolve(), None, progress, write=False).run()
+
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class _Build:
+    """One build (or, with `write=False`, one check): records → pass 1 → pass 2 and the feeds → caches."""
+
+    def __init__(
+        self,
+        site: Site,
+        out: Path,
+        records: Sequence[Record] | None,
+        progress: Progress | None,
+        *,
+        write: bool = True,
+        now: dt.datetime | None = None,
+    ) -> None:
+        self.site, self.out, self.given, self.progress, self.write = site, out, records, progress, write
+        self.now = now.timestamp() if now is not None else None
+        self.templates = site.templates if site.templates.is_dir() else None
+        code = code_digest()
+        settings = site.settings.model_dump_json(by_alias=True)
+        self.context = digest(code, settings, templates_digest(site), str(out))
+        self.outputs = Outputs(site.root, out, self.context, write=write)
+        self.files = RecordFiles(site.root, code)
+        self.job = work.Job(site.root, site.events, out, site.settings, self.templates, {}, write, not write)
+        self.pool: Executor | None = None
+        self.done = self.total = self.drafts = 0
+        self.at_hand: dict[str, Record | bytes] = {}  # records this build parsed (pickled) or was given
+        self.new_feeds = FeedState(self.context, "", ())
+
+    def run(self) -> Manifest:
+        last = self.outputs.feeds
+        if last is None or last.context != self.context:  # else the last build compiled these very templates
+            problems = work.check_templates(self.templates)
+            if problems:
+                raise InvalidInput(problems)
+        collecting = gc.isenabled()
+        gc.disable()  # a build makes almost no reference cycles: collecting over its many objects costs ~25% here
+        try:
+            sources, prepared = self._prepare()
+            live = sorted((s for s in sources if s.status != "draft"), key=lambda s: s.order, reverse=True)
+            todo = [
+                work.Work(p.source.id, self.at_hand[p.source.id], p.posts, self._known(p.source.id))
+                for p in prepared
+                if p.source is not None and p.posts is not None and p.source.status != "draft"
+            ]
+            self.total = self.done + len(todo)
+            produced = self._map(work.produce, todo, size=50)
+            shown = live if self.now is None else [s for s in live if s.published <= self.now]
+            feeds = self._feeds(shown, {w.id for w in todo})
+            manifest = self._finish(live, produced, feeds)
+            manifest.scheduled = len(live) - len(shown)
+            return manifest
+        finally:
+            if self.pool is not None:
+                self.pool.shutdown(cancel_futures=True)
+                gc.unfreeze()
+            if collecting:
+                gc.enable()
+
+    # --- pass 1: records -----------------------------------------------------------------
+
+    def _prepare(self) -> tuple[list[Source], list[work.Prepared]]:
+        """Every record's source (parsing what changed) and the posts of those to render again."""
+        fresh = self.job.fresh = self._fresh()
+        ordered: list[Source | None] = []
+        items: list[work.Item] = []
+        slots: list[int] = []
+        for shown, name, source in self._candidates():
+            if source is None or self._needs_render(source, fresh):
+                items.append(work.Item(shown, name, source, self._blob(source)))
+                slots.append(len(ordered))
+            ordered.append(source)
+        self.total = len(items)
+        prepared = list(self._map(work.prepare, items, size=200))
+        problems: list[Problem] = []
+        for slot, result in zip(slots, prepared, strict=True):
+            problems += result.problems
+            source = ordered[slot] = result.source
+            if source is None:
+                continue
+            held = result.record if result.record is not None else source.record
+            if held is not None:
+                self.at_hand[source.id] = held
+            if isinstance(result.record, bytes) and result.name is not None and result.stat is not None:
+                self.files.store(result.name, result.stat, source, result.read_at_ns, result.record)
+        sources, duplicates = self._unique([s for s in ordered if s is not None])
+        self.drafts = sum(s.status == "draft" for s in sources)
+        if self.given is None:
+            self.files.save()
+        if problems or duplicates:
+            raise InvalidInput(problems + duplicates)
+        return sources, prepared
+
+    def _candidates(self) -> Iterator[tuple[str, str | None, Source | None]]:
+        """(shown path, file name, source when known without parsing) of every record."""
+        if self.given is not None:
+            for record in self.given:
+                yield record.source, None, Source.of(record)
+            return
+        events = self.site.events
+        names = record_names(events)
+        self.files.keep_only(name for name, _ in names)
+        folder = str(events)
+        for (name, _), shown in zip(names, shown_paths(events, self.site.root, names), strict=True):
+            known = name in self.files.rows  # else there is nothing to trust: no need to look at the file here
+            stat = file_stat(f"{folder}/{name}") if known else None
+            source = self.files.trusted(name, stat) if stat is not None else None
+            if source is not None and source.image and not (self.site.root / source.image).is_file():
+                source = None  # its image is gone: parse it again, to report that
+            yield shown, name, source
+
+    def _needs_render(self, source: Source, fresh: dict[str, str]) -> bool:
+        return (source.status != "draft" or not self.write) and fresh.get(source.id) != source.key
+
+    def _blob(self, source: Source | None) -> bytes | None:
+        """A cached source's record, pickled, when the cache holds it (saves parsing the file again)."""
+        if source is None or source.record is not None or source.name is None:
+            return None
+        entry = self.files.parsed.get(source.name)
+        return entry[1] if entry is not None and entry[0] == source.key else None
+
+    def _fresh(self) -> dict[str, str]:
+        """Records whose files an earlier build wrote, in this context, from the same key, and still there."""
+        entries = [(id, kept) for id in self.outputs.entries if (kept := self.outputs.fresh(id)) is not None]
+        paths = [(id, kept.key, kept.paths.split("\n")) for id, kept in entries]
+        found = present(self.out, {path.rpartition("/")[0] for _, _, listed in paths for path in listed})
+        return {id: key for id, key, listed in paths if found.issuperset(listed)}
+
+    def _unique(self, sources: list[Source]) -> tuple[list[Source], list[Problem]]:
+        seen: dict[str, Source] = {}
+        kept, problems = [], []
+        for source in sources:
+            first = seen.setdefault(source.id, source)
+            if first is source:
+                kept.append(source)
+                continue
+            line = self._record(source).line("id")
+            problems.append(Problem(source.shown, line, "id", f"{source.id!r} is already used by {first.shown}"))
+        return kept, problems
+
+    def _record(self, source: Source) -> Record:
+        """The record of a source: given, parsed by this build, cached, or else parsed now."""
+        at_hand = self.at_hand.get(source.id) if source.record is None else source.record
+        if isinstance(at_hand, bytes):
+            at_hand = pickle.loads(at_hand)
+        record = at_hand if isinstance(at_hand, Record) and at_hand.source == source.shown else None
+        if record is None:
+            record = self.files.record(source)
+        if record is None:
+            assert source.name is not None
+            record = load_record(self.site.events / source.name, self.site.root, shown=source.shown)
+        self.at_hand[source.id] = record
+        return record
+
+    def _known(self, id: str) -> dict[str, FileInfo]:
+        """What an earlier build wrote for a record: its files' sizes, mtimes and digests."""
+        kept = self.outputs.entries.get(id)
+        return kept.infos() if kept is not None else {}
+
+    # --- the worker pool -----------------------------------------------------------------
+
+    def _map(self, function: Callable[[Sequence[T]], list[R]], items: Sequence[T], *, size: int) -> Iterator[R]:
+        """`function` over chunks of `items`, in a process pool when there are enough; results in order."""
+        if not items:
+            return iter(())
+        if self.pool is None and len(items) >= PARALLEL_FROM:
+            self.pool = _pool(self.job)
+        workers = getattr(self.pool, "_max_workers", 1)
+        size = max(10, min(size, -(-len(items) // (workers * 4))))
+        chunks = [items[i : i + size] for i in range(0, len(items), size)]
+        if self.pool is None:
+            work.start(self.job)
+            return self._counted(map(function, chunks))
+        return self._counted(self.pool.map(function, chunks))
+
+    def _counted(self, results: Iterable[list[R]]) -> Iterator[R]:
+        for chunk in results:
+            yield from chunk
+            self.done += len(chunk)
+            if self.progress is not None:
+                self.progress(self.done, max(self.total, self.done))
+
+    # --- feeds ----------------------------------------------------------------------------
+
+    def _feeds(self, live: list[Source], rendered: set[str]) -> list[Output]:
+        """Every feed; rendered again only where a record in it changed (all, when the records in them may differ)."""
+        sizes = image_sizes(self.site.root, (s.image for s in live))
+        membership = digest(
+            *(f"{src}={size}" for src, size in sorted(sizes.items())), *(s.id + s.membership for s in live)
+        )
+        before = self.outputs.feeds
+        same = before is not None and (before.context, before.membership) == (self.context, membership)
+        listed = before.feeds if before is not None and same else None
+        fresh = None
+        if listed is not None:
+            wanted = {path for path, _, ids in listed if rendered.intersection(ids) or not self._intact(path)}
+            fresh = self._some_feeds(live, sizes, listed, wanted)
+        if listed is None or fresh is None:
+            from publisher.render.feeds import feed_members, feed_set  # feedgen and lxml: loaded only when needed
+
+            shown = feed_members(live, self.site.settings)  # feeds show the newest few: read only those records
+            files = feed_set([self._record(s) for s in live if s.id in shown], self.site.settings, sizes=sizes)
+            listed = tuple((f.path, f.format, f.record_ids) for f in files)
+            fresh = {f.path: f.content for f in files}
+        known = before.files if before is not None else {}
+        self.new_feeds = FeedState(self.context, membership, listed)
+        outputs = []
+        for path, fmt, ids in listed:
+            content = fresh.get(path)
+            if content is None:
+                info = self.new_feeds.files[path] = known[path]
+                outputs.append(Output(path, "feed", fmt, ids, digest=info[2]))
+                continue
+            changed, info = self._write(path, content, known.get(path))
+            self.new_feeds.files[path] = info
+            outputs.append(Output(path, "feed", fmt, ids, digest=info[2], changed=changed))
+        return outputs
+
+    def _some_feeds(
+        self, live: list[Source], sizes: dict[str, int], listed: FeedList, wanted: set[str]
+    ) -> dict[str, bytes] | None:
+        """The `wanted` feeds, rendered from only the records they show; None when they would show others.
+
+        When no record was added, removed, re-dated or re-tagged, each feed
+        shows the records it showed before, and the feeds of only those records
+        include each wanted feed exactly as the feeds of the whole site would.
+        """
+        if not wanted:
+            return {}
+        from publisher.render.feeds import feed_set  # feedgen and lxml: loaded only when needed
+
+        expected = {path: ids for path, _, ids in listed if path in wanted}
+        shown = {id for ids in expected.values() for id in ids}
+        records = [self._record(s) for s in live if s.id in shown]
+        found = {f.path: f for f in feed_set(records, self.site.settings, sizes=sizes) if f.path in wanted}
+        if found.keys() != expected.keys() or any(f.record_ids != expected[p] for p, f in found.items()):
+            return None
+        return {path: f.content for path, f in found.items()}
+
+    def _intact(self, path: str) -> bool:
+        """Whether a feed file is still what the last build wrote there (by size and mtime)."""
+        info = self.outputs.feeds.files.get(path) if self.outputs.feeds is not None else None
+        return info is not None and unchanged_since(info, file_stat(str(self.out / path)))
+
+    def _write(self, path: str, content: bytes, known: FileInfo | None) -> tuple[bool, FileInfo]:
+        if not self.write:
+            return False, (len(content), 0, digest(content))
+        return write_file(str(self.out / path), content, known)
+
+    # --- the manifest, removals and the caches -------------------------------------------
+
+    def _finish(self, live: list[Source], produced: Iterable[work.Produced], feeds: list[Output]) -> Manifest:
+        results = {p.id: p for p in produced}
+        problems = [problem for p in results.values() for problem in p.problems]
+        manifest = Manifest(self.out, len(live), self.drafts)
+        before = self.outputs.entries
+        entries: dict[str, Kept] = {}
+        for source in live:
+            result = results.get(source.id)
+            if result is None:  # as the last build left it
+                entries[source.id] = before[source.id]
+                manifest.parts.append(before[source.id])
+            elif result.problems:  # remember what was there before
+                if source.id in before:
+                    entries[source.id] = before[source.id]
+            else:
+                entries[source.id] = self._kept(source, result.files, result.lines)
+                manifest.parts += [output for output, _ in result.files]
+                paths = (output.path for output, _ in result.files)
+                manifest.lines.update(zip(paths, result.lines.split(SEPARATOR), strict=True))
+        manifest.parts += feeds
+        if self.write and problems:  # remember what was written, remove nothing
+            self.outputs.save({**before, **entries}, self.new_feeds)
+        elif self.write:
+            manifest.removed = self._remove(before, entries)
+            self.outputs.save(entries, self.new_feeds)
+        if problems:
+            raise InvalidInput(problems)
+        return manifest
+
+    def _kept(self, source: Source, files: list[tuple[Output, FileInfo]], lines: str) -> Kept:
+        paths = "\n".join(output.path for output, _ in files)
+        stats = tuple(n for _, info in files for n in info[:2])
+        return Kept(source.key, self.context, paths, stats, lines)
+
+    def _remove(self, before: dict[str, Kept], entries: dict[str, Kept]) -> list[str]:
+        """Remove the files earlier builds wrote that this one no longer makes, unless someone changed them since."""
+        made = set(self.new_feeds.files)
+        for kept in entries.values():
+            made.update(kept.paths.split("\n"))
+        old = dict(self.outputs.feeds.files) if self.outputs.feeds is not None else {}
+        for id, kept in before.items():
+            if entries.get(id) is not kept:
+                old.update(kept.infos())
+        removed = []
+        for path in sorted(old.keys() - made):
+            target = self.out / path
+            if not unchanged_since(old[path], file_stat(str(target))):
+                continue  # gone already, or changed by someone else: theirs now
+            target.unlink()
+            removed.append(path)
+            folder = target.parent
+            while folder != self.out and self.out in folder.parents and not any(folder.iterdir()):
+                folder.rmdir()
+                folder = folder.parent
+        return removed
+
+
+def _pool(job: work.Job) -> Executor:
+    """Worker processes, forked where the system can: they start at once, with the renderers loaded once, here."""
+    import multiprocessing
+
+    import icalendar  # noqa: F401  (for the workers to inherit, as below: calendar files of events)
+
+    import publisher.render.email
+    import publisher.render.feeds
+    import publisher.render.message
+    import publisher.render.social  # noqa: F401  (loaded for the workers to inherit)
+    from publisher.render.lengths import preload
+
+    preload()
+
+    # The workers fork at the first task: what this process holds by then stays out of their
+    # collections (whose writes to it would copy every page it is on), as the gc docs advise.
+    gc.freeze()
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork" if "fork" in methods else None)
+    return ProcessPoolExecutor(min(cpus, 8), mp_context=context, initializer=work.start_worker, initargs=(job,))

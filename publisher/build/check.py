@@ -1,0 +1,28 @@
+"""`publisher check`: every record, the settings, the timeline and every render, in memory."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from publisher.build.builder import Progress, check_site
+from publisher.errors import InvalidInput, Problem
+from publisher.site.config import CONFIG_FILE, Site
+from publisher.timeline.plan import validate_rules
+
+
+def check_everything(site: Site, progress: Progress | None = None) -> dict[str, Any]:
+    """Raise InvalidInput listing every problem; return counts when all is well.
+
+    Records (drafts too) are parsed and their posts rendered, so a draft's
+    own post text that is too long is reported before it is published; every
+    newsletter issue and feed is rendered in memory and nothing is written.
+    """
+    config_text = (site.root / CONFIG_FILE).read_text(encoding="utf-8")
+    problems: list[Problem] = list(validate_rules(site.settings, CONFIG_FILE, config_text))
+    try:
+        manifest = check_site(site, progress)
+    except InvalidInput as exc:
+        problems.extend(exc.problems)
+    if problems:
+        raise InvalidInput(problems)
+    return {"records": manifest.records + manifest.drafts, "drafts": manifest.drafts, "outputs": len(manifest.outputs)}

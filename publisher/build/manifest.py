@@ -1,0 +1,121 @@
+"""What `build` tells: every file of the site's outputs, which ones it wrote and which it removed.
+
+`Manifest.to_json()` is `publisher build --json`; `Manifest.report()` the
+human lines. A site of 10,000 records has 60,000 files: the lines of the
+files a build left as they were come ready-made from the build cache
+(`Kept.json`), so listing them costs a string join, not 60,000 objects.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from publisher.build.cache import Kept
+from publisher.build.work import MANIFEST_SEPARATOR as SEPARATOR
+from publisher.build.work import Output, file_json, file_line, manifest_lines
+
+__all__ = ["SEPARATOR", "Manifest", "file_line", "manifest_lines"]
+
+_UNCHANGED, _CHANGED = '"changed": false}', '"changed": true}'  # how a line of `file_line` ends
+
+
+@dataclass
+class Manifest:
+    """What a build did: every file of the site's outputs, and which ones it wrote or removed.
+
+    `parts` holds, in order, each file rendered by this build (an `Output`) and,
+    for each record left as it was, its files as the last build listed them.
+    """
+
+    out: Path
+    records: int = 0
+    drafts: int = 0
+    scheduled: int = 0  # records dated after the build's `now`: rendered, not in the feeds yet
+    parts: list[Output | Kept] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    # The `--json` line of a file this build rendered, as `manifest_lines` made it, by path.
+    lines: dict[str, str] = field(default_factory=dict)
+
+    @cached_property
+    def outputs(self) -> list[Output]:
+        """Every file of the site's outputs: each record's (newest first), then the feeds."""
+        outputs: list[Output] = []
+        for part in self.parts:
+            if isinstance(part, Output):
+                outputs.append(part)
+            else:
+                outputs += [_output(entry) for entry in json.loads(f"[{part.json}]")]
+        return outputs
+
+    @property
+    def written(self) -> list[Output]:
+        return [part for part in self.parts if isinstance(part, Output) and part.changed]
+
+    @property
+    def files(self) -> int:
+        return sum(1 if isinstance(part, Output) else part.paths.count("\n") + 1 for part in self.parts)
+
+    def _head(self) -> dict[str, Any]:
+        written = len(self.written)
+        return {
+            "out": str(self.out),
+            "records": self.records,
+            "scheduled": self.scheduled,
+            "written": written,
+            "unchanged": self.files - written,
+            "removed": self.removed,
+        }
+
+    def as_json(self) -> dict[str, Any]:
+        return {**self._head(), "files": [file_json(o) for o in self.outputs]}
+
+    def to_json(self) -> str:
+        """`as_json()` as text, one line per file; unchanged records' lines come ready-made from the cache."""
+        head = json.dumps(self._head(), ensure_ascii=False)[:-1]
+        lines = SEPARATOR.join(part.json if isinstance(part, Kept) else self._line(part) for part in self.parts)
+        return f'{head}, "files": [\n  {lines}\n]}}\n' if lines else f'{head}, "files": []}}\n'
+
+    def _line(self, output: Output) -> str:
+        """`file_line(output)`, from the line made for it (with `"changed": false` last) when there is one."""
+        line = self.lines.get(output.path)
+        if line is None:
+            return file_line(output)
+        return line[: -len(_UNCHANGED)] + _CHANGED if output.changed else line
+
+    def report(self, limit: int = 100) -> list[str]:
+        """Lines for people: each file written (a count per folder when there are many), then a summary."""
+        written = self.written
+        lines = [f"wrote {o.path}" for o in written] if len(written) <= limit else _per_folder(written)
+        lines += [f"removed {path}" for path in self.removed[:limit]]
+        if len(self.removed) > limit:
+            lines.append(f"removed {len(self.removed) - limit} more files")
+        removed = f", {len(self.removed)} removed" if self.removed else ""
+        unchanged = self.files - len(written)
+        lines.append(
+            f"{self.records} records → {len(written)} files written, {unchanged} unchanged{removed}, in {self.out}"
+        )
+        if self.scheduled:
+            lines.append(
+                f"{self.scheduled} records published later are not in the feeds yet"
+                " (their issues and posts are written, for review)"
+            )
+        return lines
+
+
+def _per_folder(outputs: Sequence[Output]) -> list[str]:
+    """'wrote 30 files in feeds/', 'wrote 3 files in posts/x/': one line per output folder."""
+    counts: dict[str, int] = {}
+    for output in outputs:
+        parts = output.path.split("/")
+        folder = "/".join(parts[:2] if parts[0] == "posts" and len(parts) > 2 else parts[:1])
+        counts[folder] = counts.get(folder, 0) + 1
+    return [f"wrote {count} files in {folder}/" for folder, count in sorted(counts.items())]
+
+
+def _output(entry: dict[str, Any]) -> Output:
+    return Output(**{**entry, "records": tuple(entry["records"])})

@@ -1,0 +1,358 @@
+"""The per-record work of a build, run in worker processes (or in-process for small builds).
+
+Two passes over the records that need work, so that nothing is written while
+any input is bad:
+
+1. `prepare`: parse each changed record file and render its posts, which is
+   where a record's own text can turn out too long. No file is written.
+2. `produce`: render each record's newsletter issue and write its files and
+   posts, each only when its bytes changed.
+
+Workers receive a `Job` once (the pool's initializer) and then lists of small
+items; records travel pickled, rendered files never travel back.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import pickle
+import signal
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import jinja2
+
+from publisher.build.cache import FileInfo, FileStat, Source, digest, file_stat, now_ns
+from publisher.build.files import read_file, write_file
+from publisher.errors import InvalidInput, Problem, relative
+from publisher.site.config import Settings
+from publisher.site.records import Record, load_record
+from publisher.site.templates import default_templates
+
+if TYPE_CHECKING:
+    from publisher.render.email import Issue
+
+# A newsletter issue file's name ends → (kind, format) in the manifest.
+ISSUE_FILES = {
+    ".html": ("issue", "html"),
+    ".txt": ("issue", "text"),
+    ".eml": ("issue", "eml"),
+    ".ics": ("calendar", "ics"),
+}
+
+
+class Output(NamedTuple):
+    """One file of a build, as listed by `build --json` (a named tuple: builds list 100,000 of them)."""
+
+    path: str
+    kind: str  # feed | issue | post | calendar
+    format: str
+    records: tuple[str, ...]
+    network: str | None = None
+    length: int | None = None
+    limit: int | None = None
+    digest: str = ""
+    changed: bool = False
+
+    def done(self, digest: str, *, changed: bool) -> Output:
+        """`_replace(digest=, changed=)`, which costs a few times more (builds make 60,000 of them)."""
+        return Output(*self[:7], digest, changed)
+
+
+Rendered = tuple[Output, bytes]
+MANIFEST_SEPARATOR = ",\n  "  # between two files' lines in `build --json`
+
+
+def file_json(o: Output) -> dict[str, Any]:
+    """One file as `build --json` lists it."""
+    if o.network is None:
+        return {
+            "path": o.path,
+            "kind": o.kind,
+            "format": o.format,
+            "records": o.records,
+            "digest": o.digest,
+            "changed": o.changed,
+        }
+    return o._asdict()
+
+
+_JSON = json.JSONEncoder(ensure_ascii=False)  # what json.dumps(..., ensure_ascii=False) makes anew each call
+
+
+def file_line(o: Output) -> str:
+    return _JSON.encode(file_json(o))
+
+
+def manifest_lines(outputs: Iterable[Output]) -> str:
+    """The `--json` lines of files as a later build will list them when it leaves them as they are."""
+    return MANIFEST_SEPARATOR.join(file_line(output.done(output.digest, changed=False)) for output in outputs)
+
+
+def post_text(text: str, thread: Sequence[str]) -> str:
+    """A post as a file: its text, then each thread part after a `---` line."""
+    return "\n---\n".join((text, *thread)) + "\n"
+
+
+def render_posts(record: Record, settings: Settings, templates: Path | None) -> list[Rendered]:
+    """The record's post on every network, as files; InvalidInput when one does not fit."""
+    from publisher.render import social
+
+    rendered = []
+    for post in social.render_posts(record, settings, templates):
+        output = Output(
+            f"posts/{post.network}/{record.id}.txt", "post", "text", (record.id,), post.network, post.length, post.limit
+        )
+        rendered.append((output, post_text(post.text, post.thread).encode("utf-8")))
+    return rendered
+
+
+def render_issue_files(record: Record, settings: Settings, templates: Path | None) -> list[Rendered]:
+    """The record's newsletter issue as `build` writes it: .html, .txt, .eml and (with `starts`) .ics."""
+    from publisher.render.email import render_issue
+
+    try:
+        issue = render_issue([record], settings, templates)
+    except (jinja2.TemplateError, ValueError) as exc:
+        problem = template_problem(exc, templates)
+        if problem is None:
+            raise
+        raise InvalidInput([problem]) from None
+    return _issue_files(issue, settings)
+
+
+def render_issues_files(
+    records: Sequence[Record], settings: Settings, templates: Path | None
+) -> list[list[Rendered] | InvalidInput]:
+    """Each record's `render_issue_files`, or the InvalidInput it raises; rendered a stage at a time."""
+    from publisher.render.email import render_single_issues
+
+    try:
+        issues = render_single_issues(records, settings, templates)
+    except Exception:  # one by one, so that each record gets its own result (or raises its own error)
+        results: list[list[Rendered] | InvalidInput] = []
+        for record in records:
+            try:
+                results.append(render_issue_files(record, settings, templates))
+            except InvalidInput as exc:
+                results.append(exc)
+        return results
+    return [_issue_files(issue, settings) for issue in issues]
+
+
+def _issue_files(issue: Issue, settings: Settings) -> list[Rendered]:
+    from publisher.render import message
+
+    rendered = []
+    for name, content in message.issue_files(issue, settings).items():
+        kind, fmt = ISSUE_FILES[name[name.rindex(".") :]]
+        rendered.append((Output(f"newsletters/{name}", kind, fmt, issue.record_ids), content))
+    return rendered
+
+
+def render_record(record: Record, settings: Settings, templates: Path | None) -> list[Rendered]:
+    """Every file of one record: its newsletter issue and its posts (raises InvalidInput)."""
+    return [*render_issue_files(record, settings, templates), *render_posts(record, settings, templates)]
+
+
+def template_problem(exc: BaseException, templates: Path | None) -> Problem | None:
+    """A template's error as `path:line: template: message`, or None when it is not a template's."""
+    root = templates.parent if templates is not None else None
+    if isinstance(exc, jinja2.TemplateSyntaxError):
+        path = exc.filename or exc.name or "template"
+        return Problem(relative(Path(path), root), exc.lineno or 1, "template", exc.message or str(exc))
+    frames = []
+    tb = exc.__traceback__
+    while tb is not None:
+        frames.append((tb.tb_frame.f_code.co_filename, tb.tb_frame.f_code.co_name, tb.tb_lineno))
+        tb = tb.tb_next
+    folders = [str(f) for f in (templates, default_templates()) if f is not None]
+    if isinstance(exc, jinja2.TemplateError):
+        inside = [(name, line) for name, _, line in frames if any(name.startswith(f) for f in folders)]
+        name, line = inside[-1] if inside else ("template", 1)
+        return Problem(relative(Path(name), root), line, "template", str(exc))
+    if any(function == "compile_mjml" for _, function, _ in frames):
+        mjml = _template_path("issue.mjml", templates)
+        return Problem(relative(mjml, root), 1, "template", f"MJML does not compile: {exc}")
+    return None
+
+
+def _template_path(name: str, templates: Path | None) -> Path:
+    own = templates / name if templates is not None else None
+    return own if own is not None and own.is_file() else default_templates() / name
+
+
+WEB_TEMPLATES = "web/"  # the web side's pages: not rendered by a build
+
+
+def check_templates(templates: Path | None) -> list[Problem]:
+    """Every template a build can use, compiled: syntax errors show before anything is rendered."""
+    from publisher.site.templates import environment
+
+    env = environment(templates)
+    problems = []
+    for name in sorted(n for n in env.list_templates() if not n.startswith(WEB_TEMPLATES)):
+        try:
+            env.get_template(name)
+        except jinja2.TemplateSyntaxError as exc:
+            problem = template_problem(exc, templates)
+            if problem is not None:
+                problems.append(problem)
+    return problems
+
+
+# --- the work of one build, shipped to every worker once --------------------------------------
+
+
+@dataclass
+class Job:
+    """What every record of one build is rendered with."""
+
+    root: Path
+    events: Path
+    out: Path
+    settings: Settings
+    templates: Path | None
+    # Records whose outputs are present and were rendered from this key: no render needed.
+    fresh: Mapping[str, str] = field(default_factory=dict)
+    write: bool = True
+    drafts: bool = False  # `check`: drafts' posts are checked too
+
+
+_job: Job | None = None
+
+
+def start(job: Job) -> None:
+    """The pool's initializer: the job every later call works on."""
+    global _job
+    _job = job
+
+
+def start_worker(job: Job) -> None:
+    """The initializer of a worker process: Ctrl-C is for the build (it stops the pool), not for each worker."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    gc.enable()  # the build turned it off for its own process; a worker makes and drops its renders' cycles
+    start(job)
+    from publisher.site.templates import environment
+
+    # A worker lives for one build, which digested the templates as it started: no need to
+    # look at each template file's time again for every issue (Jinja's auto_reload).
+    environment(job.templates).auto_reload = False
+
+
+def current() -> Job:
+    assert _job is not None, "start(job) comes first"
+    return _job
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """A record for `prepare`: a file to parse (`name`), or a source with its record (or that pickled)."""
+
+    shown: str
+    name: str | None = None
+    source: Source | None = None
+    blob: bytes | None = None
+
+
+@dataclass(slots=True)
+class Prepared:
+    name: str | None
+    stat: FileStat | None
+    read_at_ns: int
+    source: Source | None
+    record: Record | bytes | None  # pickled when it was parsed here
+    posts: list[Rendered] | None  # None: nothing to render again
+    problems: list[Problem]
+
+
+def prepare(items: Sequence[Item]) -> list[Prepared]:
+    """Pass 1: parse what changed, render the posts of what must be rendered again.
+
+    A stage at a time (every file parsed, then every record's posts): each
+    stage's code stays in the processor's caches.
+    """
+    job = current()
+    parsed = [_parse(item, job) for item in items]
+    for prepared, record in parsed:
+        if record is not None:
+            _add_posts(prepared, record, job)
+    return [prepared for prepared, _ in parsed]
+
+
+def _parse(item: Item, job: Job) -> tuple[Prepared, Record | None]:
+    """The item's record (parsed from its file when it has none), and what pass 1 tells of it so far."""
+    stat, read_at = None, now_ns()
+    source, record = item.source, None
+    if source is not None:
+        record = source.record or (pickle.loads(item.blob) if item.blob is not None else None)
+    if record is None:
+        assert item.name is not None
+        path = job.events / item.name
+        try:
+            stat, data = read_file(str(path))
+            record = load_record(path, job.root, data=data, shown=item.shown)
+        except OSError as exc:
+            stat = file_stat(str(path))
+            problem = Problem(item.shown, 1, "file", f"cannot be read ({exc.strerror})")
+            return Prepared(item.name, stat, read_at, None, None, None, [problem]), None
+        except InvalidInput as exc:
+            return Prepared(item.name, stat, read_at, None, None, None, exc.problems), None
+        source = Source.of(record, digest(item.shown, data), item.name)
+        source.record = None  # it travels pickled, once
+    assert source is not None
+    blob = None if source.record is not None else item.blob or pickle.dumps(record, protocol=pickle.HIGHEST_PROTOCOL)
+    return Prepared(item.name, stat, read_at, source, blob, None, []), record
+
+
+def _add_posts(prepared: Prepared, record: Record, job: Job) -> None:
+    """The record's posts, when they must be rendered again (or the problems with them)."""
+    source = prepared.source
+    assert source is not None
+    if (source.status != "draft" or job.drafts) and job.fresh.get(source.id) != source.key:
+        try:
+            prepared.posts = render_posts(record, job.settings, job.templates)
+        except InvalidInput as exc:
+            prepared.problems = exc.problems
+
+
+@dataclass(frozen=True, slots=True)
+class Work:
+    """A record for `produce` (or that pickled), its posts from pass 1, and what the last build wrote for it."""
+
+    id: str
+    record: Record | bytes
+    posts: list[Rendered]
+    known: dict[str, FileInfo]
+
+
+@dataclass(slots=True)
+class Produced:
+    id: str
+    files: list[tuple[Output, FileInfo]]
+    problems: list[Problem]
+    lines: str = ""  # manifest_lines of the files, made here rather than in the build's own process
+
+
+def produce(items: Sequence[Work]) -> list[Produced]:
+    """Pass 2: render each record's issue; write its files (or, for `check`, only render them)."""
+    job = current()
+    out = str(job.out)  # joined as text: a Path per file costs more than writing a small one
+    records = [work.record if isinstance(work.record, Record) else pickle.loads(work.record) for work in items]
+    done = []
+    for work, issue in zip(items, render_issues_files(records, job.settings, job.templates), strict=True):
+        if isinstance(issue, InvalidInput):
+            done.append(Produced(work.id, [], issue.problems))
+            continue
+        files = []
+        for output, content in issue + work.posts:
+            if job.write:
+                changed, info = write_file(f"{out}/{output.path}", content, work.known.get(output.path))
+            else:
+                changed, info = False, (len(content), 0, digest(content))
+            files.append((output.done(info[2], changed=changed), info))
+        done.append(Produced(work.id, files, [], manifest_lines(output for output, _ in files)))
+    return done

@@ -1,0 +1,78 @@
+"""What every `publisher` command shares: the context (site, --json), exit codes, `--now`.
+
+Typed exceptions from the library become messages and exit codes here, and
+only here: 2 for bad input (each problem as `path:line: field: message`), the
+error's own code otherwise.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from publisher.errors import InvalidInput, Problem, PublisherError
+from publisher.site.config import Site, load_site
+from publisher.site.records import Record, load_records
+
+
+class Context:
+    def __init__(self, site_dir: Path, as_json: bool) -> None:
+        self.site_dir = site_dir
+        self.as_json = as_json
+        self._site: Site | None = None
+
+    @property
+    def site(self) -> Site:
+        if self._site is None:
+            self._site = load_site(self.site_dir)
+        return self._site
+
+    def records(self, *, drafts: bool = False) -> list[Record]:
+        return load_records(self.site.events, self.site.root, drafts=drafts)
+
+    def emit(self, human: str, data: Any) -> None:
+        if self.as_json:
+            click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+        elif human:
+            click.echo(human)
+
+
+class PublisherGroup(click.Group):
+    """Turns the library's typed exceptions into messages and exit codes."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except InvalidInput as exc:
+            for problem in exc.problems:
+                click.echo(str(problem), err=True)
+            click.echo(f"Error: {len(exc.problems)} problem(s); nothing was changed.", err=True)
+            sys.exit(2)
+        except PublisherError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+
+
+pass_context = click.make_pass_decorator(Context)
+
+
+def parse_now(value: str | None) -> dt.datetime:
+    """`--now T`: an ISO time with an offset; the current time when absent."""
+    if value is None:
+        return dt.datetime.now(dt.UTC)
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError:
+        bad_flag("--now", f"is not an ISO date and time (got {value!r})")
+    if parsed.tzinfo is None:
+        bad_flag("--now", f"needs a UTC offset, e.g. {parsed:%Y-%m-%dT%H:%M}+00:00 (got {value!r})")
+    return parsed
+
+
+def bad_flag(flag: str, message: str) -> NoReturn:
+    raise InvalidInput([Problem("command line", 1, flag, message)])

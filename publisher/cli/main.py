@@ -1,0 +1,295 @@
+"""The `publisher` command: thin verbs over the library.
+
+Every command takes `--site DIR` and `--json`. Exit 0 on success, 1 on a
+failure while doing the work, 2 on bad input, each problem listed as
+`path:line: field: message`.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from publisher.cli.context import Context, PublisherGroup, bad_flag, parse_now, pass_context
+from publisher.cli.subscribers import subscribers_group
+from publisher.errors import WorkFailed
+from publisher.site.config import CONFIG_FILE
+
+
+@click.group(cls=PublisherGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--site", "site_dir", type=click.Path(file_okay=False, path_type=Path), default=".", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print a machine-readable result.")
+@click.version_option(package_name="publisher")
+@click.pass_context
+def cli(ctx: click.Context, site_dir: Path, as_json: bool) -> None:
+    """Event records → feeds, newsletters and social posts, on a timeline."""
+    ctx.obj = Context(site_dir, as_json)
+
+
+cli.add_command(subscribers_group)
+
+
+@cli.command()
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--now", "now_text", help="Date the sample record as of this time (ISO, with offset).")
+@pass_context
+def init(c: Context, directory: Path, now_text: str | None) -> None:
+    """Start a new site.  Example: publisher init my-site"""
+    from publisher.site.scaffold import init_site
+
+    written = init_site(directory, parse_now(now_text))
+    c.emit("\n".join(f"wrote {p}" for p in written), {"written": [str(p) for p in written]})
+
+
+@cli.command()
+@click.argument("title")
+@click.option("--now", "now_text", help="Date the record as of this time (ISO, with offset).")
+@pass_context
+def new(c: Context, title: str, now_text: str | None) -> None:
+    """Write a new record with today's date.  Example: publisher new "Report launch" """
+    from publisher.site.scaffold import new_record
+
+    path = new_record(c.site, title, parse_now(now_text))
+    c.emit(f"wrote {path}", {"written": str(path)})
+
+
+@cli.command()
+@pass_context
+def check(c: Context) -> None:
+    """Validate records, config and templates; render everything in memory.  Example: publisher check"""
+    from publisher.build.check import check_everything
+
+    with _progress(c) as progress:
+        summary = check_everything(c.site, progress)
+    c.emit(f"ok: {summary['records']} records, {summary['outputs']} outputs render", {"ok": True, **summary})
+
+
+@cli.command()
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Output folder (default: the site).")
+@click.option("--now", "now_text", help="Feeds show what is published by this time (ISO, with offset; default: now).")
+@pass_context
+def build(c: Context, out: Path | None, now_text: str | None) -> None:
+    """Write feeds, newsletter issues and posts.  Example: publisher build --out public"""
+    from publisher.build.builder import build as run_build
+
+    now = parse_now(now_text)
+    with _progress(c) as progress:
+        manifest = run_build(c.site, out, progress=progress, now=now)
+    click.echo(manifest.to_json() if c.as_json else "\n".join(manifest.report()))
+
+
+@cli.command()
+@click.option("--now", "now_text", help="Show the plan as of this time (ISO, with offset).")
+@pass_context
+def plan(c: Context, now_text: str | None) -> None:
+    """The timeline: each dispatch's id, due time, channel, records and state.
+
+    Example: publisher plan --now 2018-02-09T09:00+01:00
+    """
+    from publisher.dispatch.status import open_runner, plan_lines, render_lines
+    from publisher.store.dispatches import open_store
+
+    now = parse_now(now_text)
+    store = open_store(c.site.database_url)
+    try:
+        lines = plan_lines(open_runner(c.site, store, now), now)
+    finally:
+        store.close()
+    c.emit(render_lines(lines), {"now": now.isoformat(), "dispatches": [line.as_json() for line in lines]})
+
+
+@cli.command()
+@click.option("--once", is_flag=True, help="Dispatch what is due at --now (default: now) and exit.")
+@click.option("--now", "now_text", help="The time to act as (ISO, with offset); the clock moves on from it.")
+@pass_context
+def run(c: Context, once: bool, now_text: str | None) -> None:
+    """The scheduler: dispatches what is due.  Example: publisher run --once"""
+    import time
+
+    from publisher.dispatch.clock import run_forever, run_once
+    from publisher.dispatch.runner import shifted_clock
+    from publisher.dispatch.status import outcome_line, progress_bar
+
+    now = parse_now(now_text)
+    clock = shifted_clock(now)
+    started = time.monotonic()
+    outcomes: list[Any] = []
+
+    def report(outcome: Any) -> None:
+        outcomes.append(outcome)
+        if not c.as_json:
+            click.echo(outcome_line(outcome))
+        if outcome.error:
+            click.echo(f"Error: dispatch {outcome.dispatch_id} ({outcome.channel}): {outcome.error}", err=True)
+
+    with progress_bar(not c.as_json and sys.stderr.isatty()) as progress:
+        if not once:
+            click.echo(f"publisher run: clock started for {c.site.root} (Ctrl-C or SIGTERM to stop)", err=True)
+            run_forever(c.site, clock, on_outcome=report, on_progress=progress)
+            return
+        run_once(c.site, now, clock, on_outcome=report, on_progress=progress)
+    sent = sum(o.sent_now for o in outcomes)
+    failed = sum(1 for o in outcomes if o.error or o.state in ("failed", "unknown"))
+    skipped = sum(1 for o in outcomes if o.state == "skipped")
+    elapsed = time.monotonic() - started
+    rate = sent / elapsed if elapsed > 0 else 0.0
+    summary = (
+        f"{len(outcomes)} dispatches: {sent} messages sent, {failed} failed, {skipped} skipped "
+        f"in {elapsed:.1f} s ({rate:.0f}/s)"
+    )
+    data = {"dispatches": [vars(o) for o in outcomes], "sent": sent, "failed": failed, "skipped": skipped}
+    c.emit(summary, data)
+    if failed:
+        sys.exit(1)
+
+
+@cli.command()
+@click.argument("issue")
+@click.option("--to", "address", required=True, help="The one address to send the test to.")
+@click.option("--now", "now_text", help="Date the message as of this time (ISO, with offset).")
+@pass_context
+def send(c: Context, issue: str, address: str, now_text: str | None) -> None:
+    """A test send of one newsletter issue (a record id) to one address, outside the ledger.
+
+    Example: publisher send 2018-02-09-paris --to me@example.org
+    """
+    from publisher.audience.rows import normalise_email
+    from publisher.dispatch.email import test_send
+    from publisher.render.email import render_issue
+
+    try:
+        address = normalise_email(address)
+    except ValueError as exc:
+        bad_flag("--to", str(exc))
+    records = {r.id: r for r in c.records()}
+    if issue not in records:
+        bad_flag("ISSUE", f"no record with id {issue!r} (see `publisher build --json` for ids)")
+    templates = c.site.templates if c.site.templates.is_dir() else None
+    rendered = render_issue([records[issue]], c.site.settings, templates)
+    result = test_send(c.site, rendered, address, parse_now(now_text))
+    if not result.sent:
+        raise WorkFailed(f"the test message to {address} was not accepted: {result.code} {result.text}")
+    c.emit(f"test message sent to {address} ({result.message_id})", {"sent": True, "to": address})
+
+
+@cli.command()
+@click.argument("dispatch_id")
+@click.option("--failed", "failed_only", is_flag=True, required=True, help="Retry only the recipients that failed.")
+@click.option("--now", "now_text", help="The time to act as (ISO, with offset).")
+@pass_context
+def resend(c: Context, dispatch_id: str, failed_only: bool, now_text: str | None) -> None:
+    """Send a dispatch again to its failed recipients only.  Example: publisher resend 3f2a9c1d0b7e6a54 --failed"""
+    from publisher.dispatch.runner import resend_failed, shifted_clock
+    from publisher.dispatch.status import open_runner, outcome_line
+    from publisher.store.dispatches import open_store
+
+    now = parse_now(now_text)
+    store = open_store(c.site.database_url)
+    try:
+        runner = open_runner(c.site, store, now)
+        runner.clock = shifted_clock(now)
+        reset, outcome = resend_failed(runner, dispatch_id)
+    finally:
+        store.close()
+    c.emit(f"{reset} failed recipients retried\n{outcome_line(outcome)}", {"reset": reset, "outcome": vars(outcome)})
+    if outcome.error:
+        raise WorkFailed(f"dispatch {outcome.dispatch_id} ({outcome.channel}): {outcome.error}")
+
+
+@cli.command()
+@click.argument("dispatch_id")
+@click.option("--now", "now_text", help="The time to act as (ISO, with offset).")
+@pass_context
+def approve(c: Context, dispatch_id: str, now_text: str | None) -> None:
+    """Approve a dispatch held for review.  Example: publisher approve 3f2a9c1d0b7e6a54"""
+    from publisher.dispatch.status import mirrored_row
+    from publisher.store.dispatches import open_store
+
+    now = parse_now(now_text)
+    store = open_store(c.site.database_url)
+    try:
+        row = mirrored_row(c.site, store, dispatch_id, now)
+        if row is None:
+            bad_flag("DISPATCH", f"no dispatch {dispatch_id!r} (see `publisher plan`)")
+        moved = row.state == "waiting_review" and store.set_dispatch_state(
+            dispatch_id, "approved", now, note="approved", expect=("waiting_review",), review_approved_at=now
+        )
+        if not moved:
+            bad_flag("DISPATCH", f"{dispatch_id} is {row.state.replace('_', ' ')}, not waiting for review")
+    finally:
+        store.close()
+    c.emit(f"approved {dispatch_id}: it goes out at its due time", {"approved": dispatch_id})
+
+
+class _progress:
+    """A progress bar on a terminal, shown once a build says it has more than a few hundred records to
+    render (never with --json); the build counts them, so the bar costs no listing of its own."""
+
+    SHOWN_FROM = 300
+
+    def __init__(self, c: Context) -> None:
+        self.enabled = not c.as_json and sys.stderr.isatty()
+        self.bar: Any = None
+        self.task: Any = None
+
+    def __enter__(self) -> Callable[[int, int], None] | None:
+        return self.update if self.enabled else None
+
+    def update(self, done: int, total: int) -> None:
+        if self.bar is None:
+            if total <= self.SHOWN_FROM:
+                return
+            from rich.console import Console
+            from rich.progress import Progress
+
+            self.bar = Progress(console=Console(stderr=True), transient=True)  # stdout is for the report
+            self.bar.start()
+            self.task = self.bar.add_task("rendering", total=total)
+        self.bar.update(self.task, completed=done, total=total)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8080, show_default=True, type=int)
+@pass_context
+def serve(c: Context, host: str, port: int) -> None:
+    """The web side: feeds, unsubscribe, subscribe, the timeline.  Example: publisher serve --port 8080"""
+    from publisher.web.app import serve as serve_site
+
+    serve_site(c.site, host, port)
+
+
+@cli.command()
+@click.option("--concurrency", default=1, show_default=True, type=click.IntRange(1, 64), help="Tasks run at once.")
+@click.option("--queue-url", help="The broker to take work from (default: PUBLISHER_QUEUE_URL, else [queue] url).")
+@pass_context
+def worker(c: Context, concurrency: int, queue_url: str | None) -> None:
+    """A delivery worker for scale-out: sends what `publisher run` puts on the queue.
+
+    Example: PUBLISHER_QUEUE_URL=redis://127.0.0.1:6379/0 publisher worker --concurrency 4
+    """
+    from publisher.dispatch.queue import require_queue
+    from publisher.dispatch.worker import run_worker
+
+    config = require_queue(c.site, queue_url)
+    click.echo(f"publisher worker: taking dispatches from {config.name!r} at {config.shown}", err=True)
+    sys.exit(run_worker(c.site, config, concurrency))
+
+
+def main() -> None:
+    cli(prog_name="publisher")
+
+
+if __name__ == "__main__":
+    main()
+
+
+__all__ = ["CONFIG_FILE", "cli", "main"]

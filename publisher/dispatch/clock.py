@@ -1,0 +1,372 @@
+"""`publisher run`: one clock per database, keeping APScheduler in step with the plan.
+
+The plan is recomputed on every wake-up; APScheduler (3.x, SQLAlchemy job
+store on the site's database) holds two jobs: a regular tick every
+``[scheduler] poll`` seconds and a one-off wake-up at the next due time (a
+dispatch, or a retry of one). Both run `tick`, which dispatches what is due.
+Jobs carry only the site folder (they are pickled), and run one at a time.
+
+Misfires: both jobs have ``misfire_grace_time=None`` (run however late) and
+``coalesce=True``, so a wake-up missed while the process was down runs once at
+start (APScheduler's default grace of 1 s would drop it and delete it from the
+job store). Whether a late dispatch is still sent is our policy, not
+APScheduler's: late by less than the rule's grace (default 6 hours) → sent,
+else skipped, and `plan` says why.
+
+Only one clock may run on a database (two APScheduler processes on one job
+store each run every job): `run` takes the store's scheduler lock and refuses
+to start while another live process holds it. The holder shows it is alive
+every few seconds from a thread of its own; a holder that is gone (its process
+has died on this host, or its heartbeat is a minute old) is taken over, and the
+ledger rows it had claimed are released at once. Lock times are real times,
+whatever `--now` says.
+
+Each tick also forgets web sign-ups left pending (never confirmed) once their
+confirmation links have expired, by the real time
+(`publisher.audience.subscribers.forget_unconfirmed`).
+
+SIGTERM and SIGINT stop the clock: the dispatch in progress hands out no new
+message, waits for those in flight, gives back what it had claimed, and the
+process exits 0. SIGHUP re-reads records and settings (so does any change of
+their files' modification times).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import signal
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from publisher.audience import subscribers
+from publisher.audience.confirm import DEFAULT_LIFETIME as CONFIRMATION_LIFETIME
+from publisher.dispatch.queue import dispatch_due
+from publisher.dispatch.runner import Clock, Outcome, Runner, wall_clock, worker_id
+from publisher.errors import InvalidInput, PublisherError, WorkFailed
+from publisher.site.config import CONFIG_FILE, Site, load_site
+from publisher.site.files import record_files
+from publisher.site.records import Record, load_records
+from publisher.store.database import create_engine
+from publisher.store.dispatches import Store, open_store
+from publisher.timeline.plan import plan
+
+LOCK = "scheduler"
+HEARTBEAT_SECONDS = 5.0
+STALE_AFTER_SECONDS = 60.0
+JOB_TABLE = "apscheduler_jobs"
+RETRYING = ("partly_sent", "rate_limited", "due")
+log = logging.getLogger("publisher.dispatch.clock")
+Progress = Callable[[str, int, int], None]
+
+
+class ClockAlreadyRunning(WorkFailed):
+    """Another `publisher run` holds this database's clock."""
+
+
+def _alive_here(owner: str) -> bool | None:
+    """Whether a lock owner on this host is still running (None: another host, can't tell)."""
+    host, _, rest = owner.partition(":")
+    pid = rest.split(":", 1)[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return None
+    if int(pid) == os.getpid():
+        return True  # another clock in this very process (a thread): alive
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def take_clock(store: Store, owner: str, now: dt.datetime, stale_after: float = STALE_AFTER_SECONDS) -> None:
+    """Hold the database's clock (`now` is the real time), taking it over from a holder that is gone."""
+    if store.acquire_lock(LOCK, owner, now, stale_after):
+        return
+    holder = store.lock_holder(LOCK)
+    if holder is not None and _alive_here(holder.owner) is False:
+        store.release_lock(LOCK, holder.owner)
+        store.release(holder.owner, now)  # its claimed rows were never answered for: claimable again
+        if store.acquire_lock(LOCK, owner, now, stale_after):
+            return
+    since = f" since {holder.acquired_at:%Y-%m-%d %H:%M:%S} UTC" if holder else ""
+    who = holder.owner if holder else "another process"
+    raise ClockAlreadyRunning(
+        f"another `publisher run` ({who}{since}) is the clock of this database; two clocks would "
+        "send everything twice. Stop it first (a dead one is taken over once its heartbeat is a minute old)."
+    )
+
+
+class Heartbeat:
+    """Renews the clock's lock every few seconds from its own thread; calls `lost` if it was taken over."""
+
+    def __init__(self, store: Store, owner: str, wall: Clock, lost: Callable[[], None], interval: float) -> None:
+        self.store, self.owner, self.wall, self.lost, self.interval = store, owner, wall, lost, interval
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="publisher-heartbeat", daemon=True)
+
+    def _beat(self) -> None:
+        while not self._done.wait(self.interval):
+            try:
+                alive = self.store.heartbeat(LOCK, self.owner, self.wall())
+            except Exception:  # a busy database for a moment: try again at the next beat
+                log.warning("heartbeat failed", exc_info=True)
+                continue
+            if not alive:
+                log.error("this process lost the clock to another one; stopping")
+                self.lost()
+                return
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join()
+
+
+@contextmanager
+def holding_clock(store: Store, owner: str, wall: Clock, lost: Callable[[], None], beat: float) -> Iterator[None]:
+    """Hold the clock for the block: lock, heartbeat, and on the way out release the lock and unsent rows."""
+    take_clock(store, owner, wall())
+    try:
+        with Heartbeat(store, owner, wall, lost, beat):
+            yield
+    finally:
+        store.release(owner, wall())
+        store.release_lock(LOCK, owner)
+
+
+@dataclass
+class Clockwork:
+    """The state of one running clock: the site, its records, its store, and how to stop it."""
+
+    root: Path
+    clock: Clock
+    site: Site
+    store: Store
+    owner: str = field(default_factory=worker_id)
+    on_outcome: Callable[[Outcome], None] | None = None
+    on_progress: Progress | None = None
+    stop: threading.Event = field(default_factory=threading.Event)
+    reload_wanted: threading.Event = field(default_factory=threading.Event)  # SIGHUP sets it
+    wake_at: dt.datetime | None = None  # when the next one-off wake-up should be (real time)
+    wall: Clock = wall_clock  # the real time, whatever `clock` (shifted by --now) says
+    _seen: float = 0.0
+    _busy: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self._seen = self._mtime()
+        self.runner = self._runner(load_records(self.site.events, self.site.root))
+
+    def _mtime(self) -> float:
+        paths = [self.root / CONFIG_FILE, *record_files(self.site.events)]
+        return max((p.stat().st_mtime for p in paths if p.exists()), default=0.0)
+
+    def _runner(self, records: list[Record]) -> Runner:
+        return Runner(
+            self.site,
+            self.store,
+            records,
+            self.clock,
+            worker=self.owner,
+            on_progress=self.on_progress,
+            stopping=self.stop.is_set,
+        )
+
+    def refresh(self) -> None:
+        """Re-read records and settings when a file changed or SIGHUP asked for it."""
+        mtime = self._mtime()
+        if not self.reload_wanted.is_set() and mtime == self._seen:
+            return
+        self.reload_wanted.clear()
+        try:
+            site = load_site(self.root, self.site.env)
+            records = load_records(site.events, site.root)
+        except InvalidInput as exc:  # keep going with the last good records; say why, once per change
+            problems = "\n".join(str(problem) for problem in exc.problems)
+            log.error("records and settings not re-read (the last good ones stay in use):\n%s", problems)
+        else:
+            self.site = site
+            self.runner = self._runner(records)
+            log.info("records re-read: %d", len(records))
+        self._seen = mtime
+
+    def tick(self, now: dt.datetime | None = None) -> list[Outcome]:
+        """Dispatch what is due (skipped if a tick is already running in this process)."""
+        if not self._busy.acquire(blocking=False):
+            return []
+        try:
+            if self.stop.is_set():
+                return []
+            self.refresh()
+            outcomes = dispatch_due(self.runner, now or self.clock())  # here, or onto the queue
+            for outcome in outcomes:
+                if self.on_outcome is not None:
+                    self.on_outcome(outcome)
+            self.forget_unconfirmed()
+            return outcomes
+        finally:
+            self._busy.release()
+
+    def forget_unconfirmed(self) -> None:
+        """Forget web sign-ups whose confirmation links have expired, by the real time (never `--now`'s:
+        a rehearsal of next month must not delete this week's sign-ups)."""
+        try:
+            forgotten = subscribers.forget_unconfirmed(self.store, self.wall() - CONFIRMATION_LIFETIME)
+        except Exception:  # never worth stopping a tick for: tried again at the next one
+            log.exception("could not forget expired sign-ups")
+            return
+        if forgotten:
+            log.info("forgot %d sign-ups never confirmed within %s", forgotten, CONFIRMATION_LIFETIME)
+
+    def next_wakeup(self, now: dt.datetime) -> dt.datetime | None:
+        """The next time anything falls due: a planned dispatch or a retry of a started one."""
+        upcoming = [d.due for d in plan(self.runner.records, self.site.settings, now) if d.due > now]
+        retries = self.store.list_dispatches(states=RETRYING)
+        upcoming += [r.next_attempt_at for r in retries if r.next_attempt_at is not None and r.next_attempt_at > now]
+        return min(upcoming, default=None)
+
+
+_ACTIVE: dict[str, Clockwork] = {}
+
+
+def tick(root: str) -> None:
+    """The job APScheduler runs (an importable function of plain arguments, so it pickles)."""
+    work = _ACTIVE.get(root)
+    if work is None or work.stop.is_set():
+        return
+    try:
+        work.tick()
+        now = work.clock()
+        due = work.next_wakeup(now)
+        # Real time for the job store; `--now` may have shifted ours. The clock's own thread adds
+        # the job: adding it from inside a job can deadlock with a shutdown waiting for that job.
+        work.wake_at = None if due is None else wall_clock() + (due - now)
+    except PublisherError as exc:  # e.g. no PUBLISHER_SECRET: said in one line, tried again at the next tick
+        log.error("dispatch run failed: %s", exc)
+    except Exception:  # a job must never take the clock down; the ledger keeps what happened
+        log.exception("dispatch run failed")
+
+
+def _schedule_wakeup(scheduler: Any, root: str, when: dt.datetime) -> None:
+    scheduler.add_job(
+        "publisher.dispatch.clock:tick", "date", run_date=when, args=[root], id="next-due",
+        replace_existing=True, misfire_grace_time=None, coalesce=True,
+    )  # fmt: skip
+
+
+def make_scheduler(site: Site) -> Any:
+    """The APScheduler 3 scheduler of a site: its job store in the site's database, our misfire policy."""
+    from apscheduler.executors.pool import ThreadPoolExecutor
+    from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    # Our engine: the SQLite file's folder made, WAL and the busy timeout set, as for the store.
+    jobs = SQLAlchemyJobStore(engine=create_engine(site.database_url), tablename=JOB_TABLE)
+    return BackgroundScheduler(
+        jobstores={"default": jobs},
+        executors={"default": ThreadPoolExecutor(1)},  # one job at a time: ticks never overlap
+        job_defaults={"misfire_grace_time": None, "coalesce": True, "max_instances": 1},
+        timezone=dt.UTC,
+    )
+
+
+def run_once(
+    site: Site,
+    now: dt.datetime,
+    clock: Clock,
+    *,
+    on_outcome: Callable[[Outcome], None] | None = None,
+    on_progress: Progress | None = None,
+    wall: Clock = wall_clock,
+) -> list[Outcome]:
+    """`publisher run --once`: dispatch everything due at `now`, then stop (early on SIGTERM)."""
+    store = open_store(site.database_url)
+    owner = worker_id()
+    stop = threading.Event()
+    try:
+        with _signals(stop, threading.Event()), holding_clock(store, owner, wall, stop.set, HEARTBEAT_SECONDS):
+            work = Clockwork(site.root, clock, site, store, owner, on_outcome, on_progress, stop, wall=wall)
+            return work.tick(now)
+    finally:
+        store.close()
+
+
+def run_forever(
+    site: Site,
+    clock: Clock,
+    *,
+    on_outcome: Callable[[Outcome], None] | None = None,
+    on_progress: Progress | None = None,
+    wall: Clock = wall_clock,
+    stop: threading.Event | None = None,
+) -> None:
+    """`publisher run`: the daemon. Returns after SIGTERM/SIGINT (or `stop`), in-flight work finished or released."""
+    store = open_store(site.database_url)
+    owner = worker_id()
+    stop = stop or threading.Event()
+    poll = site.settings.scheduler.poll
+    try:
+        reload = threading.Event()
+        # Signals first: a SIGTERM at any moment of the start-up is a clean stop too.
+        with _signals(stop, reload), holding_clock(store, owner, wall, stop.set, min(HEARTBEAT_SECONDS, poll)):
+            work = Clockwork(site.root, clock, site, store, owner, on_outcome, on_progress, stop, reload, wall=wall)
+            _run_scheduler(site, work, poll)
+    finally:
+        store.close()
+
+
+def _run_scheduler(site: Site, work: Clockwork, poll: float) -> None:
+    scheduler = make_scheduler(site)
+    root = str(site.root)
+    _ACTIVE[root] = work
+    scheduler.add_job(
+        "publisher.dispatch.clock:tick", "interval", seconds=poll, args=[root], id="tick",
+        replace_existing=True, next_run_time=wall_clock(),
+    )  # fmt: skip
+    scheduler.start()
+    scheduled: dt.datetime | None = None
+    try:
+        while not work.stop.wait(0.2):
+            wanted = work.wake_at
+            if wanted is not None and wanted != scheduled:
+                _schedule_wakeup(scheduler, root, wanted)
+                scheduled = wanted
+    finally:
+        scheduler.shutdown(wait=True)  # the tick in progress sees the stop, finishes its in-flight messages
+        _ACTIVE.pop(root, None)
+
+
+@contextmanager
+def _signals(stop: threading.Event, reload: threading.Event) -> Iterator[None]:
+    """SIGTERM/SIGINT set `stop`, SIGHUP sets `reload`; the old handlers come back afterwards."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_stop(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    def on_reload(signum: int, frame: FrameType | None) -> None:
+        reload.set()
+
+    wanted: dict[int, Callable[[int, FrameType | None], None]] = {signal.SIGTERM: on_stop, signal.SIGINT: on_stop}
+    if hasattr(signal, "SIGHUP"):
+        wanted[signal.SIGHUP] = on_reload
+    previous = {number: signal.signal(number, handler) for number, handler in wanted.items()}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)

@@ -1,0 +1,186 @@
+"""What `publisher plan` shows: every dispatch with its state, counts and why.
+
+Reading the plan changes nothing: the states shown for dispatches that have
+not started are what `run` would do at `now` (due, or skipped and why); the
+others come from the store, with the ledger's counts. Dispatches that have
+started and since left the plan (their record changed or went) are listed too:
+history stays.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from publisher.audience import recipients
+from publisher.dispatch.runner import Outcome, Runner, dispatch_of, skip_reason
+from publisher.site.config import Site
+from publisher.store.dispatches import DispatchRow, PlannedDispatch, Store
+from publisher.timeline.plan import LOOKBACK, Dispatch, plan
+
+NOT_STARTED = frozenset({"planned", "approved", "waiting_review", "due"})
+
+
+@dataclass(frozen=True)
+class PlanLine:
+    id: str
+    due: dt.datetime
+    due_local: dt.datetime
+    channel: str
+    records: tuple[str, ...]
+    target: str
+    state: str
+    note: str
+    recipients: int | None
+    counts: dict[str, int]
+    outbox: str | None
+    url: str | None
+
+    def as_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["due"] = self.due.isoformat()
+        data["due_local"] = self.due_local.isoformat()
+        data["records"] = list(self.records)
+        return data
+
+
+def outbox_note(site: Site, channel: str) -> str | None:
+    """Why a channel only writes to the outbox, or None when it really sends."""
+    if channel == "email":
+        url = site.email_url
+        return None if url.startswith("smtp") else f"outbox only: mail goes to {url} (no SMTP URL set)"
+    if channel == "feeds":
+        return None
+    from publisher.dispatch.social import is_outbox
+
+    if is_outbox(site, channel):
+        return f"outbox only: outbox/posts/{channel}/ (PUBLISHER_{channel.upper()}_* not set)"
+    return None
+
+
+def _state(runner: Runner, d: Dispatch, row: DispatchRow | None, now: dt.datetime) -> tuple[str, str]:
+    """The state to show and why: the store's once started, else what `run` would do at `now`."""
+    if row is not None and (row.started_at is not None or row.state not in NOT_STARTED):
+        return row.state, row.note or ""
+    state = row.state if row is not None else ("waiting_review" if d.review else "planned")
+    if state == "waiting_review":
+        return state, f"held for review: publisher approve {d.id}"
+    if d.due <= now:
+        reason = skip_reason(runner, d, now)
+        return ("skipped", reason) if reason else ("due", "")
+    if not d.record_ids:
+        return state, f"nothing to send yet: {d.note}"
+    return state, ""
+
+
+def plan_lines(runner: Runner, now: dt.datetime) -> list[PlanLine]:
+    """The plan at `now`, with what the store knows of each dispatch. Writes nothing."""
+    site, store = runner.site, runner.store
+    dispatches = plan(runner.records, site.settings, now)
+    rows = {row.id: row for row in store.list_dispatches(due_from=now - LOOKBACK)}
+    planned = {d.id for d in dispatches}
+    history = [dispatch_of(site, row) for row in rows.values() if row.started_at and row.id not in planned]
+    notes = {channel: outbox_note(site, channel) for channel in {d.channel for d in (*dispatches, *history)}}
+    audience: dict[str, int] = {}
+    lines = []
+    for d in sorted((*dispatches, *history), key=lambda one: (one.due, one.id)):
+        row = rows.get(d.id)
+        state, note = _state(runner, d, row, now)
+        counts = store.counts(d.id) if row is not None and row.started_at is not None else {}
+        count = None
+        if d.channel == "email":
+            list_name = d.list or site.settings.newsletter.lists[0]
+            if sum(counts.values()):
+                count = sum(counts.values())
+            else:
+                count = audience.setdefault(list_name, recipients.audience_size(store, list_name))
+        lines.append(
+            PlanLine(
+                id=d.id,
+                due=d.due,
+                due_local=d.due.astimezone(site.settings.site.zone),
+                channel=d.channel,
+                records=d.record_ids,
+                target=d.list or ("site feeds" if d.channel == "feeds" else d.channel),
+                state=state,
+                note=note,
+                recipients=count,
+                counts=counts,
+                outbox=notes.get(d.channel),
+                url=row.result_url if row else None,
+            )
+        )
+    return lines
+
+
+def render_lines(lines: Sequence[PlanLine]) -> str:
+    """The human table of `publisher plan`."""
+    if not lines:
+        return "nothing planned"
+    out = []
+    for line in lines:
+        when = f"{line.due_local:%Y-%m-%d %H:%M %Z} ({line.due:%H:%M} UTC)"
+        what = ", ".join(line.records) or "-"
+        extra = []
+        if line.recipients is not None:
+            extra.append(f"{line.recipients} recipient{'s' if line.recipients != 1 else ''}")
+        shown = {state: number for state, number in line.counts.items() if number}
+        if shown:
+            extra.append(" ".join(f"{state}={number}" for state, number in shown.items()))
+        if line.note:
+            extra.append(line.note)
+        if line.url and line.url not in line.note:
+            extra.append(line.url)
+        if line.outbox:
+            extra.append(line.outbox)
+        state = line.state.replace("_", " ")
+        out.append(f"{line.id}  {when}  {line.channel:<8} {line.target:<10} {state:<14} {what}")
+        out.extend(f"    {e}" for e in extra)
+    return "\n".join(out)
+
+
+def open_runner(site: Site, store: Store, now: dt.datetime) -> Runner:
+    from publisher.site.records import load_records
+
+    return Runner(site, store, load_records(site.events, site.root), lambda: now)
+
+
+def outcome_line(outcome: Outcome) -> str:
+    """One dispatch run as `publisher run` prints it: id, channel, state, the ledger's counts, the note."""
+    counts = " ".join(f"{state}={number}" for state, number in outcome.counts.items() if number)
+    return f"{outcome.dispatch_id}  {outcome.channel:<8} {outcome.state:<12} {counts}  {outcome.note}".rstrip()
+
+
+@contextmanager
+def progress_bar(enabled: bool) -> Iterator[Callable[[str, int, int], None] | None]:
+    """A rich progress bar for long sends (on a terminal), as a `Runner.on_progress` callback."""
+    if not enabled:
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import Progress
+
+    bars: dict[str, Any] = {}
+    with Progress(console=Console(stderr=True), transient=True) as progress:  # stdout is for the report
+
+        def update(dispatch_id: str, done: int, total: int) -> None:
+            if total < 500:
+                return
+            if dispatch_id not in bars:
+                bars[dispatch_id] = progress.add_task(f"sending {dispatch_id}", total=total)
+            progress.update(bars[dispatch_id], completed=done, total=total)
+
+        yield update
+
+
+def mirrored_row(site: Site, store: Store, dispatch_id: str, now: dt.datetime) -> DispatchRow | None:
+    """The store's row of `dispatch_id`; a dispatch only the plan knows yet is mirrored into the store first."""
+    row = store.get_dispatch(dispatch_id)
+    if row is not None:
+        return row
+    runner = open_runner(site, store, now)
+    found = next((d for d in plan(runner.records, site.settings, now) if d.id == dispatch_id), None)
+    return None if found is None else store.upsert_dispatch(PlannedDispatch.of(found), now)

@@ -1,0 +1,1 @@
+"""The site: `publisher.toml` → typed settings; event records (Markdown + YAML front matter) → `Record`; scaffold."""

@@ -1,0 +1,288 @@
+"""`publisher.toml` → typed settings. Secrets come only from the environment."""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import tomllib
+import zoneinfo
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from publisher.errors import InvalidInput, Problem, relative
+from publisher.site.records import _absolute_url, valid_language
+
+CONFIG_FILE = "publisher.toml"
+CHANNELS = ("email", "feeds", "x", "mastodon", "bluesky")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class SiteSettings(_Section):
+    title: str = Field(min_length=1)
+    url: str
+    language: str = "en"
+    timezone: str = "UTC"
+    author: str | None = None
+    logo: str | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return _absolute_url(value).rstrip("/")
+
+    @field_validator("language")
+    @classmethod
+    def _language(cls, value: str) -> str:
+        if not valid_language(value):
+            raise ValueError(f"is not a BCP 47 language tag (got {value!r})")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        check_timezone(value)
+        return value
+
+    @property
+    def zone(self) -> zoneinfo.ZoneInfo:
+        return zoneinfo.ZoneInfo(self.timezone)
+
+
+class FeedSettings(_Section):
+    max_items: int = Field(default=50, ge=1)
+    by_tag: bool = True
+    by_language: bool = True
+
+
+class NewsletterSettings(_Section):
+    from_: str = Field(default="newsletter@example.org", alias="from")
+    reply_to: str | None = None
+    footer: str = ""
+    lists: tuple[str, ...] = ("news",)
+
+    @field_validator("from_", "reply_to")
+    @classmethod
+    def _address(cls, value: str | None) -> str | None:
+        if value is not None and ("\n" in value or "\r" in value or "@" not in value):
+            raise ValueError(f"is not an email address (got {value!r})")
+        return value
+
+
+class EmailSettings(_Section):
+    url: str = "maildir:outbox/mail"
+    username: str | None = None
+    connections: int = Field(default=4, ge=1, le=64)
+    rate: float | None = Field(default=None, gt=0, description="messages per second, all connections")
+    retry_budget: float = Field(default=3600.0, gt=0, description="seconds to keep retrying 4xx")
+    dkim_selector: str | None = None
+    dkim_domain: str | None = None
+    dkim_key: str | None = None
+
+
+class DatabaseSettings(_Section):
+    url: str = "sqlite:///.publisher/publisher.db"
+
+
+class QueueSettings(_Section):
+    url: str = "none"
+
+
+class XSettings(_Section):
+    api_url: str = "https://api.x.com"
+    upload_url: str | None = None
+    media_route: Literal["v2", "v1.1"] = "v2"
+
+
+class MastodonSettings(_Section):
+    instance: str = "https://mastodon.social"
+    visibility: Literal["public", "unlisted", "private", "direct"] = "public"
+
+
+class BlueskySettings(_Section):
+    service: str = "https://bsky.social"
+
+
+class UtmSettings(_Section):
+    enabled: bool = False
+    medium: str = "social"
+    email_medium: str = "email"
+
+
+class TimelineRule(_Section):
+    when: str | None = None
+    cron: str | None = None
+    timezone: str | None = None
+    channel: Literal["email", "feeds", "x", "mastodon", "bluesky"]
+    list: str | None = None
+    review: bool = False
+    grace: str | None = None
+    name: str | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_timezone(value)
+        return value
+
+
+class SchedulerSettings(_Section):
+    grace: str = "6 hours"
+    poll: float = Field(default=60.0, gt=0)
+
+
+class Settings(_Section):
+    site: SiteSettings
+    feeds: FeedSettings = Field(default_factory=FeedSettings)
+    newsletter: NewsletterSettings = Field(default_factory=NewsletterSettings)
+    email: EmailSettings = Field(default_factory=EmailSettings)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    queue: QueueSettings = Field(default_factory=QueueSettings)
+    x: XSettings = Field(default_factory=XSettings)
+    mastodon: MastodonSettings = Field(default_factory=MastodonSettings)
+    bluesky: BlueskySettings = Field(default_factory=BlueskySettings)
+    utm: UtmSettings = Field(default_factory=UtmSettings)
+    scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
+    timeline: tuple[TimelineRule, ...] = ()
+
+
+def check_timezone(name: str) -> None:
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"is not an IANA time zone (got {name!r})") from None
+
+
+@dataclass(frozen=True)
+class Site:
+    """A site on disk: its folder, its settings and where its parts live."""
+
+    root: Path
+    settings: Settings
+    env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+
+    @property
+    def events(self) -> Path:
+        return self.root / "events"
+
+    @property
+    def templates(self) -> Path:
+        return self.root / "templates"
+
+    def path(self, value: str) -> Path:
+        """A path from the config, relative to the site folder unless absolute."""
+        path = Path(value)
+        return path if path.is_absolute() else self.root / path
+
+    def secret(self, name: str) -> str | None:
+        """A secret from the environment (never from the file)."""
+        value = self.env.get(name)
+        return value or None
+
+    @property
+    def email_url(self) -> str:
+        return self.secret("PUBLISHER_EMAIL_URL") or self.settings.email.url
+
+    @property
+    def database_url(self) -> str:
+        url = self.secret("PUBLISHER_DATABASE_URL") or self.settings.database.url
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and not url.startswith(prefix + "/") and ":memory:" not in url:
+            url = prefix + str(self.root / url[len(prefix) :])
+        return url
+
+    @property
+    def queue_url(self) -> str:
+        return self.secret("PUBLISHER_QUEUE_URL") or self.settings.queue.url
+
+
+def _key_line(text: str, loc: list[str]) -> int:
+    """The line of a dotted key in TOML text (best effort: tomllib keeps no positions)."""
+    lines = text.splitlines()
+    section: list[str] = []
+    table_index: dict[str, int] = {}
+    wanted_section = [p for p in loc[:-1] if not p.isdigit()]
+    wanted_index = next((int(p) for p in loc if p.isdigit()), None)
+    best = 1
+    for number, raw in enumerate(lines, start=1):
+        stripped = raw.split("#", 1)[0].strip()
+        header = re.fullmatch(r"\[\[?\s*([\w.-]+)\s*\]\]?", stripped)
+        if header:
+            section = header.group(1).split(".")
+            if stripped.startswith("[["):
+                table_index[header.group(1)] = table_index.get(header.group(1), -1) + 1
+            if section == loc[: len(section)] or (section == wanted_section and loc[-1] == section[-1]):
+                best = number
+            continue
+        key = re.match(r"([\w-]+)\s*=", stripped)
+        if not key or not loc:
+            continue
+        same_table = section == wanted_section
+        if wanted_index is not None and section:
+            same_table = same_table and table_index.get(".".join(section)) == wanted_index
+        if same_table and key.group(1) == loc[-1]:
+            return number
+        if same_table and wanted_index is not None:
+            best = best if best > 1 else number
+    return best
+
+
+def _problems(exc: ValidationError, text: str, shown: str) -> list[Problem]:
+    problems = []
+    for error in exc.errors():
+        loc = [str(p) for p in error["loc"]]
+        if loc and loc[-1] == "from_":
+            loc[-1] = "from"
+        message = str(error["msg"]).removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            parent: Any = Settings
+            for part in loc[:-1]:
+                if part.isdigit():
+                    continue
+                info = getattr(parent, "model_fields", {}).get(part)
+                args = getattr(info.annotation, "__args__", None) if info else None
+                parent = args[0] if args else (info.annotation if info else None)
+            names = list(getattr(parent, "model_fields", {}))
+            close = difflib.get_close_matches(loc[-1], names, n=1)
+            message = "unknown key" + (f" (did you mean {close[0]!r}?)" if close else "")
+        elif error["type"] == "missing":
+            message = "is required"
+        problems.append(Problem(shown, _key_line(text, loc), ".".join(loc), message))
+    return problems
+
+
+def load_settings(path: Path, root: Path | None = None) -> Settings:
+    """Read and validate one `publisher.toml`."""
+    shown = relative(path, root)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InvalidInput(
+            [Problem(shown, 1, "file", f"not found in {path.parent} (run `publisher init DIR` to start a site)")]
+        ) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        match = re.search(r"line (\d+)", str(exc))
+        line = int(match.group(1)) if match else 1
+        raise InvalidInput([Problem(shown, line, "toml", str(exc))]) from None
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidInput(_problems(exc, text, shown)) from None
+    return settings
+
+
+def load_site(root: Path, env: Mapping[str, str] | None = None) -> Site:
+    """The site in `root`: its `publisher.toml`, with the environment beside it."""
+    root = root.resolve()
+    settings = load_settings(root / CONFIG_FILE, root)
+    return Site(root=root, settings=settings, env=dict(os.environ if env is None else env))

@@ -1,0 +1,375 @@
+"""Event records: Markdown files with YAML front matter, loaded and validated.
+
+A record is immutable once loaded. Every problem in a file is collected and
+reported as ``path:line: field: message`` through :class:`InvalidInput`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from publisher.errors import InvalidInput, Problem, relative
+from publisher.site.files import record_files as record_files  # re-exported: records are found here
+from publisher.site.files import record_names, shown_paths
+from publisher.site.front_matter import FrontMatter
+
+NETWORKS = ("x", "mastodon", "bluesky")
+
+_LANGUAGE = re.compile(
+    r"^(?P<lang>[a-zA-Z]{2,3})(-[a-zA-Z]{4})?(-(?:[a-zA-Z]{2}|\d{3}))?(-(?:[a-zA-Z0-9]{5,8}|\d[a-zA-Z0-9]{3}))*$"
+)
+_URL = re.compile(r"^https?://[^\s/$.?#][^\s]*$", re.IGNORECASE)
+_KNOWN_LANGUAGES: dict[str, bool] = {}
+
+
+def valid_language(tag: str) -> bool:
+    """A well-formed BCP 47 tag whose primary language is one Babel knows."""
+    match = _LANGUAGE.match(tag)
+    if not match:
+        return False
+    lang = match.group("lang").lower()
+    if lang not in _KNOWN_LANGUAGES:
+        from babel import localedata
+
+        _KNOWN_LANGUAGES[lang] = localedata.exists(lang)
+    return _KNOWN_LANGUAGES[lang]
+
+
+_NONCHARACTERS = str.maketrans("", "", "\ufeff\ufffe\uffff")
+
+
+def clean_text(value: Any) -> Any:
+    """Text without byte-order marks and noncharacters (editors leave them; X refuses them)."""
+    return value.translate(_NONCHARACTERS) if isinstance(value, str) else value
+
+
+def _absolute_url(value: str) -> str:
+    if not _URL.match(value):
+        raise ValueError(f"must be an absolute http(s) URL (got {value!r})")
+    return value
+
+
+def _aware(value: dt.datetime | dt.date | str) -> dt.datetime:
+    if isinstance(value, dt.datetime):
+        parsed = value
+    elif isinstance(value, dt.date):
+        raise ValueError(f"needs a time with a UTC offset or time zone (got {value.isoformat()!r})")
+    else:
+        try:
+            parsed = dt.datetime.fromisoformat(str(value).strip())
+        except ValueError:
+            raise ValueError(f"is not a date and time (got {value!r})") from None
+    if parsed.tzinfo is None or parsed.utcoffset() is None:
+        raise ValueError(f"needs a UTC offset or time zone (got {str(value)!r})")
+    return parsed
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+class Image(_Strict):
+    src: str = Field(min_length=1)
+    alt: str = Field(min_length=1)
+    credit: str | None = None
+
+
+class Person(_Strict):
+    name: str = Field(min_length=1)
+    role: str | None = None
+    handles: dict[str, str] = Field(default_factory=dict)
+
+
+class Link(_Strict):
+    title: str = Field(min_length=1)
+    url: str
+    language: str | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return _absolute_url(value)
+
+    @field_validator("language")
+    @classmethod
+    def _language(cls, value: str | None) -> str | None:
+        if value is not None and not valid_language(value):
+            raise ValueError(f"is not a BCP 47 language tag (got {value!r})")
+        return value
+
+
+class NetworkText(_Strict):
+    """A record's own text for one network, and the follow-ups of a thread."""
+
+    text: str | None = None
+    thread: tuple[str, ...] = ()
+
+    @field_validator("text", mode="before")
+    @classmethod
+    def _clean(cls, value: Any) -> Any:
+        return clean_text(value)
+
+    @field_validator("thread", mode="before")
+    @classmethod
+    def _clean_thread(cls, value: Any) -> Any:
+        return [clean_text(part) for part in value] if isinstance(value, list | tuple) else value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        return {"text": value} if isinstance(value, str) else value
+
+
+class Social(_Strict):
+    hashtags: tuple[str, ...] = ()
+    x: NetworkText | None = None
+    mastodon: NetworkText | None = None
+    bluesky: NetworkText | None = None
+
+    @field_validator("hashtags")
+    @classmethod
+    def _hashtags(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        cleaned = tuple(tag.lstrip("#") for tag in value)
+        for tag in cleaned:
+            if not re.fullmatch(r"\w+", tag):
+                raise ValueError(f"a hashtag is letters, digits and underscores (got {tag!r})")
+        return cleaned
+
+    def override(self, network: str) -> NetworkText | None:
+        value: NetworkText | None = getattr(self, network)
+        return value
+
+
+class Record(_Strict):
+    """One news item or meeting, as its author wrote it."""
+
+    id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    title: str = Field(min_length=1)
+    published: dt.datetime
+    summary: str | None = None
+    body: str = ""
+    url: str | None = None
+    updated: dt.datetime | None = None
+    language: str | None = None
+    starts: dt.datetime | None = None
+    ends: dt.datetime | None = None
+    location: str | None = None
+    organisers: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    image: Image | None = None
+    people: tuple[Person, ...] = ()
+    links: tuple[Link, ...] = ()
+    social: Social = Field(default_factory=Social)
+    status: Literal["draft", "published", "cancelled"] = "published"
+    # Where the record came from: not front matter keys.
+    source: str = Field(default="", exclude=True)
+    lines: dict[str, int] = Field(default_factory=dict, exclude=True, repr=False)
+
+    @field_validator("title", "summary", "body", "location", mode="before")
+    @classmethod
+    def _text(cls, value: Any) -> Any:
+        return clean_text(value)
+
+    @field_validator("published", "updated", "starts", "ends", mode="before")
+    @classmethod
+    def _datetimes(cls, value: Any) -> Any:
+        return None if value is None else _aware(value)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        return None if value is None else _absolute_url(value)
+
+    @field_validator("language")
+    @classmethod
+    def _language(cls, value: str | None) -> str | None:
+        if value is not None and not valid_language(value):
+            raise ValueError(f"is not a BCP 47 language tag (got {value!r})")
+        return value
+
+    @field_validator("tags")
+    @classmethod
+    def _tags(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for tag in value:
+            if not re.fullmatch(r"[\w][\w.-]*", tag):
+                raise ValueError(f"a tag is letters, digits, '-', '_' or '.' (got {tag!r})")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Record:
+        if not self.summary and not self.body.strip():
+            raise ValueError("summary: a record needs a body or a summary")
+        if self.starts and self.ends and self.ends < self.starts:
+            raise ValueError("ends: is before starts")
+        if self.updated and self.updated < self.published:
+            raise ValueError("updated: is before published")
+        return self
+
+    @property
+    def updated_or_published(self) -> dt.datetime:
+        return self.updated or self.published
+
+    def line(self, field: str) -> int:
+        return self.lines.get(field, 1)
+
+
+FIELDS = tuple(name for name in Record.model_fields if name not in ("source", "lines", "body"))
+
+
+def _hint(key: str, choices: Iterable[str]) -> str:
+    close = difflib.get_close_matches(key, list(choices), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _problems_from(exc: ValidationError, shown: str, front: FrontMatter) -> list[Problem]:
+    problems = []
+    for error in exc.errors():
+        loc = [str(part) for part in error["loc"]]
+        message = str(error["msg"]).removeprefix("Value error, ")
+        if not loc and ": " in message:  # model-level check naming its field
+            field, message = message.split(": ", 1)
+            loc = [field]
+        field = ".".join(loc) if loc else "record"
+        if error["type"] == "extra_forbidden":
+            parent = Record
+            for part in loc[:-1]:
+                annotation = getattr(parent, "model_fields", {}).get(part)
+                parent = _model_of(annotation.annotation) if annotation else parent
+            message = f"unknown key{_hint(loc[-1], getattr(parent, 'model_fields', {}))}"
+        elif error["type"] == "missing":
+            message = "is required"
+        elif error["type"] == "string_too_short":
+            message = "must not be empty"
+        line = _line_for(loc, front)
+        problems.append(Problem(shown, line, field, message))
+    return problems
+
+
+def _model_of(annotation: Any) -> Any:
+    for candidate in getattr(annotation, "__args__", ()) or (annotation,):
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+        inner = _model_of(candidate) if getattr(candidate, "__args__", None) else None
+        if inner is not None:
+            return inner
+    return annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+
+
+def _line_for(loc: list[str], front: FrontMatter) -> int:
+    if loc == ["body"]:
+        return front.body_line
+    for end in range(len(loc), 0, -1):
+        line = front.lines.get(".".join(loc[:end]))
+        if line is not None:
+            return line
+    return 2 if loc and loc[0] not in ("summary",) else front.body_line
+
+
+def parse_record(text: str, path: Path, root: Path | None = None, *, shown: str | None = None) -> Record:
+    """Parse one record's text; raise InvalidInput listing every problem in it.
+
+    `shown` is the path as problems name it, when the caller already knows it
+    (default: `path` relative to `root`).
+    """
+    shown = relative(path, root) if shown is None else shown
+    front = FrontMatter(text)
+    if front.error:
+        raise InvalidInput([Problem(shown, front.error[0], "front matter", front.error[1])])
+    data = dict(front.data)
+    problems = []
+    for key in list(data):
+        if key not in FIELDS:
+            hint = _hint(str(key), FIELDS)
+            problems.append(Problem(shown, front.lines.get(str(key), 1), str(key), f"unknown key{hint}"))
+            del data[key]
+    data.setdefault("id", path.stem)
+    data["body"] = front.body
+    data["source"] = shown
+    data["lines"] = {**front.lines, "body": front.body_line}
+    problems.extend(_image_problems(data.get("image"), shown, front.lines.get("image.src", 1), root))
+    try:
+        record = Record.model_validate(data)
+    except ValidationError as exc:
+        problems.extend(_problems_from(exc, shown, front))
+        raise InvalidInput(problems) from None
+    if problems:
+        raise InvalidInput(problems)
+    return record
+
+
+def _image_problems(image: Any, shown: str, line: int, root: Path | None) -> list[Problem]:
+    """An image `src` is an absolute http(s) URL or a file inside the site."""
+    src = image.get("src") if isinstance(image, dict) else None
+    if not isinstance(src, str) or not src.strip() or _URL.match(src):
+        return []
+    if "://" in src or src.startswith(("/", "\\")) or ".." in Path(src).parts:
+        return [Problem(shown, line, "image.src", f"is neither an http(s) URL nor a file in the site (got {src!r})")]
+    if root is not None and not (root / src).is_file():
+        return [Problem(shown, line, "image.src", f"no such file in the site (got {src!r})")]
+    return []
+
+
+def load_record(path: Path, root: Path | None = None, *, data: bytes | None = None, shown: str | None = None) -> Record:
+    """One record file (`data`: its bytes, when already read); InvalidInput lists every problem in it."""
+    shown = relative(path, root) if shown is None else shown
+    if data is None:
+        data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidInput([Problem(shown, 1, "file", f"is not UTF-8 text ({exc.reason})")]) from None
+    if "\r" in text:  # as read_text() reads it: universal newlines
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return parse_record(text, path, root, shown=shown)
+
+
+def load_records(events: Path, root: Path | None = None, *, drafts: bool = False) -> list[Record]:
+    """Every record under `events`, newest first; raise InvalidInput with all problems.
+
+    Drafts are left out unless `drafts` is true; duplicate ids across files are
+    problems, reported on both files.
+    """
+    problems: list[Problem] = []
+    records: list[Record] = []
+    names = record_names(events)
+    for (name, _), shown in zip(names, shown_paths(events, root, names), strict=True):
+        try:
+            records.append(load_record(events / name, root, shown=shown))
+        except InvalidInput as exc:
+            problems.extend(exc.problems)
+    records, duplicates = unique_ids(records)
+    problems.extend(duplicates)
+    if problems:
+        raise InvalidInput(problems)
+    if not drafts:
+        records = [r for r in records if r.status != "draft"]
+    return sort_newest_first(records)
+
+
+def unique_ids(records: Iterable[Record]) -> tuple[list[Record], list[Problem]]:
+    """The records with the first of each id (in the order given), and a problem for each later one."""
+    kept: list[Record] = []
+    problems: list[Problem] = []
+    seen: dict[str, Record] = {}
+    for record in records:
+        first = seen.get(record.id)
+        if first is not None:
+            problems.append(
+                Problem(record.source, record.line("id"), "id", f"{record.id!r} is already used by {first.source}")
+            )
+            continue
+        seen[record.id] = record
+        kept.append(record)
+    return kept, problems
+
+
+def sort_newest_first(records: Iterable[Record]) -> list[Record]:
+    """Newest first by publication time; the id breaks ties so the order is stable."""
+    return sorted(records, key=lambda r: (r.published.timestamp(), r.id), reverse=True)

@@ -1,0 +1,1 @@
+"""The store: SQLAlchemy tables, the dispatches, the delivery ledger, migrations (SQLite | PostgreSQL)."""

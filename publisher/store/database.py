@@ -1,0 +1,151 @@
+"""Opening the database: the engine, SQLite's settings, transactions, migrations.
+
+SQLite (the default) runs in WAL mode with ``synchronous=NORMAL``, a busy
+timeout and foreign keys on. Its transactions are started by us: a write
+transaction begins with ``BEGIN IMMEDIATE`` (it takes the write lock at once, so
+two writers queue instead of failing half-way with "database is locked"), a
+read-only one with a plain ``BEGIN``. PostgreSQL runs as it is, READ COMMITTED.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.pool import StaticPool
+
+from publisher.errors import WorkFailed
+
+SUPPORTED = ("sqlite", "postgresql")
+_READ_ONLY = "publisher_read_only"
+BUSY_TIMEOUT_MS = 30_000
+_MIGRATING = threading.Lock()
+# UPDATE ... RETURNING (claims) came in 3.35; ON CONFLICT DO UPDATE ... WHERE in 3.24.
+SQLITE_AT_LEAST = (3, 35)
+
+
+def shown_url(url: str | URL) -> str:
+    """The URL with any password hidden, fit for a message."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def _sqlite_file(url: URL) -> Path | None:
+    database = url.database or ""
+    if database in ("", ":memory:") or database.startswith("file:") or url.query.get("mode") == "memory":
+        return None
+    return Path(database)
+
+
+def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    # sqlite3 must not start transactions on its own: _on_sqlite_begin does.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+    finally:
+        cursor.close()
+
+
+def _on_sqlite_begin(connection: sa.Connection) -> None:
+    mode = "DEFERRED" if connection.get_execution_options().get(_READ_ONLY) else "IMMEDIATE"
+    connection.exec_driver_sql(f"BEGIN {mode}")
+
+
+def create_engine(url: str) -> sa.Engine:
+    """An engine for `url`; for a SQLite file, its folder is created first."""
+    try:
+        parsed = make_url(url)
+    except sa.exc.ArgumentError as exc:
+        raise WorkFailed(f"database: not a database URL ({exc})") from None
+    if parsed.drivername in ("postgres", "postgresql"):
+        parsed = parsed.set(drivername="postgresql+psycopg")  # psycopg 3, not SQLAlchemy's default psycopg2
+    backend = parsed.get_backend_name()
+    if backend not in SUPPORTED:
+        raise WorkFailed(
+            f"database: {backend} is not supported: use sqlite:///PATH or postgresql+psycopg://... "
+            f"(got {shown_url(parsed)})"
+        )
+    if backend == "postgresql":
+        return sa.create_engine(parsed)
+    if sqlite3.sqlite_version_info < SQLITE_AT_LEAST:
+        needed = ".".join(map(str, SQLITE_AT_LEAST))
+        raise WorkFailed(f"database: SQLite {needed} or newer is needed (this Python has {sqlite3.sqlite_version})")
+    path = _sqlite_file(parsed)
+    if path is None:
+        # One in-memory database on one shared connection: for quick, single-threaded use.
+        engine = sa.create_engine(parsed, poolclass=StaticPool, connect_args={"check_same_thread": False})
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(parsed)
+    sa.event.listen(engine, "connect", _on_sqlite_connect)
+    sa.event.listen(engine, "begin", _on_sqlite_begin)
+    return engine
+
+
+def migrate(engine: sa.Engine) -> None:
+    """Bring the schema to the newest revision (nothing to do when it is there).
+
+    Processes are kept apart by the database (SQLite's write lock, a PostgreSQL
+    advisory lock in env.py); threads of one process by `_MIGRATING`, as
+    Alembic's `context` is one global per process.
+    """
+    config = Config()
+    config.set_main_option("script_location", "publisher.store:migrations")
+    with _MIGRATING, engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+
+
+class Database:
+    """An open database: the engine and its two kinds of transaction."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+
+    @contextmanager
+    def write(self, *, lazy_flush: bool = False) -> Iterator[sa.Connection]:
+        """A transaction that will write: committed on success, rolled back on error.
+
+        `lazy_flush` lets PostgreSQL acknowledge the commit before its WAL reaches
+        the disk (``synchronous_commit = off``, this transaction only): safe when
+        publisher is killed, and on a crash of the database server itself it loses
+        at most the last fraction of a second, as SQLite's ``synchronous = NORMAL``
+        may on a power cut. The ledger's per-message marks use it.
+        """
+        with self.engine.begin() as connection:
+            if lazy_flush and connection.dialect.name == "postgresql":
+                connection.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
+            yield connection
+
+    @contextmanager
+    def read(self) -> Iterator[sa.Connection]:
+        """A read-only transaction: one consistent snapshot, never blocks writers."""
+        with self.engine.connect() as connection:
+            connection.execution_options(**{_READ_ONLY: True})
+            yield connection
+
+    def insert(self, table: sa.Table) -> postgresql.Insert | sqlite.Insert:
+        """An INSERT with ON CONFLICT clauses, for this database's dialect."""
+        if self.engine.dialect.name == "postgresql":
+            return postgresql.insert(table)
+        return sqlite.insert(table)
+
+    @property
+    def is_postgresql(self) -> bool:
+        return self.engine.dialect.name == "postgresql"
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()

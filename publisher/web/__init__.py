@@ -1,0 +1,1 @@
+"""`publisher serve`: feeds, subscribe, confirm, unsubscribe, the team's pages."""

@@ -1,0 +1,106 @@
+"""What every handler of the web side shares: the site, the clock, the store, the limits, and page rendering.
+
+Pages are Jinja2 templates under ``templates/web/`` (a site's own
+``templates/web/`` overrides them by file name), autoescaped.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from publisher.site.config import Site
+from publisher.site.templates import environment
+from publisher.store.dispatches import Store
+from publisher.web.http import PAGE_POLICY, RateLimiter, Response
+
+Clock = Callable[[], dt.datetime]
+StoreFactory = Callable[[], Store]
+
+# Subscribe form: per client address, and confirmation emails per recipient address.
+SUBSCRIBES_PER_CLIENT = (10, dt.timedelta(hours=1))
+CONFIRMATIONS_PER_ADDRESS = (3, dt.timedelta(days=1))
+FAILED_LOGINS_PER_CLIENT = (20, dt.timedelta(minutes=15))
+
+PAGE_HEADERS = (
+    ("Content-Security-Policy", PAGE_POLICY),
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "no-referrer"),  # the URL may hold a token: never pass it on
+    ("Cache-Control", "no-store"),
+)
+
+
+class WebContext:
+    """The site being served, its clock, its store (opened on first use) and the in-memory rate limits."""
+
+    def __init__(self, site: Site, store_factory: StoreFactory, clock: Clock, out: Path | None = None) -> None:
+        self.site = site
+        self.clock = clock
+        self.out = (out or site.root).resolve()
+        self._store_factory = store_factory
+        self._store: Store | None = None
+        self._lock = threading.Lock()
+        self.subscribes = RateLimiter(*SUBSCRIBES_PER_CLIENT)
+        self.confirmations = RateLimiter(*CONFIRMATIONS_PER_ADDRESS)
+        self.failed_logins = RateLimiter(*FAILED_LOGINS_PER_CLIENT)
+
+    def now(self) -> dt.datetime:
+        now = self.clock()
+        if now.tzinfo is None or now.utcoffset() is None:
+            raise ValueError(f"the clock must give aware times (got {now!r})")
+        return now
+
+    def store(self) -> Store:
+        """The store, opened by the factory the first time a page needs it (thread-safe)."""
+        with self._lock:
+            if self._store is None:
+                self._store = self._store_factory()
+            return self._store
+
+    def close(self) -> None:
+        with self._lock:
+            store, self._store = self._store, None
+        if store is not None:
+            store.close()
+
+    @property
+    def site_url(self) -> str:
+        return self.site.settings.site.url
+
+    def local(self, moment: dt.datetime) -> str:
+        """A time as the team reads it: in the site's time zone."""
+        return f"{moment.astimezone(self.site.settings.site.zone):%Y-%m-%d %H:%M %Z}"
+
+    def page(
+        self,
+        template: str,
+        status: int = 200,
+        *,
+        headers: Sequence[tuple[str, str]] = (),
+        **values: Any,
+    ) -> Response:
+        """An HTML page: ``web/<template>`` rendered with `values`."""
+        html = self.render(template, **values)
+        return Response(status, html.encode("utf-8"), headers=[*PAGE_HEADERS, *headers])
+
+    def render(self, template: str, **values: Any) -> str:
+        """Render ``web/<template>`` with the site's title and language around `values`."""
+        settings = self.site.settings.site
+        env = environment(self.site.templates if self.site.templates.is_dir() else None)
+        return env.get_template(f"web/{template}").render(
+            site_title=settings.title, site_language=settings.language, **values
+        )
+
+    def message(
+        self,
+        status: int,
+        title: str,
+        *paragraphs: str,
+        link: tuple[str, str] | None = None,
+        headers: Sequence[tuple[str, str]] = (),
+    ) -> Response:
+        """A short page: a heading, a few paragraphs, maybe one link (href, text)."""
+        return self.page("message.html", status, headers=headers, title=title, paragraphs=paragraphs, link=link)

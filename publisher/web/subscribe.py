@@ -1,0 +1,259 @@
+"""Subscribing with double opt-in: the form, the confirmation email, the confirmation.
+
+Nobody becomes an active subscriber without confirming from their own inbox.
+A new address is stored as ``pending``; an address already on the list or
+suppressed (unsubscribed, bounced, complained) is left exactly as it is until
+its owner confirms. Every answer to the form is the same whoever the address
+belongs to, so the form tells no one who is subscribed. The confirmation email
+carries no text from the form but the address itself (no name), so the form
+cannot be used to send someone else a message of one's choosing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import unicodedata
+from email.message import EmailMessage
+from email.policy import default as default_policy
+from email.utils import format_datetime
+from urllib.parse import urlsplit
+
+from babel import Locale, UnknownLocaleError
+
+from publisher.audience import subscribers
+from publisher.audience.confirm import (
+    DEFAULT_LIFETIME,
+    Confirmation,
+    confirm_url,
+    make_confirm_token,
+    read_confirm_token,
+)
+from publisher.channels.email import EmailChannel
+from publisher.errors import InvalidInput, PublisherError
+from publisher.render.message import check_header
+from publisher.web.http import Request, Response, same_origin
+from publisher.web.pages import WebContext
+
+log = logging.getLogger("publisher.web.app")
+MAX_NAME = 200
+SOURCE = "web"
+
+
+def confirm_secret(ctx: WebContext) -> str | None:
+    """Confirmation links need the real PUBLISHER_SECRET: a forged one would add someone without consent."""
+    return ctx.site.secret("PUBLISHER_SECRET")
+
+
+def _no_secret(ctx: WebContext) -> Response:
+    return ctx.message(
+        503,
+        "Subscriptions are closed for now",
+        "This site cannot take subscriptions yet: its team has to set PUBLISHER_SECRET first.",
+    )
+
+
+def languages(ctx: WebContext) -> list[tuple[str, str]]:
+    """(tag, name in that language): the site's language, then those it publishes feeds in."""
+    tags = [ctx.site.settings.site.language]
+    folder = ctx.out / "feeds" / "languages"
+    if folder.is_dir():
+        tags.extend(sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")))
+    return [(tag, _language_name(tag)) for tag in dict.fromkeys(tags)]
+
+
+def _language_name(tag: str) -> str:
+    try:
+        name = Locale.parse(tag, sep="-").get_display_name(Locale.parse(tag, sep="-"))
+    except (ValueError, UnknownLocaleError):
+        return tag
+    return (name[:1].upper() + name[1:]) if name else tag
+
+
+def subscribe_form(ctx: WebContext, request: Request) -> Response:
+    """GET /subscribe: the form (``?list=weekly`` preselects a list)."""
+    if confirm_secret(ctx) is None:
+        return _no_secret(ctx)
+    lists = ctx.site.settings.newsletter.lists
+    chosen = request.query_value("list")
+    values = {"email": "", "name": "", "list": chosen if chosen in lists else lists[0], "language": ""}
+    return _form(ctx, 200, values, {})
+
+
+def _form(ctx: WebContext, status: int, values: dict[str, str], errors: dict[str, str]) -> Response:
+    return ctx.page(
+        "subscribe.html",
+        status,
+        title="Subscribe",
+        values=values,
+        errors=errors,
+        lists=ctx.site.settings.newsletter.lists,
+        languages=languages(ctx),
+        default_language=ctx.site.settings.site.language,
+    )
+
+
+def _checked(ctx: WebContext, form: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    """The form's values, cleaned, and an error message per bad field."""
+    lists = ctx.site.settings.newsletter.lists
+    offered = [tag for tag, _ in languages(ctx)]
+    raw_name = " ".join(form.get("name", "").split())
+    values = {
+        "email": form.get("email", "").strip(),
+        "name": "".join(c for c in raw_name if unicodedata.category(c)[0] != "C")[:MAX_NAME],
+        "list": form.get("list", "") or (lists[0] if len(lists) == 1 else ""),
+        "language": form.get("language", "") if form.get("language", "") in offered else offered[0],
+    }
+    errors: dict[str, str] = {}
+    try:
+        values["email"] = subscribers.normalise_email(values["email"])
+    except ValueError as exc:
+        errors["email"] = "Please give your email address." if not values["email"] else f"This address {exc}."
+    if values["list"] not in lists:
+        errors["list"] = "Please choose a newsletter."
+    return values, errors
+
+
+def subscribe(ctx: WebContext, request: Request) -> Response:
+    """POST /subscribe: store the address as pending (if new) and send one confirmation email."""
+    if not same_origin(request, ctx.site_url):
+        return ctx.message(403, "Not allowed", "This form can only be sent from this site's own page.")
+    now = ctx.now()
+    if not ctx.subscribes.allow(request.client, now):
+        wait = ctx.subscribes.retry_after(request.client, now)
+        return ctx.message(
+            429, "Too many requests", "Please try again later.", headers=[("Retry-After", str(wait or 60))]
+        )
+    secret = confirm_secret(ctx)
+    if secret is None:
+        return _no_secret(ctx)
+    values, errors = _checked(ctx, request.form())
+    if errors:
+        return _form(ctx, 400, values, errors)
+    email, list_name = values["email"], values["list"]
+    store = ctx.store()
+    existing = subscribers.get(store, email)
+    if existing is None or existing.status == "pending":
+        try:
+            subscribers.add(
+                store,
+                email,
+                name=values["name"] or None,
+                language=values["language"] or None,
+                lists=[list_name],
+                now=now,
+                source=SOURCE,
+                status="pending",
+            )
+        except InvalidInput:
+            return _form(ctx, 400, values, {"email": "This address cannot be used."})
+    expires = now + DEFAULT_LIFETIME
+    if ctx.confirmations.allow(subscribers.email_key(email), now):  # else: the earlier emails are in the inbox
+        token = make_confirm_token(
+            secret, email, list_name, expires, name=values["name"] or None, language=values["language"] or None
+        )
+        try:
+            _send_confirmation(ctx, email, list_name, token, expires, now)
+        except PublisherError as exc:
+            log.error("could not send a confirmation email: %s", exc)
+            return ctx.message(503, "Please try again later", "We could not send the confirmation email just now.")
+    return ctx.page("check_inbox.html", title="Check your inbox", email=email, expires=ctx.local(expires))
+
+
+def confirmation_message(
+    ctx: WebContext, email: str, list_name: str, link: str, expires: dt.datetime, now: dt.datetime
+) -> EmailMessage:
+    """The plain-text email with the confirmation link (nothing from the form but the address)."""
+    settings = ctx.site.settings
+    host = urlsplit(settings.site.url).hostname or "localhost"
+    digest = hashlib.blake2b(link.encode("utf-8"), digest_size=12).hexdigest()
+    headers = {
+        "From": settings.newsletter.from_,
+        "To": email,
+        "Subject": f"Confirm your subscription to {settings.site.title}",
+        "Date": format_datetime(now),
+        "Message-ID": f"<confirm.{digest}@{host}>",
+        "Auto-Submitted": "auto-generated",
+    }
+    if settings.newsletter.reply_to:
+        headers["Reply-To"] = settings.newsletter.reply_to
+    message = EmailMessage(policy=default_policy)
+    for name, value in headers.items():
+        check_header(name, value)
+        message[name] = value
+    text = ctx.render(
+        "confirm_email.txt",
+        email=email,
+        list_name=list_name,
+        link=link,
+        expires=ctx.local(expires),
+        footer=settings.newsletter.footer,
+    )
+    message.set_content(text)
+    return message
+
+
+def _send_confirmation(
+    ctx: WebContext, email: str, list_name: str, token: str, expires: dt.datetime, now: dt.datetime
+) -> None:
+    message = confirmation_message(ctx, email, list_name, confirm_url(ctx.site_url, token), expires, now)
+    result = EmailChannel.from_site(ctx.site).send(message, email)
+    if not result.sent:
+        raise PublisherError(f"the mail server answered {result.code} {result.text}".strip())
+
+
+def _confirmation(ctx: WebContext, token: str) -> Confirmation | Response:
+    secret = confirm_secret(ctx)
+    if secret is None:
+        return _no_secret(ctx)
+    found = read_confirm_token(secret, token)
+    if found is None:
+        return ctx.message(
+            400,
+            "This link does not work",
+            "It may have been cut short: copy the whole link from the email.",
+            link=("/subscribe", "Subscribe again"),
+        )
+    if found.expired(ctx.now()):
+        return ctx.message(
+            410,
+            "This link has expired",
+            "Confirmation links work for a few days. Please subscribe again.",
+            link=("/subscribe", "Subscribe again"),
+        )
+    return found
+
+
+def confirm_page(ctx: WebContext, request: Request, token: str) -> Response:
+    """GET /confirm/<token>: a button (a GET never changes anything: link scanners follow GETs)."""
+    found = _confirmation(ctx, token)
+    if isinstance(found, Response):
+        return found
+    return ctx.page("confirm.html", title="Confirm your subscription", email=found.email, list_name=found.list_name)
+
+
+def confirm(ctx: WebContext, request: Request, token: str) -> Response:
+    """POST /confirm/<token>: the person is now an active subscriber, with their consent time."""
+    if not same_origin(request, ctx.site_url):
+        return ctx.message(403, "Not allowed", "Please use the button on this site's own page.")
+    found = _confirmation(ctx, token)
+    if isinstance(found, Response):
+        return found
+    subscribers.add(
+        ctx.store(),
+        found.email,
+        name=found.name,
+        language=found.language,
+        lists=[found.list_name],
+        now=ctx.now(),
+        source=SOURCE,
+        status="active",
+        resubscribe=True,  # they asked, and confirmed from their own inbox
+    )
+    return ctx.message(
+        200,
+        "You are subscribed",
+        f"{found.email} will get the “{found.list_name}” newsletter of {ctx.site.settings.site.title}.",
+        "Every issue has a link to unsubscribe.",
+    )
