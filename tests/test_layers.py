@@ -147,3 +147,18 @@ def test_the_build_cache_digests_every_module_that_shapes_a_builds_output() -> N
     covered = {name.removesuffix(".py").replace("/", ".") for name in _BUILD_CODE}
     covered |= {m for m in known if m.startswith("render.")}
     assert sorted(seen - bookkeeping - covered) == []
+
+
+def test_no_module_is_over_450_lines() -> None:
+    """Small pieces (STYLE.md): a module past 450 lines is split where its ideas part."""
+    long = {
+        name: n for name, path in modules().items() if (n := len(path.read_text(encoding="utf-8").splitlines())) > 450
+    }
+    assert long == {}
+
+
+def test_the_top_of_the_package_shows_the_stages() -> None:
+    """Four files and one package per stage (ARCHITECTURE.md): nothing else sits at the top."""
+    entries = {p.name for p in PACKAGE.iterdir() if p.name != "__pycache__"}
+    stages = {"site", "render", "timeline", "store", "audience", "channels", "build", "dispatch", "web", "cli"}
+    assert entries == {"__init__.py", "__main__.py", "errors.py", "py.typed"} | stages
