@@ -191,6 +191,10 @@ class _EntryExtension(BaseEntryExtension):  # type: ignore[misc]  # feedgen ship
         assert item is not None, "every entry gets its item before rendering"
         xml_elem("pubDate", entry).text = rfc2822(item.record.published)
         xml_elem(f"{{{DC_NS}}}creator", entry).text = self.author
+        language = item.record.language
+        if language and language != self.feed_language:
+            # RSS 2.0 has a language only for the channel; Dublin Core's names an item's own.
+            xml_elem(f"{{{DC_NS}}}language", entry).text = language
         _media(entry, item.image)
         return entry
 
@@ -362,6 +366,12 @@ def _grouped(records: Sequence[L], keys: Callable[[L], tuple[str, ...]], limit: 
     return dict(sorted(groups.items()))
 
 
+def _shared_language(records: Sequence[L]) -> str | None:
+    """The language every record of a feed is in, which the feed then declares; None when they differ."""
+    languages = {r.language for r in records}
+    return languages.pop() if len(languages) == 1 else None
+
+
 def _scopes(newest: Sequence[L], settings: Settings) -> list[_Scope[L]]:
     """The feeds of records given newest first (drafts left out here)."""
     site, limit = settings.site, settings.feeds.max_items
@@ -369,7 +379,10 @@ def _scopes(newest: Sequence[L], settings: Settings) -> list[_Scope[L]]:
     scopes = [_Scope("site", "feeds", site.title, None, newest[:limit])]
     if settings.feeds.by_tag:
         by_tag = _grouped(newest, lambda r: tuple(dict.fromkeys(r.tags)), limit)
-        scopes += [_Scope(f"tag:{t}", f"feeds/tags/{t}", f"{site.title}: {t}", None, rs) for t, rs in by_tag.items()]
+        scopes += [
+            _Scope(f"tag:{t}", f"feeds/tags/{t}", f"{site.title}: {t}", _shared_language(rs), rs)
+            for t, rs in by_tag.items()
+        ]
     if settings.feeds.by_language:
         by_language = _grouped(newest, lambda r: (r.language or site.language,), limit)
         scopes += [
