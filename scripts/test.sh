@@ -10,7 +10,7 @@ python3 -m venv .venv
 .venv/bin/python -m pip install -q -e '.[test]'
 
 bash scripts/services.sh
-bash scripts/browser.sh
+bash scripts/debian.sh
 
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .

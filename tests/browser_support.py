@@ -48,7 +48,7 @@ class Layout:
 def chromium() -> str:
     found = shutil.which("chromium")
     if found is None:
-        raise AssertionError("Debian's chromium is not installed: run scripts/browser.sh (as root)")
+        raise AssertionError("Debian's chromium is not installed: run scripts/debian.sh (as root)")
     return found
 
 
