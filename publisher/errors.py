@@ -49,6 +49,13 @@ class ChannelError(WorkFailed):
         super().__init__(message)
 
 
+class ImageUnavailable(ChannelError):
+    """An image that cannot be had (unreachable, refused, too large, not an image, a private address).
+
+    At post time it does not sink the post: the post goes out without it.
+    """
+
+
 def relative(path: Path, root: Path | None) -> str:
     """`path` as the user would write it: relative to `root` when inside it."""
     if root is not None:

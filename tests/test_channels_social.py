@@ -65,15 +65,19 @@ def test_the_outbox_keeps_everything_a_person_needs_to_post_by_hand(tmp_path: Pa
 
 class ImageHost(FakeServer):
     def answer(self, request: Recorded) -> Answer:
-        return 200, b"\x89PNG fake bytes", {"Content-Type": "image/png"}
+        return 200, PNG, {"Content-Type": "image/png"}
 
 
-def test_an_image_url_is_fetched_only_from_loopback() -> None:
+PNG = (REPO / "media/forum-bogota.png").read_bytes()
+
+
+def test_an_image_url_is_fetched_from_loopback_only_when_private_addresses_are_allowed() -> None:
     with ImageHost() as host:
-        assert fetch_image(f"{host.url}/media/a.png", timeout=2) == b"\x89PNG fake bytes"
-        assert image_bytes(f"{host.url}/b.png", None, REPO, timeout=2) == b"\x89PNG fake bytes"
-    with pytest.raises(ChannelError, match="not fetching"):
-        fetch_image("https://cepei.example.org/media/forum-bogota.png", timeout=2)
+        assert fetch_image(f"{host.url}/media/a.png", timeout=2, allow_private=True) == PNG
+        with pytest.raises(ChannelError, match="private address"):
+            fetch_image(f"{host.url}/media/a.png", timeout=2)
+        with pytest.raises(ChannelError, match="private address"):
+            image_bytes(f"{host.url}/b.png", None, REPO, timeout=2)
 
 
 def test_a_site_image_is_read_from_the_media_root() -> None:

@@ -139,8 +139,8 @@ def test_posts_go_out_once_with_image_alt_text_language_and_thread(tmp_path: Pat
     tweets = list(fakes.x.tweets.values())
     assert [t["text"] for t in tweets][1:] == ["Segunda parte del hilo.", "Tercera parte del hilo."]
     assert tweets[0]["media_ids"] and tweets[1]["reply_to"] is not None
-    metadata = fakes.x.received("POST /2/media/metadata/create")
-    assert metadata and metadata[0].json["alt_text"]["text"] == "La sala del foro con el panel en el escenario"
+    (metadata,) = fakes.x.received("POST /2/media/metadata")
+    assert metadata.json["metadata"]["alt_text"]["text"] == "La sala del foro con el panel en el escenario"
     (status,) = fakes.mastodon.statuses.values()
     assert status["language"] == "es"
     (media,) = fakes.mastodon.media.values()

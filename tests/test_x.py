@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import requests
 from oauthlib.oauth1 import Client  # type: ignore[import-untyped]  # no stubs installed
 from oauthlib.oauth1.rfc5849 import signature  # type: ignore[import-untyped]
 
@@ -18,6 +19,7 @@ from publisher.render.social import Post, PostImage
 from publisher.site.config import load_site
 from tests.fakes import HANG, Reply, problem
 from tests.fakes.x_api import DUPLICATE, FakeX, oauth_params
+from tests.fakes.x_contract import find_route
 
 REPO = Path(__file__).resolve().parent.parent
 IMAGE = PostImage(
@@ -88,11 +90,58 @@ def test_an_image_goes_up_with_its_alt_text(fake: FakeX, route: MediaRoute) -> N
     assert fake.tweets[result.ids[0]]["media_ids"] == [media_id]
     assert fake.tweets[result.ids[1]]["media_ids"] == []  # the image goes with the first part only
     if route == "v2":
-        assert fake.received("POST /2/media/upload")[0].field("media_category") == "tweet_image"
-        assert fake.received("POST /2/media/metadata/create")[0].json["alt_text"] == {"text": "Panel of five speakers"}
+        assert fake.received("POST /2/media/upload")[0].json["media_category"] == "tweet_image"
+        [metadata] = fake.received("POST /2/media/metadata")
+        assert metadata.json == {"id": media_id, "metadata": {"alt_text": {"text": "Panel of five speakers"}}}
     else:
         assert len(fake.received("POST /1.1/media/upload.json")) == 1
         assert not fake.received("POST /2/media/upload")
+
+
+def test_every_request_of_a_post_with_an_image_is_one_xs_sdk_has_and_x_takes(fake: FakeX) -> None:
+    result = publish(channel(fake), post(images=(IMAGE,), thread=("More.",)))
+
+    assert result.outcome == "posted"
+    routes = [r.route for r in fake.requests]
+    assert routes == ["POST /2/media/upload", "POST /2/media/metadata", "POST /2/tweets", "POST /2/tweets"]
+    assert all(find_route(r.method, r.path) is not None for r in fake.requests)
+
+
+def test_the_fake_answers_a_path_x_does_not_have_with_404_and_a_wrong_body_with_400(fake: FakeX) -> None:
+    """The fake is what holds the channel to X's contract: it must refuse what X refuses."""
+    ch = channel(fake)
+    ch._upload(IMAGE, REPO)  # a media id the fake knows
+    [media_id] = fake.media
+    old_path = requests.post(f"{fake.url}/2/media/metadata/create", auth=ch._sign, json={"id": media_id})
+    old_body = requests.post(
+        f"{fake.url}/2/media/metadata", auth=ch._sign, json={"media_id": media_id, "alt_text": {"text": "x"}}
+    )
+    multipart = requests.post(
+        f"{fake.url}/2/media/upload", auth=ch._sign, files={"media": ("a.png", b"png")}, data={"media_category": "x"}
+    )
+    stray_field = requests.post(
+        f"{fake.url}/2/media/metadata", auth=ch._sign, json={"id": media_id, "metadata": {"alt": {"text": "x"}}}
+    )
+
+    assert old_path.status_code == 404
+    assert old_body.status_code == 400
+    assert "id: Field required" in old_body.text
+    assert multipart.status_code == 400  # the SDK sends JSON with the media in base64
+    assert stray_field.status_code == 400
+    assert fake.media[media_id]["alt"] == "Panel of five speakers"
+
+
+def test_alt_text_sent_to_a_path_x_does_not_have_fails_the_post(fake: FakeX, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the issue saw: with the old path the image is refused and nothing is posted."""
+    ch = channel(fake)
+    send = ch._v2
+    monkeypatch.setattr(ch, "_v2", lambda path, **body: send(path.replace("/metadata", "/metadata/create"), **body))
+
+    result = publish(ch, post(images=(IMAGE,)))
+
+    assert result.outcome == "failed"
+    assert "404" in result.message
+    assert not fake.tweets
 
 
 def test_requests_are_signed_for_the_address_they_really_go_to(fake: FakeX) -> None:

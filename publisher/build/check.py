@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from publisher.build.builder import Progress, check_site
+from publisher.build.images import check_images
 from publisher.errors import InvalidInput, Problem
 from publisher.site.config import CONFIG_FILE, Site
 from publisher.timeline.plan import validate_rules
@@ -16,6 +17,8 @@ def check_everything(site: Site, progress: Progress | None = None) -> dict[str, 
     Records (drafts too) are parsed and their posts rendered, so a draft's
     own post text that is too long is reported before it is published; every
     newsletter issue and feed is rendered in memory and nothing is written.
+    A local image that is not an image is a problem; a remote one that cannot
+    be had is a warning (its posts go out without it), under "warnings".
     """
     config_text = (site.root / CONFIG_FILE).read_text(encoding="utf-8")
     problems: list[Problem] = list(validate_rules(site.settings, CONFIG_FILE, config_text))
@@ -23,6 +26,15 @@ def check_everything(site: Site, progress: Progress | None = None) -> dict[str, 
         manifest = check_site(site, progress)
     except InvalidInput as exc:
         problems.extend(exc.problems)
+    images = check_images(site, revalidate=True, local=True)
+    problems.extend(images.errors)
     if problems:
         raise InvalidInput(problems)
-    return {"records": manifest.records + manifest.drafts, "drafts": manifest.drafts, "outputs": len(manifest.outputs)}
+    summary: dict[str, Any] = {
+        "records": manifest.records + manifest.drafts,
+        "drafts": manifest.drafts,
+        "outputs": len(manifest.outputs),
+    }
+    if images.warnings:  # the key is there only when there is something to say
+        summary["warnings"] = [str(warning) for warning in images.warnings]
+    return summary

@@ -9,7 +9,6 @@ from __future__ import annotations
 import ipaddress
 import json
 import urllib.parse
-import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -95,15 +94,12 @@ def is_loopback(url: str) -> bool:
         return False
 
 
-def fetch_image(url: str, timeout: float) -> bytes:
-    """The bytes at `url`; only loopback addresses are fetched (nothing leaves this machine)."""
-    if not is_loopback(url):
-        raise ChannelError(f"{url}: not fetching an image from outside this machine", permanent=True)
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            data: bytes = response.read()
-    except OSError as error:
-        raise ChannelError(f"{url}: cannot fetch the image: {error}") from error
+def fetch_image(url: str, timeout: float, *, allow_private: bool = False) -> bytes:
+    """The image at `url`, fetched within `remote_image`'s limits (no private address unless allowed)."""
+    from publisher.channels.remote_image import FetchPolicy, fetch, image_format
+
+    data = fetch(url, FetchPolicy(allow_private=allow_private, timeout=timeout)).data or b""
+    image_format(data, url)
     return data
 
 

@@ -13,6 +13,7 @@ configured `api_url` instead and signs it again for the URL it really goes to.
 
 from __future__ import annotations
 
+import base64
 import io
 import logging
 import mimetypes
@@ -186,21 +187,26 @@ class XChannel:
 
     def _upload(self, image: PostImage, media_root: Path) -> str:
         data = image_bytes(image.url, image.path, media_root, self.timeout)
-        name, mime = _file_name(image)
+        name, _ = _file_name(image)
         if self.media_route == "v1.1":
             media = self._retrying(lambda: self.api.media_upload(name, file=io.BytesIO(data)))
             media_id = str(media.media_id_string)
             if image.alt:
                 self._retrying(lambda: self.api.create_media_metadata(media_id, image.alt))
             return media_id
-        files = {"media": (name, data, mime)}
-        answer = self._retrying(
-            lambda: self._v2("/2/media/upload", files=files, data={"media_category": "tweet_image"})
-        )
+        # The contract, from X's official SDK generated from its OpenAPI spec (PyPI `xdk` 0.10.6,
+        # xdk/media/client.py: `upload` and `create_metadata`; bodies in xdk/schemas.py:
+        # MediaUploadRequest, CreateMediaMetadataRequest): one-shot `POST /2/media/upload` with a JSON
+        # body {"media": <base64>, "media_category": "tweet_image"}, then `POST /2/media/metadata`
+        # with {"id": <media id>, "metadata": {"alt_text": {"text": ...}}}. There is no
+        # /2/media/metadata/create (the path our NOTES once gave). A JSON body is not part of the
+        # OAuth 1.0a signature, as in the SDK.
+        upload = {"media": base64.b64encode(data).decode("ascii"), "media_category": "tweet_image"}
+        answer = self._retrying(lambda: self._v2("/2/media/upload", json=upload))
         media_id = str(answer["data"]["id"])
         if image.alt:
-            alt = {"media_id": media_id, "alt_text": {"text": image.alt}}
-            self._retrying(lambda: self._v2("/2/media/metadata/create", json=alt))
+            alt = {"id": media_id, "metadata": {"alt_text": {"text": image.alt}}}
+            self._retrying(lambda: self._v2("/2/media/metadata", json=alt))
         return media_id
 
     def _v2(self, path: str, **body: Any) -> Any:

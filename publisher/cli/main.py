@@ -65,6 +65,8 @@ def check(c: Context) -> None:
 
     with _progress(c) as progress:
         summary = check_everything(c.site, progress)
+    for warning in summary.get("warnings", ()):
+        click.echo(f"warning: {warning}", err=True)
     c.emit(f"ok: {summary['records']} records, {summary['outputs']} outputs render", {"ok": True, **summary})
 
 
@@ -80,6 +82,10 @@ def build(c: Context, out: Path | None, now_text: str | None) -> None:
     with _progress(c) as progress:
         manifest = run_build(c.site, out, progress=progress, now=now)
     click.echo(manifest.to_json() if c.as_json else "\n".join(manifest.report()))
+    from publisher.build.images import check_images  # remote images fetched once, ahead of their posts
+
+    for warning in check_images(c.site, revalidate=False, local=False).warnings:
+        click.echo(f"warning: {warning}", err=True)
 
 
 @cli.command()

@@ -12,7 +12,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from publisher.channels.social import AuthFailed, Published, SocialChannel, credentials
+from publisher.channels.remote_image import site_policy, with_images
+from publisher.channels.social import AuthFailed, OutboxChannel, Published, SocialChannel, credentials
 from publisher.dispatch.runner import Outcome, Runner
 from publisher.errors import WorkFailed
 from publisher.render.social import Post, render_post
@@ -73,15 +74,22 @@ def post(runner: Runner, d: Dispatch, *, channel: SocialChannel | None = None) -
         return Outcome(d.id, d.channel, row.state if row else "sending", counts, "already being posted")
     row_id = claimed[0].id
     channel = channel or open_channel(runner.site, d.channel)
+    site = runner.site
+    # A remote image that cannot be had does not sink the post: it goes out without it. The outbox
+    # keeps the image's URL as written, for the person who posts by hand.
+    missing: list[str] = []
+    ready = post_for(runner, d, channel)
+    if not isinstance(channel, OutboxChannel):
+        ready, missing = with_images(ready, site.root, site_policy(site))
     try:
-        published = channel.publish(post_for(runner, d, channel), key=d.id, media_root=runner.site.root)
+        published = channel.publish(ready, key=d.id, media_root=site.root)
     except AuthFailed as exc:
         store.mark_failed(row_id, runner.clock(), permanent=True, reply=str(exc))
         raise
-    return _settle(runner, d, row_id, published)
+    return _settle(runner, d, row_id, published, missing)
 
 
-def _settle(runner: Runner, d: Dispatch, row_id: int, published: Published) -> Outcome:
+def _settle(runner: Runner, d: Dispatch, row_id: int, published: Published, missing: list[str]) -> Outcome:
     store, now = runner.store, runner.clock()
     fields: dict[str, Any]
     first_id = published.ids[0] if published.ids else None
@@ -89,6 +97,7 @@ def _settle(runner: Runner, d: Dispatch, row_id: int, published: Published) -> O
         note = published.url or ""
         if published.outcome == "duplicate":
             note = f"already published (the network refused a duplicate) {note}".strip()
+        note = "; ".join([*(f"sent without image: {why}" for why in missing), *([note] if note else [])])
         store.mark_sent_each([SentMessage(row_id, remote_id=first_id, remote_url=published.url, reply=note)], now)
         state, fields = "sent", {"result_id": first_id, "result_url": published.url}
     elif published.outcome == "unknown" and published.retryable:

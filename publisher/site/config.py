@@ -110,6 +110,11 @@ class BlueskySettings(_Section):
     service: str = "https://bsky.social"
 
 
+class SocialSettings(_Section):
+    # Fetch a post's image from a private, loopback or link-local address (tests, closed networks).
+    allow_private_images: bool = False
+
+
 class UtmSettings(_Section):
     enabled: bool = False
     medium: str = "social"
@@ -149,6 +154,7 @@ class Settings(_Section):
     x: XSettings = Field(default_factory=XSettings)
     mastodon: MastodonSettings = Field(default_factory=MastodonSettings)
     bluesky: BlueskySettings = Field(default_factory=BlueskySettings)
+    social: SocialSettings = Field(default_factory=SocialSettings)
     utm: UtmSettings = Field(default_factory=UtmSettings)
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
     timeline: tuple[TimelineRule, ...] = ()
