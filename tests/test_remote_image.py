@@ -246,3 +246,18 @@ def test_the_outbox_keeps_a_remote_image_as_its_url(server: ImageServer, fakes: 
     [written] = (root / "outbox" / "posts" / "x").glob("*.json")
     assert f'"url": "{server.url}/missing.png"' in written.read_text(encoding="utf-8")
     assert server.asked == []
+
+
+@pytest.mark.parametrize(
+    "url", ["https://cepei.example.org/media/a.jpg", "http://example.com/a.png", "https://images.site.invalid/a.png"]
+)
+def test_a_name_reserved_for_examples_is_never_looked_up(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bundled site's image is on cepei.example.org: no DNS query leaves the machine for it (RFC 2606)."""
+
+    def no_lookup(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"looked up {args[0]}")
+
+    monkeypatch.setattr(remote_image.socket, "getaddrinfo", no_lookup)
+    with pytest.raises(ImageUnavailable, match="reserved for examples") as refused:
+        fetch(url, FetchPolicy(allow_private=True))
+    assert refused.value.permanent

@@ -163,6 +163,8 @@ def with_images(post: Post, root: Path, policy: FetchPolicy) -> tuple[Post, list
 
 def _checked_address(url: str, host: str, port: int, policy: FetchPolicy) -> str:
     """The address to connect to; every address the name has must be allowed (a mixed answer is refused)."""
+    if _reserved_for_examples(host):
+        raise ImageUnavailable(f"{url}: {host} is a name reserved for examples (RFC 2606); not fetched", permanent=True)
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except OSError as error:
@@ -173,6 +175,18 @@ def _checked_address(url: str, host: str, port: int, policy: FetchPolicy) -> str
             if not _is_public(address):
                 raise ImageUnavailable(f"{url}: {host} is a private address ({address}); not fetched", permanent=True)
     return addresses[0]
+
+
+def _reserved_for_examples(host: str) -> bool:
+    """A name that holds no one's images (RFC 2606 §2–3, RFC 6761 §6.4–6.5): asked of no DNS server.
+
+    The bundled example site's image lives at cepei.example.org; a build of it
+    on a machine with no network must not wait on, or leak, a lookup of that name.
+    """
+    name = host.lower().rstrip(".")
+    return name.endswith((".example", ".invalid")) or any(
+        name == domain or name.endswith("." + domain) for domain in ("example.com", "example.net", "example.org")
+    )
 
 
 def _is_public(address: str) -> bool:
