@@ -225,6 +225,32 @@ def approve(c: Context, dispatch_id: str, now_text: str | None) -> None:
     c.emit(f"approved {dispatch_id}: it goes out at its due time", {"approved": dispatch_id})
 
 
+@cli.command()
+@click.argument("dispatch_id")
+@click.option("--yes", is_flag=True, help="Release without asking.")
+@click.option("--now", "now_text", help="The time to act as (ISO, with offset).")
+@pass_context
+def release(c: Context, dispatch_id: str, yes: bool, now_text: str | None) -> None:
+    """Send on purpose a dispatch skipped as too late (at the next run).  Example: publisher release 3f2a9c1d0b7e6a54"""
+    from publisher.dispatch.release import late_dispatch
+    from publisher.dispatch.release import release as release_dispatch
+    from publisher.dispatch.status import open_runner
+    from publisher.store.dispatches import open_store
+
+    now = parse_now(now_text)
+    store = open_store(c.site.database_url)
+    try:
+        runner = open_runner(c.site, store, now)
+        d, why = late_dispatch(runner, dispatch_id, now)
+        what = f"{dispatch_id} ({d.channel} {d.list or ''}, {', '.join(d.record_ids)})".replace(" ,", ",")
+        if not yes:
+            click.confirm(f"{what} is {why}. Send it anyway?", abort=True, err=True)
+        release_dispatch(runner, d, now)
+    finally:
+        store.close()
+    c.emit(f"released {what}: it goes out at the next run", {"released": dispatch_id, "late": why})
+
+
 class _progress:
     """A progress bar on a terminal, shown once a build says it has more than a few hundred records to
     render (never with --json); the build counts them, so the bar costs no listing of its own."""
