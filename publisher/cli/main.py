@@ -65,7 +65,8 @@ def check(c: Context) -> None:
 
     with _progress(c) as progress:
         summary = check_everything(c.site, progress)
-    c.emit(f"ok: {summary['records']} records, {summary['outputs']} outputs render", {"ok": True, **summary})
+    drafts = f"{summary['drafts']} draft{'s' if summary['drafts'] != 1 else ''}"
+    c.emit(f"ok: {summary['records']} records ({drafts}), {summary['outputs']} outputs render", {"ok": True, **summary})
 
 
 @cli.command()
