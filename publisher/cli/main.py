@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from publisher.cli.context import Context, PublisherGroup, bad_flag, parse_now, pass_context
+from publisher.cli.context import Context, PublisherGroup, bad_flag, parse_now, pass_context, with_shared_options
 from publisher.cli.subscribers import subscribers_group
 from publisher.errors import WorkFailed
 from publisher.site.config import CONFIG_FILE
@@ -309,6 +309,10 @@ def worker(c: Context, concurrency: int, queue_url: str | None) -> None:
     config = require_queue(c.site, queue_url)
     click.echo(f"publisher worker: taking dispatches from {config.name!r} at {config.shown}", err=True)
     sys.exit(run_worker(c.site, config, concurrency))
+
+
+for _command in cli.commands.values():
+    with_shared_options(_command)
 
 
 def main() -> None:
