@@ -18,7 +18,7 @@ import click
 
 from publisher.errors import InvalidInput, Problem, PublisherError
 from publisher.site.config import Site, load_site
-from publisher.site.records import Record, load_records
+from publisher.site.records import FIRST_YEAR, LAST_YEAR, Record, load_records
 
 
 class Context:
@@ -116,6 +116,8 @@ def parse_now(value: str | None) -> dt.datetime:
         bad_flag("--now", f"is not an ISO date and time (got {value!r})")
     if parsed.tzinfo is None:
         bad_flag("--now", f"needs a UTC offset, e.g. {parsed:%Y-%m-%dT%H:%M}+00:00 (got {value!r})")
+    if not FIRST_YEAR <= parsed.year <= LAST_YEAR:
+        bad_flag("--now", f"is out of the years publisher can plan, {FIRST_YEAR} to {LAST_YEAR} (got {value!r})")
     return parsed
 
 

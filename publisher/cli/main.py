@@ -7,6 +7,7 @@ failure while doing the work, 2 on bad input, each problem listed as
 
 from __future__ import annotations
 
+import errno
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -291,7 +292,16 @@ def serve(c: Context, host: str, port: int) -> None:
     """The web side: feeds, unsubscribe, subscribe, the timeline.  Example: publisher serve --port 8080"""
     from publisher.web.app import serve as serve_site
 
-    serve_site(c.site, host, port)
+    if not 0 <= port <= 65535:
+        bad_flag("--port", f"is a port number from 0 to 65535 (got {port})")
+    site = c.site
+    try:
+        serve_site(site, host, port)
+    except OSError as exc:  # the port is taken, the host is not this machine's: the listening socket never opened
+        bad_flag(
+            "--port" if exc.errno in (errno.EADDRINUSE, errno.EACCES) else "--host",
+            f"cannot listen on {host}:{port} ({exc.strerror or exc})",
+        )
 
 
 @cli.command()
