@@ -61,10 +61,17 @@ def test_a_new_site_checks_and_builds(tmp_path: Path) -> None:
         f"wrote {site}/templates",
     ]
     assert (site / "templates").is_dir() and not any((site / "templates").iterdir())
-    assert 'title: "Welcome to Our News"' in (site / "events" / "2026-01-15-welcome.md").read_text()
-    assert publisher("--site", site, "check").stdout.startswith("ok: 1 records, ")
+    sample = (site / "events" / "2026-01-15-welcome.md").read_text()
+    assert 'title: "Welcome to Our News"' in sample and "\nstatus: draft " in sample  # never mailed by a first run
+    assert publisher("--site", site, "check").stdout.startswith("ok: 1 records (1 draft), ")
     data = manifest(site)
-    assert data["records"] == 1 and data["written"] == len(files_of(data)) == len(on_disk(site))
+    assert data["records"] == 0 and data["written"] == len(files_of(data)) == len(on_disk(site))
+    plan = json.loads(publisher("--site", site, "--json", "plan", "--now", "2026-01-15T10:00:00+00:00").stdout)
+    assert plan["dispatches"] == []
+    published = sample.replace("\nstatus: draft ", "\nstatus: published ")
+    (site / "events" / "2026-01-15-welcome.md").write_text(published)
+    assert publisher("--site", site, "check").stdout.startswith("ok: 1 records (0 drafts), ")
+    assert manifest(site)["records"] == 1
     again = publisher("init", site, code=2)
     assert again.stderr.splitlines()[0] == f"{site}/publisher.toml:1: file: already exists; choose an empty folder"
 
@@ -78,9 +85,9 @@ def test_the_real_command_runs_as_a_module(tmp_path: Path) -> None:
         return done
 
     assert run("init", "site", "--now", "2026-01-15T10:00:00+00:00").returncode == 0
-    assert run("--site", "site", "check").stdout.startswith("ok: 1 records")
+    assert run("--site", "site", "check").stdout.startswith("ok: 1 records (1 draft)")
     built = run("--site", "site", "--json", "build")
-    assert built.returncode == 0 and json.loads(built.stdout)["written"] == 12
+    assert built.returncode == 0 and json.loads(built.stdout)["written"] == 2  # the empty feeds: the sample is a draft
     (tmp_path / "site" / "publisher.toml").write_text('[site]\ntitle = "x"\nurl = "nowhere"\n')
     bad = run("--site", "site", "build")
     assert bad.returncode == 2
@@ -150,7 +157,7 @@ def test_new_writes_a_draft_dated_in_the_sites_time_zone(example_site: Path) -> 
     text = path.read_text(encoding="utf-8")
     assert 'title: "Informe 2030: ¿qué sigue?"\n' in text
     assert "published: 2018-03-01T22:00:00-05:00\n" in text and "status: draft" in text
-    assert publisher("--site", example_site, "check").stdout.startswith("ok: 7 records")
+    assert publisher("--site", example_site, "check").stdout.startswith("ok: 7 records (2 drafts), ")
     assert not any("que-sigue" in p for p in written(manifest(example_site)))  # a draft is not built
     again = publisher(
         "--site", example_site, "new", "Informe 2030: ¿qué sigue?", "--now", "2018-03-01T12:00:00-05:00", code=2
@@ -164,7 +171,7 @@ def test_new_writes_a_draft_dated_in_the_sites_time_zone(example_site: Path) -> 
 
 def test_check_says_the_example_site_is_ok(example_site: Path) -> None:
     result = publisher("--site", example_site, "check")
-    assert result.stdout.startswith("ok: 6 records, ")
+    assert result.stdout.startswith("ok: 6 records (1 draft), ")
     data = json.loads(publisher("--site", example_site, "--json", "check").stdout)
     assert data["ok"] is True and data["records"] == 6 and data["drafts"] == 1
     assert not any((example_site / name).exists() for name in OUTPUT_FOLDERS)

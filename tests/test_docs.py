@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from publisher.cli.context import SharedOption
 from publisher.cli.main import cli
 from tests.conftest import REPO
 
@@ -41,9 +42,19 @@ def test_every_command_and_option_is_in_the_readme() -> None:
             missing.append(f"publisher {name}")
             continue
         for parameter in command.params:
+            if isinstance(parameter, SharedOption):  # every command's: the sentence above the table says so
+                continue
             if isinstance(parameter, click.Option):
                 option = max(parameter.opts, key=len)
                 if option not in row:
                     missing.append(f"publisher {name} {option}")
     assert missing == []
     assert set(rows) == set(commands(cli))  # and nothing the CLI does not have
+
+
+def test_the_options_every_command_takes_are_said_once_above_the_table() -> None:
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    intro = text.split("## Commands", 1)[1].split("| command |", 1)[0]
+    shared = {max(p.opts, key=len) for c in commands(cli).values() for p in c.params if isinstance(p, SharedOption)}
+    assert shared == {"--site", "--json"}
+    assert "All take `--site DIR`" in intro and "`--json`" in intro and "after the command" in intro

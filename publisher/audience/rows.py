@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -120,8 +120,13 @@ def _rows(text: str) -> Iterator[tuple[int, list[str]]]:
         line = reader.line_num + 1
 
 
-def read_csv(path: Path, shown: str, default_lists: Iterable[str] = ()) -> tuple[list[Incoming], list[Problem], int]:
-    """The file's subscribers (one per address), its problems, and how many rows repeated an address."""
+def read_csv(
+    path: Path, shown: str, default_lists: Iterable[str] = (), known_lists: Sequence[str] | None = None
+) -> tuple[list[Incoming], list[Problem], int]:
+    """The file's subscribers (one per address), its problems, and how many rows repeated an address.
+
+    With `known_lists`, a row naming another list is a bad row (a typo must not make a list nobody sends to).
+    """
     rows = _rows(_text(path, shown))
     first = next(rows, None)
     if first is None:
@@ -144,6 +149,11 @@ def read_csv(path: Path, shown: str, default_lists: Iterable[str] = ()) -> tuple
         person, found = checked(
             cells.get("email", ""), cells.get("name"), cells.get("language"), lists, cells.get("status")
         )
+        unknown = [name for name in lists if known_lists is not None and name not in known_lists]
+        if unknown and known_lists is not None:
+            why = f"{unknown[0]!r} is not one of the newsletter lists ({', '.join(known_lists)})"
+            found = [*found, ("lists", why)]
+            person = None
         problems.extend(Problem(shown, line, field, message) for field, message in found)
         if person is None:
             continue

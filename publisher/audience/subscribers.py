@@ -238,6 +238,7 @@ def import_csv(
     *,
     shown: str | None = None,
     source: str | None = None,
+    known_lists: Sequence[str] | None = None,
 ) -> ImportResult:
     """Import a CSV of subscribers (see `publisher.audience.rows`); good rows go in, bad rows are reported.
 
@@ -245,7 +246,7 @@ def import_csv(
     the file as a whole cannot be read (missing, not UTF-8, no email column).
     """
     shown = shown or str(path)
-    people, problems, repeats = read_csv(path, shown, default_lists)
+    people, problems, repeats = read_csv(path, shown, default_lists, known_lists)
     saved = save(store, people, now, source or f"import:{path.name}")
     return ImportResult(saved.added, saved.updated, saved.skipped, problems, saved.unchanged, repeats)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sys
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -17,7 +18,7 @@ import click
 
 from publisher.errors import InvalidInput, Problem, PublisherError
 from publisher.site.config import Site, load_site
-from publisher.site.records import Record, load_records
+from publisher.site.records import FIRST_YEAR, LAST_YEAR, Record, load_records
 
 
 class Context:
@@ -43,19 +44,63 @@ class Context:
 
 
 class PublisherGroup(click.Group):
-    """Turns the library's typed exceptions into messages and exit codes."""
+    """Turns the library's typed exceptions into messages and exit codes (JSON on stdout with `--json`)."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except InvalidInput as exc:
+            if _as_json(ctx):
+                click.echo(json.dumps({"problems": [asdict(p) for p in exc.problems]}, indent=2, ensure_ascii=False))
+                sys.exit(2)
             for problem in exc.problems:
                 click.echo(str(problem), err=True)
             click.echo(f"Error: {len(exc.problems)} problem(s); nothing was changed.", err=True)
             sys.exit(2)
         except PublisherError as exc:
-            click.echo(f"Error: {exc}", err=True)
+            if _as_json(ctx):
+                click.echo(json.dumps({"error": str(exc)}, indent=2, ensure_ascii=False))
+            else:
+                click.echo(f"Error: {exc}", err=True)
             sys.exit(exc.exit_code)
+
+
+def _as_json(ctx: click.Context) -> bool:
+    return isinstance(ctx.obj, Context) and ctx.obj.as_json
+
+
+class SharedOption(click.Option):
+    """`--site DIR` or `--json` given after a command: it sets the Context the group made, as if given before."""
+
+
+def _set_site(ctx: click.Context, _: click.Parameter, value: Path | None) -> None:
+    if value is not None:
+        ctx.find_object(Context).site_dir = value  # type: ignore[union-attr]  # the group always makes one
+
+
+def _set_json(ctx: click.Context, _: click.Parameter, value: bool) -> None:
+    if value:
+        ctx.find_object(Context).as_json = True  # type: ignore[union-attr]  # the group always makes one
+
+
+def with_shared_options(command: click.Command) -> None:
+    """Give `command` (and, for a group, each of its commands) the group's `--site DIR` and `--json`.
+
+    The README promises both before or after the command (`publisher build --site D --json`). They are
+    parsed after the group's own, so the later one wins.
+    """
+    site = click.Path(file_okay=False, path_type=Path)
+    command.params.append(
+        SharedOption(["--site", "site_dir"], type=site, expose_value=False, callback=_set_site, help="The site folder.")
+    )
+    command.params.append(
+        SharedOption(
+            ["--json"], is_flag=True, expose_value=False, callback=_set_json, help="A machine-readable result."
+        )
+    )
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            with_shared_options(sub)
 
 
 pass_context = click.make_pass_decorator(Context)
@@ -71,6 +116,8 @@ def parse_now(value: str | None) -> dt.datetime:
         bad_flag("--now", f"is not an ISO date and time (got {value!r})")
     if parsed.tzinfo is None:
         bad_flag("--now", f"needs a UTC offset, e.g. {parsed:%Y-%m-%dT%H:%M}+00:00 (got {value!r})")
+    if not FIRST_YEAR <= parsed.year <= LAST_YEAR:
+        bad_flag("--now", f"is out of the years publisher can plan, {FIRST_YEAR} to {LAST_YEAR} (got {value!r})")
     return parsed
 
 

@@ -7,6 +7,7 @@ failure while doing the work, 2 on bad input, each problem listed as
 
 from __future__ import annotations
 
+import errno
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Any
 
 import click
 
-from publisher.cli.context import Context, PublisherGroup, bad_flag, parse_now, pass_context
+from publisher.cli.context import Context, PublisherGroup, bad_flag, parse_now, pass_context, with_shared_options
 from publisher.cli.subscribers import subscribers_group
 from publisher.errors import WorkFailed
 from publisher.site.config import CONFIG_FILE
@@ -67,7 +68,8 @@ def check(c: Context) -> None:
         summary = check_everything(c.site, progress)
     for warning in summary.get("warnings", ()):
         click.echo(f"warning: {warning}", err=True)
-    c.emit(f"ok: {summary['records']} records, {summary['outputs']} outputs render", {"ok": True, **summary})
+    drafts = f"{summary['drafts']} draft{'s' if summary['drafts'] != 1 else ''}"
+    c.emit(f"ok: {summary['records']} records ({drafts}), {summary['outputs']} outputs render", {"ok": True, **summary})
 
 
 @cli.command()
@@ -231,6 +233,32 @@ def approve(c: Context, dispatch_id: str, now_text: str | None) -> None:
     c.emit(f"approved {dispatch_id}: it goes out at its due time", {"approved": dispatch_id})
 
 
+@cli.command()
+@click.argument("dispatch_id")
+@click.option("--yes", is_flag=True, help="Release without asking.")
+@click.option("--now", "now_text", help="The time to act as (ISO, with offset).")
+@pass_context
+def release(c: Context, dispatch_id: str, yes: bool, now_text: str | None) -> None:
+    """Send on purpose a dispatch skipped as too late (at the next run).  Example: publisher release 3f2a9c1d0b7e6a54"""
+    from publisher.dispatch.release import late_dispatch
+    from publisher.dispatch.release import release as release_dispatch
+    from publisher.dispatch.status import open_runner
+    from publisher.store.dispatches import open_store
+
+    now = parse_now(now_text)
+    store = open_store(c.site.database_url)
+    try:
+        runner = open_runner(c.site, store, now)
+        d, why = late_dispatch(runner, dispatch_id, now)
+        what = f"{dispatch_id} ({d.channel} {d.list or ''}, {', '.join(d.record_ids)})".replace(" ,", ",")
+        if not yes:
+            click.confirm(f"{what} is {why}. Send it anyway?", abort=True, err=True)
+        release_dispatch(runner, d, now)
+    finally:
+        store.close()
+    c.emit(f"released {what}: it goes out at the next run", {"released": dispatch_id, "late": why})
+
+
 class _progress:
     """A progress bar on a terminal, shown once a build says it has more than a few hundred records to
     render (never with --json); the build counts them, so the bar costs no listing of its own."""
@@ -270,7 +298,16 @@ def serve(c: Context, host: str, port: int) -> None:
     """The web side: feeds, unsubscribe, subscribe, the timeline.  Example: publisher serve --port 8080"""
     from publisher.web.app import serve as serve_site
 
-    serve_site(c.site, host, port)
+    if not 0 <= port <= 65535:
+        bad_flag("--port", f"is a port number from 0 to 65535 (got {port})")
+    site = c.site
+    try:
+        serve_site(site, host, port)
+    except OSError as exc:  # the port is taken, the host is not this machine's: the listening socket never opened
+        bad_flag(
+            "--port" if exc.errno in (errno.EADDRINUSE, errno.EACCES) else "--host",
+            f"cannot listen on {host}:{port} ({exc.strerror or exc})",
+        )
 
 
 @cli.command()
@@ -288,6 +325,10 @@ def worker(c: Context, concurrency: int, queue_url: str | None) -> None:
     config = require_queue(c.site, queue_url)
     click.echo(f"publisher worker: taking dispatches from {config.name!r} at {config.shown}", err=True)
     sys.exit(run_worker(c.site, config, concurrency))
+
+
+for _command in cli.commands.values():
+    with_shared_options(_command)
 
 
 def main() -> None:

@@ -66,7 +66,9 @@ def subscribers_import(c: Context, csv_file: Path, lists: tuple[str, ...], now_t
 
     store = _store(c)
     try:
-        result = subscribers.import_csv(store, csv_file, parse_now(now_text), _lists(c, lists) if lists else ())
+        known = c.site.settings.newsletter.lists
+        chosen = _lists(c, lists) if lists else ()
+        result = subscribers.import_csv(store, csv_file, parse_now(now_text), chosen, known_lists=known)
     finally:
         store.close()
     for problem in result.problems:
@@ -89,6 +91,7 @@ def subscribers_list(c: Context, list_name: str | None, status: str | None) -> N
     """List subscribers.  Example: publisher subscribers list --list news --status active"""
     from publisher.audience import subscribers
 
+    _filters(c, list_name, status)
     store = _store(c)
     try:
         people = subscribers.list_subscribers(store, list_name, status)
@@ -131,8 +134,19 @@ def subscribers_export(c: Context, list_name: str | None, status: str | None) ->
     """Write subscribers as CSV to standard output.  Example: publisher subscribers export --list news > news.csv"""
     from publisher.audience import subscribers
 
+    _filters(c, list_name, status)
     store = _store(c)
     try:
         subscribers.export_csv(store, sys.stdout, list_name, status)
     finally:
         store.close()
+
+
+def _filters(c: Context, list_name: str | None, status: str | None) -> None:
+    """`--list` and `--status` name a list and a state that exist: a typo must not read as "no subscribers"."""
+    from publisher.store.tables import SUBSCRIBER_STATES
+
+    if list_name is not None:
+        _lists(c, (list_name,))
+    if status is not None and status not in SUBSCRIBER_STATES:
+        bad_flag("--status", f"{status!r} is not one of {', '.join(sorted(SUBSCRIBER_STATES))}")

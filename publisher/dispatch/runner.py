@@ -10,10 +10,12 @@ or skipped (with why). A dispatch that is partly sent and has a
 `next_attempt_at` still has recipients to retry at that time; without one it is
 finished.
 
-Lateness: a dispatch that has not started and is late by more than its rule's
-grace (``[scheduler] grace``, default 6 hours) is skipped, and `plan` says why.
-One that has started is always finished, however late (its retries have their
-own budget).
+Lateness: an email or post dispatch that has not started and is late by more
+than its rule's grace (``[scheduler] grace``, default 6 hours) is skipped, and
+`plan` says why and how to release it (``publisher release``, which counts the
+lateness from the release). A feeds dispatch is never late: the feed shows what
+is published whenever the clock runs. One that has started is always finished,
+however late (its retries have their own budget).
 """
 
 from __future__ import annotations
@@ -142,10 +144,13 @@ def for_each_due(
 def skip_reason(runner: Runner, d: Dispatch, now: dt.datetime, approved_at: dt.datetime | None = None) -> str | None:
     """Why a due dispatch that has not started will not run, or None when it should.
 
-    A dispatch held for review counts its lateness from its approval when that came after its due time.
+    A dispatch held for review (or released after a skip) counts its lateness from its approval when that
+    came after its due time. A feeds dispatch is never too late: the feed must show what is published.
     """
     if not d.record_ids:
         return d.note or "nothing to send"
+    if d.channel == "feeds":
+        return None
     rule = runner.site.settings.timeline[d.rule_index]
     grace = rule_grace(rule, runner.site.settings)
     late = (now - max(d.due, approved_at or d.due)).total_seconds()

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from publisher.audience import recipients
+from publisher.dispatch.release import lateness
 from publisher.dispatch.runner import Outcome, Runner, dispatch_of, skip_reason
 from publisher.site.config import Site
 from publisher.store.dispatches import DispatchRow, PlannedDispatch, Store
@@ -38,6 +39,7 @@ class PlanLine:
     counts: dict[str, int]
     outbox: str | None
     url: str | None
+    release: str | None = None  # the command that sends it anyway, for one skipped as too late
 
     def as_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -69,7 +71,7 @@ def _state(runner: Runner, d: Dispatch, row: DispatchRow | None, now: dt.datetim
     if state == "waiting_review":
         return state, f"held for review: publisher approve {d.id}"
     if d.due <= now:
-        reason = skip_reason(runner, d, now)
+        reason = skip_reason(runner, d, now, row.review_approved_at if row is not None else None)
         return ("skipped", reason) if reason else ("due", "")
     if not d.record_ids:
         return state, f"nothing to send yet: {d.note}"
@@ -89,6 +91,7 @@ def plan_lines(runner: Runner, now: dt.datetime) -> list[PlanLine]:
     for d in sorted((*dispatches, *history), key=lambda one: (one.due, one.id)):
         row = rows.get(d.id)
         state, note = _state(runner, d, row, now)
+        late = state == "skipped" and d.id in planned and lateness(runner, d, row, now) is not None
         counts = store.counts(d.id) if row is not None and row.started_at is not None else {}
         count = None
         if d.channel == "email":
@@ -111,6 +114,7 @@ def plan_lines(runner: Runner, now: dt.datetime) -> list[PlanLine]:
                 counts=counts,
                 outbox=notes.get(d.channel),
                 url=row.result_url if row else None,
+                release=f"publisher release {d.id}" if late else None,
             )
         )
     return lines
@@ -136,6 +140,8 @@ def render_lines(lines: Sequence[PlanLine]) -> str:
             extra.append(line.url)
         if line.outbox:
             extra.append(line.outbox)
+        if line.release:
+            extra.append(f"release it with: {line.release}")
         state = line.state.replace("_", " ")
         out.append(f"{line.id}  {when}  {line.channel:<8} {line.target:<10} {state:<14} {what}")
         out.extend(f"    {e}" for e in extra)

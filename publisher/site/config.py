@@ -269,11 +269,17 @@ def load_settings(path: Path, root: Path | None = None) -> Settings:
     """Read and validate one `publisher.toml`."""
     shown = relative(path, root)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise InvalidInput(
             [Problem(shown, 1, "file", f"not found in {path.parent} (run `publisher init DIR` to start a site)")]
         ) from None
+    except IsADirectoryError:
+        raise InvalidInput([Problem(shown, 1, "file", "is a folder, not the settings file")]) from None
+    except UnicodeDecodeError as exc:
+        raise InvalidInput([Problem(shown, 1, "file", f"is not UTF-8 text ({exc.reason})")]) from None
+    except OSError as exc:
+        raise InvalidInput([Problem(shown, 1, "file", f"cannot be read ({exc.strerror})")]) from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

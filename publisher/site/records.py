@@ -21,6 +21,9 @@ from publisher.site.files import record_names, shown_paths
 from publisher.site.front_matter import FrontMatter
 
 NETWORKS = ("x", "mastodon", "bluesky")
+#: Record times and `--now` stay this far from the calendar's ends (years 1 and 9999), so that a rule's
+#: offset, a digest's window or a time zone never moves a date the plan computes off the calendar.
+FIRST_YEAR, LAST_YEAR = 1000, 8999
 
 _LANGUAGE = re.compile(
     r"^(?P<lang>[a-zA-Z]{2,3})(-[a-zA-Z]{4})?(-(?:[a-zA-Z]{2}|\d{3}))?(-(?:[a-zA-Z0-9]{5,8}|\d[a-zA-Z0-9]{3}))*$"
@@ -68,6 +71,8 @@ def _aware(value: dt.datetime | dt.date | str) -> dt.datetime:
             raise ValueError(f"is not a date and time (got {value!r})") from None
     if parsed.tzinfo is None or parsed.utcoffset() is None:
         raise ValueError(f"needs a UTC offset or time zone (got {str(value)!r})")
+    if not FIRST_YEAR <= parsed.year <= LAST_YEAR:
+        raise ValueError(f"is out of the years publisher can plan, {FIRST_YEAR} to {LAST_YEAR} (got {str(value)!r})")
     return parsed
 
 
@@ -282,8 +287,10 @@ def parse_record(text: str, path: Path, root: Path | None = None, *, shown: str 
     front = FrontMatter(text)
     if front.error:
         raise InvalidInput([Problem(shown, front.error[0], "front matter", front.error[1])])
+    problems = [Problem(shown, line, field, message) for line, field, message in front.problems]
+    if front.unreadable:
+        raise InvalidInput(problems)
     data = dict(front.data)
-    problems = []
     for key in list(data):
         if key not in FIELDS:
             hint = _hint(str(key), FIELDS)
@@ -322,7 +329,7 @@ def load_record(path: Path, root: Path | None = None, *, data: bytes | None = No
     if data is None:
         data = path.read_bytes()
     try:
-        text = data.decode("utf-8")
+        text = data.decode("utf-8-sig")  # a byte-order mark (Windows editors write one) is not part of the text
     except UnicodeDecodeError as exc:
         raise InvalidInput([Problem(shown, 1, "file", f"is not UTF-8 text ({exc.reason})")]) from None
     if "\r" in text:  # as read_text() reads it: universal newlines

@@ -44,6 +44,7 @@ title: {title}
 summary: The first record of this site. Edit it, or delete it and write your own.
 published: {published}
 language: en
+status: draft   # a draft is never sent nor in the feeds; change to `published` when it is yours
 tags: [news]
 ---
 Records are Markdown files with YAML front matter, one per news item or meeting.
@@ -75,7 +76,10 @@ def _quoted(text: str) -> str:
 
 
 def init_site(directory: Path, now: dt.datetime) -> list[Path]:
-    """Write a new site into `directory`: settings, one sample record dated `now`, an empty templates/."""
+    """Write a new site into `directory`: settings, one sample record dated `now`, an empty templates/.
+
+    The sample is a draft: a site's first `run` with SMTP set must not mail "edit it, or delete it" to the list.
+    """
     config = directory / CONFIG_FILE
     if config.exists():
         raise InvalidInput([Problem(str(config), 1, "file", "already exists; choose an empty folder")])

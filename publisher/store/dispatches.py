@@ -239,6 +239,24 @@ class Store(Ledger):
         with self.write() as connection:
             return connection.execute(statement).rowcount == 1
 
+    def release_dispatch(self, dispatch_id: str, now: dt.datetime) -> bool:
+        """Release a dispatch skipped as too late (or about to be): it becomes ``approved`` as of `now`.
+
+        Its lateness then counts from `now` (as an approval's does), so the next
+        run sends it. Only a dispatch that never started moves: one with
+        ledger rows was sent in part and is `resend`'s business. Returns
+        whether it moved.
+        """
+        started = sa.select(deliveries.c.id).where(deliveries.c.dispatch_id == T.id)
+        statement = (
+            sa.update(dispatches)
+            .where(T.id == dispatch_id, T.state.in_(["skipped", "planned", "due"]), T.started_at.is_(None))
+            .where(~sa.exists(started))
+            .values(state="approved", note="released", updated_at=now, finished_at=None, review_approved_at=now)
+        )
+        with self.write() as connection:
+            return connection.execute(statement).rowcount == 1
+
     def list_dispatches(
         self,
         *,

@@ -1,0 +1,210 @@
+"""Bad input, as a new user types it: each case gets its exit code and one `path:line: field: message` line.
+
+One row a case: how the site is spoiled (or not), the command, the exit code, and the first line the
+user reads on standard error. Never a traceback; nothing half-done.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from publisher.cli.main import cli
+
+PARIS_FILE = "2018-02-09-south-south-cooperation-paris.md"
+Spoil = Callable[[Path], None]
+
+
+def publisher(*args: str, stdin: str | None = None) -> Result:
+    result = CliRunner().invoke(cli, list(args), input=stdin)
+    assert "Traceback" not in result.output, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    return result
+
+
+def nothing(site: Path) -> None:
+    """The example site as it is."""
+
+
+CASES: list[tuple[str, Spoil, list[str], int, str]] = [
+    (
+        "--site after the command",
+        nothing,
+        ["check", "--site", "{site}/missing"],
+        2,
+        "publisher.toml:1: file: not found in {site}/missing (run `publisher init DIR` to start a site)",
+    ),
+    (
+        "--site after a subscribers command",
+        nothing,
+        ["subscribers", "list", "--site", "{site}/missing"],
+        2,
+        "publisher.toml:1: file: not found in {site}/missing (run `publisher init DIR` to start a site)",
+    ),
+]
+
+
+def test_site_and_json_after_the_command_work_as_before_it(example_site: Path) -> None:
+    before = json.loads(publisher("--site", str(example_site), "--json", "check").stdout)
+    after = json.loads(publisher("check", "--site", str(example_site), "--json").stdout)
+    assert before == after and after["ok"] is True
+    built = publisher("build", "--site", str(example_site), "--json", "--now", "2018-04-01T00:00:00+00:00")
+    assert built.exit_code == 0 and json.loads(built.stdout)["records"] == after["records"] - after["drafts"]
+
+
+def test_with_json_an_error_is_json_too(example_site: Path) -> None:
+    failed = publisher("--json", "--site", str(example_site), "send", "nobody", "--to", "a@example.org")
+    assert failed.exit_code == 2 and json.loads(failed.stdout)["problems"][0]["field"] == "ISSUE"
+    record = example_site / "events" / PARIS_FILE
+    record.write_text(record.read_text(encoding="utf-8").replace("\nlanguage: en\n", "\nlanguage: english\n"), "utf-8")
+    line = next(n for n, text in enumerate(record.read_text().splitlines(), 1) if text.startswith("language:"))
+    result = publisher("build", "--json", "--site", str(example_site))
+    assert result.exit_code == 2 and result.stderr == ""
+    assert json.loads(result.stdout) == {
+        "problems": [
+            {
+                "path": f"events/{PARIS_FILE}",
+                "line": line,
+                "field": "language",
+                "message": "is not a BCP 47 language tag (got 'english')",
+            }
+        ]
+    }
+
+
+def write(name: str, text: str | bytes) -> Spoil:
+    """Write `text` into the site file `name` (a record under events/, or any path)."""
+
+    def spoil(site: Path) -> None:
+        path = site / name
+        if isinstance(text, bytes):
+            path.write_bytes(text)
+        else:
+            path.write_text(text, encoding="utf-8")
+
+    return spoil
+
+
+def config_folder(site: Path) -> None:
+    (site / "publisher.toml").unlink()
+    (site / "publisher.toml").mkdir()
+
+
+RECORD = "---\ntitle: T\npublished: {published}\nsummary: s\n---\nBody.\n"
+CASES += [
+    (
+        "a key given twice in front matter",
+        write("events/twice.md", "---\ntitle: One\nsummary: s\ntitle: Two\npublished: 2018-02-09T18:00:00Z\n---\n"),
+        ["check"],
+        2,
+        "events/twice.md:4: title: is given twice, on lines 2 and 4; keep one",
+    ),
+    (
+        "a UTC offset out of range",
+        write("events/offset.md", RECORD.format(published="2018-02-09T18:00:00+25:00")),
+        ["check"],
+        2,
+        "events/offset.md:3: published: is not a date and time "
+        "(got '2018-02-09T18:00:00+25:00': a UTC offset is less than 24 hours)",
+    ),
+    (
+        "a date near year 1",
+        write("events/year-one.md", RECORD.format(published="0001-01-01T00:30:00+01:00")),
+        ["check"],
+        2,
+        "events/year-one.md:3: published: is out of the years publisher can plan, 1000 to 8999 "
+        "(got '0001-01-01 00:30:00+01:00')",
+    ),
+    (
+        "--now in year 9999",
+        nothing,
+        ["plan", "--now", "9999-12-31T23:00:00+00:00"],
+        2,
+        "command line:1: --now: is out of the years publisher can plan, 1000 to 8999 (got '9999-12-31T23:00:00+00:00')",
+    ),
+    (
+        "publisher.toml that is a folder",
+        config_folder,
+        ["check"],
+        2,
+        "publisher.toml:1: file: is a folder, not the settings file",
+    ),
+    (
+        "serve --port 99999",
+        nothing,
+        ["serve", "--port", "99999"],
+        2,
+        "command line:1: --port: is a port number from 0 to 65535 (got 99999)",
+    ),
+    (
+        "subscribers list --status bogus",
+        nothing,
+        ["subscribers", "list", "--status", "bogus"],
+        2,
+        "command line:1: --status: 'bogus' is not one of active, bounced, complained, pending, unsubscribed",
+    ),
+    (
+        "subscribers export --list bogus",
+        nothing,
+        ["subscribers", "export", "--list", "bogus"],
+        2,
+        "command line:1: --list: 'bogus' is not one of the newsletter lists (news, weekly)",
+    ),
+    (
+        "a CSV row naming a list that does not exist",
+        write("people.csv", "email,lists\nana@example.org,news\nbo@example.org,nwes\n"),
+        ["subscribers", "import", "{site}/people.csv"],
+        2,
+        "{site}/people.csv:3: lists: 'nwes' is not one of the newsletter lists (news, weekly)",
+    ),
+]
+
+
+def test_a_byte_order_mark_is_not_part_of_a_record(example_site: Path) -> None:
+    text = RECORD.format(published="2018-02-09T18:00:00Z").replace("title: T", "title: With a BOM")
+    (example_site / "events" / "bom.md").write_bytes(b"\xef\xbb\xbf" + text.encode())
+    data = json.loads(publisher("--site", str(example_site), "--json", "check").stdout)
+    assert data["ok"] is True
+    built = publisher("--site", str(example_site), "--json", "build", "--now", "2018-04-01T00:00:00+00:00")
+    assert "With a BOM" in (example_site / "feeds" / "atom.xml").read_text(encoding="utf-8") and built.exit_code == 0
+
+
+def test_an_import_with_bad_rows_keeps_and_counts_the_good_ones(example_site: Path) -> None:
+    (example_site / "people.csv").write_text("email,lists\nana@example.org,news\nbo@example.org,nwes\n")
+    result = publisher("--site", str(example_site), "subscribers", "import", str(example_site / "people.csv"))
+    assert result.exit_code == 2
+    assert result.stdout.splitlines()[-1].startswith("1 added, ")
+    listed = publisher("--site", str(example_site), "subscribers", "list").stdout
+    assert "ana@example.org" in listed and "bo@example.org" not in listed
+
+
+def test_serve_on_a_port_in_use_says_so(example_site: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = publisher("--site", str(example_site), "serve", "--port", str(port))
+    assert result.exit_code == 2
+    assert (
+        result.stderr.splitlines()[0]
+        == f"command line:1: --port: cannot listen on 127.0.0.1:{port} (Address already in use)"
+    )
+
+
+@pytest.mark.parametrize(("spoil", "args", "code", "line"), [case[1:] for case in CASES], ids=[c[0] for c in CASES])
+def test_a_bad_input_is_answered_with_its_place(
+    example_site: Path, spoil: Spoil, args: list[str], code: int, line: str
+) -> None:
+    spoil(example_site)
+    given = [a.format(site=example_site) for a in args]
+    if not any(a.startswith("--site") for a in given):
+        given = ["--site", str(example_site), *given]
+    result = publisher(*given)
+    assert result.exit_code == code, result.output
+    assert result.stderr.splitlines()[0] == line.format(site=example_site)
