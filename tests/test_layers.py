@@ -118,6 +118,40 @@ def test_the_rules_on_top_of_the_layers_hold() -> None:
     assert broken == []
 
 
+def circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Import circles of `graph` (module → the modules it imports), each as the modules along it (at least
+    one per tangle: a depth-first walk, in name order)."""
+    found: list[list[str]] = []
+    path: list[str] = []
+    done: set[str] = set()
+
+    def visit(module: str) -> None:
+        if module in path:
+            found.append([*path[path.index(module) :], module])
+        elif module not in done:
+            path.append(module)
+            for imported in sorted(graph.get(module, ())):
+                visit(imported)
+            path.pop()
+            done.add(module)
+
+    for start in sorted(graph):
+        visit(start)
+    return found
+
+
+def test_no_import_circle_between_modules() -> None:
+    """Imports inside functions included: a circle there still ties the modules into one."""
+    known = modules()
+    assert circles({module: imports(module, path) for module, path in known.items()}) == []
+
+
+def test_a_circle_is_caught() -> None:
+    """The checker itself: the circle the runner and its senders once made is found."""
+    graph = {"dispatch.runner": {"dispatch.email"}, "dispatch.email": {"dispatch.runner", "site.config"}}
+    assert circles(graph) == [["dispatch.email", "dispatch.runner", "dispatch.email"]]
+
+
 def test_an_upward_import_is_caught(tmp_path: Path) -> None:
     """The checker itself: a site module importing the CLI, even inside a function, is found."""
     sample = tmp_path / "records.py"

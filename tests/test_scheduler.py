@@ -16,7 +16,8 @@ import pytest
 
 from publisher.audience import subscribers
 from publisher.dispatch.clock import LOCK, make_scheduler, run_forever, run_once
-from publisher.dispatch.runner import Outcome, shifted_clock
+from publisher.dispatch.context import Outcome
+from publisher.dispatch.runner import shifted_clock
 from publisher.store.dispatches import LockHolder
 from tests.dispatch_support import (
     PARIS_DUE,

@@ -48,8 +48,8 @@ from typing import Any
 
 from publisher.audience import subscribers
 from publisher.audience.confirm import DEFAULT_LIFETIME as CONFIRMATION_LIFETIME
+from publisher.dispatch.context import Clock, Outcome, Runner, wall_clock, worker_id
 from publisher.dispatch.queue import dispatch_due
-from publisher.dispatch.runner import Clock, Outcome, Runner, wall_clock, worker_id
 from publisher.errors import InvalidInput, PublisherError, WorkFailed
 from publisher.site.config import CONFIG_FILE, Site, load_site
 from publisher.site.files import record_files

@@ -31,7 +31,7 @@ from typing import NamedTuple
 
 from publisher.audience import recipients, subscribers
 from publisher.channels.email import AuthenticationFailed, EmailChannel, SendResult, retry_delay
-from publisher.dispatch.runner import Outcome, Runner, duration, final_state
+from publisher.dispatch.context import Outcome, Runner, duration, final_state
 from publisher.errors import ChannelError, InvalidInput, Problem, WorkFailed
 from publisher.render.email import Issue, render_issue
 from publisher.render.letters import Letters, WireMessage

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from publisher.build.builder import Output, image_sizes, write_if_changed
 from publisher.build.cache import site_image
-from publisher.dispatch.runner import Outcome, Runner
+from publisher.dispatch.context import Outcome, Runner
 from publisher.render.feeds import feed_set
 from publisher.store.ledger import SentMessage
 from publisher.timeline.plan import Dispatch

@@ -13,7 +13,7 @@ import datetime as dt
 from typing import Any
 
 from publisher.channels.social import AuthFailed, Published, SocialChannel, credentials
-from publisher.dispatch.runner import Outcome, Runner
+from publisher.dispatch.context import Outcome, Runner
 from publisher.errors import WorkFailed
 from publisher.render.social import Post, render_post
 from publisher.site.config import Site

@@ -16,7 +16,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from publisher.audience import recipients
-from publisher.dispatch.runner import Outcome, Runner, dispatch_of, skip_reason
+from publisher.dispatch.context import Outcome, Runner
+from publisher.dispatch.runner import dispatch_of, skip_reason
 from publisher.site.config import Site
 from publisher.store.dispatches import DispatchRow, PlannedDispatch, Store
 from publisher.timeline.plan import LOOKBACK, Dispatch, plan

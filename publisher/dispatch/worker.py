@@ -41,8 +41,9 @@ from pathlib import Path
 from typing import Any
 
 from publisher.dispatch import email as dispatch_email
+from publisher.dispatch.context import Clock, Outcome, Runner, wall_clock, worker_id
 from publisher.dispatch.queue import TASK, QueueConfig, celery_app, number
-from publisher.dispatch.runner import FINAL, Clock, Outcome, Runner, finished, run_one, wall_clock, worker_id
+from publisher.dispatch.runner import FINAL, finished, run_one
 from publisher.errors import PublisherError
 from publisher.site.config import Site, load_site
 from publisher.site.records import load_records
