@@ -16,6 +16,7 @@ from publisher.cli.main import cli
 from publisher.dispatch import social as dispatch_social
 from publisher.dispatch.clock import run_once
 from publisher.site.config import load_site
+from publisher.store.dispatches import open_store
 from tests.fakes import CLOSE
 from tests.fakes.bluesky_api import FakeBluesky
 from tests.fakes.mastodon_api import FakeMastodon
@@ -202,6 +203,12 @@ def test_an_x_answer_lost_after_sending_is_unknown_and_never_posted_again(tmp_pa
     assert len(fakes.x.received("POST /2/tweets")) == 1
     line = by_channel(plan_json(root, soon + timedelta(minutes=10), environment))["x"]
     assert line["state"] == "unknown" and line["url"] is None
+    store = open_store(load_site(root, environment).database_url)
+    try:
+        row = store.get_dispatch(str(line["id"]))
+    finally:
+        store.close()
+    assert row is not None and row.finished_at == soon  # recorded as finished when the answer was lost
 
 
 def test_a_rate_limited_post_waits_for_the_networks_reset_time(tmp_path: Path, fakes: Fakes) -> None:
@@ -246,7 +253,7 @@ def test_a_dispatch_on_a_channel_with_no_sender_is_refused_never_posted(tmp_path
     from publisher.dispatch.senders import sender_for
     from publisher.errors import UnknownChannel
     from publisher.site.records import load_records
-    from publisher.store.dispatches import PlannedDispatch, open_store
+    from publisher.store.dispatches import PlannedDispatch
     from publisher.timeline.plan import plan
 
     with pytest.raises(UnknownChannel, match="'fax'"):

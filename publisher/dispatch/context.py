@@ -18,6 +18,7 @@ from pathlib import Path
 from publisher.site.config import Site
 from publisher.site.records import Record
 from publisher.store.dispatches import Store
+from publisher.store.tables import DispatchState
 
 Clock = Callable[[], dt.datetime]
 
@@ -67,7 +68,7 @@ class Runner:
         return self.site.templates if self.site.templates.is_dir() else None
 
 
-def final_state(counts: Mapping[str, int]) -> str:
+def final_state(counts: Mapping[str, int]) -> DispatchState:
     """A dispatch's state from its ledger counts.
 
     All sent (or nobody to send to) → sent; some still to try (or some sent) →

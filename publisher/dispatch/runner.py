@@ -27,10 +27,8 @@ from publisher.dispatch.context import Clock, Outcome, Runner, duration
 from publisher.errors import InvalidInput, Problem, PublisherError
 from publisher.site.config import Site
 from publisher.store.dispatches import DispatchRow, PlannedDispatch, Store
+from publisher.store.tables import FINAL, UNSTARTED
 from publisher.timeline.plan import LOOKBACK, Dispatch, plan, rule_grace, rule_key
-
-FINAL = frozenset({"sent", "failed", "skipped", "unknown"})
-UNSTARTED = frozenset({"planned", "due", "waiting_review", "approved"})
 
 
 def shifted_clock(start: dt.datetime) -> Clock:

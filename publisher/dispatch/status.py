@@ -20,9 +20,8 @@ from publisher.dispatch.context import Outcome, Runner
 from publisher.dispatch.runner import dispatch_of, skip_reason
 from publisher.site.config import Site
 from publisher.store.dispatches import DispatchRow, PlannedDispatch, Store
+from publisher.store.tables import UNSTARTED
 from publisher.timeline.plan import LOOKBACK, Dispatch, plan
-
-NOT_STARTED = frozenset({"planned", "approved", "waiting_review", "due"})
 
 
 @dataclass(frozen=True)
@@ -64,7 +63,7 @@ def outbox_note(site: Site, channel: str) -> str | None:
 
 def _state(runner: Runner, d: Dispatch, row: DispatchRow | None, now: dt.datetime) -> tuple[str, str]:
     """The state to show and why: the store's once started, else what `run` would do at `now`."""
-    if row is not None and (row.started_at is not None or row.state not in NOT_STARTED):
+    if row is not None and (row.started_at is not None or row.state not in UNSTARTED):
         return row.state, row.note or ""
     state = row.state if row is not None else ("waiting_review" if d.review else "planned")
     if state == "waiting_review":
