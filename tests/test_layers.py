@@ -51,6 +51,7 @@ FORBIDDEN = [
     ("audience", "timeline"),
     ("build", "dispatch"),
     ("dispatch", "build"),
+    ("web", "channels"),
 ]
 
 

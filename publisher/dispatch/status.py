@@ -13,7 +13,7 @@ import datetime as dt
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from publisher.audience import recipients
 from publisher.dispatch.context import Outcome, Runner
@@ -184,3 +184,29 @@ def mirrored_row(site: Site, store: Store, dispatch_id: str, now: dt.datetime) -
     runner = open_runner(site, store, now)
     found = next((d for d in plan(runner.records, site.settings, now) if d.id == dispatch_id), None)
     return None if found is None else store.upsert_dispatch(PlannedDispatch.of(found), now)
+
+
+class Approval(NamedTuple):
+    """What approving did: `row` is None when no dispatch has that id (in the store or the plan);
+    `approved` is False when it was not waiting for review (`row.state` says what it is)."""
+
+    row: DispatchRow | None
+    approved: bool
+
+
+def approve(site: Site, store: Store, dispatch_id: str, now: dt.datetime) -> Approval:
+    """`publisher approve` and the team page's button: a dispatch waiting for review goes out at its due time.
+
+    One place for both, so they cannot drift apart. A dispatch only the plan
+    knows yet is mirrored into the store first; the move is guarded by the
+    state, so two approvals at once approve it once.
+    """
+    row = mirrored_row(site, store, dispatch_id, now)
+    approved = (
+        row is not None
+        and row.state == "waiting_review"
+        and store.set_dispatch_state(
+            dispatch_id, "approved", now, note="approved", expect=("waiting_review",), review_approved_at=now
+        )
+    )
+    return Approval(row, approved)
