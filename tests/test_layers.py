@@ -12,8 +12,8 @@ Every module belongs to the package its folder names, and every import of a
 publisher module, at the top of a file or inside a function, is checked: the
 same layer or a lower one. Then the rules ARCHITECTURE.md names on top of the
 order: render never imports a channel; a channel never imports the store or
-the audience; build and dispatch never import each other; only the store and
-dispatch reach the ledger.
+the audience; build and dispatch never import each other; the web reaches a
+channel only through dispatch; only the store and dispatch reach the ledger.
 """
 
 from __future__ import annotations
