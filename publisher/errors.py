@@ -68,3 +68,7 @@ def relative(path: Path, root: Path | None) -> str:
 
 class HeaderInjection(PublisherError, ValueError):
     """A mail header that would break the message: a newline in a value, or a bad or reserved name."""
+
+
+class UnknownChannel(WorkFailed):
+    """A dispatch names a channel publisher has no sender for: refused, never sent as another channel."""

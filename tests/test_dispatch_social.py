@@ -16,6 +16,7 @@ from publisher.cli.main import cli
 from publisher.dispatch import social as dispatch_social
 from publisher.dispatch.clock import run_once
 from publisher.site.config import load_site
+from publisher.store.dispatches import open_store
 from tests.fakes import CLOSE
 from tests.fakes.bluesky_api import FakeBluesky
 from tests.fakes.mastodon_api import FakeMastodon
@@ -202,6 +203,12 @@ def test_an_x_answer_lost_after_sending_is_unknown_and_never_posted_again(tmp_pa
     assert len(fakes.x.received("POST /2/tweets")) == 1
     line = by_channel(plan_json(root, soon + timedelta(minutes=10), environment))["x"]
     assert line["state"] == "unknown" and line["url"] is None
+    store = open_store(load_site(root, environment).database_url)
+    try:
+        row = store.get_dispatch(str(line["id"]))
+    finally:
+        store.close()
+    assert row is not None and row.finished_at == soon  # recorded as finished when the answer was lost
 
 
 def test_a_rate_limited_post_waits_for_the_networks_reset_time(tmp_path: Path, fakes: Fakes) -> None:
@@ -235,3 +242,35 @@ def test_an_approval_after_the_grace_still_sends_counting_lateness_from_the_appr
     assert approved.exit_code == 0, approved.output
     assert "bluesky:sent" in run_at(root, much_later + timedelta(minutes=2), environment)
     assert len(fakes.bluesky.created()) == 1
+
+
+def test_a_dispatch_on_a_channel_with_no_sender_is_refused_never_posted(tmp_path: Path, fakes: Fakes) -> None:
+    """A stored dispatch naming an unknown channel fails, naming it; it is never sent as a social post."""
+    from dataclasses import replace
+
+    from publisher.dispatch.context import Runner
+    from publisher.dispatch.runner import execute
+    from publisher.dispatch.senders import sender_for
+    from publisher.errors import UnknownChannel
+    from publisher.site.records import load_records
+    from publisher.store.dispatches import PlannedDispatch
+    from publisher.timeline.plan import plan
+
+    with pytest.raises(UnknownChannel, match="'fax'"):
+        sender_for("fax")
+    root = make_site(tmp_path / "site", fakes)
+    site = load_site(root, env("x", "mastodon", "bluesky"))  # a social fallback would really post
+    soon = PUBLISHED + timedelta(minutes=5)
+    records = load_records(site.events, site.root)
+    x = next(d for d in plan(records, site.settings, soon) if d.channel == "x")
+    fax = replace(x, id="f" * 16, channel="fax")
+    store = open_store(site.database_url)
+    try:
+        store.upsert_dispatch(PlannedDispatch.of(fax), soon)
+        outcome = execute(Runner(site, store, records, lambda: soon), fax)
+        row = store.get_dispatch(fax.id)
+    finally:
+        store.close()
+    assert outcome.state == "failed" and outcome.error is not None and "'fax'" in outcome.error
+    assert row is not None and row.state == "failed" and "'fax'" in (row.note or "")
+    assert not fakes.x.requests and not fakes.mastodon.requests and not fakes.bluesky.created()

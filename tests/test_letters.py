@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from publisher.audience.unsubscribe import list_unsubscribe_headers
 from publisher.channels.mail_transport import prepare
-from publisher.dispatch.runner import final_state
+from publisher.dispatch.context import final_state
 from publisher.errors import HeaderInjection
 from publisher.render.email import Issue, personalise, render_issue
 from publisher.render.letter_parts import Parts

@@ -16,7 +16,8 @@ import pytest
 
 from publisher.audience import subscribers
 from publisher.dispatch.clock import LOCK, make_scheduler, run_forever, run_once
-from publisher.dispatch.runner import Outcome, shifted_clock
+from publisher.dispatch.context import Outcome
+from publisher.dispatch.runner import shifted_clock
 from publisher.store.dispatches import LockHolder
 from tests.dispatch_support import (
     PARIS_DUE,
@@ -272,3 +273,59 @@ def test_a_tick_forgets_web_sign_ups_whose_links_expired_by_the_real_time(exampl
         assert [p.email for p in subscribers.list_subscribers(store)] == ["fresh@example.org"]
     finally:
         store.close()
+
+
+def test_jobs_an_older_publisher_stored_are_replaced_when_the_clock_starts(
+    example_site: Path, server: MailServer
+) -> None:
+    """A job store written when the clock was `publisher.scheduler:tick` (before the package layout): the
+    clock removes the jobs it cannot load, adds its own, and runs."""
+    import pickle
+
+    import sqlalchemy as sa
+    from apscheduler.job import Job
+    from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+    from apscheduler.schedulers.background import BackgroundScheduler
+    from apscheduler.triggers.date import DateTrigger
+    from apscheduler.triggers.interval import IntervalTrigger
+
+    from publisher.dispatch.clock import JOB_TABLE, tick
+
+    configure(example_site, extra=FAST)
+    env = environment(server)
+    add_people(example_site, env, readers(3))
+    site = site_of(example_site, env)
+    old = BackgroundScheduler(timezone=dt.UTC)
+    jobs = SQLAlchemyJobStore(url=site.database_url, tablename=JOB_TABLE)
+    jobs.start(old, "default")
+    far = dt.datetime.now(dt.UTC) + dt.timedelta(days=30)
+    for job_id, trigger in (("tick", IntervalTrigger(seconds=60, timezone=dt.UTC)), ("next-due", DateTrigger(far))):
+        job = Job(
+            old, id=job_id, func=tick, trigger=trigger, executor="default", args=[str(example_site)], kwargs={},
+            name="tick", misfire_grace_time=None, coalesce=True, max_instances=1, next_run_time=far,
+        )  # fmt: skip
+        job.func_ref = "publisher.scheduler:tick"  # what the old code stored
+        jobs.add_job(job)
+    jobs.shutdown()
+    engine = sa.create_engine(site.database_url)
+    table = sa.Table(JOB_TABLE, sa.MetaData(), autoload_with=engine)
+
+    def stored() -> dict[str, str]:
+        with engine.connect() as connection:
+            rows = connection.execute(sa.select(table.c.id, table.c.job_state)).all()
+        return {row.id: pickle.loads(row.job_state)["func"] for row in rows}
+
+    assert stored() == {"tick": "publisher.scheduler:tick", "next-due": "publisher.scheduler:tick"}
+    clock = shifted_clock(PARIS_DUE + dt.timedelta(minutes=1))
+    stop = threading.Event()
+    thread = threading.Thread(target=run_forever, args=(site, clock), kwargs={"stop": stop}, daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: len(server.received) == 3, what="the newsletter, sent by the new tick job")
+    finally:
+        stop.set()
+        thread.join(timeout=20)
+    assert not thread.is_alive()
+    jobs_now = stored()
+    engine.dispose()
+    assert "tick" in jobs_now and set(jobs_now.values()) == {"publisher.dispatch.clock:tick"}

@@ -188,6 +188,15 @@ def test_state_changes_are_guarded_and_stamped(store: Store) -> None:
         store.set_dispatch_state("d1", "sent", NOW, channel="x")
 
 
+def test_an_unknown_outcome_is_finished_when_it_is_recorded(store: Store) -> None:
+    """`unknown` is final (never retried blindly): it gets its `finished_at` like sent, failed and skipped."""
+    store.upsert_dispatch(plan(), NOW)
+    assert store.set_dispatch_state("d1", "sending", NOW)
+    assert store.set_dispatch_state("d1", "unknown", NOW + 5 * SECOND, "the answer was lost")
+    row = store.get_dispatch("d1")
+    assert row is not None and (row.state, row.started_at, row.finished_at) == ("unknown", NOW, NOW + 5 * SECOND)
+
+
 def test_states_listing_and_removing_what_the_plan_dropped(store: Store) -> None:
     store.upsert_dispatches([plan("a"), plan("b"), plan("c", channel="x")], NOW)
     store.fix_recipients("b", ["ana@example.org"], NOW)

@@ -21,9 +21,9 @@ import pytest
 
 from publisher.audience import subscribers
 from publisher.audience.confirm import DEFAULT_LIFETIME, make_confirm_token
+from publisher.audience.tokens import OUTBOX_SECRET
 from publisher.audience.unsubscribe import make_token
 from publisher.build.builder import build
-from publisher.dispatch.email import OUTBOX_SECRET
 from publisher.site.config import load_site
 from publisher.store.dispatches import Store, open_store
 from publisher.web.app import redacted
@@ -226,6 +226,23 @@ def test_the_one_click_post_may_come_as_multipart_form_data(web: Web, store: Sto
     reply = web.request("POST", "/unsubscribe/" + make_token(SECRET, "bo@example.org", "news"), body, headers)
     assert reply.status == 200
     assert status_of(store, "bo@example.org") == "unsubscribed"
+
+
+def test_a_web_process_without_the_dkim_key_still_takes_one_click_unsubscribes(
+    start: Start, store: Store, site_root: Path
+) -> None:
+    """The link secret comes from the environment alone: DKIM configured for the senders, its key only
+    where mail is sent (not in the web's environment), and the one-click POST still works."""
+    config = site_root / "publisher.toml"
+    dkim = '[email]\ndkim_selector = "news"\ndkim_domain = "example.org"\ndkim_key = "keys/dkim.pem"\n'
+    config.write_text(config.read_text(encoding="utf-8").replace("[email]\n", dkim, 1), encoding="utf-8")
+    assert not (site_root / "keys" / "dkim.pem").exists()
+    _member(store, "dee@example.org")
+    with start(PUBLISHER_DKIM_KEY=None) as web:
+        token = make_token(SECRET, "dee@example.org", "news")
+        reply = web.request("POST", f"/unsubscribe/{token}", b"List-Unsubscribe=One-Click", FORM)
+    assert reply.status == 200 and reply.header("Location") is None
+    assert status_of(store, "dee@example.org") == "unsubscribed"
 
 
 def test_a_get_shows_a_button_and_never_unsubscribes(web: Web, store: Store) -> None:

@@ -448,8 +448,8 @@ def test_a_running_clock_puts_a_dispatch_on_the_queue_again_only_when_needed(
 ) -> None:
     import redis
 
+    from publisher.dispatch.context import Runner
     from publisher.dispatch.queue import REQUEUE_AFTER, enqueue_due, queue_config
-    from publisher.dispatch.runner import Runner
     from publisher.site.records import load_records
 
     brokers, name = queue_name

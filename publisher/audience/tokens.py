@@ -11,7 +11,30 @@ import binascii
 import hashlib
 import hmac
 
+from publisher.site.config import Site
+
 SIGNATURE_CHARS = 32  # 192 bits of the HMAC: far past guessing
+SECRET_ENV = "PUBLISHER_SECRET"
+OUTBOX_SECRET = "outbox-only: not a secret; set PUBLISHER_SECRET before sending for real"
+
+
+def link_secret(site: Site, *, outbox: bool | None = None) -> str | None:
+    """The secret that signs the links a subscriber follows (unsubscribe, confirm): ``PUBLISHER_SECRET``.
+
+    Without it, mail that only goes into the local outbox (a ``maildir:`` email
+    URL; `outbox` says so instead when the caller holds the channel) is signed
+    with `OUTBOX_SECRET`, so a trial run's links work; mail that really goes
+    out gets None, and sending refuses to start. One function for the email
+    dispatch that signs and the web side that checks, reading only the
+    environment and the email URL's scheme: checking a link never needs the
+    SMTP login or a DKIM key, and links already mailed stay valid.
+    """
+    secret = site.secret(SECRET_ENV)
+    if secret:
+        return secret
+    if outbox is None:
+        outbox = site.email_url.strip().lower().startswith("maildir:")
+    return OUTBOX_SECRET if outbox else None
 
 
 def b64(data: bytes) -> str:

@@ -37,36 +37,26 @@ from publisher.build import work
 from publisher.build.cache import (
     FeedList,
     FeedState,
-    FileInfo,
     Kept,
     Outputs,
     RecordFiles,
     Source,
     code_digest,
-    digest,
-    file_stat,
     present,
-    unchanged_since,
 )
-from publisher.build.files import write_file
 from publisher.build.manifest import SEPARATOR, Manifest
 from publisher.build.work import Output, post_text, render_record
 from publisher.errors import InvalidInput, Problem
 from publisher.site.config import Site
-from publisher.site.files import record_names, shown_paths
+from publisher.site.files import FileInfo, digest, file_stat, record_names, shown_paths, unchanged_since, write_file
+from publisher.site.media import image_sizes
 from publisher.site.records import Record, load_record
 from publisher.site.templates import default_templates
 
 PARALLEL_FROM = 200  # records to work on; below this a process pool costs more than it saves
 Progress = Callable[[int, int], None]
 
-__all__ = ["Manifest", "Output", "Progress", "build", "check_site", "post_text", "render_record", "write_if_changed"]
-
-
-def write_if_changed(out: Path, output: Output, content: bytes) -> Output:
-    """Write one output under `out` unless the file already holds exactly `content`."""
-    changed, info = write_file(str(out / output.path), content)
-    return output.done(info[2], changed=changed)
+__all__ = ["Manifest", "Output", "Progress", "build", "check_site", "post_text", "render_record"]
 
 
 def templates_digest(site: Site) -> str:
@@ -78,17 +68,6 @@ def templates_digest(site: Site) -> str:
                 if path.is_file():
                     parts += [str(path.relative_to(folder)), path.read_bytes()]
     return digest(*parts)
-
-
-def image_sizes(root: Path, sources: Iterable[str | None]) -> dict[str, int]:
-    """The size in bytes of each image file of the site that records use (feed enclosures carry it)."""
-    sizes = {}
-    for src in sources:
-        if src and src not in sizes:
-            stat = file_stat(str(root / src.lstrip("/")))
-            if stat is not None:
-                sizes[src] = stat.size
-    return sizes
 
 
 def build(

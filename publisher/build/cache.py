@@ -37,6 +37,8 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import publisher
+from publisher.site.files import FileInfo, FileStat, digest, file_stat
+from publisher.site.media import site_image
 from publisher.site.records import Record
 
 CACHE_VERSION = 4
@@ -45,20 +47,10 @@ CACHE_FOLDER = ".publisher"
 # The modules a build's outputs depend on, with render/*.py (channels, the store, the web side take no part).
 _BUILD_CODE = (
     "site/records.py", "site/front_matter.py", "site/config.py", "site/templates.py", "errors.py",
-    "build/builder.py", "build/work.py", "build/manifest.py",
+    "site/media.py", "build/builder.py", "build/work.py", "build/manifest.py",
 )  # fmt: skip
 
-FileInfo = tuple[int, int, str]  # size, mtime_ns, digest of a file a build wrote
 FeedList = tuple[tuple[str, str, tuple[str, ...]], ...]  # (path, format, record ids) of each feed
-
-
-def digest(*parts: bytes | str) -> str:
-    """A short content digest (SHA-256: fast where the CPU has SHA instructions)."""
-    h = hashlib.sha256()
-    for part in parts:
-        h.update(part.encode() if isinstance(part, str) else part)
-        h.update(b"\0")
-    return h.hexdigest()[:32]
 
 
 def code_digest() -> str:
@@ -74,29 +66,6 @@ def code_digest() -> str:
         if stat is not None:
             h.update(f"{path.name}:{stat.size}:{stat.mtime_ns}\n".encode())
     return h.hexdigest()[:32]
-
-
-def site_image(record: Record) -> str | None:
-    """The record's image `src` when it is a file of the site (feeds give its size), not a URL."""
-    return record.image.src if record.image and "://" not in record.image.src else None
-
-
-class FileStat(NamedTuple):
-    mtime_ns: int
-    size: int
-
-
-def file_stat(path: str) -> FileStat | None:
-    try:
-        st = os.stat(path)
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-    return FileStat(st.st_mtime_ns, st.st_size)
-
-
-def unchanged_since(info: FileInfo, stat: FileStat | None) -> bool:
-    """Whether a file still has the size and mtime it had when a build wrote it."""
-    return stat is not None and stat.size == info[0] and stat.mtime_ns == info[1]
 
 
 def now_ns() -> int:

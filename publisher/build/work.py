@@ -25,10 +25,10 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import jinja2
 
-from publisher.build.cache import FileInfo, FileStat, Source, digest, file_stat, now_ns
-from publisher.build.files import read_file, write_file
+from publisher.build.cache import Source, now_ns
 from publisher.errors import InvalidInput, Problem, relative
 from publisher.site.config import Settings
+from publisher.site.files import FileInfo, FileStat, digest, file_stat, read_file, write_file
 from publisher.site.records import Record, load_record
 from publisher.site.templates import default_templates
 

@@ -214,22 +214,19 @@ def resend(c: Context, dispatch_id: str, failed_only: bool, now_text: str | None
 @pass_context
 def approve(c: Context, dispatch_id: str, now_text: str | None) -> None:
     """Approve a dispatch held for review.  Example: publisher approve 3f2a9c1d0b7e6a54"""
-    from publisher.dispatch.status import mirrored_row
+    from publisher.dispatch.status import approve as approve_dispatch
     from publisher.store.dispatches import open_store
 
     now = parse_now(now_text)
     store = open_store(c.site.database_url)
     try:
-        row = mirrored_row(c.site, store, dispatch_id, now)
-        if row is None:
-            bad_flag("DISPATCH", f"no dispatch {dispatch_id!r} (see `publisher plan`)")
-        moved = row.state == "waiting_review" and store.set_dispatch_state(
-            dispatch_id, "approved", now, note="approved", expect=("waiting_review",), review_approved_at=now
-        )
-        if not moved:
-            bad_flag("DISPATCH", f"{dispatch_id} is {row.state.replace('_', ' ')}, not waiting for review")
+        row, approved = approve_dispatch(c.site, store, dispatch_id, now)
     finally:
         store.close()
+    if row is None:
+        bad_flag("DISPATCH", f"no dispatch {dispatch_id!r} (see `publisher plan`)")
+    if not approved:
+        bad_flag("DISPATCH", f"{dispatch_id} is {row.state.replace('_', ' ')}, not waiting for review")
     c.emit(f"approved {dispatch_id}: it goes out at its due time", {"approved": dispatch_id})
 
 

@@ -5,6 +5,8 @@ store on the site's database) holds two jobs: a regular tick every
 ``[scheduler] poll`` seconds and a one-off wake-up at the next due time (a
 dispatch, or a retry of one). Both run `tick`, which dispatches what is due.
 Jobs carry only the site folder (they are pickled), and run one at a time.
+Jobs this version cannot load (an older publisher's `publisher.scheduler:tick`)
+are removed from the job store when the clock starts.
 
 Misfires: both jobs have ``misfire_grace_time=None`` (run however late) and
 ``coalesce=True``, so a wake-up missed while the process was down runs once at
@@ -36,6 +38,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+import pickle
 import signal
 import socket
 import threading
@@ -46,10 +49,12 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+import sqlalchemy as sa
+
 from publisher.audience import subscribers
 from publisher.audience.confirm import DEFAULT_LIFETIME as CONFIRMATION_LIFETIME
+from publisher.dispatch.context import Clock, Outcome, Runner, wall_clock, worker_id
 from publisher.dispatch.queue import dispatch_due
-from publisher.dispatch.runner import Clock, Outcome, Runner, wall_clock, worker_id
 from publisher.errors import InvalidInput, PublisherError, WorkFailed
 from publisher.site.config import CONFIG_FILE, Site, load_site
 from publisher.site.files import record_files
@@ -266,6 +271,32 @@ def _schedule_wakeup(scheduler: Any, root: str, when: dt.datetime) -> None:
     )  # fmt: skip
 
 
+def forget_unloadable_jobs(jobs: Any) -> list[str]:
+    """Remove from an APScheduler SQLAlchemy job store the jobs this version cannot load; return their ids.
+
+    A job is stored pickled with its function as a ``module:function`` text,
+    and an older publisher stored ``publisher.scheduler:tick``, a module that no
+    longer exists. Left there, APScheduler would log a traceback for each when
+    it falls due, and a far wake-up would hold its place until then: the clock
+    removes them before it starts, and adds its own.
+    """
+    from apscheduler.util import ref_to_obj
+
+    table = jobs.jobs_t
+    if not sa.inspect(jobs.engine).has_table(table.name):
+        return []
+    with jobs.engine.begin() as connection:
+        dead = []
+        for row in connection.execute(sa.select(table.c.id, table.c.job_state)):
+            try:
+                ref_to_obj(pickle.loads(row.job_state)["func"])  # APScheduler's own format; it unpickles them too
+            except (LookupError, ImportError, AttributeError, pickle.UnpicklingError):
+                dead.append(row.id)
+        if dead:
+            connection.execute(table.delete().where(table.c.id.in_(dead)))
+    return dead
+
+
 def make_scheduler(site: Site) -> Any:
     """The APScheduler 3 scheduler of a site: its job store in the site's database, our misfire policy."""
     from apscheduler.executors.pool import ThreadPoolExecutor
@@ -274,6 +305,9 @@ def make_scheduler(site: Site) -> Any:
 
     # Our engine: the SQLite file's folder made, WAL and the busy timeout set, as for the store.
     jobs = SQLAlchemyJobStore(engine=create_engine(site.database_url), tablename=JOB_TABLE)
+    forgotten = forget_unloadable_jobs(jobs)
+    if forgotten:
+        log.info("removed jobs stored by an older publisher (%s); the clock adds its own", ", ".join(forgotten))
     return BackgroundScheduler(
         jobstores={"default": jobs},
         executors={"default": ThreadPoolExecutor(1)},  # one job at a time: ticks never overlap

@@ -27,11 +27,13 @@ import datetime as dt
 import random
 from collections import Counter
 from collections.abc import Iterator
+from email.message import EmailMessage
 from typing import NamedTuple
 
 from publisher.audience import recipients, subscribers
+from publisher.audience.tokens import SECRET_ENV, link_secret
 from publisher.channels.email import AuthenticationFailed, EmailChannel, SendResult, retry_delay
-from publisher.dispatch.runner import Outcome, Runner, duration, final_state
+from publisher.dispatch.context import Outcome, Runner, duration, final_state
 from publisher.errors import ChannelError, InvalidInput, Problem, WorkFailed
 from publisher.render.email import Issue, render_issue
 from publisher.render.letters import Letters, WireMessage
@@ -45,20 +47,22 @@ LEASE_SECONDS = 600.0
 MIN_RETRY_SECONDS = 5.0
 SERVER_RETRY = dt.timedelta(minutes=5)
 PROGRESS_EVERY = 100
-OUTBOX_SECRET = "outbox-only: not a secret; set PUBLISHER_SECRET before sending for real"
 WAITING = ("pending", "sending", "failed_temporary")
 
 
 def signing_secret(site: Site, channel: EmailChannel) -> str:
-    """PUBLISHER_SECRET signs unsubscribe links; real sending refuses to go without it."""
-    secret = site.secret("PUBLISHER_SECRET")
-    if secret:
+    """PUBLISHER_SECRET signs unsubscribe links (`link_secret`); real sending refuses to go without it."""
+    secret = link_secret(site, outbox=channel.is_outbox)
+    if secret is not None:
         return secret
-    if channel.is_outbox:
-        return OUTBOX_SECRET
     raise InvalidInput(
-        [Problem("environment", 1, "PUBLISHER_SECRET", "is not set: it signs unsubscribe links, needed to send mail")]
+        [Problem("environment", 1, SECRET_ENV, "is not set: it signs unsubscribe links, needed to send mail")]
     )
+
+
+def send_now(site: Site, message: EmailMessage, address: str) -> SendResult:
+    """One message to `address` at once, outside the ledger (a confirmation link asked for on the web)."""
+    return EmailChannel.from_site(site).send(message, address)
 
 
 def list_of(site: Site, d: Dispatch) -> str:

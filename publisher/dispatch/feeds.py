@@ -6,10 +6,10 @@ same records, the same enclosure sizes), so the two never undo each other.
 
 from __future__ import annotations
 
-from publisher.build.builder import Output, image_sizes, write_if_changed
-from publisher.build.cache import site_image
-from publisher.dispatch.runner import Outcome, Runner
+from publisher.dispatch.context import Outcome, Runner
 from publisher.render.feeds import feed_set
+from publisher.site.files import write_file
+from publisher.site.media import image_sizes, site_image
 from publisher.store.ledger import SentMessage
 from publisher.timeline.plan import Dispatch
 
@@ -26,8 +26,7 @@ def publish(runner: Runner, d: Dispatch) -> Outcome:
     sizes = image_sizes(runner.site.root, map(site_image, live))
     written = 0
     for feed in feed_set(live, runner.site.settings, sizes=sizes):  # as `publisher build` writes them
-        output = Output(feed.path, "feed", feed.format, feed.record_ids)
-        written += write_if_changed(runner.site.root, output, feed.content).changed
+        written += write_file(str(runner.site.root / feed.path), feed.content)[0]
     note = f"{written} feed files changed in {runner.site.root / 'feeds'}"
     if claimed:
         store.mark_sent_each([SentMessage(claimed[0].id, reply=note)], runner.clock())

@@ -34,7 +34,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from publisher.dispatch.runner import Outcome, Runner, admit, execute, for_each_due, run_due, wall_clock
+from publisher.dispatch.context import Outcome, Runner, wall_clock
+from publisher.dispatch.runner import admit, execute, for_each_due, run_due
 from publisher.errors import InvalidInput, Problem, PublisherError, WorkFailed
 from publisher.site.config import CONFIG_FILE, Site, _key_line
 from publisher.timeline.plan import Dispatch

@@ -13,7 +13,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import NoReturn
 
-from publisher.dispatch.runner import Runner, skip_reason
+from publisher.dispatch.context import Runner
+from publisher.dispatch.runner import skip_reason
 from publisher.errors import InvalidInput, Problem
 from publisher.store.dispatches import DispatchRow, PlannedDispatch
 from publisher.timeline.plan import Dispatch, plan

@@ -21,75 +21,22 @@ however late (its retries have their own budget).
 from __future__ import annotations
 
 import datetime as dt
-import os
-import socket
 import time
-import uuid
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Callable, Sequence
 from typing import Literal
 
+from publisher.dispatch.context import Clock, Outcome, Runner, duration
 from publisher.errors import InvalidInput, Problem, PublisherError
 from publisher.site.config import Site
-from publisher.site.records import Record
 from publisher.store.dispatches import DispatchRow, PlannedDispatch, Store
+from publisher.store.tables import FINAL, UNSTARTED
 from publisher.timeline.plan import LOOKBACK, Dispatch, plan, rule_grace, rule_key
-
-Clock = Callable[[], dt.datetime]
-FINAL = frozenset({"sent", "failed", "skipped", "unknown"})
-UNSTARTED = frozenset({"planned", "due", "waiting_review", "approved"})
-
-
-def worker_id() -> str:
-    """Who is working: host, process and a random part (a restarted process is someone else)."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-
-def wall_clock() -> dt.datetime:
-    """The real time, for what must not move with `--now` (locks, heartbeats)."""
-    return dt.datetime.now(dt.UTC)
 
 
 def shifted_clock(start: dt.datetime) -> Clock:
     """A clock that reads `start` now and moves on with real time (for `--now T`)."""
     origin = time.monotonic()
     return lambda: start + dt.timedelta(seconds=time.monotonic() - origin)
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What one dispatch run did. `counts` are the ledger's totals; `sent_now` is this run's share."""
-
-    dispatch_id: str
-    channel: str
-    state: str
-    counts: Mapping[str, int] = field(default_factory=dict)
-    note: str = ""
-    elapsed: float = 0.0
-    error: str | None = None
-    sent_now: int = 0
-
-
-@dataclass
-class Runner:
-    """Everything a dispatch needs: the site, its records, the store, a clock and who we are."""
-
-    site: Site
-    store: Store
-    records: Sequence[Record]
-    clock: Clock
-    worker: str = field(default_factory=worker_id)
-    on_progress: Callable[[str, int, int], None] | None = None
-    stopping: Callable[[], bool] = lambda: False
-
-    @property
-    def by_id(self) -> dict[str, Record]:
-        return {r.id: r for r in self.records}
-
-    @property
-    def templates(self) -> Path | None:
-        return self.site.templates if self.site.templates.is_dir() else None
 
 
 def sync(store: Store, dispatches: Sequence[Dispatch], now: dt.datetime, since: dt.datetime) -> None:
@@ -196,15 +143,11 @@ def execute(runner: Runner, d: Dispatch) -> Outcome:
     InvalidInput (bad configuration, e.g. no PUBLISHER_SECRET) is raised: it
     stops every dispatch alike, and the dispatch stays as it was.
     """
-    from publisher.dispatch import email as dispatch_email
-    from publisher.dispatch import feeds as dispatch_feeds
-    from publisher.dispatch import social as dispatch_social
+    from publisher.dispatch.senders import sender_for  # loads every channel's code: only when sending
 
-    senders = {"email": dispatch_email.send, "feeds": dispatch_feeds.publish}
-    send = senders.get(d.channel, dispatch_social.post)
     started = time.monotonic()
     try:
-        outcome = send(runner, d)
+        outcome = sender_for(d.channel)(runner, d)
     except InvalidInput:
         raise
     except PublisherError as exc:
@@ -251,31 +194,3 @@ def resend_failed(runner: Runner, dispatch_id: str) -> tuple[int, Outcome]:
         raise InvalidInput([Problem("command line", 1, "DISPATCH", message)])
     reset = store.reset_failed(dispatch_id, runner.clock())
     return reset, execute(runner, dispatch_of(runner.site, row))
-
-
-def final_state(counts: Mapping[str, int]) -> str:
-    """A dispatch's state from its ledger counts.
-
-    All sent (or nobody to send to) → sent; some still to try (or some sent) →
-    partly_sent; none sent and nothing left to try → failed, or unknown when
-    only unknowable outcomes are left. (Never ``due``: the store counts a due
-    dispatch as not started, free to re-plan.)
-    """
-    total = sum(counts.values())
-    sent = counts.get("sent", 0)
-    waiting = counts.get("pending", 0) + counts.get("failed_temporary", 0) + counts.get("sending", 0)
-    if total == 0 or sent == total:
-        return "sent"
-    if waiting or sent:
-        return "partly_sent"
-    return "unknown" if counts.get("unknown", 0) else "failed"
-
-
-def duration(seconds: float) -> str:
-    """``"6 hours"``, ``"1 day"``, ``"45 s"``: a length of time in words (rounded down)."""
-    seconds = abs(int(seconds))
-    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
-        if seconds >= size:
-            value = seconds // size
-            return f"{value} {unit}{'s' if value != 1 else ''}"
-    return f"{seconds} s"

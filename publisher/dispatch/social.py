@@ -14,11 +14,12 @@ from typing import Any
 
 from publisher.channels.remote_image import site_policy, with_images
 from publisher.channels.social import AuthFailed, OutboxChannel, Published, SocialChannel, credentials
-from publisher.dispatch.runner import Outcome, Runner
+from publisher.dispatch.context import Outcome, Runner
 from publisher.errors import WorkFailed
 from publisher.render.social import Post, render_post
 from publisher.site.config import Site
 from publisher.store.ledger import SentMessage
+from publisher.store.tables import DispatchState
 from publisher.timeline.plan import Dispatch
 
 RETRY_AFTER = dt.timedelta(minutes=5)
@@ -92,6 +93,7 @@ def post(runner: Runner, d: Dispatch, *, channel: SocialChannel | None = None) -
 def _settle(runner: Runner, d: Dispatch, row_id: int, published: Published, missing: list[str]) -> Outcome:
     store, now = runner.store, runner.clock()
     fields: dict[str, Any]
+    state: DispatchState
     first_id = published.ids[0] if published.ids else None
     if published.outcome in ("posted", "duplicate"):
         note = published.url or ""

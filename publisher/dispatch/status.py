@@ -13,16 +13,16 @@ import datetime as dt
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from publisher.audience import recipients
+from publisher.dispatch.context import Outcome, Runner
 from publisher.dispatch.release import lateness
-from publisher.dispatch.runner import Outcome, Runner, dispatch_of, skip_reason
+from publisher.dispatch.runner import dispatch_of, skip_reason
 from publisher.site.config import Site
 from publisher.store.dispatches import DispatchRow, PlannedDispatch, Store
+from publisher.store.tables import UNSTARTED
 from publisher.timeline.plan import LOOKBACK, Dispatch, plan
-
-NOT_STARTED = frozenset({"planned", "approved", "waiting_review", "due"})
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ def outbox_note(site: Site, channel: str) -> str | None:
 
 def _state(runner: Runner, d: Dispatch, row: DispatchRow | None, now: dt.datetime) -> tuple[str, str]:
     """The state to show and why: the store's once started, else what `run` would do at `now`."""
-    if row is not None and (row.started_at is not None or row.state not in NOT_STARTED):
+    if row is not None and (row.started_at is not None or row.state not in UNSTARTED):
         return row.state, row.note or ""
     state = row.state if row is not None else ("waiting_review" if d.review else "planned")
     if state == "waiting_review":
@@ -190,3 +190,29 @@ def mirrored_row(site: Site, store: Store, dispatch_id: str, now: dt.datetime) -
     runner = open_runner(site, store, now)
     found = next((d for d in plan(runner.records, site.settings, now) if d.id == dispatch_id), None)
     return None if found is None else store.upsert_dispatch(PlannedDispatch.of(found), now)
+
+
+class Approval(NamedTuple):
+    """What approving did: `row` is None when no dispatch has that id (in the store or the plan);
+    `approved` is False when it was not waiting for review (`row.state` says what it is)."""
+
+    row: DispatchRow | None
+    approved: bool
+
+
+def approve(site: Site, store: Store, dispatch_id: str, now: dt.datetime) -> Approval:
+    """`publisher approve` and the team page's button: a dispatch waiting for review goes out at its due time.
+
+    One place for both, so they cannot drift apart. A dispatch only the plan
+    knows yet is mirrored into the store first; the move is guarded by the
+    state, so two approvals at once approve it once.
+    """
+    row = mirrored_row(site, store, dispatch_id, now)
+    approved = (
+        row is not None
+        and row.state == "waiting_review"
+        and store.set_dispatch_state(
+            dispatch_id, "approved", now, note="approved", expect=("waiting_review",), review_approved_at=now
+        )
+    )
+    return Approval(row, approved)

@@ -41,12 +41,14 @@ from pathlib import Path
 from typing import Any
 
 from publisher.dispatch import email as dispatch_email
+from publisher.dispatch.context import Clock, Outcome, Runner, wall_clock, worker_id
 from publisher.dispatch.queue import TASK, QueueConfig, celery_app, number
-from publisher.dispatch.runner import FINAL, Clock, Outcome, Runner, finished, run_one, wall_clock, worker_id
+from publisher.dispatch.runner import finished, run_one
 from publisher.errors import PublisherError
 from publisher.site.config import Site, load_site
 from publisher.site.records import load_records
 from publisher.store.dispatches import Store, open_store
+from publisher.store.tables import FINAL
 from publisher.timeline.plan import Dispatch, plan
 
 log = logging.getLogger("publisher.dispatch.worker")

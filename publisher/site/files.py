@@ -1,17 +1,37 @@
-"""Where a site's record files are: every `events/**/*.md` (but hidden files), listed fast.
+"""A site's files: where its record files are (every `events/**/*.md` but hidden files), reading them, and
+writing outputs only where their bytes changed, each with as few system calls as it takes.
 
-A build lists 10,000 record files on every run: one `scandir` per folder,
-where pathlib's glob and `is_file` cost a stat or more per file.
+A build lists, reads and writes tens of thousands of files on every run: one
+`scandir` per folder, where pathlib's glob and `is_file` cost a stat or more
+per file; `os.open`, `os.read`/`os.write`, `os.fstat` and `os.close`, where
+file objects cost several system calls more per file. Here, below both
+`build` and `dispatch`, so that `publisher build` and the feeds dispatch write
+the same files the same way without importing each other.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 from publisher.errors import relative
 
-__all__ = ["record_files", "record_names", "shown_paths"]
+__all__ = [
+    "FileInfo",
+    "FileStat",
+    "digest",
+    "file_stat",
+    "read_file",
+    "record_files",
+    "record_names",
+    "shown_paths",
+    "unchanged_since",
+    "write_file",
+]
+
+FileInfo = tuple[int, int, str]  # size, mtime_ns, digest of a file a build wrote
 
 
 def record_files(events: Path) -> list[Path]:
@@ -60,3 +80,85 @@ def shown_paths(events: Path, root: Path | None, names: list[tuple[str, bool]]) 
         else:
             shown.append(name if prefix == "." else f"{prefix}/{name}")
     return shown
+
+
+def digest(*parts: bytes | str) -> str:
+    """A short content digest (SHA-256: fast where the CPU has SHA instructions)."""
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(part.encode() if isinstance(part, str) else part)
+        h.update(b"\0")
+    return h.hexdigest()[:32]
+
+
+class FileStat(NamedTuple):
+    mtime_ns: int
+    size: int
+
+
+def file_stat(path: str) -> FileStat | None:
+    try:
+        st = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return FileStat(st.st_mtime_ns, st.st_size)
+
+
+def unchanged_since(info: FileInfo, stat: FileStat | None) -> bool:
+    """Whether a file still has the size and mtime it had when a build wrote it."""
+    return stat is not None and stat.size == info[0] and stat.mtime_ns == info[1]
+
+
+def read_file(path: str) -> tuple[FileStat, bytes]:
+    """A file's bytes, and its mtime and size as they were when it was opened (fewer system calls than pathlib)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+    try:
+        st = os.fstat(fd)
+        chunks = []
+        while chunk := os.read(fd, max(st.st_size + 1, 65536)):
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+    return FileStat(st.st_mtime_ns, st.st_size), b"".join(chunks)
+
+
+def write_file(target: str, content: bytes, known: FileInfo | None = None) -> tuple[bool, FileInfo]:
+    """Write `content` to `target` unless it already holds exactly that; (written?, what is there now).
+
+    `known` is what the last build wrote there: when the file still has its
+    size and mtime and the digest matches, the file is not even read. A new
+    file is written in place; an existing one is replaced atomically.
+    """
+    new_digest = digest(content)
+    if known is not None and known[2] == new_digest and unchanged_since(known, file_stat(target)):
+        return False, known
+    try:
+        return True, _create(target, content, new_digest)
+    except FileExistsError:
+        pass
+    with open(target, "rb") as f:
+        if f.read() == content:
+            st = os.fstat(f.fileno())
+            return False, (st.st_size, st.st_mtime_ns, new_digest)
+    folder, _, name = target.rpartition("/")
+    tmp = f"{folder}/.{name}.{os.getpid()}.tmp"
+    info = _create(tmp, content, new_digest, exclusive=False)
+    os.replace(tmp, target)
+    return True, info
+
+
+def _create(target: str, content: bytes, content_digest: str, *, exclusive: bool = True) -> FileInfo:
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_EXCL if exclusive else os.O_TRUNC) | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(target, flags, 0o666)
+    except FileNotFoundError:
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        fd = os.open(target, flags, 0o666)
+    try:  # plain os.write: a file object costs three more system calls per file
+        view = memoryview(content)
+        while view:
+            view = view[os.write(fd, view) :]
+        st = os.fstat(fd)
+    finally:
+        os.close(fd)
+    return (st.st_size, st.st_mtime_ns, content_digest)

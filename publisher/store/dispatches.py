@@ -23,6 +23,7 @@ from publisher.store.tables import (
     DISPATCH_STATES,
     FINISHED,
     UNSTARTED,
+    DispatchState,
     UtcDateTime,
     deliveries,
     dispatches,
@@ -210,7 +211,7 @@ class Store(Ledger):
     def set_dispatch_state(
         self,
         dispatch_id: str,
-        state: str,
+        state: DispatchState,
         now: dt.datetime,
         note: str | None = None,
         *,

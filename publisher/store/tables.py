@@ -9,31 +9,34 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import Any
+from typing import Any, Literal, get_args
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 
 SUBSCRIBER_STATES = frozenset({"pending", "active", "unsubscribed", "bounced", "complained"})
 SUPPRESSED = frozenset({"unsubscribed", "bounced", "complained"})
-DISPATCH_STATES = frozenset(
-    {
-        "planned",
-        "due",
-        "sending",
-        "sent",
-        "partly_sent",
-        "failed",
-        "skipped",
-        "waiting_review",
-        "approved",
-        "unknown",
-        "rate_limited",
-    }
-)
-# A dispatch in one of these states has not started: re-planning may still change or drop it.
-UNSTARTED = frozenset({"planned", "due", "waiting_review", "approved"})
-FINISHED = frozenset({"sent", "partly_sent", "failed", "skipped"})
+# The states of a dispatch, defined here once; every other module imports them.
+DispatchState = Literal[
+    "planned",
+    "due",
+    "waiting_review",
+    "approved",
+    "sending",
+    "sent",
+    "partly_sent",
+    "failed",
+    "unknown",
+    "rate_limited",
+    "skipped",
+]
+DISPATCH_STATES: tuple[DispatchState, ...] = get_args(DispatchState)
+# Not started: re-planning may still change or drop it.
+UNSTARTED: frozenset[DispatchState] = frozenset({"planned", "due", "waiting_review", "approved"})
+# Nothing more to do for it by itself (`resend` can still retry its failures).
+FINAL: frozenset[DispatchState] = frozenset({"sent", "failed", "skipped", "unknown"})
+# Entering one of these sets `finished_at` (a partly sent dispatch may still have a retry to come).
+FINISHED: frozenset[DispatchState] = FINAL | {"partly_sent"}
 DELIVERY_STATES = ("pending", "sending", "sent", "failed_temporary", "failed_permanent", "unknown")
 
 

@@ -37,13 +37,12 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 from wsgiref.types import StartResponse, WSGIEnvironment
 
 from publisher.audience import subscribers
+from publisher.audience.tokens import SECRET_ENV, link_secret
 from publisher.audience.unsubscribe import verify_token
-from publisher.channels.email import EmailChannel
-from publisher.dispatch.email import signing_secret
-from publisher.dispatch.status import mirrored_row, open_runner, plan_lines
-from publisher.errors import InvalidInput, PublisherError
+from publisher.dispatch.status import approve, open_runner, plan_lines
+from publisher.errors import PublisherError
 from publisher.site.config import Site
-from publisher.store.dispatches import DispatchRow, open_store
+from publisher.store.dispatches import open_store
 from publisher.web.http import (
     PREVIEW_POLICY,
     FormTooLarge,
@@ -105,16 +104,8 @@ def home(ctx: WebContext, request: Request) -> Response:
 # --- one-click unsubscribe ---------------------------------------------------------------------------
 
 
-def unsubscribe_secret(ctx: WebContext) -> str | None:
-    """The secret the unsubscribe links were signed with, as dispatch chose it (outbox mail included)."""
-    try:
-        return signing_secret(ctx.site, EmailChannel.from_site(ctx.site))
-    except InvalidInput:
-        return None
-
-
 def _unsubscriber(ctx: WebContext, token: str) -> tuple[str, str] | Response:
-    secret = unsubscribe_secret(ctx)
+    secret = link_secret(ctx.site)  # as the email dispatch signed it; no SMTP or DKIM setting needed
     found = verify_token(secret, token) if secret else None
     if found is None:
         return ctx.message(
@@ -192,10 +183,6 @@ def admin_plan(ctx: WebContext, request: Request) -> Response:
     return ctx.page("plan.html", title="Plan", lines=lines, now=ctx.local(now), local=ctx.local)
 
 
-def _planned_for_review(ctx: WebContext, dispatch_id: str, now: dt.datetime) -> DispatchRow | None:
-    return mirrored_row(ctx.site, ctx.store(), dispatch_id, now)
-
-
 def admin_approve(ctx: WebContext, request: Request, dispatch_id: str) -> Response:
     """POST /admin/approve/<id>: a dispatch waiting for review goes out at its due time."""
     refusal = _admin_refusal(ctx, request)
@@ -206,15 +193,12 @@ def admin_approve(ctx: WebContext, request: Request, dispatch_id: str) -> Respon
     now = ctx.now()
     back = ("/admin/plan", "Back to the plan")
     try:
-        row = _planned_for_review(ctx, dispatch_id, now)
+        row, approved = approve(ctx.site, ctx.store(), dispatch_id, now)
     except PublisherError as exc:
         return ctx.message(500, "The plan cannot be made", *str(exc).splitlines(), link=back)
     if row is None:
         return ctx.message(404, "No such dispatch", f"There is no dispatch {dispatch_id}.", link=back)
-    moved = row.state == "waiting_review" and ctx.store().set_dispatch_state(
-        dispatch_id, "approved", now, note="approved", expect=("waiting_review",), review_approved_at=now
-    )
-    if not moved:
+    if not approved:
         state = row.state.replace("_", " ")
         return ctx.message(409, "Not waiting for review", f"{dispatch_id} is {state}.", link=back)
     return ctx.message(200, "Approved", f"{dispatch_id} goes out at its due time, {ctx.local(row.due)}.", link=back)
@@ -356,7 +340,7 @@ def serve(
     say = announce or (lambda line: print(line, file=sys.stderr))
     server = make_server(site, host, port)
     say(f"serving {site.settings.site.title} on http://{host}:{server.server_port}/ (Ctrl-C stops)")
-    if site.secret("PUBLISHER_SECRET") is None:
+    if site.secret(SECRET_ENV) is None:
         say("  subscribing is off: set PUBLISHER_SECRET (it signs the confirmation links)")
     if site.secret(ADMIN_ENV) is None:
         say(f"  the team's pages (/admin/plan) are off: set {ADMIN_ENV}")

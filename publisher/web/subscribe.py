@@ -30,7 +30,8 @@ from publisher.audience.confirm import (
     make_confirm_token,
     read_confirm_token,
 )
-from publisher.channels.email import EmailChannel
+from publisher.audience.tokens import link_secret
+from publisher.dispatch.email import send_now
 from publisher.errors import InvalidInput, PublisherError
 from publisher.render.message import check_header
 from publisher.web.http import Request, Response, same_origin
@@ -43,7 +44,7 @@ SOURCE = "web"
 
 def confirm_secret(ctx: WebContext) -> str | None:
     """Confirmation links need the real PUBLISHER_SECRET: a forged one would add someone without consent."""
-    return ctx.site.secret("PUBLISHER_SECRET")
+    return link_secret(ctx.site, outbox=False)
 
 
 def _no_secret(ctx: WebContext) -> Response:
@@ -198,7 +199,7 @@ def _send_confirmation(
     ctx: WebContext, email: str, list_name: str, token: str, expires: dt.datetime, now: dt.datetime
 ) -> None:
     message = confirmation_message(ctx, email, list_name, confirm_url(ctx.site_url, token), expires, now)
-    result = EmailChannel.from_site(ctx.site).send(message, email)
+    result = send_now(ctx.site, message, email)
     if not result.sent:
         raise PublisherError(f"the mail server answered {result.code} {result.text}".strip())
 
