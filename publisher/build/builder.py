@@ -27,7 +27,6 @@ from __future__ import annotations
 import datetime as dt
 import gc
 import os
-import pickle
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from pathlib import Path
@@ -46,6 +45,7 @@ from publisher.build.cache import (
     digest,
     file_stat,
     present,
+    record_of,
     unchanged_since,
 )
 from publisher.build.files import write_file
@@ -141,7 +141,7 @@ class _Build:
         self.job = work.Job(site.root, site.events, out, site.settings, self.templates, {}, write, not write)
         self.pool: Executor | None = None
         self.done = self.total = self.drafts = 0
-        self.at_hand: dict[str, Record | bytes] = {}  # records this build parsed (pickled) or was given
+        self.at_hand: dict[str, Record | str] = {}  # records this build parsed (as `record_blob`s) or was given
         self.new_feeds = FeedState(self.context, "", ())
 
     def run(self) -> Manifest:
@@ -198,7 +198,7 @@ class _Build:
             held = result.record if result.record is not None else source.record
             if held is not None:
                 self.at_hand[source.id] = held
-            if isinstance(result.record, bytes) and result.name is not None and result.stat is not None:
+            if isinstance(result.record, str) and result.name is not None and result.stat is not None:
                 self.files.store(result.name, result.stat, source, result.read_at_ns, result.record)
         sources, duplicates = self._unique([s for s in ordered if s is not None])
         self.drafts = sum(s.status == "draft" for s in sources)
@@ -229,8 +229,8 @@ class _Build:
     def _needs_render(self, source: Source, fresh: dict[str, str]) -> bool:
         return (source.status != "draft" or not self.write) and fresh.get(source.id) != source.key
 
-    def _blob(self, source: Source | None) -> bytes | None:
-        """A cached source's record, pickled, when the cache holds it (saves parsing the file again)."""
+    def _blob(self, source: Source | None) -> str | None:
+        """A cached source's record, as its `record_blob`, when the cache holds it (saves parsing the file again)."""
         if source is None or source.record is not None or source.name is None:
             return None
         entry = self.files.parsed.get(source.name)
@@ -258,8 +258,8 @@ class _Build:
     def _record(self, source: Source) -> Record:
         """The record of a source: given, parsed by this build, cached, or else parsed now."""
         at_hand = self.at_hand.get(source.id) if source.record is None else source.record
-        if isinstance(at_hand, bytes):
-            at_hand = pickle.loads(at_hand)
+        if isinstance(at_hand, str):
+            at_hand = record_of(at_hand)
         record = at_hand if isinstance(at_hand, Record) and at_hand.source == source.shown else None
         if record is None:
             record = self.files.record(source)
