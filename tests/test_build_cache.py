@@ -13,7 +13,8 @@ import pytest
 
 from publisher.build import work
 from publisher.build.builder import build
-from publisher.build.cache import CACHE_FOLDER, record_blob, record_of
+from publisher.build.cache import CACHE_FOLDER
+from publisher.build.stored import record_blob, record_of
 from publisher.site.config import load_site
 from publisher.site.records import load_records
 from tests.test_build import LIVE, outputs, tree

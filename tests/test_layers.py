@@ -155,8 +155,23 @@ def test_the_build_cache_finds_a_new_module_without_a_list(tmp_path: Path) -> No
     """A module added anywhere in a digested package is digested; the packages a build does not use are not."""
     from publisher.build.cache import code_files
 
-    for name in ("__init__.py", "errors.py", "site/config.py", "render/new/deep.py", "build/extra.py", "store/x.py"):
+    for name in (
+        "__init__.py",
+        "errors.py",
+        "site/config.py",
+        "render/new/deep.py",
+        "build/extra.py",
+        "store/x.py",
+        "timeline/plan.py",
+    ):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text("", encoding="utf-8")
     found = {str(path.relative_to(tmp_path)) for path in code_files(tmp_path)}
-    assert found == {"__init__.py", "errors.py", "site/config.py", "render/new/deep.py", "build/extra.py"}
+    assert found == {
+        "__init__.py",
+        "errors.py",
+        "site/config.py",
+        "render/new/deep.py",
+        "build/extra.py",
+        "timeline/plan.py",
+    }

@@ -39,29 +39,30 @@ from dataclasses import astuple, dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from pydantic import ValidationError
-
 import publisher
 from publisher.build.stored import (
-    ENCODER,
     NOT_THE_SHAPE,
     count,
     items_of,
     load_json,
     maybe_text,
+    moment_of,
     read_as,
+    record_of,
     save_json,
     text,
     texts,
 )
+from publisher.site.config import Site
 from publisher.site.records import Record
+from publisher.site.templates import default_templates
 
 RACY_NS = 1_000_000_000
 CACHE_FOLDER = ".publisher"
 # What a build's outputs depend on: whole packages, every module in them found by walking their folders
 # (a new module is digested without anyone listing it), and the modules beside them. The store, the
-# audience, the channels, the timeline and the web side take no part in what a build writes.
-BUILD_PACKAGES = ("site", "render", "build")
+# audience, the channels, dispatch and the web side take no part in what a build writes.
+BUILD_PACKAGES = ("site", "render", "build", "timeline")
 BUILD_MODULES = ("__init__.py", "errors.py")
 
 FileInfo = tuple[int, int, str]  # size, mtime_ns, digest of a file a build wrote
@@ -91,8 +92,6 @@ def code_digest() -> str:
     A digest of the bytes of every file `code_files` finds and of every default
     template, with their paths: nothing to keep up to date by hand.
     """
-    from publisher.site.templates import default_templates
-
     package = Path(publisher.__file__).parent
     templates = default_templates()
     h = hashlib.sha256(publisher.__version__.encode())
@@ -135,7 +134,7 @@ def now_ns() -> int:
 
 
 _ROW = operator.attrgetter(
-    "key", "id", "status", "published", "membership", "image", "name", "shown", "tags", "language"
+    "key", "id", "status", "published", "membership", "image", "name", "shown", "tags", "language", "starts", "ends"
 )  # a Source as the cache keeps it: `Source(*row)` makes it again
 
 
@@ -144,10 +143,12 @@ class Source:
 
     `key` is a digest of what the record is made from (its file's bytes and
     name), `membership` a digest of what decides which feeds show it; `tags`
-    and `language` say which feeds may show it without the record at hand.
+    and `language` say which feeds may show it without the record at hand, and
+    `published`, `starts` and `ends` (timestamps) what the timeline plans it by.
     """
 
     __slots__ = (
+        "ends",
         "id",
         "image",
         "key",
@@ -157,6 +158,7 @@ class Source:
         "published",
         "record",
         "shown",
+        "starts",
         "status",
         "tags",
     )
@@ -173,11 +175,14 @@ class Source:
         shown: str,
         tags: tuple[str, ...] = (),
         language: str | None = None,
+        starts: float | None = None,
+        ends: float | None = None,
         record: Record | None = None,
     ) -> None:
         self.key, self.id, self.status, self.published = key, id, status, published
         self.membership, self.image, self.name, self.shown = membership, image, name, shown
         self.tags, self.language, self.record = tags, language, record
+        self.starts, self.ends = starts, ends
 
     @classmethod
     def of(cls, record: Record, key: str | None = None, name: str | None = None) -> Source:
@@ -195,6 +200,8 @@ class Source:
         image = site_image(record)
         source = cls(key, record.id, record.status, published, membership, image, name, record.source, record=record)
         source.tags, source.language = record.tags, record.language
+        source.starts = record.starts.timestamp() if record.starts else None
+        source.ends = record.ends.timestamp() if record.ends else None
         return source
 
     @property
@@ -213,12 +220,11 @@ class Source:
 
 def _source_row(value: Any) -> tuple[Any, ...]:
     """A `Source.row()` as JSON gives it back, checked field by field."""
-    key, id, status, published, membership, image, name, shown, tags, language = value
-    if not isinstance(published, float | int) or isinstance(published, bool):
-        raise TypeError("not a time")
+    key, id, status, published, membership, image, name, shown, tags, language, starts, ends = value
     return (
-        text(key), text(id), text(status), published, text(membership),
+        text(key), text(id), text(status), moment_of(published), text(membership),
         maybe_text(image), maybe_text(name), text(shown), texts(tags), maybe_text(language),
+        None if starts is None else moment_of(starts), None if ends is None else moment_of(ends),
     )  # fmt: skip
 
 
@@ -250,19 +256,15 @@ def _feed_state(value: Any) -> FeedState:
     return FeedState(text(context), text(membership), listed, {text(p): _file_info(i) for p, i in files.items()})
 
 
-def record_blob(record: Record) -> str:
-    """A record as JSON its model validates again, with where it came from (which its dump leaves out)."""
-    dumped = record.model_dump_json()
-    where = ENCODER.encode({"source": record.source, "lines": record.lines})
-    return f"{dumped[:-1]},{where[1:]}"
-
-
-def record_of(blob: str) -> Record | None:
-    """The record a `record_blob` holds; None when it holds none (then its file is parsed again)."""
-    try:
-        return Record.model_validate_json(blob)
-    except (ValidationError, ValueError):
-        return None
+def templates_digest(site: Site) -> str:
+    """A digest of every template that can take part in a render (the site's and the defaults)."""
+    parts: list[bytes | str] = []
+    for folder in (site.templates, default_templates()):
+        if folder.is_dir():
+            for path in sorted(folder.rglob("*")):
+                if path.is_file():
+                    parts += [str(path.relative_to(folder)), path.read_bytes()]
+    return digest(*parts)
 
 
 class Shards:

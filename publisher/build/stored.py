@@ -16,6 +16,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from pydantic import ValidationError
+
+from publisher.site.records import Record
+
 VERSION = 5  # of the cache's files: one of another version reads as empty
 ENCODER = json.JSONEncoder(ensure_ascii=False, check_circular=False, separators=(",", ":"))
 NOT_THE_SHAPE = (TypeError, ValueError, KeyError, IndexError, AttributeError, RecursionError)
@@ -77,3 +81,25 @@ def items_of(convert: Callable[[Any], T]) -> Callable[[Any], dict[str, T]]:
         return {text(key): convert(item) for key, item in value.items()}
 
     return items
+
+
+def moment_of(value: Any) -> float:
+    """A timestamp (a JSON number that is no boolean)."""
+    if not isinstance(value, float | int) or isinstance(value, bool):
+        raise TypeError("not a time")
+    return value
+
+
+def record_blob(record: Record) -> str:
+    """A record as JSON its model validates again, with where it came from (which its dump leaves out)."""
+    dumped = record.model_dump_json()
+    where = ENCODER.encode({"source": record.source, "lines": record.lines})
+    return f"{dumped[:-1]},{where[1:]}"
+
+
+def record_of(blob: str) -> Record | None:
+    """The record a `record_blob` holds; None when it holds none (then its file is parsed again)."""
+    try:
+        return Record.model_validate_json(blob)
+    except (ValidationError, ValueError):
+        return None

@@ -16,16 +16,19 @@ from __future__ import annotations
 
 import gc
 import json
+import os
 import signal
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import jinja2
 
-from publisher.build.cache import FileInfo, FileStat, Source, digest, file_stat, now_ns, record_blob, record_of
+from publisher.build.cache import FileInfo, FileStat, Source, digest, file_stat, now_ns
 from publisher.build.files import read_file, write_file
+from publisher.build.stored import record_blob, record_of
 from publisher.errors import InvalidInput, Problem, relative
 from publisher.site.config import Settings
 from publisher.site.records import Record, load_record
@@ -249,12 +252,17 @@ def current() -> Job:
 
 @dataclass(frozen=True, slots=True)
 class Item:
-    """A record for `prepare`: a file to parse (`name`), or a source with its record (or its `record_blob`)."""
+    """A record for `prepare`: a file to parse (`name`), or a source with its record (or its `record_blob`).
+
+    `posts`: whether to render its posts too (those of a record whose files
+    are there from the same key are not rendered again).
+    """
 
     shown: str
     name: str | None = None
     source: Source | None = None
     blob: str | None = None
+    posts: bool = True
 
 
 @dataclass(slots=True)
@@ -276,8 +284,8 @@ def prepare(items: Sequence[Item]) -> list[Prepared]:
     """
     job = current()
     parsed = [_parse(item, job) for item in items]
-    for prepared, record in parsed:
-        if record is not None:
+    for item, (prepared, record) in zip(items, parsed, strict=True):
+        if record is not None and item.posts:
             _add_posts(prepared, record, job)
     return [prepared for prepared, _ in parsed]
 
@@ -364,3 +372,26 @@ def _record(blob: str) -> Record:
     record = record_of(blob)
     assert record is not None, "pass 1 read this blob back"
     return record
+
+
+def pool(job: Job) -> Executor:
+    """Worker processes, forked where the system can: they start at once, with the renderers loaded once, here."""
+    import multiprocessing
+
+    import icalendar  # noqa: F401  (for the workers to inherit, as below: calendar files of events)
+
+    import publisher.render.email
+    import publisher.render.feeds
+    import publisher.render.message
+    import publisher.render.social  # noqa: F401  (loaded for the workers to inherit)
+    from publisher.render.lengths import preload
+
+    preload()
+
+    # The workers fork at the first task: what this process holds by then stays out of their
+    # collections (whose writes to it would copy every page it is on), as the gc docs advise.
+    gc.freeze()
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork" if "fork" in methods else None)
+    return ProcessPoolExecutor(min(cpus, 8), mp_context=context, initializer=start_worker, initargs=(job,))
