@@ -3,21 +3,22 @@
     manifest = build(load_site(Path(".")))
 
 Writes under the output folder (default: the site folder): `feeds/` (Atom and
-RSS for the site, each tag and each language), `newsletters/<id>.html|.txt|.eml`
-(and `.ics` for a record with `starts`) and `posts/<network>/<id>.txt`, for
-every record that is not a draft (a cancelled record's issue says so). The
-feeds show only the records published by `now` (the CLI's ``--now``, default
-the current time), as the timeline's ``feeds`` dispatch writes them: a record
-dated later gets its issue and posts (to review) but no feed entry until it
-is live. Without `now` (the library's default) every record is shown.
+RSS for the site, each tag and each language) from every record, and the
+previews, `newsletters/<id>.html|.txt|.eml` (`.ics` for a record with `starts`)
+and `posts/<network>/<id>.txt`, of the records someone will look at
+(`publisher.build.previews`; with `every`, of every record but drafts). The
+feeds show the records published by `now` (the CLI's ``--now``, default the
+current time), as the timeline's ``feeds`` dispatch writes them; without `now`
+(the library's default) every record is shown.
 
 A rebuild does only what changed (see `publisher.build.cache`): record files
 are parsed again only when they changed; a record's issue and posts are
 rendered again only when the record, the settings, the templates or
 publisher's rendering code changed; only the feeds that show a changed record
 are rendered again. No file is written unless its bytes changed, and the files
-an earlier build wrote for records that are gone are removed (files publisher
-did not write are never touched). Nothing is written while any record, post or
+an earlier build wrote that it no longer makes (a record gone, or out of the
+previews) are removed; files publisher did not write are never touched.
+Nothing is written while any record, post or
 template is bad: `InvalidInput` lists every problem. Big builds render in a
 process pool (`publisher.build.work` holds the work each process does).
 """
@@ -26,10 +27,8 @@ from __future__ import annotations
 
 import datetime as dt
 import gc
-import os
-import pickle
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor
 from pathlib import Path
 from typing import TypeVar
 
@@ -43,31 +42,22 @@ from publisher.build.cache import (
     Source,
     code_digest,
     present,
+    templates_digest,
 )
 from publisher.build.manifest import SEPARATOR, Manifest
+from publisher.build.previews import preview_ids
+from publisher.build.stored import record_of
 from publisher.build.work import Output, post_text, render_record
 from publisher.errors import InvalidInput, Problem
 from publisher.site.config import Site
 from publisher.site.files import FileInfo, digest, file_stat, record_names, shown_paths, unchanged_since, write_file
 from publisher.site.media import image_sizes
 from publisher.site.records import Record, load_record
-from publisher.site.templates import default_templates
 
 PARALLEL_FROM = 200  # records to work on; below this a process pool costs more than it saves
 Progress = Callable[[int, int], None]
 
 __all__ = ["Manifest", "Output", "Progress", "build", "check_site", "post_text", "render_record"]
-
-
-def templates_digest(site: Site) -> str:
-    """A digest of every template that can take part in a render (the site's and the defaults)."""
-    parts: list[bytes | str] = []
-    for folder in (site.templates, default_templates()):
-        if folder.is_dir():
-            for path in sorted(folder.rglob("*")):
-                if path.is_file():
-                    parts += [str(path.relative_to(folder)), path.read_bytes()]
-    return digest(*parts)
 
 
 def build(
@@ -77,19 +67,24 @@ def build(
     records: Sequence[Record] | None = None,
     progress: Progress | None = None,
     now: dt.datetime | None = None,
+    every: bool = False,
 ) -> Manifest:
-    """Render every output of `site` into `out` (default: the site folder); `records` default to its files.
+    """Render the outputs of `site` into `out` (default: the site folder); `records` default to its files.
 
-    The feeds show the records published by `now` (all of them when None).
-    `progress(done, total)` is called as records are done. Raises InvalidInput
-    (nothing written) when a record, a post or a template is bad.
+    The feeds show the records published by `now` (all of them when None);
+    previews are written for the records `preview_ids` names at `now` (every
+    record's with `every`). `progress(done, total)` is called as records are
+    done. Raises InvalidInput (nothing written) when a record, a post or a
+    template is bad.
     """
-    return _Build(site, (out or site.root).resolve(), records, progress, now=now).run()
+    return _Build(site, (out or site.root).resolve(), records, progress, now=now, every=every).run()
 
 
-def check_site(site: Site, progress: Progress | None = None) -> Manifest:
-    """Parse every record (drafts too, and their posts), render every output in memory; write no output."""
-    return _Build(site, site.root.resolve(), None, progress, write=False).run()
+def check_site(
+    site: Site, progress: Progress | None = None, *, now: dt.datetime | None = None, every: bool = False
+) -> Manifest:
+    """Parse every record (drafts too, and their posts), render in memory what `build` would; write no output."""
+    return _Build(site, site.root.resolve(), None, progress, write=False, now=now, every=every).run()
 
 
 T = TypeVar("T")
@@ -108,19 +103,20 @@ class _Build:
         *,
         write: bool = True,
         now: dt.datetime | None = None,
+        every: bool = False,
     ) -> None:
         self.site, self.out, self.given, self.progress, self.write = site, out, records, progress, write
-        self.now = now.timestamp() if now is not None else None
+        self.now, self.moment, self.every = (now.timestamp() if now is not None else None), now, every
         self.templates = site.templates if site.templates.is_dir() else None
         code = code_digest()
-        settings = site.settings.model_dump_json(by_alias=True)
+        settings = site.settings.model_dump_json(by_alias=True, exclude={"build"})  # which previews, not their bytes
         self.context = digest(code, settings, templates_digest(site), str(out))
         self.outputs = Outputs(site.root, out, self.context, write=write)
         self.files = RecordFiles(site.root, code)
         self.job = work.Job(site.root, site.events, out, site.settings, self.templates, {}, write, not write)
         self.pool: Executor | None = None
         self.done = self.total = self.drafts = 0
-        self.at_hand: dict[str, Record | bytes] = {}  # records this build parsed (pickled) or was given
+        self.at_hand: dict[str, Record | str] = {}  # records this build parsed (as `record_blob`s) or was given
         self.new_feeds = FeedState(self.context, "", ())
 
     def run(self) -> Manifest:
@@ -132,18 +128,19 @@ class _Build:
         collecting = gc.isenabled()
         gc.disable()  # a build makes almost no reference cycles: collecting over its many objects costs ~25% here
         try:
-            sources, prepared = self._prepare()
+            sources, posts = self._prepare()
             live = sorted((s for s in sources if s.status != "draft"), key=lambda s: s.order, reverse=True)
+            wanted = None if self.every else preview_ids(live, self.site.settings, self.moment)
+            previewed = live if wanted is None else [s for s in live if s.id in wanted]
+            posts.update(self._posts(previewed, sources, posts))
             todo = [
-                work.Work(p.source.id, self.at_hand[p.source.id], p.posts, self._known(p.source.id))
-                for p in prepared
-                if p.source is not None and p.posts is not None and p.source.status != "draft"
+                work.Work(s.id, self.at_hand[s.id], posts[s.id], self._known(s.id)) for s in previewed if s.id in posts
             ]
             self.total = self.done + len(todo)
             produced = self._map(work.produce, todo, size=50)
             shown = live if self.now is None else [s for s in live if s.published <= self.now]
             feeds = self._feeds(shown, {w.id for w in todo})
-            manifest = self._finish(live, produced, feeds)
+            manifest = self._finish(live, previewed, produced, feeds)
             manifest.scheduled = len(live) - len(shown)
             return manifest
         finally:
@@ -155,37 +152,64 @@ class _Build:
 
     # --- pass 1: records -----------------------------------------------------------------
 
-    def _prepare(self) -> tuple[list[Source], list[work.Prepared]]:
-        """Every record's source (parsing what changed) and the posts of those to render again."""
-        fresh = self.job.fresh = self._fresh()
+    def _prepare(self) -> tuple[list[Source], dict[str, list[work.Rendered]]]:
+        """Every record's source, parsing the files that changed; with `every`, the posts of those to render."""
+        self.job.fresh = self._fresh()
         ordered: list[Source | None] = []
         items: list[work.Item] = []
-        slots: list[int] = []
         for shown, name, source in self._candidates():
-            if source is None or self._needs_render(source, fresh):
-                items.append(work.Item(shown, name, source, self._blob(source)))
-                slots.append(len(ordered))
-            ordered.append(source)
-        self.total = len(items)
-        prepared = list(self._map(work.prepare, items, size=200))
-        problems: list[Problem] = []
-        for slot, result in zip(slots, prepared, strict=True):
-            problems += result.problems
-            source = ordered[slot] = result.source
             if source is None:
-                continue
-            held = result.record if result.record is not None else source.record
-            if held is not None:
-                self.at_hand[source.id] = held
-            if isinstance(result.record, bytes) and result.name is not None and result.stat is not None:
-                self.files.store(result.name, result.stat, source, result.read_at_ns, result.record)
+                items.append(work.Item(shown, name, posts=self.every))
+            ordered.append(source)
+        slots = [slot for slot, source in enumerate(ordered) if source is None]
+        posts: dict[str, list[work.Rendered]] = {}
+        parsed, problems = self._parse(items, posts)
+        for slot, source in zip(slots, parsed, strict=True):
+            ordered[slot] = source
         sources, duplicates = self._unique([s for s in ordered if s is not None])
         self.drafts = sum(s.status == "draft" for s in sources)
         if self.given is None:
             self.files.save()
         if problems or duplicates:
             raise InvalidInput(problems + duplicates)
-        return sources, prepared
+        return sources, posts
+
+    def _parse(
+        self, items: list[work.Item], posts: dict[str, list[work.Rendered]]
+    ) -> tuple[list[Source | None], list[Problem]]:
+        """`work.prepare` over the items: each one's source (None: bad), their posts into `posts`, the problems."""
+        self.total = self.done + len(items)
+        sources: list[Source | None] = []
+        problems: list[Problem] = []
+        for result in self._map(work.prepare, items, size=200):
+            problems += result.problems
+            source = result.source
+            sources.append(source)
+            if source is None:
+                continue
+            held = result.record if result.record is not None else source.record
+            if held is not None:
+                self.at_hand[source.id] = held
+            if result.posts is not None:
+                posts[source.id] = result.posts
+            if isinstance(result.record, str) and result.name is not None and result.stat is not None:
+                self.files.store(result.name, result.stat, source, result.read_at_ns, result.record)
+        return sources, problems
+
+    def _posts(
+        self, previewed: list[Source], sources: list[Source], done: dict[str, list[work.Rendered]]
+    ) -> dict[str, list[work.Rendered]]:
+        """The posts of the previews to render again (and, for `check`, of every draft); InvalidInput if bad."""
+        fresh = self.job.fresh
+        wanted = [s for s in previewed if fresh.get(s.id) != s.key and s.id not in done]
+        if not self.write:  # a draft's own text is checked before it is published
+            wanted += [s for s in sources if s.status == "draft" and s.id not in done]
+        items = [work.Item(s.shown, s.name, s, self._blob(s), posts=True) for s in wanted]
+        posts: dict[str, list[work.Rendered]] = {}
+        _, problems = self._parse(items, posts)
+        if problems:
+            raise InvalidInput(problems)
+        return posts
 
     def _candidates(self) -> Iterator[tuple[str, str | None, Source | None]]:
         """(shown path, file name, source when known without parsing) of every record."""
@@ -205,12 +229,12 @@ class _Build:
                 source = None  # its image is gone: parse it again, to report that
             yield shown, name, source
 
-    def _needs_render(self, source: Source, fresh: dict[str, str]) -> bool:
-        return (source.status != "draft" or not self.write) and fresh.get(source.id) != source.key
-
-    def _blob(self, source: Source | None) -> bytes | None:
-        """A cached source's record, pickled, when the cache holds it (saves parsing the file again)."""
-        if source is None or source.record is not None or source.name is None:
+    def _blob(self, source: Source) -> str | None:
+        """A source's record as its `record_blob`, parsed by this build or cached (saves parsing the file again)."""
+        held = self.at_hand.get(source.id)
+        if isinstance(held, str):
+            return held
+        if source.record is not None or source.name is None:
             return None
         entry = self.files.parsed.get(source.name)
         return entry[1] if entry is not None and entry[0] == source.key else None
@@ -237,8 +261,8 @@ class _Build:
     def _record(self, source: Source) -> Record:
         """The record of a source: given, parsed by this build, cached, or else parsed now."""
         at_hand = self.at_hand.get(source.id) if source.record is None else source.record
-        if isinstance(at_hand, bytes):
-            at_hand = pickle.loads(at_hand)
+        if isinstance(at_hand, str):
+            at_hand = record_of(at_hand)
         record = at_hand if isinstance(at_hand, Record) and at_hand.source == source.shown else None
         if record is None:
             record = self.files.record(source)
@@ -260,7 +284,7 @@ class _Build:
         if not items:
             return iter(())
         if self.pool is None and len(items) >= PARALLEL_FROM:
-            self.pool = _pool(self.job)
+            self.pool = work.pool(self.job)
         workers = getattr(self.pool, "_max_workers", 1)
         size = max(10, min(size, -(-len(items) // (workers * 4))))
         chunks = [items[i : i + size] for i in range(0, len(items), size)]
@@ -345,13 +369,15 @@ class _Build:
 
     # --- the manifest, removals and the caches -------------------------------------------
 
-    def _finish(self, live: list[Source], produced: Iterable[work.Produced], feeds: list[Output]) -> Manifest:
+    def _finish(
+        self, live: list[Source], previewed: list[Source], produced: Iterable[work.Produced], feeds: list[Output]
+    ) -> Manifest:
         results = {p.id: p for p in produced}
         problems = [problem for p in results.values() for problem in p.problems]
         manifest = Manifest(self.out, len(live), self.drafts)
         before = self.outputs.entries
         entries: dict[str, Kept] = {}
-        for source in live:
+        for source in previewed:
             result = results.get(source.id)
             if result is None:  # as the last build left it
                 entries[source.id] = before[source.id]
@@ -400,26 +426,3 @@ class _Build:
                 folder.rmdir()
                 folder = folder.parent
         return removed
-
-
-def _pool(job: work.Job) -> Executor:
-    """Worker processes, forked where the system can: they start at once, with the renderers loaded once, here."""
-    import multiprocessing
-
-    import icalendar  # noqa: F401  (for the workers to inherit, as below: calendar files of events)
-
-    import publisher.render.email
-    import publisher.render.feeds
-    import publisher.render.message
-    import publisher.render.social  # noqa: F401  (loaded for the workers to inherit)
-    from publisher.render.lengths import preload
-
-    preload()
-
-    # The workers fork at the first task: what this process holds by then stays out of their
-    # collections (whose writes to it would copy every page it is on), as the gc docs advise.
-    gc.freeze()
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    methods = multiprocessing.get_all_start_methods()
-    context = multiprocessing.get_context("fork" if "fork" in methods else None)
-    return ProcessPoolExecutor(min(cpus, 8), mp_context=context, initializer=work.start_worker, initargs=(job,))

@@ -1,25 +1,29 @@
 """What a rebuild can skip: record files parsed before, and what the last build wrote.
 
-Three pickles live in the site's `.publisher/` folder; any of them may be
-deleted at any time (the next build is then a cold one):
+Three kinds of JSON file live in the site's `.publisher/` folder; any of them
+may be deleted at any time (the next build is then a cold one):
 
-- `records.pickle`: what a build needs to know of every record file without
+- `records.json`: what a build needs to know of every record file without
   parsing it (its id, status, dates and tags as digests, the key its outputs
   are rendered from), found again by the file's name and trusted while its
   (mtime_ns, size) are unchanged. A file changed less than `RACY_NS` before it
   was read is not trusted on its times alone (a second change within the file
   system's clock tick would keep them): it is parsed again next time.
-- `records-parsed.pickle`: the parsed records themselves, read only when a
-  build needs records it did not parse (feeds that show a changed record).
-- `build-<digest of the output folder>.pickle`, one per output folder: each
-  record's files with the key they were rendered from (and their lines of the
-  `--json` manifest, ready-made), the feeds and the records each shows, and
-  every file the builds wrote there (size, mtime_ns, digest). That is what
-  lets a build skip identical writes and remove the files of records that are
-  gone, and never anyone else's files.
+- `records-parsed/NN.json`: the parsed records themselves (each as the JSON
+  its model validates again), read only when a build needs records it did not
+  parse (feeds that show a changed record).
+- `build-<digest of the output folder>/`, one per output folder: each record's
+  files with the key they were rendered from (and their lines of the `--json`
+  manifest, ready-made), the feeds and the records each shows, and every file
+  the builds wrote there (size, mtime_ns, digest). That is what lets a build
+  skip identical writes and remove the files of records that are gone, and
+  never anyone else's files.
 
-Everything in them is plain tuples, strings and bytes: a site of 10,000
-records has 60,000 files, and named tuples or dataclasses unpickle ~4x slower.
+JSON, never pickle: whoever can write `.publisher/` must not get code run by
+the next build. Every file is read as untrusted: one that does not parse, is
+of another version, or holds anything of another shape is taken as empty (the
+build is then cold for what it held), never an error. Values are plain lists,
+strings and numbers, turned back into tuples as they are read.
 """
 
 from __future__ import annotations
@@ -28,43 +32,68 @@ import hashlib
 import json
 import operator
 import os
-import pickle
 import time
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import astuple, dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import publisher
-from publisher.site.files import FileInfo, FileStat, digest, file_stat
+from publisher.build.stored import (
+    NOT_THE_SHAPE,
+    count,
+    items_of,
+    load_json,
+    maybe_text,
+    moment_of,
+    read_as,
+    record_of,
+    save_json,
+    text,
+    texts,
+)
+from publisher.site.config import Site
+from publisher.site.files import FileInfo, FileStat, digest
 from publisher.site.media import site_image
 from publisher.site.records import Record
+from publisher.site.templates import default_templates
 
-CACHE_VERSION = 4
 RACY_NS = 1_000_000_000
 CACHE_FOLDER = ".publisher"
-# The modules a build's outputs depend on, with render/*.py (channels, the store, the web side take no part).
-_BUILD_CODE = (
-    "site/records.py", "site/front_matter.py", "site/config.py", "site/templates.py", "errors.py",
-    "site/media.py", "build/builder.py", "build/work.py", "build/manifest.py",
-)  # fmt: skip
+# What a build's outputs depend on: whole packages, every module in them found by walking their folders
+# (a new module is digested without anyone listing it), and the modules beside them. The store, the
+# audience, the channels, dispatch and the web side take no part in what a build writes.
+BUILD_PACKAGES = ("site", "render", "build", "timeline")
+BUILD_MODULES = ("__init__.py", "errors.py")
 
 FeedList = tuple[tuple[str, str, tuple[str, ...]], ...]  # (path, format, record ids) of each feed
 
 
-def code_digest() -> str:
-    """Changes when the code that renders, or a default template, changes (an upgrade, an edit)."""
-    from publisher.site.templates import default_templates
+def code_files(package: Path) -> list[Path]:
+    """Every module of `package` (publisher's folder) that shapes a build's output, in a stable order."""
+    files = [package / name for name in BUILD_MODULES]
+    for name in BUILD_PACKAGES:
+        files += sorted((package / name).rglob("*.py"))
+    return files
 
+
+def code_digest() -> str:
+    """Changes when the code that renders, or a default template, changes (an upgrade, an edit).
+
+    A digest of the bytes of every file `code_files` finds and of every default
+    template, with their paths: nothing to keep up to date by hand.
+    """
     package = Path(publisher.__file__).parent
-    paths = [package / name for name in _BUILD_CODE]
-    paths += sorted((package / "render").glob("*.py")) + sorted(default_templates().rglob("*"))
+    templates = default_templates()
     h = hashlib.sha256(publisher.__version__.encode())
-    for path in paths:
-        stat = file_stat(str(path))
-        if stat is not None:
-            h.update(f"{path.name}:{stat.size}:{stat.mtime_ns}\n".encode())
+    named = [(str(path.relative_to(package)), path) for path in code_files(package)]
+    named += [(f"templates/{path.relative_to(templates)}", path) for path in sorted(templates.rglob("*"))]
+    for name, path in named:
+        if path.is_file():
+            data = path.read_bytes()
+            h.update(f"{name}:{len(data)}\n".encode())
+            h.update(data)
     return h.hexdigest()[:32]
 
 
@@ -74,7 +103,7 @@ def now_ns() -> int:
 
 
 _ROW = operator.attrgetter(
-    "key", "id", "status", "published", "membership", "image", "name", "shown", "tags", "language"
+    "key", "id", "status", "published", "membership", "image", "name", "shown", "tags", "language", "starts", "ends"
 )  # a Source as the cache keeps it: `Source(*row)` makes it again
 
 
@@ -83,10 +112,12 @@ class Source:
 
     `key` is a digest of what the record is made from (its file's bytes and
     name), `membership` a digest of what decides which feeds show it; `tags`
-    and `language` say which feeds may show it without the record at hand.
+    and `language` say which feeds may show it without the record at hand, and
+    `published`, `starts` and `ends` (timestamps) what the timeline plans it by.
     """
 
     __slots__ = (
+        "ends",
         "id",
         "image",
         "key",
@@ -96,6 +127,7 @@ class Source:
         "published",
         "record",
         "shown",
+        "starts",
         "status",
         "tags",
     )
@@ -112,11 +144,14 @@ class Source:
         shown: str,
         tags: tuple[str, ...] = (),
         language: str | None = None,
+        starts: float | None = None,
+        ends: float | None = None,
         record: Record | None = None,
     ) -> None:
         self.key, self.id, self.status, self.published = key, id, status, published
         self.membership, self.image, self.name, self.shown = membership, image, name, shown
         self.tags, self.language, self.record = tags, language, record
+        self.starts, self.ends = starts, ends
 
     @classmethod
     def of(cls, record: Record, key: str | None = None, name: str | None = None) -> Source:
@@ -134,6 +169,8 @@ class Source:
         image = site_image(record)
         source = cls(key, record.id, record.status, published, membership, image, name, record.source, record=record)
         source.tags, source.language = record.tags, record.language
+        source.starts = record.starts.timestamp() if record.starts else None
+        source.ends = record.ends.timestamp() if record.ends else None
         return source
 
     @property
@@ -150,32 +187,65 @@ class Source:
         return cls(*row)
 
 
-def _load(path: Path) -> dict[str, Any]:
-    try:
-        with path.open("rb") as f:
-            data = pickle.load(f)
-    except (OSError, EOFError, pickle.UnpicklingError, ValueError, TypeError, AttributeError, ImportError, IndexError):
-        return {}
-    return data if isinstance(data, dict) and data.get("version") == CACHE_VERSION else {}
+def _source_row(value: Any) -> tuple[Any, ...]:
+    """A `Source.row()` as JSON gives it back, checked field by field."""
+    key, id, status, published, membership, image, name, shown, tags, language, starts, ends = value
+    return (
+        text(key), text(id), text(status), moment_of(published), text(membership),
+        maybe_text(image), maybe_text(name), text(shown), texts(tags), maybe_text(language),
+        None if starts is None else moment_of(starts), None if ends is None else moment_of(ends),
+    )  # fmt: skip
 
 
-def _save(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with tmp.open("wb") as f:
-        pickle.dump({"version": CACHE_VERSION, **data}, f, protocol=pickle.HIGHEST_PROTOCOL)
-    tmp.replace(path)
+def _file_row(value: Any) -> tuple[int, int, tuple[Any, ...]]:
+    mtime_ns, size, row = value
+    return count(mtime_ns), count(size), _source_row(row)
+
+
+def _parsed_entry(value: Any) -> tuple[str, str]:
+    key, blob = value
+    return text(key), text(blob)
+
+
+def _kept_entry(value: Any) -> tuple[Any, ...]:
+    key, context, paths, stats, lines = value
+    if not isinstance(stats, list):
+        raise TypeError("not a list")
+    return text(key), text(context), text(paths), tuple(count(n) for n in stats), text(lines)
+
+
+def _file_info(value: Any) -> FileInfo:
+    size, mtime_ns, file_digest = value
+    return count(size), count(mtime_ns), text(file_digest)
+
+
+def _feed_state(value: Any) -> FeedState:
+    context, membership, feeds, files = value
+    listed = tuple((text(path), text(fmt), texts(ids)) for path, fmt, ids in feeds)
+    return FeedState(text(context), text(membership), listed, {text(p): _file_info(i) for p, i in files.items()})
+
+
+def templates_digest(site: Site) -> str:
+    """A digest of every template that can take part in a render (the site's and the defaults)."""
+    parts: list[bytes | str] = []
+    for folder in (site.templates, default_templates()):
+        if folder.is_dir():
+            for path in sorted(folder.rglob("*")):
+                if path.is_file():
+                    parts += [str(path.relative_to(folder)), path.read_bytes()]
+    return digest(*parts)
 
 
 class Shards:
-    """A dict kept in `count` pickles, by a hash of the key: a change rewrites one of them, not all.
+    """A dict kept in `count` JSON files, by a hash of the key: a change rewrites one of them, not all.
 
-    Each part is read when first needed; `tag` (a version of what the values
-    mean) must match, or the part is taken as empty.
+    Each part is read when first needed and each value checked by `convert`;
+    `tag` (a version of what the values mean) must match, or the part is taken
+    as empty, as is a part holding anything `convert` refuses.
     """
 
-    def __init__(self, folder: Path, tag: str, count: int = 16) -> None:
-        self.folder, self.tag, self.count = folder, tag, count
+    def __init__(self, folder: Path, tag: str, convert: Callable[[Any], Any], count: int = 16) -> None:
+        self.folder, self.tag, self.convert, self.count = folder, tag, convert, count
         self._parts: dict[int, dict[str, Any]] = {}
         self._dirty: set[int] = set()
 
@@ -185,8 +255,9 @@ class Shards:
     def _part(self, index: int) -> dict[str, Any]:
         part = self._parts.get(index)
         if part is None:
-            data = _load(self.folder / f"{index:02d}.pickle")
-            part = self._parts[index] = data.get("items", {}) if data.get("tag") == self.tag else {}
+            data = load_json(self.folder / f"{index:02d}.json")
+            items = data.get("items") if data.get("tag") == self.tag else None
+            part = self._parts[index] = read_as(items_of(self.convert), items, {}) if items is not None else {}
         return part
 
     def get(self, key: str) -> Any:
@@ -210,24 +281,26 @@ class Shards:
 
     def save(self) -> None:
         for index in sorted(self._dirty):
-            _save(self.folder / f"{index:02d}.pickle", {"tag": self.tag, "items": self._parts[index]})
+            save_json(self.folder / f"{index:02d}.json", {"tag": self.tag, "items": self._parts[index]})
         self._dirty.clear()
 
 
 class RecordFiles:
     """Record files as last parsed, by name under events/: (mtime_ns or -1, size, source row).
 
-    The parsed records themselves (pickled, with the key they were parsed
-    from) live apart, in shards read only when a build needs them.
+    The parsed records themselves (as `record_blob`s, with the key they were
+    parsed from) live apart, in shards read only when a build needs them.
     """
 
     def __init__(self, root: Path, code: str) -> None:
-        self.path = root / CACHE_FOLDER / "records.pickle"
-        data = _load(self.path)
+        self.path = root / CACHE_FOLDER / "records.json"
+        data = load_json(self.path)
         self.code = code
-        rows = data.get("rows", {}) if data.get("code") == code else {}
-        self.rows: dict[str, tuple[int, int, tuple[Any, ...]]] = rows
-        self.parsed = Shards(root / CACHE_FOLDER / "records-parsed", code)
+        rows = data.get("rows") if data.get("code") == code else None
+        self.rows: dict[str, tuple[int, int, tuple[Any, ...]]] = (
+            read_as(items_of(_file_row), rows, {}) if rows is not None else {}
+        )
+        self.parsed = Shards(root / CACHE_FOLDER / "records-parsed", code, _parsed_entry)
         self.changed = False
 
     def trusted(self, name: str, stat: FileStat) -> Source | None:
@@ -237,8 +310,8 @@ class RecordFiles:
             return None
         return Source.from_row(row[2])
 
-    def store(self, name: str, stat: FileStat, source: Source, read_at_ns: int, blob: bytes) -> None:
-        """Remember a file as parsed: its source, and the record itself (`blob`: pickled)."""
+    def store(self, name: str, stat: FileStat, source: Source, read_at_ns: int, blob: str) -> None:
+        """Remember a file as parsed: its source, and the record itself (`blob`: its `record_blob`)."""
         racy = read_at_ns - stat.mtime_ns < RACY_NS
         row = (-1 if racy else stat.mtime_ns, stat.size, source.row())
         if self.rows.get(name) != row:
@@ -246,16 +319,15 @@ class RecordFiles:
             self.changed = True
         self.parsed.put(name, (source.key, blob))
 
-    def blob(self, source: Source) -> bytes | None:
-        """The record a source was parsed into, pickled, when the cache holds it."""
+    def blob(self, source: Source) -> str | None:
+        """The record a source was parsed into, as its `record_blob`, when the cache holds it."""
         entry = self.parsed.get(source.name) if source.name is not None else None
         return entry[1] if entry is not None and entry[0] == source.key else None
 
     def record(self, source: Source) -> Record | None:
         """The record a source was parsed into, when the cache holds it."""
         blob = self.blob(source)
-        record = pickle.loads(blob) if blob is not None else None
-        return record if isinstance(record, Record) else None
+        return record_of(blob) if blob is not None else None
 
     def keep_only(self, names: Iterable[str]) -> None:
         """Forget the files that are gone."""
@@ -267,7 +339,7 @@ class RecordFiles:
 
     def save(self) -> None:
         if self.changed:
-            _save(self.path, {"code": self.code, "rows": self.rows})
+            save_json(self.path, {"code": self.code, "rows": self.rows})
             self.changed = False
         self.parsed.save()
 
@@ -282,11 +354,15 @@ class Kept(NamedTuple):
     json: str  # their lines of the `--json` manifest, "changed": false
 
     def infos(self) -> dict[str, FileInfo]:
-        """Path → (size, mtime_ns, digest) of each file."""
-        lines = [json.loads(line.strip().rstrip(",")) for line in self.json.split("\n")]
-        return {
-            entry["path"]: (self.stats[2 * i], self.stats[2 * i + 1], entry["digest"]) for i, entry in enumerate(lines)
-        }
+        """Path → (size, mtime_ns, digest) of each file ({} when the cache held something else)."""
+        try:
+            lines = [json.loads(line.strip().rstrip(",")) for line in self.json.split("\n")]
+            return {
+                entry["path"]: (self.stats[2 * i], self.stats[2 * i + 1], entry["digest"])
+                for i, entry in enumerate(lines)
+            }
+        except NOT_THE_SHAPE:
+            return {}
 
 
 @dataclass
@@ -305,10 +381,10 @@ class Outputs:
     def __init__(self, root: Path, out: Path, context: str, *, write: bool = True) -> None:
         self.folder = root / CACHE_FOLDER / f"build-{digest(str(out))[:12]}"
         self.context, self.out, self.write = context, str(out), write
-        data = _load(self.folder / "feeds.pickle") if write else {}
+        data = load_json(self.folder / "feeds.json") if write else {}
         feeds = data.get("feeds") if data.get("out") == self.out else None
-        self.feeds: FeedState | None = FeedState(*feeds) if feeds else None
-        self.records = Shards(self.folder, self.out)
+        self.feeds: FeedState | None = read_as(_feed_state, feeds, None) if feeds else None
+        self.records = Shards(self.folder, self.out, _kept_entry)
         self.entries: dict[str, Kept] = {id: Kept(*entry) for id, entry in self.records.items()} if write else {}
 
     def fresh(self, id: str) -> Kept | None:
@@ -324,7 +400,7 @@ class Outputs:
                 self.records.put(id, tuple(kept))
         self.records.save()
         if feeds != self.feeds:
-            _save(self.folder / "feeds.pickle", {"out": self.out, "feeds": astuple(feeds)})
+            save_json(self.folder / "feeds.json", {"out": self.out, "feeds": astuple(feeds)})
         self.entries, self.feeds = entries, feeds
 
 

@@ -9,16 +9,17 @@ any input is bad:
    posts, each only when its bytes changed.
 
 Workers receive a `Job` once (the pool's initializer) and then lists of small
-items; records travel pickled, rendered files never travel back.
+items; records travel as JSON (`record_blob`), rendered files never travel back.
 """
 
 from __future__ import annotations
 
 import gc
 import json
-import pickle
+import os
 import signal
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -26,6 +27,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import jinja2
 
 from publisher.build.cache import Source, now_ns
+from publisher.build.stored import record_blob, record_of
 from publisher.errors import InvalidInput, Problem, relative
 from publisher.site.config import Settings
 from publisher.site.files import FileInfo, FileStat, digest, file_stat, read_file, write_file
@@ -250,12 +252,17 @@ def current() -> Job:
 
 @dataclass(frozen=True, slots=True)
 class Item:
-    """A record for `prepare`: a file to parse (`name`), or a source with its record (or that pickled)."""
+    """A record for `prepare`: a file to parse (`name`), or a source with its record (or its `record_blob`).
+
+    `posts`: whether to render its posts too (those of a record whose files
+    are there from the same key are not rendered again).
+    """
 
     shown: str
     name: str | None = None
     source: Source | None = None
-    blob: bytes | None = None
+    blob: str | None = None
+    posts: bool = True
 
 
 @dataclass(slots=True)
@@ -264,7 +271,7 @@ class Prepared:
     stat: FileStat | None
     read_at_ns: int
     source: Source | None
-    record: Record | bytes | None  # pickled when it was parsed here
+    record: Record | str | None  # its `record_blob` when it was parsed here
     posts: list[Rendered] | None  # None: nothing to render again
     problems: list[Problem]
 
@@ -277,8 +284,8 @@ def prepare(items: Sequence[Item]) -> list[Prepared]:
     """
     job = current()
     parsed = [_parse(item, job) for item in items]
-    for prepared, record in parsed:
-        if record is not None:
+    for item, (prepared, record) in zip(items, parsed, strict=True):
+        if record is not None and item.posts:
             _add_posts(prepared, record, job)
     return [prepared for prepared, _ in parsed]
 
@@ -286,9 +293,10 @@ def prepare(items: Sequence[Item]) -> list[Prepared]:
 def _parse(item: Item, job: Job) -> tuple[Prepared, Record | None]:
     """The item's record (parsed from its file when it has none), and what pass 1 tells of it so far."""
     stat, read_at = None, now_ns()
-    source, record = item.source, None
+    source, record, blob = item.source, None, None
     if source is not None:
-        record = source.record or (pickle.loads(item.blob) if item.blob is not None else None)
+        record = source.record or (record_of(item.blob) if item.blob is not None else None)
+        blob = item.blob if record is not None else None  # a blob that holds no record is parsed again
     if record is None:
         assert item.name is not None
         path = job.events / item.name
@@ -302,9 +310,10 @@ def _parse(item: Item, job: Job) -> tuple[Prepared, Record | None]:
         except InvalidInput as exc:
             return Prepared(item.name, stat, read_at, None, None, None, exc.problems), None
         source = Source.of(record, digest(item.shown, data), item.name)
-        source.record = None  # it travels pickled, once
+        source.record = None  # it travels as JSON, once
     assert source is not None
-    blob = None if source.record is not None else item.blob or pickle.dumps(record, protocol=pickle.HIGHEST_PROTOCOL)
+    if source.record is None and blob is None:
+        blob = record_blob(record)
     return Prepared(item.name, stat, read_at, source, blob, None, []), record
 
 
@@ -321,10 +330,10 @@ def _add_posts(prepared: Prepared, record: Record, job: Job) -> None:
 
 @dataclass(frozen=True, slots=True)
 class Work:
-    """A record for `produce` (or that pickled), its posts from pass 1, and what the last build wrote for it."""
+    """A record for `produce` (or its `record_blob`), its posts from pass 1, and what the last build wrote for it."""
 
     id: str
-    record: Record | bytes
+    record: Record | str
     posts: list[Rendered]
     known: dict[str, FileInfo]
 
@@ -341,7 +350,7 @@ def produce(items: Sequence[Work]) -> list[Produced]:
     """Pass 2: render each record's issue; write its files (or, for `check`, only render them)."""
     job = current()
     out = str(job.out)  # joined as text: a Path per file costs more than writing a small one
-    records = [work.record if isinstance(work.record, Record) else pickle.loads(work.record) for work in items]
+    records = [work.record if isinstance(work.record, Record) else _record(work.record) for work in items]
     done = []
     for work, issue in zip(items, render_issues_files(records, job.settings, job.templates), strict=True):
         if isinstance(issue, InvalidInput):
@@ -356,3 +365,33 @@ def produce(items: Sequence[Work]) -> list[Produced]:
             files.append((output.done(info[2], changed=changed), info))
         done.append(Produced(work.id, files, [], manifest_lines(output for output, _ in files)))
     return done
+
+
+def _record(blob: str) -> Record:
+    """A record pass 1 made into a blob (and so read back once already): it holds a record."""
+    record = record_of(blob)
+    assert record is not None, "pass 1 read this blob back"
+    return record
+
+
+def pool(job: Job) -> Executor:
+    """Worker processes, forked where the system can: they start at once, with the renderers loaded once, here."""
+    import multiprocessing
+
+    import icalendar  # noqa: F401  (for the workers to inherit, as below: calendar files of events)
+
+    import publisher.render.email
+    import publisher.render.feeds
+    import publisher.render.message
+    import publisher.render.social  # noqa: F401  (loaded for the workers to inherit)
+    from publisher.render.lengths import preload
+
+    preload()
+
+    # The workers fork at the first task: what this process holds by then stays out of their
+    # collections (whose writes to it would copy every page it is on), as the gc docs advise.
+    gc.freeze()
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork" if "fork" in methods else None)
+    return ProcessPoolExecutor(min(cpus, 8), mp_context=context, initializer=start_worker, initargs=(job,))

@@ -59,13 +59,14 @@ def new(c: Context, title: str, now_text: str | None) -> None:
 
 
 @cli.command()
+@click.option("--all", "every", is_flag=True, help="Render every record's issue and posts, not only what build writes.")
 @pass_context
-def check(c: Context) -> None:
-    """Validate records, config and templates; render everything in memory.  Example: publisher check"""
+def check(c: Context, every: bool) -> None:
+    """Validate records, config and templates; render in memory what build writes.  Example: publisher check"""
     from publisher.build.check import check_everything
 
     with _progress(c) as progress:
-        summary = check_everything(c.site, progress)
+        summary = check_everything(c.site, progress, now=parse_now(None), every=every)
     for warning in summary.get("warnings", ()):
         click.echo(f"warning: {warning}", err=True)
     drafts = f"{summary['drafts']} draft{'s' if summary['drafts'] != 1 else ''}"
@@ -74,15 +75,16 @@ def check(c: Context) -> None:
 
 @cli.command()
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Output folder (default: the site).")
+@click.option("--all", "every", is_flag=True, help="Write every record's issue and posts, not only the previews.")
 @click.option("--now", "now_text", help="Feeds show what is published by this time (ISO, with offset; default: now).")
 @pass_context
-def build(c: Context, out: Path | None, now_text: str | None) -> None:
+def build(c: Context, out: Path | None, every: bool, now_text: str | None) -> None:
     """Write feeds, newsletter issues and posts.  Example: publisher build --out public"""
     from publisher.build.builder import build as run_build
 
     now = parse_now(now_text)
     with _progress(c) as progress:
-        manifest = run_build(c.site, out, progress=progress, now=now)
+        manifest = run_build(c.site, out, progress=progress, now=now, every=every)
     click.echo(manifest.to_json() if c.as_json else "\n".join(manifest.report()))
     from publisher.build.images import check_images  # remote images fetched once, ahead of their posts
 

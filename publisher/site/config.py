@@ -62,6 +62,19 @@ class FeedSettings(_Section):
     by_language: bool = True
 
 
+class BuildSettings(_Section):
+    """`[build]`: `previews` is how many of the newest records get their issue and posts written."""
+
+    previews: int = 50
+
+    @field_validator("previews", mode="before")
+    @classmethod
+    def _previews(cls, value: Any) -> Any:
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"must be a positive integer (got {value!r})")
+        return value
+
+
 class NewsletterSettings(_Section):
     from_: str = Field(default="newsletter@example.org", alias="from")
     reply_to: str | None = None
@@ -147,6 +160,7 @@ class SchedulerSettings(_Section):
 class Settings(_Section):
     site: SiteSettings
     feeds: FeedSettings = Field(default_factory=FeedSettings)
+    build: BuildSettings = Field(default_factory=BuildSettings)
     newsletter: NewsletterSettings = Field(default_factory=NewsletterSettings)
     email: EmailSettings = Field(default_factory=EmailSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)

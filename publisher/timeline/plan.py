@@ -44,12 +44,11 @@ import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, NamedTuple
+from typing import Literal, NamedTuple, Protocol
 from zoneinfo import ZoneInfo
 
 from publisher.errors import InvalidInput, Problem
 from publisher.site.config import Settings, TimelineRule, _key_line
-from publisher.site.records import Record
 from publisher.timeline.cron import Cron
 
 Anchor = Literal["published", "starts", "ends"]
@@ -64,6 +63,21 @@ _WHEN = re.compile(
 )
 _GRACE = re.compile(r"^\s*(?P<count>\d+(?:\.\d+)?)\s*(?P<unit>second|minute|hour|day|week)s?\s*$")
 _UNIT_SECONDS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400, "week": 604800}
+
+
+class Planned(Protocol):
+    """What the plan reads of a record (a Record is one; a build plans from what its cache keeps)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def published(self) -> dt.datetime: ...
+    @property
+    def starts(self) -> dt.datetime | None: ...
+    @property
+    def ends(self) -> dt.datetime | None: ...
 
 
 class Offset(NamedTuple):
@@ -251,7 +265,7 @@ class _Window:
 
 
 def plan(
-    records: Sequence[Record],
+    records: Sequence[Planned],
     settings: Settings,
     now: dt.datetime,
     *,
@@ -282,7 +296,7 @@ def plan(
 
 
 def _singles(
-    index: int, rule: TimelineRule, settings: Settings, records: Sequence[Record], window: _Window
+    index: int, rule: TimelineRule, settings: Settings, records: Sequence[Planned], window: _Window
 ) -> list[Dispatch]:
     anchor, offset = parse_offset(rule.when or "")
     zone = _zone(rule, settings)
@@ -316,7 +330,7 @@ def _digests(
     index: int,
     rule: TimelineRule,
     settings: Settings,
-    by_time: Sequence[Record],
+    by_time: Sequence[Planned],
     times: Sequence[dt.datetime],
     window: _Window,
 ) -> list[Dispatch]:

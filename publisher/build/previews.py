@@ -1,0 +1,60 @@
+"""Which records a build writes previews for (newsletter issues and posts): where someone will look.
+
+A feed shows its newest `[feeds] max_items`; nobody reads the issue or the
+posts of a record ten years old that will never be sent. So `build` writes
+them for the newest `[build] previews` records and for every record the
+timeline still has something to do with at the build's `now`: a dispatch due
+later, or one held for review (a `review = true` rule's dispatch in the plan's
+look-back window, which may be waiting for approval). `build --all` writes
+every record's.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import NamedTuple
+
+from publisher.build.cache import Source
+from publisher.errors import InvalidInput
+from publisher.site.config import Settings
+from publisher.timeline.plan import plan
+
+
+class _Planned(NamedTuple):
+    """A record as the plan reads it, made from what the build cache keeps (no record parsed)."""
+
+    id: str
+    status: str
+    published: dt.datetime
+    starts: dt.datetime | None
+    ends: dt.datetime | None
+
+
+def _moment(timestamp: float | None) -> dt.datetime | None:
+    return None if timestamp is None else dt.datetime.fromtimestamp(timestamp, dt.UTC)
+
+
+def preview_ids(live: Sequence[Source], settings: Settings, now: dt.datetime | None) -> set[str]:
+    """The ids of the records (`live`: not drafts, newest first) whose previews a build writes.
+
+    Without `now` (the library's default: every record counts as published)
+    nothing is still to come, so only the newest count. Timeline rules that do
+    not hold (`check` reports them) leave no way to know what is to come: every
+    record's previews are written then, as before this rule.
+    """
+    wanted = {source.id for source in live[: settings.build.previews]}
+    if now is None or not settings.timeline:
+        return wanted
+    planned = [
+        _Planned(s.id, s.status, dt.datetime.fromtimestamp(s.published, dt.UTC), _moment(s.starts), _moment(s.ends))
+        for s in live
+    ]
+    try:
+        dispatches = plan(planned, settings, now)
+    except InvalidInput:
+        return {source.id for source in live}
+    for dispatch in dispatches:
+        if dispatch.due > now or dispatch.review:
+            wanted.update(dispatch.record_ids)
+    return wanted

@@ -1,0 +1,133 @@
+"""The build cache is JSON read as untrusted: nothing in `.publisher/` ever runs; a bad file means a cold build."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import shutil
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from publisher.build import work
+from publisher.build.builder import build
+from publisher.build.cache import CACHE_FOLDER
+from publisher.build.stored import record_blob, record_of
+from publisher.site.config import load_site
+from publisher.site.records import load_records
+from tests.test_build import LIVE, outputs, tree
+
+Count = Callable[[], int]
+
+
+def cache_files(site: Path) -> list[Path]:
+    files = sorted(path for path in (site / CACHE_FOLDER).rglob("*") if path.is_file())
+    assert files and all(path.suffix == ".json" for path in files)
+    return files
+
+
+@pytest.fixture
+def renders(monkeypatch: pytest.MonkeyPatch) -> Count:
+    """How many records' issues the builds since the last call rendered (every build here runs in-process)."""
+    rendered: list[str] = []
+    original = work.render_issues_files
+
+    def counted(records: Sequence[Any], *args: Any) -> Any:
+        rendered.extend(r.id for r in records)
+        return original(records, *args)
+
+    monkeypatch.setattr(work, "render_issues_files", counted)
+
+    def count() -> int:
+        n = len(rendered)
+        rendered.clear()
+        return n
+
+    return count
+
+
+def test_a_warm_rebuild_trusts_the_cache_and_a_cold_one_is_the_same(example_site: Path, renders: Count) -> None:
+    """The baseline for the tests below: the cache spares the renders, and changes no byte."""
+    build(load_site(example_site))
+    assert renders() == len(LIVE)
+    first = tree(example_site)
+    build(load_site(example_site))
+    assert renders() == 0 and tree(example_site) == first
+
+
+class Hostile:
+    """A pickle that, loaded, creates a file: what an attacker able to write `.publisher/` would leave."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (open, (str(self.marker), "w"))
+
+
+def test_a_pickle_left_in_the_cache_is_never_run(example_site: Path, tmp_path: Path, renders: Count) -> None:
+    build(load_site(example_site))
+    first = outputs(example_site)
+    renders()
+    marker = tmp_path / "ran"
+    payload = pickle.dumps({"version": 4, "rows": Hostile(marker)})
+    pickle.loads(payload)  # the payload works: loading it makes the marker
+    assert marker.exists()
+    marker.unlink()
+    folder = example_site / CACHE_FOLDER
+    old_names = [folder / "records.pickle", *(folder / "records-parsed" / f"{i:02d}.pickle" for i in range(16))]
+    for path in [*cache_files(example_site), *old_names]:  # in place of every file, old name or new
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(payload)
+    for output in outputs(example_site):
+        (example_site / output).unlink()
+    build(load_site(example_site))
+    assert not marker.exists()
+    assert renders() == len(LIVE)  # cold
+    assert outputs(example_site) == first
+
+
+@pytest.mark.parametrize("spoil", ["truncate", "garbage", "old version", "other shapes"])
+def test_a_spoilt_cache_file_means_a_cold_build_with_the_same_bytes(
+    example_site: Path, renders: Count, spoil: str
+) -> None:
+    build(load_site(example_site))
+    first = outputs(example_site)
+    renders()
+    for path in cache_files(example_site):
+        data = path.read_bytes()
+        if spoil == "truncate":
+            path.write_bytes(data[: len(data) // 2])
+        elif spoil == "garbage":
+            path.write_bytes(b"\x80\x04\x95garbage\x00" + data[::-1])
+        elif spoil == "old version":
+            path.write_text(json.dumps({**json.loads(data), "version": 4}), encoding="utf-8")
+        else:  # valid JSON of this version, each value of the wrong shape
+            loaded = json.loads(data)
+            for key in ("rows", "items"):
+                if key in loaded:
+                    loaded[key] = {name: [1, "x"] for name in loaded[key]}
+            if "feeds" in loaded:
+                loaded["feeds"] = ["context", "membership", [["feeds/atom.xml", "atom", 3]], {}]
+            path.write_text(json.dumps(loaded), encoding="utf-8")
+    shutil.rmtree(example_site / "feeds")
+    shutil.rmtree(example_site / "newsletters")
+    shutil.rmtree(example_site / "posts")
+    build(load_site(example_site))
+    assert renders() == len(LIVE)  # cold: every record rendered again
+    assert outputs(example_site) == first
+    build(load_site(example_site))  # and the cache it wrote instead is trusted again
+    assert renders() == 0
+
+
+def test_a_record_read_back_from_the_cache_is_the_record(example_site: Path) -> None:
+    """Every example record, its source and the line of each key survive the trip through JSON."""
+    records = load_records(example_site / "events", example_site, drafts=True)
+    for record in records:
+        again = record_of(record_blob(record))
+        assert again is not None
+        assert again == record and repr(again) == repr(record)
+        assert (again.source, again.lines) == (record.source, record.lines) and record.lines
+    assert record_of('{"id": "x"}') is None and record_of("not json") is None
