@@ -12,7 +12,7 @@ import pytest
 
 from tests import store_support
 from tests.bounces_support import BOUNCES, SOON, bounce_site, drop, expected, fill, sent_issue, statuses
-from tests.dispatch_support import at, command, environment, readers
+from tests.dispatch_support import at, command, environment, plan_json, readers
 from tests.smtp_support import MailServer
 
 AFTER = SOON + dt.timedelta(days=1)
@@ -67,6 +67,9 @@ def test_bounced_complained_and_soft_readers_and_the_next_issue(
 
     again = bounces(example_site, env)
     assert (again["reports"], again["other"]) == (0, 1)  # read once: only the letter is still new
+
+    line = next(line for line in plan_json(example_site, env, AFTER).values() if line["channel"] == "email")
+    assert line["feedback"] == "bounces 2 (50.00%), complaints 1 (25.00%): ALARM, complaints past 0.3 %"
 
     server.received.clear()
     result = command(example_site, env, "run", "--once", "--now", at(NEXT_ISSUE))
@@ -204,3 +207,18 @@ def test_a_mailbox_the_clock_cannot_open_is_one_error_line_and_the_run_goes_on(
     assert result.exit_code == 0
     errors = [(r.levelname, r.getMessage()) for r in caplog.records if r.levelno >= logging.WARNING]
     assert errors == [("ERROR", "bounces not read: bounce mailbox nowhere: no Maildir there (no new/ folder)")]
+
+
+@pytest.mark.parametrize(
+    ("complaints", "ending"),
+    [(0, "complaints 0 (0.00%)"), (1, "complaints 1 (0.10%)"), (2, "warning, complaints past 0.1 %"),
+     (3, "warning, complaints past 0.1 %"), (4, "ALARM, complaints past 0.3 %")],
+)  # fmt: skip
+def test_complaint_rates_warn_past_a_tenth_of_a_percent_and_alarm_past_three_tenths(
+    complaints: int, ending: str
+) -> None:
+    from publisher.audience.bounces import rates_note
+
+    note = rates_note({"hard": 5, "complaint": complaints}, 1000)
+    assert note is not None and note.startswith("bounces 5 (0.50%)") and note.endswith(ending)
+    assert rates_note({}, 1000) is None

@@ -20,7 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import struct
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from publisher.audience import reports, subscribers, tokens
 from publisher.audience.mailbox import Mailbox, open_mailbox
@@ -32,9 +32,20 @@ from publisher.store.dispatches import Store
 
 VERP_PURPOSE = b"verp"
 VERP_PREFIX = "bounces+"
+COMPLAINT_WARNING = 0.001  # 0.1 %: Google's advice for bulk senders is to stay under it
+COMPLAINT_ALARM = 0.003  # 0.3 %: past it, Gmail and Yahoo reject or spam-folder a bulk sender's mail
 _SEVERITY = {"complaint": 3, "hard": 2, "soft": 1}
 
-__all__ = ["Applied", "apply", "match", "read_mailbox", "read_site_mailbox", "verp_address", "verp_delivery"]
+__all__ = [
+    "Applied",
+    "apply",
+    "match",
+    "rates_note",
+    "read_mailbox",
+    "read_site_mailbox",
+    "verp_address",
+    "verp_delivery",
+]
 
 
 def verp_address(secret: str, delivery_id: int, domain: str) -> str:
@@ -160,3 +171,22 @@ def summary(done: Applied) -> str:
         parts.append(f"{done['repeated']} seen before")
     parts.append(f"{done['other']} other message(s) left in the mailbox")
     return ", ".join(parts)
+
+
+def rates_note(found: Mapping[str, int], sent: int) -> str | None:
+    """A dispatch's bounce and complaint rates, as `plan` shows them; None when nothing came back.
+
+    Complaints past 0.1 % of the messages sent carry a warning, past 0.3 % an alarm
+    (the bulk-sender limit of Gmail and Yahoo).
+    """
+    bounced = found.get("hard", 0) + found.get("soft", 0)
+    complaints = found.get("complaint", 0)
+    if not sent or not (bounced or complaints):
+        return None
+    rate = complaints / sent
+    note = f"bounces {bounced} ({bounced / sent:.2%}), complaints {complaints} ({rate:.2%})"
+    if rate > COMPLAINT_ALARM:
+        return note + ": ALARM, complaints past 0.3 %"
+    if rate > COMPLAINT_WARNING:
+        return note + ": warning, complaints past 0.1 %"
+    return note

@@ -12,12 +12,13 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from publisher.audience import recipients
+from publisher.audience import bounces, recipients
 from publisher.dispatch.runner import Outcome, Runner, dispatch_of, skip_reason
 from publisher.site.config import Site
+from publisher.store import feedback
 from publisher.store.dispatches import DispatchRow, PlannedDispatch, Store
 from publisher.timeline.plan import LOOKBACK, Dispatch, plan
 
@@ -38,12 +39,15 @@ class PlanLine:
     counts: dict[str, int]
     outbox: str | None
     url: str | None
+    feedback: str | None = None  # bounce and complaint rates of a sent email dispatch (`audience.bounces`)
 
     def as_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["due"] = self.due.isoformat()
         data["due_local"] = self.due_local.isoformat()
         data["records"] = list(self.records)
+        if self.feedback is None:  # only a dispatch something came back for has the key
+            del data["feedback"]
         return data
 
 
@@ -113,7 +117,9 @@ def plan_lines(runner: Runner, now: dt.datetime) -> list[PlanLine]:
                 url=row.result_url if row else None,
             )
         )
-    return lines
+    came_back = feedback.counts(store, [line.id for line in lines if line.channel == "email" and line.counts])
+    return [replace(line, feedback=bounces.rates_note(came_back[line.id], line.counts.get("sent", 0)))
+            if line.id in came_back else line for line in lines]  # fmt: skip
 
 
 def render_lines(lines: Sequence[PlanLine]) -> str:
@@ -136,6 +142,8 @@ def render_lines(lines: Sequence[PlanLine]) -> str:
             extra.append(line.url)
         if line.outbox:
             extra.append(line.outbox)
+        if line.feedback:
+            extra.append(line.feedback)
         state = line.state.replace("_", " ")
         out.append(f"{line.id}  {when}  {line.channel:<8} {line.target:<10} {state:<14} {what}")
         out.extend(f"    {e}" for e in extra)
