@@ -222,3 +222,16 @@ def test_complaint_rates_warn_past_a_tenth_of_a_percent_and_alarm_past_three_ten
     note = rates_note({"hard": 5, "complaint": complaints}, 1000)
     assert note is not None and note.startswith("bounces 5 (0.50%)") and note.endswith(ending)
     assert rates_note({}, 1000) is None
+
+
+def test_a_verp_address_names_its_ledger_row_only_when_signed_with_our_secret() -> None:
+    from publisher.audience.bounces import verp_address, verp_delivery
+
+    address = verp_address("s3cret", 123456789, "cepei.example.org")
+    local = address.rpartition("@")[0]
+    assert local.startswith("bounces+") and len(local) <= 64  # RFC 5321's limit for a local part
+    assert verp_delivery("s3cret", address) == 123456789
+    assert verp_delivery("s3cret", f"<{address}>") == 123456789
+    assert verp_delivery("other", address) is None
+    assert verp_delivery("s3cret", address.replace("bounces+", "bounces+x")) is None
+    assert verp_delivery("s3cret", "news@cepei.example.org") is None

@@ -143,11 +143,8 @@ class BouncesSettings(_Section):
     """``[bounces]``: where delivery reports and complaints come back, and when a soft bounce counts."""
 
     mailbox: str | None = None
-    verp: bool = False
-    verp_domain: str | None = None
     soft_limit: int = Field(default=3, ge=1)
     soft_window: int = Field(default=30, ge=1, description="days")
-    sns_certificates: str | None = None
 
     @field_validator("mailbox")
     @classmethod
