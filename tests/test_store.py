@@ -68,8 +68,8 @@ def test_migrations_build_the_schema_on_an_empty_database_and_match_the_tables(s
         version = connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one()
         differences = compare_metadata(MigrationContext.configure(connection), metadata)
     store.close()
-    assert {"subscribers", "dispatches", "deliveries", "scheduler_lock", "alembic_version"} <= names
-    assert version == "0001"
+    assert {"subscribers", "dispatches", "deliveries", "scheduler_lock", "feedback", "alembic_version"} <= names
+    assert version == "0002"
     assert differences == []
 
 

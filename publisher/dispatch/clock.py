@@ -23,7 +23,8 @@ has died on this host, or its heartbeat is a minute old) is taken over, and the
 ledger rows it had claimed are released at once. Lock times are real times,
 whatever `--now` says.
 
-Each tick also forgets web sign-ups left pending (never confirmed) once their
+Each tick also reads the bounce mailbox when ``[bounces] mailbox`` is set
+(`publisher.audience.bounces`), and forgets web sign-ups left pending (never confirmed) once their
 confirmation links have expired, by the real time
 (`publisher.audience.subscribers.forget_unconfirmed`).
 
@@ -51,7 +52,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from publisher.audience import subscribers
+from publisher.audience import bounces, subscribers
 from publisher.audience.confirm import DEFAULT_LIFETIME as CONFIRMATION_LIFETIME
 from publisher.dispatch.context import Clock, Outcome, Runner, wall_clock, worker_id
 from publisher.dispatch.queue import dispatch_due
@@ -220,6 +221,7 @@ class Clockwork:
                 if self.on_outcome is not None:
                     self.on_outcome(outcome)
             self.forget_unconfirmed()
+            self.read_bounces(now or self.clock())
             return outcomes
         finally:
             self._busy.release()
@@ -234,6 +236,22 @@ class Clockwork:
             return
         if forgotten:
             log.info("forgot %d sign-ups never confirmed within %s", forgotten, CONFIRMATION_LIFETIME)
+
+    def read_bounces(self, now: dt.datetime) -> None:
+        """Read the bounce mailbox once, when one is set (`publisher.audience.bounces`); a mailbox that cannot
+        be opened is one error line, and the clock goes on with its other work."""
+        if self.site.settings.bounces.mailbox is None:
+            return
+        try:
+            done = bounces.read_site_mailbox(self.store, self.site, now)
+        except PublisherError as exc:
+            log.error("bounces not read: %s", exc)
+            return
+        except Exception:  # never worth stopping a tick for: read again at the next one
+            log.exception("bounces not read")
+            return
+        if done["reports"]:
+            log.info("bounces: %s", bounces.summary(done))
 
     def next_wakeup(self, now: dt.datetime) -> dt.datetime | None:
         """The next time anything falls due: a planned dispatch or a retry of a started one."""

@@ -12,14 +12,15 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, NamedTuple
 
-from publisher.audience import recipients
+from publisher.audience import bounces, recipients
 from publisher.dispatch.context import Outcome, Runner
 from publisher.dispatch.release import lateness
 from publisher.dispatch.runner import dispatch_of, skip_reason
 from publisher.site.config import Site
+from publisher.store import feedback
 from publisher.store.dispatches import DispatchRow, PlannedDispatch, Store
 from publisher.store.tables import UNSTARTED
 from publisher.timeline.plan import LOOKBACK, Dispatch, plan
@@ -40,12 +41,15 @@ class PlanLine:
     outbox: str | None
     url: str | None
     release: str | None = None  # the command that sends it anyway, for one skipped as too late
+    feedback: str | None = None  # bounce and complaint rates of a sent email dispatch (`audience.bounces`)
 
     def as_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["due"] = self.due.isoformat()
         data["due_local"] = self.due_local.isoformat()
         data["records"] = list(self.records)
+        if self.feedback is None:  # only a dispatch something came back for has the key
+            del data["feedback"]
         return data
 
 
@@ -117,7 +121,9 @@ def plan_lines(runner: Runner, now: dt.datetime) -> list[PlanLine]:
                 release=f"publisher release {d.id}" if late else None,
             )
         )
-    return lines
+    came_back = feedback.counts(store, [line.id for line in lines if line.channel == "email" and line.counts])
+    return [replace(line, feedback=bounces.rates_note(came_back[line.id], line.counts.get("sent", 0)))
+            if line.id in came_back else line for line in lines]  # fmt: skip
 
 
 def render_lines(lines: Sequence[PlanLine]) -> str:
@@ -142,6 +148,8 @@ def render_lines(lines: Sequence[PlanLine]) -> str:
             extra.append(line.outbox)
         if line.release:
             extra.append(f"release it with: {line.release}")
+        if line.feedback:
+            extra.append(line.feedback)
         state = line.state.replace("_", " ")
         out.append(f"{line.id}  {when}  {line.channel:<8} {line.target:<10} {state:<14} {what}")
         out.extend(f"    {e}" for e in extra)

@@ -157,6 +157,21 @@ class SchedulerSettings(_Section):
     poll: float = Field(default=60.0, gt=0)
 
 
+class BouncesSettings(_Section):
+    """``[bounces]``: where delivery reports and complaints come back, and when a soft bounce counts."""
+
+    mailbox: str | None = None
+    soft_limit: int = Field(default=3, ge=1)
+    soft_window: int = Field(default=30, ge=1, description="days")
+
+    @field_validator("mailbox")
+    @classmethod
+    def _mailbox(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_mailbox(value)
+        return value
+
+
 class Settings(_Section):
     site: SiteSettings
     feeds: FeedSettings = Field(default_factory=FeedSettings)
@@ -172,6 +187,7 @@ class Settings(_Section):
     utm: UtmSettings = Field(default_factory=UtmSettings)
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
     timeline: tuple[TimelineRule, ...] = ()
+    bounces: BouncesSettings = Field(default_factory=BouncesSettings)
 
 
 def check_timezone(name: str) -> None:
@@ -179,6 +195,26 @@ def check_timezone(name: str) -> None:
         zoneinfo.ZoneInfo(name)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         raise ValueError(f"is not an IANA time zone (got {name!r})") from None
+
+
+_IMAPS = re.compile(
+    r"imaps://(?P<user>[^@/\s]+)@(?P<host>[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::(?P<port>\d{1,5}))?/(?P<folder>\S+)"
+)
+
+
+def check_mailbox(value: str) -> None:
+    """A bounce mailbox is ``maildir:PATH`` or ``imaps://user@host[:port]/FOLDER`` (its password is never here)."""
+    if value.startswith("maildir:"):
+        if not value.removeprefix("maildir:").strip():
+            raise ValueError("needs a folder after 'maildir:' (got 'maildir:')")
+        return
+    if value.startswith("imaps://"):
+        if ":" in value.removeprefix("imaps://").partition("@")[0]:
+            raise ValueError("carries no password: set PUBLISHER_BOUNCES_PASSWORD instead")
+        if not _IMAPS.fullmatch(value):
+            raise ValueError(f"is not imaps://user@host/FOLDER (got {value!r})")
+        return
+    raise ValueError(f"is not 'maildir:PATH' or 'imaps://user@host/FOLDER' (got {value!r})")
 
 
 @dataclass(frozen=True)

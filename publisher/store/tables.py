@@ -150,6 +150,26 @@ deliveries = sa.Table(
     sa.Index("ix_deliveries_dispatch_state", "dispatch_id", "state", "id"),
 )
 
+# What came back after a send: kind is "hard", "soft" or "complaint"; status the DSN's code
+# (5.1.1) or the report's feedback type (abuse); event_key makes a report seen twice count once.
+FEEDBACK_KINDS = ("hard", "soft", "complaint")
+feedback = sa.Table(
+    "feedback",
+    metadata,
+    sa.Column("id", BIG_ID, primary_key=True, autoincrement=True),
+    sa.Column("dispatch_id", sa.Text, sa.ForeignKey("dispatches.id", name="fk_feedback_dispatch"), nullable=False),
+    sa.Column("target", sa.Text, nullable=False),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("event_key", sa.Text, nullable=False),
+    sa.Column("occurred_at", UtcDateTime, nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.UniqueConstraint("event_key", name="uq_feedback_event_key"),
+    sa.Index("ix_feedback_target_kind", "target", "kind", "occurred_at"),
+    sa.Index("ix_feedback_dispatch", "dispatch_id", "kind"),
+)
+
 scheduler_lock = sa.Table(
     "scheduler_lock",
     metadata,
