@@ -9,9 +9,9 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -24,6 +24,7 @@ NETWORKS = ("x", "mastodon", "bluesky")
 #: Record times and `--now` stay this far from the calendar's ends (years 1 and 9999), so that a rule's
 #: offset, a digest's window or a time zone never moves a date the plan computes off the calendar.
 FIRST_YEAR, LAST_YEAR = 1000, 8999
+T = TypeVar("T")
 
 _LANGUAGE = re.compile(
     r"^(?P<lang>[a-zA-Z]{2,3})(-[a-zA-Z]{4})?(-(?:[a-zA-Z]{2}|\d{3}))?(-(?:[a-zA-Z0-9]{5,8}|\d[a-zA-Z0-9]{3}))*$"
@@ -351,7 +352,9 @@ def load_records(events: Path, root: Path | None = None, *, drafts: bool = False
             records.append(load_record(events / name, root, shown=shown))
         except InvalidInput as exc:
             problems.extend(exc.problems)
-    records, duplicates = unique_ids(records)
+    records, duplicates = unique_ids(
+        records, id_of=lambda r: r.id, shown=lambda r: r.source, id_line=lambda r: r.line("id")
+    )
     problems.extend(duplicates)
     if problems:
         raise InvalidInput(problems)
@@ -360,20 +363,24 @@ def load_records(events: Path, root: Path | None = None, *, drafts: bool = False
     return sort_newest_first(records)
 
 
-def unique_ids(records: Iterable[Record]) -> tuple[list[Record], list[Problem]]:
-    """The records with the first of each id (in the order given), and a problem for each later one."""
-    kept: list[Record] = []
+def unique_ids(
+    items: Iterable[T], *, id_of: Callable[[T], str], shown: Callable[[T], str], id_line: Callable[[T], int]
+) -> tuple[list[T], list[Problem]]:
+    """The items with the first of each id (in the order given), and a problem for each later one.
+
+    Items are records, or what a build knows of them before parsing (`build.cache.Source`): `id_of` and
+    `shown` (the path in messages) are read from each, `id_line` only from a duplicate (it may have
+    to parse the file), so the same rule and message hold for `load_records` and `publisher build`.
+    """
+    kept: list[T] = []
     problems: list[Problem] = []
-    seen: dict[str, Record] = {}
-    for record in records:
-        first = seen.get(record.id)
-        if first is not None:
-            problems.append(
-                Problem(record.source, record.line("id"), "id", f"{record.id!r} is already used by {first.source}")
-            )
+    seen: dict[str, T] = {}
+    for item in items:
+        first = seen.setdefault(id_of(item), item)
+        if first is item:
+            kept.append(item)
             continue
-        seen[record.id] = record
-        kept.append(record)
+        problems.append(Problem(shown(item), id_line(item), "id", f"{id_of(item)!r} is already used by {shown(first)}"))
     return kept, problems
 
 
