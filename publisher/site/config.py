@@ -15,7 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from publisher.errors import InvalidInput, Problem, relative
-from publisher.site.records import _absolute_url, valid_language
+from publisher.site.records import _absolute_url, check_language
 
 CONFIG_FILE = "publisher.toml"
 CHANNELS = ("email", "feeds", "x", "mastodon", "bluesky")
@@ -41,9 +41,7 @@ class SiteSettings(_Section):
     @field_validator("language")
     @classmethod
     def _language(cls, value: str) -> str:
-        if not valid_language(value):
-            raise ValueError(f"is not a BCP 47 language tag (got {value!r})")
-        return value
+        return check_language(value)
 
     @field_validator("timezone")
     @classmethod

@@ -46,6 +46,17 @@ def valid_language(tag: str) -> bool:
     return _KNOWN_LANGUAGES[lang]
 
 
+def check_language(tag: str) -> str:
+    """`tag` when `valid_language`, else ValueError with the one message every place shows.
+
+    Used by publisher.toml's `site.language`, a record's and a network text's `language`, and
+    subscriber rows, so the rule and its words cannot drift apart.
+    """
+    if not valid_language(tag):
+        raise ValueError(f"is not a BCP 47 language tag (got {tag!r})")
+    return tag
+
+
 _NONCHARACTERS = str.maketrans("", "", "\ufeff\ufffe\uffff")
 
 
@@ -106,9 +117,7 @@ class Link(_Strict):
     @field_validator("language")
     @classmethod
     def _language(cls, value: str | None) -> str | None:
-        if value is not None and not valid_language(value):
-            raise ValueError(f"is not a BCP 47 language tag (got {value!r})")
-        return value
+        return None if value is None else check_language(value)
 
 
 class NetworkText(_Strict):
@@ -196,9 +205,7 @@ class Record(_Strict):
     @field_validator("language")
     @classmethod
     def _language(cls, value: str | None) -> str | None:
-        if value is not None and not valid_language(value):
-            raise ValueError(f"is not a BCP 47 language tag (got {value!r})")
-        return value
+        return None if value is None else check_language(value)
 
     @field_validator("tags")
     @classmethod
