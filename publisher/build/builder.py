@@ -107,7 +107,7 @@ class _Build:
     ) -> None:
         self.site, self.out, self.given, self.progress, self.write = site, out, records, progress, write
         self.now, self.moment, self.every = (now.timestamp() if now is not None else None), now, every
-        self.templates = site.templates if site.templates.is_dir() else None
+        self.templates = site.template_folder
         code = code_digest()
         settings = site.settings.model_dump_json(by_alias=True, exclude={"build"})  # which previews, not their bytes
         self.context = digest(code, settings, templates_digest(site), str(out))

@@ -179,8 +179,7 @@ def send(c: Context, issue: str, address: str, now_text: str | None) -> None:
     records = {r.id: r for r in c.records()}
     if issue not in records:
         bad_flag("ISSUE", f"no record with id {issue!r} (see `publisher build --json` for ids)")
-    templates = c.site.templates if c.site.templates.is_dir() else None
-    rendered = render_issue([records[issue]], c.site.settings, templates)
+    rendered = render_issue([records[issue]], c.site.settings, c.site.template_folder)
     result = test_send(c.site, rendered, address, parse_now(now_text))
     if not result.sent:
         raise WorkFailed(f"the test message to {address} was not accepted: {result.code} {result.text}")

@@ -195,6 +195,15 @@ class Site:
     def templates(self) -> Path:
         return self.root / "templates"
 
+    @property
+    def template_folder(self) -> Path | None:
+        """The site's own `templates/` when it has one, else None: rendering then uses the shipped ones.
+
+        What every renderer takes (build, dispatch, web, `publisher preview`): a missing folder is the
+        ordinary case of a site that overrides nothing, so it is None, never an error.
+        """
+        return self.templates if self.templates.is_dir() else None
+
     def path(self, value: str) -> Path:
         """A path from the config, relative to the site folder unless absolute."""
         path = Path(value)
