@@ -37,7 +37,7 @@ from typing import Any
 from publisher.dispatch.context import Outcome, Runner, wall_clock
 from publisher.dispatch.runner import admit, execute, for_each_due, run_due
 from publisher.errors import InvalidInput, Problem, PublisherError, WorkFailed
-from publisher.site.config import CONFIG_FILE, Site, _key_line
+from publisher.site.config import CONFIG_FILE, Site, key_line
 from publisher.timeline.plan import Dispatch
 
 TASK = "publisher.deliver"
@@ -112,7 +112,7 @@ def _problem(site: Site, where: str | None, message: str) -> Problem:
     if where == "environment":
         return Problem(where, 1, "PUBLISHER_QUEUE_URL", message)
     path = site.root / CONFIG_FILE
-    line = _key_line(path.read_text(encoding="utf-8"), ["queue", "url"]) if path.exists() else 1
+    line = key_line(path.read_text(encoding="utf-8"), ["queue", "url"]) if path.exists() else 1
     return Problem(CONFIG_FILE, line, "queue.url", message)
 
 

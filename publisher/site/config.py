@@ -15,7 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from publisher.errors import InvalidInput, Problem, relative
-from publisher.site.records import _absolute_url, check_language
+from publisher.site.records import absolute_url, check_language
 
 CONFIG_FILE = "publisher.toml"
 CHANNELS = ("email", "feeds", "x", "mastodon", "bluesky")
@@ -36,7 +36,7 @@ class SiteSettings(_Section):
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:
-        return _absolute_url(value).rstrip("/")
+        return absolute_url(value).rstrip("/")
 
     @field_validator("language")
     @classmethod
@@ -231,8 +231,13 @@ class Site:
         return self.secret("PUBLISHER_QUEUE_URL") or self.settings.queue.url
 
 
-def _key_line(text: str, loc: list[str]) -> int:
-    """The line of a dotted key in TOML text (best effort: tomllib keeps no positions)."""
+def key_line(text: str, loc: list[str]) -> int:
+    """The line of a dotted key in TOML text (best effort: tomllib keeps no positions).
+
+    `loc` is the key's path as pydantic gives it (``["timeline", "0", "channel"]``); 1 when not found.
+    Every problem in publisher.toml is reported at its line with this, here and by the timeline and
+    the queue, which check their own sections.
+    """
     lines = text.splitlines()
     section: list[str] = []
     table_index: dict[str, int] = {}
@@ -282,7 +287,7 @@ def _problems(exc: ValidationError, text: str, shown: str) -> list[Problem]:
             message = "unknown key" + (f" (did you mean {close[0]!r}?)" if close else "")
         elif error["type"] == "missing":
             message = "is required"
-        problems.append(Problem(shown, _key_line(text, loc), ".".join(loc), message))
+        problems.append(Problem(shown, key_line(text, loc), ".".join(loc), message))
     return problems
 
 

@@ -65,7 +65,8 @@ def clean_text(value: Any) -> Any:
     return value.translate(_NONCHARACTERS) if isinstance(value, str) else value
 
 
-def _absolute_url(value: str) -> str:
+def absolute_url(value: str) -> str:
+    """`value` when it is an absolute http(s) URL, else ValueError (a record's URLs and `site.url`)."""
     if not _URL.match(value):
         raise ValueError(f"must be an absolute http(s) URL (got {value!r})")
     return value
@@ -112,7 +113,7 @@ class Link(_Strict):
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:
-        return _absolute_url(value)
+        return absolute_url(value)
 
     @field_validator("language")
     @classmethod
@@ -200,7 +201,7 @@ class Record(_Strict):
     @field_validator("url")
     @classmethod
     def _url(cls, value: str | None) -> str | None:
-        return None if value is None else _absolute_url(value)
+        return None if value is None else absolute_url(value)
 
     @field_validator("language")
     @classmethod
