@@ -265,3 +265,15 @@ def test_the_private_import_check_sees_every_spelling() -> None:
         "2: .ledger._MARK_SENT",
         "6: publisher.store._hidden",
     ]
+
+
+def test_no_library_function_is_named_like_a_test() -> None:
+    # pytest collects any `test_*` a test module imports, and a reader takes it for one.
+    named = [
+        f"publisher/{path.relative_to(PACKAGE)}:{node.lineno}: {node.name}"
+        for path in modules().values()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+        and node.name.lower().startswith("test")
+    ]
+    assert named == []

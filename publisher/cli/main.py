@@ -169,7 +169,7 @@ def send(c: Context, issue: str, address: str, now_text: str | None) -> None:
     Example: publisher send 2018-02-09-paris --to me@example.org
     """
     from publisher.audience.rows import normalise_email
-    from publisher.dispatch.email import test_send
+    from publisher.dispatch.email import send_test_issue
     from publisher.render.email import render_issue
 
     try:
@@ -180,7 +180,7 @@ def send(c: Context, issue: str, address: str, now_text: str | None) -> None:
     if issue not in records:
         bad_flag("ISSUE", f"no record with id {issue!r} (see `publisher build --json` for ids)")
     rendered = render_issue([records[issue]], c.site.settings, c.site.template_folder)
-    result = test_send(c.site, rendered, address, parse_now(now_text))
+    result = send_test_issue(c.site, rendered, address, parse_now(now_text))
     if not result.sent:
         raise WorkFailed(f"the test message to {address} was not accepted: {result.code} {result.text}")
     c.emit(f"test message sent to {address} ({result.message_id})", {"sent": True, "to": address})
