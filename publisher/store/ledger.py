@@ -93,7 +93,11 @@ def _chunks(items: Iterable[str], size: int) -> Iterator[list[str]]:
 
 
 class Ledger(Database):
-    """The ledger's operations; `publisher.store.dispatches.Store` adds dispatches and the clock lock."""
+    """The ledger's operations over one `Database`; never opened alone.
+
+    The middle layer of `publisher.store.dispatches.Store`, which adds the dispatches and the
+    clock's lock (see there why the three are one class over three files).
+    """
 
     def fix_recipients(self, dispatch_id: str, targets: Iterable[str], now: dt.datetime) -> int:
         """Write one pending row per target; returns how many rows were written.
