@@ -189,6 +189,16 @@ def test_a_template_of_the_site_overrides_the_default_and_a_change_to_it_renders
     assert "Sent with" not in (example_site / "newsletters" / f"{PARIS}.txt").read_text()
 
 
+def test_the_sites_own_templates_are_used_only_when_they_are_a_folder(example_site: Path) -> None:
+    # Site.template_folder is what build, dispatch, the web side and `preview` all render with.
+    assert load_site(example_site, {}).template_folder is None  # nothing overridden: the shipped templates
+    (example_site / "templates").write_text("a file, not a folder")
+    assert load_site(example_site, {}).template_folder is None
+    (example_site / "templates").unlink()
+    (example_site / "templates").mkdir()
+    assert load_site(example_site, {}).template_folder == example_site / "templates"
+
+
 def test_a_change_to_the_settings_renders_everything_again(example_site: Path) -> None:
     run(example_site)
     config = example_site / "publisher.toml"

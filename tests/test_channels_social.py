@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import urllib.parse
 from pathlib import Path
 
 import pytest
 
-from publisher.channels.social import OutboxChannel, credentials, fetch_image, image_bytes
+from publisher.channels.loopback import is_loopback_host, is_loopback_url
+from publisher.channels.social import CREDENTIAL_NAMES, OutboxChannel, credentials, fetch_image, image_bytes
 from publisher.errors import ChannelError
 from publisher.render.social import Post, PostImage
+from publisher.site.records import NETWORKS
 from tests.fakes import Answer, FakeServer, Recorded
 
 REPO = Path(__file__).resolve().parent.parent
@@ -84,3 +87,28 @@ def test_a_site_image_is_read_from_the_media_root() -> None:
     assert image_bytes(IMAGE.url, IMAGE.path, REPO, timeout=2) == (REPO / "media/forum-bogota.png").read_bytes()
     with pytest.raises(ChannelError, match="cannot read the image"):
         image_bytes(IMAGE.url, Path("media/missing.png"), REPO, timeout=2)
+
+
+def test_every_network_a_record_names_has_its_credentials() -> None:
+    assert set(CREDENTIAL_NAMES) == set(NETWORKS)
+
+
+@pytest.mark.parametrize(
+    ("url", "loopback"),
+    [
+        ("http://127.0.0.1:8080/a.png", True),
+        ("https://127.3.4.5/a.png", True),
+        ("http://[::1]:9000/a.png", True),
+        ("http://LOCALHOST/a.png", True),
+        ("http://localhost.localdomain/a.png", True),  # the mail server's check says so too: one answer
+        ("ftp://127.0.0.1/a.png", False),
+        ("http://localhost.example.org/a.png", False),
+        ("http://10.0.0.1/a.png", False),
+        ("http:///a.png", False),
+    ],
+)
+def test_a_url_is_loopback_when_its_host_is(url: str, loopback: bool) -> None:
+    assert is_loopback_url(url) is loopback
+    host = urllib.parse.urlsplit(url).hostname
+    if host and url.startswith("http"):
+        assert is_loopback_host(host) is loopback

@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from publisher.cli.main import cli
+from publisher.cli.progress import ProgressBars
 from tests.conftest import REPO
 
 INFORME = "2018-03-15-informe-agenda-2030"
@@ -95,6 +96,22 @@ def test_the_real_command_runs_as_a_module(tmp_path: Path) -> None:
         "publisher.toml:3: site.url: must be an absolute http(s) URL (got 'nowhere')",
         "Error: 1 problem(s); nothing was changed.",
     ]
+
+
+def test_one_kind_of_progress_bar_shows_only_long_builds_and_sends() -> None:
+    with ProgressBars(enabled=True) as bars:
+        build, send = bars.for_build(), bars.for_send()
+        assert build is not None and send is not None
+        build(10, 300)  # a build of 300 records is quick
+        send("small", 10, 499)
+        assert bars.shown == []
+        build(10, 301)
+        send("big", 10, 500)
+        send("big", 20, 500)
+        send("small", 20, 499)
+        assert bars.shown == ["rendering", "big"]
+    with ProgressBars(enabled=False) as off:
+        assert off.for_build() is None and off.for_send() is None  # --json or no terminal: no callback at all
 
 
 def test_a_build_of_hundreds_of_records_shows_a_progress_bar_on_a_terminal_only(tmp_path: Path) -> None:

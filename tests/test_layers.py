@@ -227,3 +227,53 @@ def test_the_top_of_the_package_shows_the_stages() -> None:
     entries = {p.name for p in PACKAGE.iterdir() if p.name != "__pycache__"}
     stages = {"site", "render", "timeline", "store", "audience", "channels", "build", "dispatch", "web", "cli"}
     assert entries == {"__init__.py", "__main__.py", "errors.py", "py.typed"} | stages
+
+
+def private_imports(source: str) -> list[str]:
+    """Each `from publisher… import _name` in `source`, as "line: module.name" (a dunder is public)."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.ImportFrom) or not (node.level or (node.module or "").startswith("publisher")):
+            continue
+        for alias in node.names:
+            if alias.name.startswith("_") and not (alias.name.startswith("__") and alias.name.endswith("__")):
+                found.append(f"{node.lineno}: {'.' * node.level}{node.module or ''}.{alias.name}")
+    return found
+
+
+def test_no_module_imports_a_private_name_of_another() -> None:
+    # A `_name` is its module's own business: what another module needs is public, with a docstring.
+    found = [
+        f"publisher/{path.relative_to(PACKAGE)}:{line}"
+        for path in modules().values()
+        for line in private_imports(path.read_text(encoding="utf-8"))
+    ]
+    assert found == []
+
+
+def test_the_private_import_check_sees_every_spelling() -> None:
+    source = (
+        "from publisher.site.config import Site, _key_line\n"
+        "from .ledger import _MARK_SENT\n"
+        "from publisher import __version__\n"
+        "from os import _exit\n"
+        "def f():\n"
+        "    from publisher.store import _hidden\n"
+    )
+    assert private_imports(source) == [
+        "1: publisher.site.config._key_line",
+        "2: .ledger._MARK_SENT",
+        "6: publisher.store._hidden",
+    ]
+
+
+def test_no_library_function_is_named_like_a_test() -> None:
+    # pytest collects any `test_*` a test module imports, and a reader takes it for one.
+    named = [
+        f"publisher/{path.relative_to(PACKAGE)}:{node.lineno}: {node.name}"
+        for path in modules().values()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+        and node.name.lower().startswith("test")
+    ]
+    assert named == []

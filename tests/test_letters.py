@@ -5,6 +5,7 @@ from __future__ import annotations
 import binascii
 import datetime as dt
 import email
+import email.base64mime
 import email.policy
 import io
 from email.generator import BytesGenerator
@@ -19,6 +20,7 @@ from publisher.audience.unsubscribe import list_unsubscribe_headers
 from publisher.channels.mail_transport import prepare
 from publisher.dispatch.context import final_state
 from publisher.errors import HeaderInjection
+from publisher.render.base64_lines import base64_lines
 from publisher.render.email import Issue, personalise, render_issue
 from publisher.render.letter_parts import Parts
 from publisher.render.letters import Letters
@@ -155,3 +157,14 @@ def test_parts_decode_to_what_personalise_gives(
     for encoded in (text, html):
         assert all(len(line) <= 76 for line in encoded.split(b"\r\n"))
         assert b"\n" not in encoded.replace(b"\r\n", b"")
+
+
+@settings(max_examples=300)
+@given(st.binary(max_size=400))
+def test_base64_lines_are_what_the_email_package_writes(data: bytes) -> None:
+    # The stdlib's MIME encoder is the oracle: 76-character lines, each ended, nothing for nothing.
+    expected = email.base64mime.body_encode(data, maxlinelen=76, eol="\r\n").encode("ascii")
+    assert base64_lines(data) == expected
+    assert base64_lines(data, b"\n") == expected.replace(b"\r\n", b"\n")
+    assert all(len(line) <= 76 for line in base64_lines(data).split(b"\r\n"))
+    assert binascii.a2b_base64(base64_lines(data)) == data

@@ -9,10 +9,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from publisher.channels.mastodon import MastodonChannel, mastodon_length, open_mastodon
+from publisher.channels.mastodon import MastodonChannel, instance_length, open_mastodon
 from publisher.channels.social import AuthFailed, OutboxChannel, Published
 from publisher.errors import ChannelError
+from publisher.render.lengths import mastodon_length
 from publisher.render.social import Post, PostImage
 from publisher.site.config import load_site
 from tests.fakes import HANG, Reply
@@ -214,7 +217,7 @@ def test_the_instances_own_limits_are_used() -> None:
         assert ch.limits() == (60, 30)
 
         fits = f"Informe del foro: {LINK}"  # 18 + 30 = 48 with the instance's URL length
-        assert mastodon_length(fits, 30) == 48
+        assert instance_length(fits, 30) == 48
         assert publish(ch, post(fits)).outcome == "posted"
 
         too_long = post("Informe", thread=("x" * 61,))
@@ -231,10 +234,22 @@ def test_an_instance_that_does_not_say_falls_back_to_500_and_23() -> None:
 
 
 def test_the_count_follows_mastodons_rule() -> None:
-    assert mastodon_length("e\u0301") == 1  # one grapheme cluster
-    assert mastodon_length("👩🏽‍💻 ok") == 4
-    assert mastodon_length(f"see {LINK}") == 4 + 23
-    assert mastodon_length("hi @ana@social.example") == len("hi @ana")
+    assert instance_length("e\u0301") == 1  # one grapheme cluster
+    assert instance_length("👩🏽‍💻 ok") == 4
+    assert instance_length(f"see {LINK}") == 4 + 23
+    assert instance_length("hi @ana@social.example") == len("hi @ana")
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(["e\u0301", "👩🏽‍💻", "日本", "word", " ", LINK, "https://a.example/b", "@ana@social.example"]),
+        max_size=12,
+    )
+)
+def test_the_renders_count_is_never_less_than_the_instances(pieces: list[str]) -> None:
+    text = "".join(pieces)
+    assert mastodon_length(text) >= instance_length(text)
 
 
 def test_without_a_token_posts_go_to_the_outbox(example_site: Path) -> None:

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from publisher.audience.rows import checked
 from publisher.errors import InvalidInput
+from publisher.site.config import load_site
 from publisher.site.records import load_records, parse_record
 from tests.conftest import REPO
 
@@ -153,3 +155,16 @@ def test_a_body_with_script_never_reaches_html() -> None:
     html = body_html(record, SiteSettings(title="T", url="https://e.org"))
     assert "<script" not in html and "onerror" not in html and 'href="javascript' not in html
     assert 'href="https://e.org/b"' in html and 'src="https://e.org/x"' in html
+
+
+def test_a_bad_language_is_refused_in_the_same_words_wherever_it_is_written(tmp_path: Path) -> None:
+    said = "is not a BCP 47 language tag (got 'english')"
+    link = "---\ntitle: A\npublished: 2018-02-09T18:00:00Z\nsummary: s\nlinks:\n  - title: T\n"
+    link += "    url: https://e.org/a\n    language: english\n---\n"
+    assert problems_of(link) == [f"events/r.md:8: links.0.language: {said}"]
+    (tmp_path / "publisher.toml").write_text('[site]\ntitle = "x"\nurl = "https://e.org"\nlanguage = "english"\n')
+    with pytest.raises(InvalidInput) as caught:
+        load_site(tmp_path, {})
+    assert [str(p) for p in caught.value.problems] == [f"publisher.toml:4: site.language: {said}"]
+    assert checked("ana@example.org", None, " english ", [], None) == (None, [("language", said)])
+    assert checked("ana@example.org", None, "pt-BR", [], None)[0] is not None

@@ -40,8 +40,13 @@ class Contact(NamedTuple):
         return None
 
 
-def _on_list(list_name: str) -> sa.ColumnElement[bool]:
-    # The lists column is JSON text holding each name quoted: a cheap filter, made exact in Python.
+def on_list(list_name: str) -> sa.ColumnElement[bool]:
+    """A cheap SQL filter for the subscribers on `list_name`: it may keep a few more, never fewer.
+
+    The lists column is JSON text holding each name quoted, so a LIKE on the quoted name finds
+    every member; it is not exact on every name, so each caller checks `list_name in lists` on
+    the rows it reads. The one filter of this module and `publisher.audience.subscribers`.
+    """
     # type_coerce keeps the pattern a plain string (the column's own type would JSON-encode it).
     quoted = json.dumps(list_name, ensure_ascii=False)
     pattern = quoted.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
@@ -50,14 +55,14 @@ def _on_list(list_name: str) -> sa.ColumnElement[bool]:
 
 def active_addresses(database: Database, list_name: str) -> list[str]:
     """The addresses of the list's active subscribers, in id order (names are not loaded)."""
-    query = sa.select(S.email, S.lists).where(S.status == "active", _on_list(list_name)).order_by(S.id)
+    query = sa.select(S.email, S.lists).where(S.status == "active", on_list(list_name)).order_by(S.id)
     with database.read() as connection:
         return [email for email, lists in connection.execute(query) if list_name in lists]
 
 
 def audience_size(database: Database, list_name: str) -> int:
-    """How many `active_addresses` the list has now (for ``publisher plan``)."""
-    query = sa.select(S.lists).where(S.status == "active", _on_list(list_name))
+    """How many `active_addresses` (= `subscribers.recipients`) the list has now (for ``publisher plan``)."""
+    query = sa.select(S.lists).where(S.status == "active", on_list(list_name))
     with database.read() as connection:
         return sum(1 for lists in connection.scalars(query) if list_name in lists)
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from email_validator import EmailNotValidError, validate_email
 
 from publisher.errors import InvalidInput, Problem
-from publisher.site.records import valid_language
+from publisher.site.records import check_language
 from publisher.store.tables import SUBSCRIBER_STATES, SUPPRESSED
 
 LIST_SEPARATORS = (";", "|")
@@ -88,8 +88,10 @@ def checked(
     except ValueError as exc:
         problems.append(("email", str(exc)))
     language = (language or "").strip() or None
-    if language is not None and not valid_language(language):
-        problems.append(("language", f"is not a BCP 47 language tag (got {language!r})"))
+    try:
+        language = None if language is None else check_language(language)
+    except ValueError as exc:
+        problems.append(("language", str(exc)))
     status = (status or "").strip().lower() or "active"
     if status not in SUBSCRIBER_STATES:
         problems.append(("status", f"must be one of {', '.join(sorted(SUBSCRIBER_STATES))} (got {status!r})"))

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any, TextIO
 
 import sqlalchemy as sa
 
+from publisher.audience.recipients import on_list
 from publisher.audience.rows import Incoming, checked, email_key, normalise_email, read_csv, split_lists
 from publisher.errors import InvalidInput, Problem
 from publisher.store.dispatches import Store
@@ -41,7 +41,6 @@ __all__ = [
     "mark_bounced",
     "mark_complained",
     "normalise_email",
-    "recipient_count",
     "recipients",
     "remove",
     "save",
@@ -310,19 +309,11 @@ def forget_unconfirmed(store: Store, before: dt.datetime, source: str = "web") -
         return int(connection.execute(query).rowcount or 0)
 
 
-def _on_list(list_name: str) -> sa.ColumnElement[bool]:
-    # The JSON text holds the name quoted: a cheap filter, made exact in Python.
-    quoted = json.dumps(list_name, ensure_ascii=False)
-    pattern = quoted.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    # A plain text literal: bound through the column's JSON type it would be quoted once more.
-    return S.lists.like(sa.literal(f"%{pattern}%", sa.Text), escape="\\")
-
-
 def list_subscribers(store: Store, list_name: str | None = None, status: str | None = None) -> list[Subscriber]:
     """Subscribers in id order, of one list and/or one status when given."""
     query = sa.select(subscribers).order_by(S.id)
     if list_name is not None:
-        query = query.where(_on_list(list_name))
+        query = query.where(on_list(list_name))
     if status is not None:
         query = query.where(S.status == status)
     with store.read() as connection:
@@ -333,13 +324,6 @@ def list_subscribers(store: Store, list_name: str | None = None, status: str | N
 def recipients(store: Store, list_name: str) -> list[Subscriber]:
     """Who a newsletter to `list_name` goes to: its active subscribers, in id order."""
     return list_subscribers(store, list_name, "active")
-
-
-def recipient_count(store: Store, list_name: str) -> int:
-    """How many `recipients` the list has now (for ``publisher plan``)."""
-    query = sa.select(S.lists).where(S.status == "active", _on_list(list_name))
-    with store.read() as connection:
-        return sum(1 for lists in connection.scalars(query) if list_name in lists)
 
 
 def export_csv(store: Store, out: TextIO, list_name: str | None = None, status: str | None = None) -> int:

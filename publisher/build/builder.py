@@ -52,7 +52,7 @@ from publisher.errors import InvalidInput, Problem
 from publisher.site.config import Site
 from publisher.site.files import FileInfo, digest, file_stat, record_names, shown_paths, unchanged_since, write_file
 from publisher.site.media import image_sizes
-from publisher.site.records import Record, load_record
+from publisher.site.records import Record, load_record, unique_ids
 
 PARALLEL_FROM = 200  # records to work on; below this a process pool costs more than it saves
 Progress = Callable[[int, int], None]
@@ -107,7 +107,7 @@ class _Build:
     ) -> None:
         self.site, self.out, self.given, self.progress, self.write = site, out, records, progress, write
         self.now, self.moment, self.every = (now.timestamp() if now is not None else None), now, every
-        self.templates = site.templates if site.templates.is_dir() else None
+        self.templates = site.template_folder
         code = code_digest()
         settings = site.settings.model_dump_json(by_alias=True, exclude={"build"})  # which previews, not their bytes
         self.context = digest(code, settings, templates_digest(site), str(out))
@@ -166,7 +166,12 @@ class _Build:
         parsed, problems = self._parse(items, posts)
         for slot, source in zip(slots, parsed, strict=True):
             ordered[slot] = source
-        sources, duplicates = self._unique([s for s in ordered if s is not None])
+        sources, duplicates = unique_ids(
+            [s for s in ordered if s is not None],
+            id_of=lambda s: s.id,
+            shown=lambda s: s.shown,
+            id_line=lambda s: self._record(s).line("id"),
+        )
         self.drafts = sum(s.status == "draft" for s in sources)
         if self.given is None:
             self.files.save()
@@ -245,18 +250,6 @@ class _Build:
         paths = [(id, kept.key, kept.paths.split("\n")) for id, kept in entries]
         found = present(self.out, {path.rpartition("/")[0] for _, _, listed in paths for path in listed})
         return {id: key for id, key, listed in paths if found.issuperset(listed)}
-
-    def _unique(self, sources: list[Source]) -> tuple[list[Source], list[Problem]]:
-        seen: dict[str, Source] = {}
-        kept, problems = [], []
-        for source in sources:
-            first = seen.setdefault(source.id, source)
-            if first is source:
-                kept.append(source)
-                continue
-            line = self._record(source).line("id")
-            problems.append(Problem(source.shown, line, "id", f"{source.id!r} is already used by {first.shown}"))
-        return kept, problems
 
     def _record(self, source: Source) -> Record:
         """The record of a source: given, parsed by this build, cached, or else parsed now."""

@@ -99,7 +99,7 @@ def post_text(text: str, thread: Sequence[str]) -> str:
     return "\n---\n".join((text, *thread)) + "\n"
 
 
-def render_posts(record: Record, settings: Settings, templates: Path | None) -> list[Rendered]:
+def render_post_files(record: Record, settings: Settings, templates: Path | None) -> list[Rendered]:
     """The record's post on every network, as files; InvalidInput when one does not fit."""
     from publisher.render import social
 
@@ -157,7 +157,7 @@ def _issue_files(issue: Issue, settings: Settings) -> list[Rendered]:
 
 def render_record(record: Record, settings: Settings, templates: Path | None) -> list[Rendered]:
     """Every file of one record: its newsletter issue and its posts (raises InvalidInput)."""
-    return [*render_issue_files(record, settings, templates), *render_posts(record, settings, templates)]
+    return [*render_issue_files(record, settings, templates), *render_post_files(record, settings, templates)]
 
 
 def template_problem(exc: BaseException, templates: Path | None) -> Problem | None:
@@ -323,7 +323,7 @@ def _add_posts(prepared: Prepared, record: Record, job: Job) -> None:
     assert source is not None
     if (source.status != "draft" or job.drafts) and job.fresh.get(source.id) != source.key:
         try:
-            prepared.posts = render_posts(record, job.settings, job.templates)
+            prepared.posts = render_post_files(record, job.settings, job.templates)
         except InvalidInput as exc:
             prepared.problems = exc.problems
 

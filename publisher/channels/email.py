@@ -40,9 +40,9 @@ from publisher.channels.email_url import (
 )
 from publisher.channels.mail_transport import (
     AuthenticationFailed,
-    Outcome,
     Sendable,
     SenderRejected,
+    SendOutcome,
     SendResult,
     ServerUnavailable,
     SmtpTransport,
@@ -61,7 +61,7 @@ __all__ = [
     "EmailChannel",
     "EmailUrlError",
     "MaildirTransport",
-    "Outcome",
+    "SendOutcome",
     "SendResult",
     "Sendable",
     "SenderRejected",

@@ -7,13 +7,13 @@ name the setting (``email.url``) and never show a password.
 
 from __future__ import annotations
 
-import ipaddress
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from publisher.channels.loopback import is_loopback_host
 from publisher.errors import InvalidInput, Problem
 from publisher.site.config import CONFIG_FILE
 
@@ -61,15 +61,6 @@ class TransportConfig:
         return self.shown
 
 
-def is_loopback(host: str) -> bool:
-    if host.lower() in ("localhost", "localhost.localdomain"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def parse_email_url(
     url: str,
     *,
@@ -115,7 +106,7 @@ def parse_email_url(
         raise fail(f"names the user {user!r} but {PASSWORD_ENV} is not set")
     if password and not user:
         raise fail(f"{PASSWORD_ENV} is set but no user is named (write {kind}://USER@{parts.hostname}:PORT)")
-    if user and kind == "smtp" and not is_loopback(parts.hostname):
+    if user and kind == "smtp" and not is_loopback_host(parts.hostname):
         raise fail(f"smtp:// would send the password unencrypted to {parts.hostname}: use smtp+starttls:// or smtps://")
     return TransportConfig(
         kind=kind,  # type: ignore[arg-type]  # checked against DEFAULT_PORTS above

@@ -36,8 +36,8 @@ from publisher.errors import ChannelError
 
 __all__ = [
     "AuthenticationFailed",
-    "Outcome",
     "Outgoing",
+    "SendOutcome",
     "SendResult",
     "Sendable",
     "SenderRejected",
@@ -49,7 +49,7 @@ __all__ = [
     "smtp_payload",
 ]
 
-Outcome = Literal["sent", "temporary", "permanent", "auth", "unknown"]
+SendOutcome = Literal["sent", "temporary", "permanent", "auth", "unknown"]
 #: Where the answer came: opening the connection, MAIL FROM, RCPT TO, DATA (the command or the
 #: reply to the message), `reply` (the line was lost while awaiting that reply), a Maildir `write`,
 #: or `queued` (never attempted: the run stopped first).
@@ -77,7 +77,7 @@ class ServerUnavailable(ChannelError):
 class SendResult:
     """What happened to one message for one recipient."""
 
-    outcome: Outcome
+    outcome: SendOutcome
     code: int | None = None
     text: str = ""
     message_id: str | None = None
@@ -107,7 +107,7 @@ class SendResult:
         return kind(self.text, code=self.code)
 
 
-def classify(code: int) -> Outcome:
+def classify(code: int) -> SendOutcome:
     """The outcome of a server reply code."""
     if 200 <= code < 300:
         return "sent"

@@ -57,8 +57,12 @@ MENTION = re.compile(r"(?<![\w/])@(\w+)@[\w.-]+\w")
 VERSION = re.compile(r"(\d+)\.(\d+)\.(\d+)")
 
 
-def mastodon_length(text: str, url_length: int = 23) -> int:
-    """Mastodon's count: graphemes; an http(s) URL counts `url_length`; a mention counts without its domain."""
+def instance_length(text: str, url_length: int = 23) -> int:
+    """The instance's own count: graphemes; an http(s) URL counts `url_length`; a mention counts without its domain.
+
+    Exact, for the check against this instance's limit before posting; `render.lengths.mastodon_length`
+    is the render's bound, never less than this (code points, mentions in full).
+    """
     pieces: list[str] = []
     last = 0
     for found in load_twitter_text().extract_urls_with_indices(text, extract_urls_without_protocol=False):
@@ -160,7 +164,7 @@ class MastodonChannel:
         max_chars, url_length = self.limits()
         texts = post_parts(post)
         for index, text in enumerate(texts):
-            length = mastodon_length(text, url_length)
+            length = instance_length(text, url_length)
             if length > max_chars:
                 where = f"part {index + 1} of the thread" if index else "the post"
                 message = f"{where} is {length} characters, over {self.instance}'s limit of {max_chars}"

@@ -6,9 +6,7 @@ in the network's own words, and whether a retry is safe.
 
 from __future__ import annotations
 
-import ipaddress
 import json
-import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,9 +16,7 @@ from typing import Literal, Protocol
 from publisher.errors import ChannelError
 from publisher.render.social import Post
 
-Outcome = Literal["posted", "unknown", "failed", "rate_limited", "duplicate"]
-
-NETWORKS = ("x", "mastodon", "bluesky")
+PostOutcome = Literal["posted", "unknown", "failed", "rate_limited", "duplicate"]
 
 CREDENTIAL_NAMES: dict[str, dict[str, str]] = {
     "x": {
@@ -41,7 +37,7 @@ CREDENTIAL_NAMES: dict[str, dict[str, str]] = {
 class Published:
     """What became of one post on one network."""
 
-    outcome: Outcome
+    outcome: PostOutcome
     ids: tuple[str, ...] = ()  # one per thread part, in order
     url: str | None = None  # the first part's public URL
     message: str = ""  # the network's own words on failure
@@ -79,19 +75,6 @@ def credentials(network: str, env: Mapping[str, str]) -> dict[str, str] | None:
     if not all(found.values()):
         return None
     return found
-
-
-def is_loopback(url: str) -> bool:
-    """True when `url` is http(s) on 127.0.0.0/8, ::1 or localhost."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return False
-    if parts.hostname == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(parts.hostname).is_loopback
-    except ValueError:
-        return False
 
 
 def fetch_image(url: str, timeout: float, *, allow_private: bool = False) -> bytes:

@@ -30,6 +30,7 @@ from requests import PreparedRequest, Response
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ConnectTimeoutError
 
+from publisher.channels.loopback import is_loopback_url
 from publisher.channels.social import (
     AuthFailed,
     OutboxChannel,
@@ -38,7 +39,6 @@ from publisher.channels.social import (
     Stop,
     credentials,
     image_bytes,
-    is_loopback,
     post_parts,
 )
 from publisher.errors import ChannelError
@@ -97,7 +97,7 @@ class HostRedirect(HTTPAdapter):
             if self.sign is not None and authorization.startswith("OAuth "):
                 del request.headers["Authorization"]  # signed for the old URL: sign again
                 self.sign(request)
-            if is_loopback(base):
+            if is_loopback_url(base):
                 proxies = {}  # nothing for loopback goes through a proxy
         if timeout is None:
             timeout = self.timeout

@@ -33,6 +33,11 @@ class Context:
             self._site = load_site(self.site_dir)
         return self._site
 
+    @property
+    def shows_progress(self) -> bool:
+        """Progress bars are for a person at a terminal: never with --json, never off a terminal."""
+        return not self.as_json and sys.stderr.isatty()
+
     def records(self, *, drafts: bool = False) -> list[Record]:
         return load_records(self.site.events, self.site.root, drafts=drafts)
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import errno
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ import click
 
 from publisher.cli.bounces import bounces_command
 from publisher.cli.context import Context, PublisherGroup, bad_flag, parse_now, pass_context, with_shared_options
+from publisher.cli.progress import ProgressBars
 from publisher.cli.subscribers import subscribers_group
 from publisher.errors import WorkFailed
 from publisher.site.config import CONFIG_FILE
@@ -67,8 +67,8 @@ def check(c: Context, every: bool) -> None:
     """Validate records, config and templates; render in memory what build writes.  Example: publisher check"""
     from publisher.build.check import check_everything
 
-    with _progress(c) as progress:
-        summary = check_everything(c.site, progress, now=parse_now(None), every=every)
+    with ProgressBars(c.shows_progress) as bars:
+        summary = check_everything(c.site, bars.for_build(), now=parse_now(None), every=every)
     for warning in summary.get("warnings", ()):
         click.echo(f"warning: {warning}", err=True)
     drafts = f"{summary['drafts']} draft{'s' if summary['drafts'] != 1 else ''}"
@@ -85,8 +85,8 @@ def build(c: Context, out: Path | None, every: bool, now_text: str | None) -> No
     from publisher.build.builder import build as run_build
 
     now = parse_now(now_text)
-    with _progress(c) as progress:
-        manifest = run_build(c.site, out, progress=progress, now=now, every=every)
+    with ProgressBars(c.shows_progress) as bars:
+        manifest = run_build(c.site, out, progress=bars.for_build(), now=now, every=every)
     click.echo(manifest.to_json() if c.as_json else "\n".join(manifest.report()))
     from publisher.build.images import check_images  # remote images fetched once, ahead of their posts
 
@@ -124,7 +124,7 @@ def run(c: Context, once: bool, now_text: str | None) -> None:
 
     from publisher.dispatch.clock import run_forever, run_once
     from publisher.dispatch.runner import shifted_clock
-    from publisher.dispatch.status import outcome_line, progress_bar
+    from publisher.dispatch.status import outcome_line
 
     now = parse_now(now_text)
     clock = shifted_clock(now)
@@ -138,7 +138,8 @@ def run(c: Context, once: bool, now_text: str | None) -> None:
         if outcome.error:
             click.echo(f"Error: dispatch {outcome.dispatch_id} ({outcome.channel}): {outcome.error}", err=True)
 
-    with progress_bar(not c.as_json and sys.stderr.isatty()) as progress:
+    with ProgressBars(c.shows_progress) as bars:
+        progress = bars.for_send()
         if not once:
             click.echo(f"publisher run: clock started for {c.site.root} (Ctrl-C or SIGTERM to stop)", err=True)
             run_forever(c.site, clock, on_outcome=report, on_progress=progress)
@@ -170,7 +171,7 @@ def send(c: Context, issue: str, address: str, now_text: str | None) -> None:
     Example: publisher send 2018-02-09-paris --to me@example.org
     """
     from publisher.audience.rows import normalise_email
-    from publisher.dispatch.email import test_send
+    from publisher.dispatch.email import send_test_issue
     from publisher.render.email import render_issue
 
     try:
@@ -180,9 +181,8 @@ def send(c: Context, issue: str, address: str, now_text: str | None) -> None:
     records = {r.id: r for r in c.records()}
     if issue not in records:
         bad_flag("ISSUE", f"no record with id {issue!r} (see `publisher build --json` for ids)")
-    templates = c.site.templates if c.site.templates.is_dir() else None
-    rendered = render_issue([records[issue]], c.site.settings, templates)
-    result = test_send(c.site, rendered, address, parse_now(now_text))
+    rendered = render_issue([records[issue]], c.site.settings, c.site.template_folder)
+    result = send_test_issue(c.site, rendered, address, parse_now(now_text))
     if not result.sent:
         raise WorkFailed(f"the test message to {address} was not accepted: {result.code} {result.text}")
     c.emit(f"test message sent to {address} ({result.message_id})", {"sent": True, "to": address})
@@ -258,37 +258,6 @@ def release(c: Context, dispatch_id: str, yes: bool, now_text: str | None) -> No
     finally:
         store.close()
     c.emit(f"released {what}: it goes out at the next run", {"released": dispatch_id, "late": why})
-
-
-class _progress:
-    """A progress bar on a terminal, shown once a build says it has more than a few hundred records to
-    render (never with --json); the build counts them, so the bar costs no listing of its own."""
-
-    SHOWN_FROM = 300
-
-    def __init__(self, c: Context) -> None:
-        self.enabled = not c.as_json and sys.stderr.isatty()
-        self.bar: Any = None
-        self.task: Any = None
-
-    def __enter__(self) -> Callable[[int, int], None] | None:
-        return self.update if self.enabled else None
-
-    def update(self, done: int, total: int) -> None:
-        if self.bar is None:
-            if total <= self.SHOWN_FROM:
-                return
-            from rich.console import Console
-            from rich.progress import Progress
-
-            self.bar = Progress(console=Console(stderr=True), transient=True)  # stdout is for the report
-            self.bar.start()
-            self.task = self.bar.add_task("rendering", total=total)
-        self.bar.update(self.task, completed=done, total=total)
-
-    def __exit__(self, *exc: object) -> None:
-        if self.bar is not None:
-            self.bar.stop()
 
 
 @cli.command()

@@ -65,7 +65,7 @@ class Runner:
 
     @property
     def templates(self) -> Path | None:
-        return self.site.templates if self.site.templates.is_dir() else None
+        return self.site.template_folder
 
 
 def final_state(counts: Mapping[str, int]) -> DispatchState:

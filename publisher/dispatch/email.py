@@ -248,7 +248,7 @@ def _finish(runner: Runner, d: Dispatch, error: ChannelError | None, *, sent_now
     return Outcome(d.id, d.channel, state, counts, note, error=str(error) if error else None, sent_now=sent_now)
 
 
-def test_send(site: Site, issue: Issue, address: str, now: dt.datetime) -> SendResult:
+def send_test_issue(site: Site, issue: Issue, address: str, now: dt.datetime) -> SendResult:
     """`publisher send ISSUE --to ADDR`: one message marked as a test, outside the ledger."""
     channel = EmailChannel.from_site(site)
     list_name = issue.list_name or site.settings.newsletter.lists[0]

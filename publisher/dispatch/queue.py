@@ -37,7 +37,7 @@ from typing import Any
 from publisher.dispatch.context import Outcome, Runner, wall_clock
 from publisher.dispatch.runner import admit, execute, for_each_due, run_due
 from publisher.errors import InvalidInput, Problem, PublisherError, WorkFailed
-from publisher.site.config import CONFIG_FILE, Site, _key_line
+from publisher.site.config import CONFIG_FILE, Site, key_line
 from publisher.timeline.plan import Dispatch
 
 TASK = "publisher.deliver"
@@ -112,7 +112,7 @@ def _problem(site: Site, where: str | None, message: str) -> Problem:
     if where == "environment":
         return Problem(where, 1, "PUBLISHER_QUEUE_URL", message)
     path = site.root / CONFIG_FILE
-    line = _key_line(path.read_text(encoding="utf-8"), ["queue", "url"]) if path.exists() else 1
+    line = key_line(path.read_text(encoding="utf-8"), ["queue", "url"]) if path.exists() else 1
     return Problem(CONFIG_FILE, line, "queue.url", message)
 
 
@@ -169,8 +169,8 @@ def _new_app(config: QueueConfig) -> Any:
 
 
 @dataclass(frozen=True)
-class Delivery:
-    """One task's arguments (plain strings: they travel as JSON)."""
+class DeliveryTask:
+    """One `publisher.deliver` task's arguments (plain strings: they travel as JSON); not a ledger `Delivery` row."""
 
     root: str
     dispatch_id: str
@@ -225,13 +225,13 @@ def _enqueue_one(runner: Runner, d: Dispatch, now: dt.datetime, config: QueueCon
     if last is not None and not retry_since and now - last < REQUEUE_AFTER:
         return None  # its tasks are on the queue or running
     copies = config.parallel if d.channel == "email" else 1
-    task = Delivery(str(runner.site.root), d.id, now.isoformat(), wall_clock().isoformat())
+    task = DeliveryTask(str(runner.site.root), d.id, now.isoformat(), wall_clock().isoformat())
     send(config, task, copies)
     sent[key] = now
     return Outcome(d.id, d.channel, "queued", note=f"{copies} task(s) on queue {config.name!r} at {config.shown}")
 
 
-def send(config: QueueConfig, task: Delivery, copies: int = 1) -> None:
+def send(config: QueueConfig, task: DeliveryTask, copies: int = 1) -> None:
     """Put `copies` copies of `task` on the queue; WorkFailed when the broker cannot be reached."""
     from kombu.exceptions import KombuError, OperationalError
 

@@ -10,8 +10,7 @@ history stays.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any, NamedTuple
 
@@ -166,28 +165,6 @@ def outcome_line(outcome: Outcome) -> str:
     """One dispatch run as `publisher run` prints it: id, channel, state, the ledger's counts, the note."""
     counts = " ".join(f"{state}={number}" for state, number in outcome.counts.items() if number)
     return f"{outcome.dispatch_id}  {outcome.channel:<8} {outcome.state:<12} {counts}  {outcome.note}".rstrip()
-
-
-@contextmanager
-def progress_bar(enabled: bool) -> Iterator[Callable[[str, int, int], None] | None]:
-    """A rich progress bar for long sends (on a terminal), as a `Runner.on_progress` callback."""
-    if not enabled:
-        yield None
-        return
-    from rich.console import Console
-    from rich.progress import Progress
-
-    bars: dict[str, Any] = {}
-    with Progress(console=Console(stderr=True), transient=True) as progress:  # stdout is for the report
-
-        def update(dispatch_id: str, done: int, total: int) -> None:
-            if total < 500:
-                return
-            if dispatch_id not in bars:
-                bars[dispatch_id] = progress.add_task(f"sending {dispatch_id}", total=total)
-            progress.update(bars[dispatch_id], completed=done, total=total)
-
-        yield update
 
 
 def mirrored_row(site: Site, store: Store, dispatch_id: str, now: dt.datetime) -> DispatchRow | None:

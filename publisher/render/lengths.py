@@ -225,7 +225,11 @@ def _url_surplus(text: str, url_length: int) -> int:  # pragma: no cover - used 
 
 
 def mastodon_length(text: str, *, url_length: int = URL_LENGTH) -> int:
-    """Mastodon's count: code points, every http(s) URL counting `url_length`."""
+    """Mastodon's count as the render bounds it: code points, every http(s) URL counting `url_length`.
+
+    Never less than the instance's own count (`channels.mastodon.instance_length`: graphemes,
+    remote mentions without their domain), so a post that fits here is never refused for its length.
+    """
     if "://" not in text:
         return len(text)
     urls = _urls(text, False)

@@ -27,11 +27,11 @@ from collections.abc import Mapping
 
 from markupsafe import escape
 
+from publisher.render.base64_lines import base64_lines
 from publisher.render.email import EMAIL, NAME, UNSUBSCRIBE_URL, Issue
 
 _SLOTS = {NAME: "NAME", UNSUBSCRIBE_URL: "UNSUBSCRIBE_URL", EMAIL: "EMAIL"}
 _PLACEHOLDER = re.compile("|".join(re.escape(placeholder) for placeholder in _SLOTS))
-_LINE = 76
 
 
 def _cut(template: str) -> tuple[list[str], list[str]]:
@@ -47,17 +47,6 @@ def _cut(template: str) -> tuple[list[str], list[str]]:
     return pieces, slots
 
 
-def _lines(encoded: bytes) -> bytes:
-    """Base64 text in CRLF-ended lines of at most 76 characters."""
-    if not encoded:
-        return b""
-    return b"\r\n".join([encoded[at : at + _LINE] for at in range(0, len(encoded), _LINE)]) + b"\r\n"
-
-
-def _b64(data: bytes) -> bytes:
-    return _lines(binascii.b2a_base64(data, newline=False))
-
-
 class _Piece:
     """Static bytes between two placeholders, base64-encoded ahead for each way to start.
 
@@ -70,7 +59,7 @@ class _Piece:
         self.rest: list[bytes] = []
         for taken in range(3):
             whole = max(0, (len(data) - taken) // 3 * 3)
-            self.encoded.append(_b64(data[taken : taken + whole]))
+            self.encoded.append(base64_lines(data[taken : taken + whole]))
             self.rest.append(data[taken + whole :])
 
 
@@ -91,10 +80,10 @@ class Base64Part:
             if len(piece.data) < taken:  # too short to complete the group: carried whole
                 pending += piece.data
                 continue
-            out.append(_b64(pending + piece.data[:taken]))
+            out.append(base64_lines(pending + piece.data[:taken]))
             out.append(piece.encoded[taken])
             pending = piece.rest[taken]
-        out.append(_b64(pending))
+        out.append(base64_lines(pending))
         return b"".join(out)
 
 

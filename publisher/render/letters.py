@@ -37,6 +37,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from publisher.audience.unsubscribe import ONE_CLICK, list_unsubscribe_headers, make_token, unsubscribe_url
+from publisher.render.base64_lines import base64_lines
 from publisher.render.email import Issue, personalise
 from publisher.render.letter_parts import Parts
 from publisher.render.message import build_message, check_header
@@ -127,10 +128,7 @@ def _quoted_printable(text: str) -> bytes:
 
 
 def _base64(html: str) -> bytes:
-    flat = binascii.b2a_base64(html.encode("utf-8"), newline=False)
-    if not flat:
-        return b""
-    return b"\r\n".join([flat[start : start + 76] for start in range(0, len(flat), 76)]) + b"\r\n"
+    return base64_lines(html.encode("utf-8"))
 
 
 _ENCODE = {"text": _quoted_printable, "html": _base64}

@@ -21,6 +21,7 @@ from types import MappingProxyType
 from urllib.parse import urlsplit
 
 from publisher.errors import HeaderInjection
+from publisher.render.base64_lines import base64_lines
 from publisher.render.email import Issue, personalise
 from publisher.site.config import Settings
 
@@ -135,9 +136,8 @@ def _header(name: str, value: str) -> BaseHeader:
 
 
 def _base64(text: str) -> str:
-    """Base64 in lines of 76 characters."""
-    flat = binascii.b2a_base64(text.encode("utf-8"), newline=False).decode("ascii")
-    return "".join(flat[start : start + 76] + "\n" for start in range(0, len(flat), 76))
+    """Base64 in lines of 76 characters, as the email package takes a payload (LF line ends)."""
+    return base64_lines(text.encode("utf-8"), b"\n").decode("ascii")
 
 
 def _quoted_printable(text: str) -> str:
@@ -186,7 +186,7 @@ def issue_eml(issue: Issue, settings: Settings, filled: tuple[bytes, bytes] | No
         check_header(name, value)
     head = b"".join(_folded(name, value) for name, value in fields.items())
     text_part = _crlf(binascii.b2a_qp(text, istext=True))  # as _quoted_printable, without a round trip to str
-    return b"".join((head, _MULTIPART_HEAD, text_part, _HTML_HEAD, _base64_crlf(html), _END))
+    return b"".join((head, _MULTIPART_HEAD, text_part, _HTML_HEAD, base64_lines(html), _END))
 
 
 # The fixed parts of the message `build_message` makes, as its generator writes them.
@@ -230,14 +230,6 @@ def _folded_header(name: str, value: str) -> bytes:
 def _crlf(payload: bytes) -> bytes:
     """What the generator writes for a part's (ASCII) payload: every line end made CRLF."""
     return payload.replace(b"\n", b"\r\n") if b"\r" not in payload else _ANY_EOL.sub(b"\r\n", payload)
-
-
-def _base64_crlf(data: bytes) -> bytes:
-    """`_base64` of these UTF-8 bytes, with CRLF line ends."""
-    flat = binascii.b2a_base64(data, newline=False)
-    if not flat:
-        return b""
-    return b"\r\n".join([flat[start : start + 76] for start in range(0, len(flat), 76)]) + b"\r\n"
 
 
 def issue_files(issue: Issue, settings: Settings) -> dict[str, bytes]:

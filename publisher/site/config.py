@@ -15,7 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from publisher.errors import InvalidInput, Problem, relative
-from publisher.site.records import _absolute_url, valid_language
+from publisher.site.records import absolute_url, check_language
 
 CONFIG_FILE = "publisher.toml"
 CHANNELS = ("email", "feeds", "x", "mastodon", "bluesky")
@@ -36,14 +36,12 @@ class SiteSettings(_Section):
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:
-        return _absolute_url(value).rstrip("/")
+        return absolute_url(value).rstrip("/")
 
     @field_validator("language")
     @classmethod
     def _language(cls, value: str) -> str:
-        if not valid_language(value):
-            raise ValueError(f"is not a BCP 47 language tag (got {value!r})")
-        return value
+        return check_language(value)
 
     @field_validator("timezone")
     @classmethod
@@ -233,6 +231,15 @@ class Site:
     def templates(self) -> Path:
         return self.root / "templates"
 
+    @property
+    def template_folder(self) -> Path | None:
+        """The site's own `templates/` when it has one, else None: rendering then uses the shipped ones.
+
+        What every renderer takes (build, dispatch, web, `publisher preview`): a missing folder is the
+        ordinary case of a site that overrides nothing, so it is None, never an error.
+        """
+        return self.templates if self.templates.is_dir() else None
+
     def path(self, value: str) -> Path:
         """A path from the config, relative to the site folder unless absolute."""
         path = Path(value)
@@ -260,8 +267,13 @@ class Site:
         return self.secret("PUBLISHER_QUEUE_URL") or self.settings.queue.url
 
 
-def _key_line(text: str, loc: list[str]) -> int:
-    """The line of a dotted key in TOML text (best effort: tomllib keeps no positions)."""
+def key_line(text: str, loc: list[str]) -> int:
+    """The line of a dotted key in TOML text (best effort: tomllib keeps no positions).
+
+    `loc` is the key's path as pydantic gives it (``["timeline", "0", "channel"]``); 1 when not found.
+    Every problem in publisher.toml is reported at its line with this, here and by the timeline and
+    the queue, which check their own sections.
+    """
     lines = text.splitlines()
     section: list[str] = []
     table_index: dict[str, int] = {}
@@ -311,7 +323,7 @@ def _problems(exc: ValidationError, text: str, shown: str) -> list[Problem]:
             message = "unknown key" + (f" (did you mean {close[0]!r}?)" if close else "")
         elif error["type"] == "missing":
             message = "is required"
-        problems.append(Problem(shown, _key_line(text, loc), ".".join(loc), message))
+        problems.append(Problem(shown, key_line(text, loc), ".".join(loc), message))
     return problems
 
 

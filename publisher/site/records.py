@@ -9,9 +9,9 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -24,6 +24,7 @@ NETWORKS = ("x", "mastodon", "bluesky")
 #: Record times and `--now` stay this far from the calendar's ends (years 1 and 9999), so that a rule's
 #: offset, a digest's window or a time zone never moves a date the plan computes off the calendar.
 FIRST_YEAR, LAST_YEAR = 1000, 8999
+T = TypeVar("T")
 
 _LANGUAGE = re.compile(
     r"^(?P<lang>[a-zA-Z]{2,3})(-[a-zA-Z]{4})?(-(?:[a-zA-Z]{2}|\d{3}))?(-(?:[a-zA-Z0-9]{5,8}|\d[a-zA-Z0-9]{3}))*$"
@@ -45,6 +46,17 @@ def valid_language(tag: str) -> bool:
     return _KNOWN_LANGUAGES[lang]
 
 
+def check_language(tag: str) -> str:
+    """`tag` when `valid_language`, else ValueError with the one message every place shows.
+
+    Used by publisher.toml's `site.language`, a record's and a network text's `language`, and
+    subscriber rows, so the rule and its words cannot drift apart.
+    """
+    if not valid_language(tag):
+        raise ValueError(f"is not a BCP 47 language tag (got {tag!r})")
+    return tag
+
+
 _NONCHARACTERS = str.maketrans("", "", "\ufeff\ufffe\uffff")
 
 
@@ -53,7 +65,8 @@ def clean_text(value: Any) -> Any:
     return value.translate(_NONCHARACTERS) if isinstance(value, str) else value
 
 
-def _absolute_url(value: str) -> str:
+def absolute_url(value: str) -> str:
+    """`value` when it is an absolute http(s) URL, else ValueError (a record's URLs and `site.url`)."""
     if not _URL.match(value):
         raise ValueError(f"must be an absolute http(s) URL (got {value!r})")
     return value
@@ -100,14 +113,12 @@ class Link(_Strict):
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:
-        return _absolute_url(value)
+        return absolute_url(value)
 
     @field_validator("language")
     @classmethod
     def _language(cls, value: str | None) -> str | None:
-        if value is not None and not valid_language(value):
-            raise ValueError(f"is not a BCP 47 language tag (got {value!r})")
-        return value
+        return None if value is None else check_language(value)
 
 
 class NetworkText(_Strict):
@@ -190,14 +201,12 @@ class Record(_Strict):
     @field_validator("url")
     @classmethod
     def _url(cls, value: str | None) -> str | None:
-        return None if value is None else _absolute_url(value)
+        return None if value is None else absolute_url(value)
 
     @field_validator("language")
     @classmethod
     def _language(cls, value: str | None) -> str | None:
-        if value is not None and not valid_language(value):
-            raise ValueError(f"is not a BCP 47 language tag (got {value!r})")
-        return value
+        return None if value is None else check_language(value)
 
     @field_validator("tags")
     @classmethod
@@ -351,7 +360,9 @@ def load_records(events: Path, root: Path | None = None, *, drafts: bool = False
             records.append(load_record(events / name, root, shown=shown))
         except InvalidInput as exc:
             problems.extend(exc.problems)
-    records, duplicates = unique_ids(records)
+    records, duplicates = unique_ids(
+        records, id_of=lambda r: r.id, shown=lambda r: r.source, id_line=lambda r: r.line("id")
+    )
     problems.extend(duplicates)
     if problems:
         raise InvalidInput(problems)
@@ -360,20 +371,24 @@ def load_records(events: Path, root: Path | None = None, *, drafts: bool = False
     return sort_newest_first(records)
 
 
-def unique_ids(records: Iterable[Record]) -> tuple[list[Record], list[Problem]]:
-    """The records with the first of each id (in the order given), and a problem for each later one."""
-    kept: list[Record] = []
+def unique_ids(
+    items: Iterable[T], *, id_of: Callable[[T], str], shown: Callable[[T], str], id_line: Callable[[T], int]
+) -> tuple[list[T], list[Problem]]:
+    """The items with the first of each id (in the order given), and a problem for each later one.
+
+    Items are records, or what a build knows of them before parsing (`build.cache.Source`): `id_of` and
+    `shown` (the path in messages) are read from each, `id_line` only from a duplicate (it may have
+    to parse the file), so the same rule and message hold for `load_records` and `publisher build`.
+    """
+    kept: list[T] = []
     problems: list[Problem] = []
-    seen: dict[str, Record] = {}
-    for record in records:
-        first = seen.get(record.id)
-        if first is not None:
-            problems.append(
-                Problem(record.source, record.line("id"), "id", f"{record.id!r} is already used by {first.source}")
-            )
+    seen: dict[str, T] = {}
+    for item in items:
+        first = seen.setdefault(id_of(item), item)
+        if first is item:
+            kept.append(item)
             continue
-        seen[record.id] = record
-        kept.append(record)
+        problems.append(Problem(shown(item), id_line(item), "id", f"{id_of(item)!r} is already used by {shown(first)}"))
     return kept, problems
 
 

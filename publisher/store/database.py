@@ -109,7 +109,11 @@ def migrate(engine: sa.Engine) -> None:
 
 
 class Database:
-    """An open database: the engine and its two kinds of transaction."""
+    """An open database: the engine and its two kinds of transaction.
+
+    The base of `publisher.store.dispatches.Store` (through `Ledger`); what needs only the
+    transactions (`audience.recipients`, `store.marks`) takes a `Database`, and is given the Store.
+    """
 
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine

@@ -143,7 +143,23 @@ def open_store(url: str) -> Store:
 
 
 class Store(Ledger):
-    """An open store. Subscribers live in `publisher.subscribers`; the ledger's methods come from `Ledger`."""
+    """An open store: one database, read and written through three layers of one class.
+
+    `Database` (database.py) is the engine and its two transactions (`read`, `write`);
+    `Ledger` (ledger.py) adds the delivery rows (claim, mark, counts); `Store` adds the
+    dispatches and the clock's lock. Subscribers are functions over it in
+    `publisher.audience.subscribers`, the per-dispatch queries in `audience.recipients`
+    (which need only a `Database`), the group commits in `store.marks`.
+
+    Why inheritance and not a Store holding a Database and a Ledger: all three share one
+    engine and one transaction style, none keeps state of its own, and a send calls the
+    ledger and the dispatch rows side by side (about a hundred ``store.claim``/``store.write``
+    calls across dispatch, web, cli and the tests). Composition would make each of them
+    ``store.ledger.claim`` for no gain in what a reader must know; the split into files is
+    for size and for the layer rule (only `store` and `dispatch` import the ledger). Read a
+    method's contract where it is defined: the ledger's in ledger.py, the engine's in
+    database.py.
+    """
 
     # --- dispatches -------------------------------------------------------------------------
 

@@ -60,7 +60,7 @@ class SentMessage:
 
 
 # Built once: a statement object reused keeps its compiled form and cache key.
-_MARK_SENT = (
+MARK_SENT = (
     sa.update(deliveries)
     .where(D.id == sa.bindparam("b_id"), D.state != "sent")
     .values(
@@ -74,6 +74,12 @@ _MARK_SENT = (
         remote_url=sa.func.coalesce(sa.bindparam("b_remote_url", type_=sa.Text), D.remote_url),
     )
 )
+"""Marks one delivery sent (never one sent already): `Ledger.mark_sent_each` and `marks.SentMarks` run it.
+
+Its parameters are ``b_id``, ``b_now``, ``b_message_id``, ``b_reply``, ``b_remote_id`` and
+``b_remote_url``; the group commits in `marks` compile it once for the driver, so both ways of
+marking a message sent write the same row.
+"""
 
 
 def _ids(ids: int | Iterable[int]) -> list[int]:
@@ -87,7 +93,11 @@ def _chunks(items: Iterable[str], size: int) -> Iterator[list[str]]:
 
 
 class Ledger(Database):
-    """The ledger's operations; `publisher.store.dispatches.Store` adds dispatches and the clock lock."""
+    """The ledger's operations over one `Database`; never opened alone.
+
+    The middle layer of `publisher.store.dispatches.Store`, which adds the dispatches and the
+    clock's lock (see there why the three are one class over three files).
+    """
 
     def fix_recipients(self, dispatch_id: str, targets: Iterable[str], now: dt.datetime) -> int:
         """Write one pending row per target; returns how many rows were written.
@@ -216,7 +226,7 @@ class Ledger(Database):
         if not rows:
             return 0
         with self.write(lazy_flush=True) as connection:
-            return connection.execute(_MARK_SENT, rows[0] if len(rows) == 1 else rows).rowcount
+            return connection.execute(MARK_SENT, rows[0] if len(rows) == 1 else rows).rowcount
 
     def mark_failed(
         self,

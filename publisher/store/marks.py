@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from publisher.store.database import Database
-from publisher.store.ledger import _MARK_SENT, SentMessage
+from publisher.store.ledger import MARK_SENT, SentMessage
 from publisher.store.tables import UtcDateTime
 
 _OURS = ("b_id", "b_now", "b_message_id", "b_reply", "b_remote_id", "b_remote_url")
@@ -33,7 +33,7 @@ class SentMarks:
 
     def __init__(self, database: Database) -> None:
         engine = database.engine
-        compiled = _MARK_SENT.compile(dialect=engine.dialect)
+        compiled = MARK_SENT.compile(dialect=engine.dialect)
         self._sql = str(compiled)
         # The statement's own values (state = 'sent' ...), with ours filled in per call.
         self._fixed = compiled.construct_params({name: None for name in _OURS}, _check=False)

@@ -48,7 +48,7 @@ from typing import Literal, NamedTuple, Protocol
 from zoneinfo import ZoneInfo
 
 from publisher.errors import InvalidInput, Problem
-from publisher.site.config import Settings, TimelineRule, _key_line
+from publisher.site.config import Settings, TimelineRule, key_line
 from publisher.timeline.cron import Cron
 
 Anchor = Literal["published", "starts", "ends"]
@@ -183,7 +183,7 @@ def _id(*parts: str) -> str:
 
 def _rule_line(text: str, index: int, key: str, present: bool) -> int:
     if present:
-        return _key_line(text, ["timeline", str(index), key])
+        return key_line(text, ["timeline", str(index), key])
     headers = [
         number
         for number, raw in enumerate(text.splitlines(), start=1)
@@ -243,7 +243,7 @@ def validate_rules(settings: Settings, shown_path: str, text: str) -> list[Probl
     try:
         grace_seconds(settings.scheduler.grace)
     except ValueError as exc:
-        line = _key_line(text, ["scheduler", "grace"])
+        line = key_line(text, ["scheduler", "grace"])
         problems.append(Problem(shown_path, line, "scheduler.grace", str(exc)))
     return problems
 

@@ -89,7 +89,7 @@ class WebContext:
     def render(self, template: str, **values: Any) -> str:
         """Render ``web/<template>`` with the site's title and language around `values`."""
         settings = self.site.settings.site
-        env = environment(self.site.templates if self.site.templates.is_dir() else None)
+        env = environment(self.site.template_folder)
         return env.get_template(f"web/{template}").render(
             site_title=settings.title, site_language=settings.language, **values
         )
