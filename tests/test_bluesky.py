@@ -176,6 +176,10 @@ def test_300_graphemes_of_many_bytes_each_are_refused_by_bytes(fake: FakeBluesky
     assert published.outcome == "failed"
     assert "3,600 bytes" in published.message
     assert fake.requests == []
+    client = Client(base_url=fake.url)
+    client.login(HANDLE, PASSWORD, fetch_bsky_profile=False)
+    with pytest.raises(BadRequestError, match=r"string too big \(maximum 3000, got 3600\)"):  # the PDS's words
+        client.send_post(family * 200, profile_identify=HANDLE, langs=["es"])
 
 
 def test_exactly_300_graphemes_pass_our_check_and_the_fakes(fake: FakeBluesky, channel: BlueskyChannel) -> None:
@@ -193,7 +197,8 @@ def test_the_fake_refuses_301_graphemes_like_the_pds(fake: FakeBluesky) -> None:
     with pytest.raises(BadRequestError) as refused:
         client.send_post("x" * 301, profile_identify=HANDLE, langs=["en"])
     assert refused.value.response.content.error == "InvalidRequest"
-    assert "300 graphemes" in refused.value.response.content.message
+    # the reference PDS's words (tests/test_bluesky_pds.py meets them)
+    assert "grapheme too big (maximum 300, got 301) at $.record.text" in refused.value.response.content.message
 
 
 # images, cards ---------------------------------------------------------------------------------

@@ -262,6 +262,12 @@ def test_301_graphemes_are_never_sent_and_the_server_refuses_them(channel: Blues
     assert direct.value.response.content.error == "InvalidRequest"
     assert "grapheme too big (maximum 300, got 301)" in direct.value.response.content.message
 
+    family = "👨\u200d👩\u200d👧" * 200  # 200 graphemes of 18 bytes: refused by its size
+    assert channel.publish(post(family), key="bytes", media_root=REPO).outcome == "failed"
+    with pytest.raises(BadRequestError) as too_big:
+        client.send_post(family, profile_identify=pds.did, langs=["es"])
+    assert "string too big (maximum 3000, got 3600)" in too_big.value.response.content.message
+
     limit = long[:-2]  # 300 graphemes: ours and the server's count agree on the boundary
     assert grapheme.length(limit) == 300
     accepted = channel.publish(post(limit), key="limit", media_root=REPO)

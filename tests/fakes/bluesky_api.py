@@ -260,10 +260,16 @@ class FakeBluesky(FakeServer):
         text = record.get("text")
         if not isinstance(text, str) or not isinstance(record.get("createdAt"), str):
             return f"Invalid {POST} record: Record must have the properties text, createdAt"
-        if len(text.encode("utf-8")) > MAX_BYTES:
-            return f"Invalid {POST} record: Record/text must not be longer than {MAX_BYTES} characters"
-        if grapheme.length(text) > MAX_GRAPHEMES:
-            return f"Invalid {POST} record: Record/text must not be longer than {MAX_GRAPHEMES} graphemes"
+        # the reference PDS's words: the lexicon's text is l.string({ maxLength: 3000, maxGraphemes: 300 })
+        # (@atproto/pds 0.5.35, dist/lexicons/app/bsky/feed/post.defs.js), checked by
+        # @atproto/lex-schema's dist/schema/string.js, worded by dist/core/validation-issue.js
+        size = len(text.encode("utf-8"))
+        if size > MAX_BYTES:
+            return f"Invalid {POST} record: string too big (maximum {MAX_BYTES}, got {size}) at $.record.text"
+        graphemes = grapheme.length(text)
+        if graphemes > MAX_GRAPHEMES:
+            too_big = f"grapheme too big (maximum {MAX_GRAPHEMES}, got {graphemes})"
+            return f"Invalid {POST} record: {too_big} at $.record.text"
         langs = record.get("langs", [])
         if len(langs) > 3 or not all(isinstance(lang, str) and LANGUAGE.fullmatch(lang) for lang in langs):
             return f"Invalid {POST} record: Record/langs must be at most 3 language tags"
