@@ -38,6 +38,7 @@ from publisher.channels.bluesky import BlueskyChannel, open_bluesky, record_key
 from publisher.render.social import Post, PostImage, render_posts
 from publisher.site.config import load_site
 from publisher.site.records import load_records
+from tests.fakes.losing_proxy import LosingProxy
 
 REPO = Path(__file__).resolve().parent.parent
 HANDLE, PASSWORD = "alice.test", "hunter2"  # the account start-pds.mjs creates
@@ -296,6 +297,21 @@ def test_the_same_dispatch_again_finds_its_posts_at_their_record_keys(pds: Pds) 
     assert [r["text"] for r in (root, second, third)] == ["Uno", "Dos", "Tres"]
     assert (second["reply"]["root"]["uri"], second["reply"]["parent"]["uri"]) == (first.ids[0], first.ids[0])
     assert (third["reply"]["root"]["uri"], third["reply"]["parent"]["uri"]) == (first.ids[0], first.ids[1])
+
+
+def test_a_post_whose_answer_was_lost_is_found_at_its_record_key_not_made_again(pds: Pds) -> None:
+    before = len(pds.posts())
+    naps: list[float] = []
+    with LosingProxy(pds.url, "POST /xrpc/com.atproto.repo.createRecord", lose=1) as proxy:
+        channel = BlueskyChannel(proxy.url, HANDLE, PASSWORD, timeout=10, sleep=naps.append)
+        published = channel.publish(post("Una publicación cuya respuesta se pierde"), key="lost", media_root=REPO)
+
+    assert published.outcome == "posted", published.message
+    [lost] = proxy.lost  # the PDS made the post; the channel never heard so
+    assert published.ids == (lost["uri"],)  # found where it was, by getRecord at its record key
+    assert lost["uri"].endswith("/" + record_key("lost", 0))
+    assert naps == []  # nothing sent again
+    assert len(pds.posts()) == before + 1
 
 
 def test_a_thread_cut_short_is_completed_by_the_next_dispatch(channel: BlueskyChannel, pds: Pds) -> None:

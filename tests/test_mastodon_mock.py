@@ -16,11 +16,9 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +29,7 @@ from publisher.channels.mastodon import MastodonChannel, open_mastodon
 from publisher.render.social import Post, PostImage, render_posts
 from publisher.site.config import load_site
 from publisher.site.records import load_records
+from tests.fakes.losing_proxy import LosingProxy
 
 REPO = Path(__file__).resolve().parent.parent
 TOKEN = "mock_token"  # the account mastodon-mock seeds by default (testuser)
@@ -169,68 +168,17 @@ def test_publishing_the_same_dispatch_again_gives_back_the_statuses_already_made
     assert len(mock.statuses()) == before + 4
 
 
-class LosingProxy(ThreadingHTTPServer):
-    """Forwards every request to the mock; the first `lose` status creations are made, their answers lost.
-
-    The mock makes the status, the client sees the connection close: the case the
-    Idempotency-Key is for.
-    """
-
-    def __init__(self, upstream: str, lose: int) -> None:
-        self.upstream = upstream
-        self.lose = lose
-        self.lost: list[str] = []  # the ids of the statuses whose answers were lost
-        super().__init__(("127.0.0.1", 0), _Forward)
-        threading.Thread(target=self.serve_forever, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
-
-
-class _Forward(BaseHTTPRequestHandler):
-    server: LosingProxy
-
-    def _forward(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
-        answer = requests.request(
-            self.command, self.server.upstream + self.path, headers=headers, data=body, timeout=10
-        )
-        if self.command == "POST" and self.path == "/api/v1/statuses" and self.server.lose > 0:
-            self.server.lose -= 1
-            self.server.lost.append(str(answer.json()["id"]))
-            self.close_connection = True  # made on the server, never heard by the client
-            return
-        self.send_response(answer.status_code)
-        for name in ("Content-Type", "X-RateLimit-Remaining", "X-RateLimit-Reset"):
-            if name in answer.headers:
-                self.send_header(name, answer.headers[name])
-        self.send_header("Content-Length", str(len(answer.content)))
-        self.end_headers()
-        self.wfile.write(answer.content)
-
-    do_GET = do_POST = _forward
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
 def test_a_status_whose_answer_was_lost_is_not_made_again_by_the_retry(mock: Mock) -> None:
     before = len(mock.statuses())
-    proxy = LosingProxy(mock.url, lose=1)
     naps: list[float] = []
-    try:
+    with LosingProxy(mock.url, "POST /api/v1/statuses", lose=1) as proxy:
         published = MastodonChannel(proxy.url, TOKEN, "unlisted", 10.0, sleep=naps.append).publish(
             post("Un estado cuya respuesta se pierde"), key="lost", media_root=REPO
         )
-    finally:
-        proxy.shutdown()
-        proxy.server_close()
 
     assert published.outcome == "posted", published.message
     assert naps == [1.0]  # the lost answer was retried once, with the same key
-    assert published.ids == tuple(proxy.lost)  # the status made the first time, given back
+    assert published.ids == tuple(lost["id"] for lost in proxy.lost)  # the status made the first time, given back
     assert len(mock.statuses()) == before + 1
 
 
