@@ -109,11 +109,12 @@ def _installed(folder: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def pds() -> Iterator[Pds]:
+def pds(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pds]:
     folder = peers_dir()
     node = _installed(folder)
     plc_port, pds_port = free_port(), free_port()
     env = {**os.environ, "PLC_PORT": str(plc_port), "PDS_PORT": str(pds_port)}
+    env["TMPDIR"] = str(tmp_path_factory.mktemp("pds"))  # its databases and blobs, under pytest's cleanup
     env["PATH"] = f"{node.parent}{os.pathsep}{env.get('PATH', '')}"
     server = subprocess.Popen(
         [str(node), "start-pds.mjs"],

@@ -13,6 +13,7 @@ once for this module; each test works with its own dispatch keys.
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -74,14 +75,16 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def mock() -> Iterator[Mock]:
+def mock(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mock]:
     port = free_port()
+    env = {**os.environ, "TMPDIR": str(tmp_path_factory.mktemp("mastodon-mock"))}  # its media, under pytest's cleanup
     command = [sys.executable, "-m", "mastodon_mock", "serve", "--in-memory", "--host", "127.0.0.1"]
     server = subprocess.Popen(
         [*command, "--port", str(port), "--log-level", "warning"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        env=env,
     )
     url = f"http://127.0.0.1:{port}"
     try:
