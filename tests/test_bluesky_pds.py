@@ -35,10 +35,14 @@ from atproto_client import Client
 from atproto_client.exceptions import BadRequestError
 
 from publisher.channels.bluesky import BlueskyChannel, open_bluesky, record_key
+from publisher.channels.remote_image import with_images
 from publisher.render.social import Post, PostImage, render_posts
 from publisher.site.config import load_site
 from publisher.site.records import load_records
 from tests.fakes.losing_proxy import LosingProxy
+from tests.test_remote_image import ALLOWED, ImageServer, server
+
+__all__ = ["server"]  # the fixture, used by name
 
 REPO = Path(__file__).resolve().parent.parent
 HANDLE, PASSWORD = "alice.test", "hunter2"  # the account start-pds.mjs creates
@@ -355,3 +359,19 @@ def test_every_bluesky_post_of_the_example_site_is_stored_as_rendered(pds: Pds, 
         kind = "app.bsky.embed.images" if rendered.images else "app.bsky.embed.external"
         assert record["embed"]["$type"] == kind
         assert [i["alt"] for i in record["embed"].get("images", [])] == [i.alt for i in rendered.images]
+
+
+def test_an_image_given_as_a_url_is_fetched_and_stored_with_its_bytes(
+    channel: BlueskyChannel, pds: Pds, server: ImageServer, tmp_path: Path
+) -> None:
+    """A record whose image lives on the organisation's web server (here a server on loopback)."""
+    remote = PostImage(url=f"{server.url}/ok.png", alt="Desde el servidor de la organización", path=None)
+    fetched, missing = with_images(post("Con imagen remota", images=(remote,)), tmp_path, ALLOWED)
+    assert missing == []
+
+    published = channel.publish(fetched, key="remote-image", media_root=tmp_path)
+
+    assert published.outcome == "posted", published.message
+    [stored] = pds.record(published.ids[0])["embed"]["images"]
+    assert stored["alt"] == remote.alt
+    assert pds.blob(stored["image"]) == server.image

@@ -27,10 +27,14 @@ import pytest
 import requests
 
 from publisher.channels.mastodon import MastodonChannel, open_mastodon
+from publisher.channels.remote_image import with_images
 from publisher.render.social import Post, PostImage, render_posts
 from publisher.site.config import load_site
 from publisher.site.records import load_records
 from tests.fakes.losing_proxy import LosingProxy
+from tests.test_remote_image import ALLOWED, ImageServer, server
+
+__all__ = ["server"]  # the fixture, used by name
 
 REPO = Path(__file__).resolve().parent.parent
 TOKEN = "mock_token"  # the account mastodon-mock seeds by default (testuser)
@@ -209,3 +213,19 @@ def test_every_mastodon_post_of_the_example_site_is_stored_as_rendered(mock: Moc
         assert (stored["language"], stored["visibility"]) == (rendered.language, "unlisted")
         assert [m["description"] for m in stored["media_attachments"]] == [i.alt for i in rendered.images]
         assert rendered.url is not None and rendered.url in stored["content"]
+
+
+def test_an_image_given_as_a_url_is_fetched_and_stored_with_its_description(
+    mock: Mock, server: ImageServer, tmp_path: Path
+) -> None:
+    """A record whose image lives on the organisation's web server (here a server on loopback)."""
+    remote = PostImage(f"{server.url}/ok.png", "Desde el servidor de la organización", None)
+    fetched, missing = with_images(post(images=(remote,)), tmp_path, ALLOWED)
+    assert missing == []
+
+    published = channel(mock).publish(fetched, key="remote-image", media_root=tmp_path)
+
+    assert published.outcome == "posted", published.message
+    [media] = mock.status(published.ids[0])["media_attachments"]
+    assert (media["type"], media["description"]) == ("image", remote.alt)
+    assert server.asked.count("/ok.png") == 1
