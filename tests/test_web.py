@@ -26,7 +26,7 @@ from publisher.audience.unsubscribe import make_token
 from publisher.build.builder import build
 from publisher.site.config import load_site
 from publisher.store.dispatches import Store, open_store
-from publisher.web.app import redacted
+from publisher.web.server import redacted
 from tests.conftest import REPO
 from tests.smtp_support import MailServer, free_port
 from tests.web_support import Clock, Page, Web, basic, link_in, running
@@ -530,7 +530,7 @@ def test_serve_runs_until_ctrl_c(site_root: Path, tmp_path: Path) -> None:
         "import sys\n"
         "from pathlib import Path\n"
         "from publisher.site.config import load_site\n"
-        "from publisher.web.app import serve\n"
+        "from publisher.web.server import serve\n"
         f"serve(load_site(Path({str(site_root)!r})), '127.0.0.1', {port})\n"
         "print('stopped', file=sys.stderr)\n"
     )

@@ -1,4 +1,4 @@
-"""The web side for tests: a real threading server on a loopback port, a small HTTP client, a settable clock.
+"""The web side for tests: the real server (waitress) on a loopback port, a small HTTP client, a settable clock.
 
     with running(site, store, clock) as web:
         reply = web.get("/feeds/atom.xml")
@@ -23,7 +23,7 @@ from html.parser import HTMLParser
 
 from publisher.site.config import Site
 from publisher.store.dispatches import Store
-from publisher.web.app import App, make_server
+from publisher.web.server import make_server
 
 
 class Clock:
@@ -96,14 +96,10 @@ def running(site: Site, store: Store, clock: Clock) -> Iterator[Web]:
     thread = threading.Thread(target=server.serve_forever, name="publisher-web-test", daemon=True)
     thread.start()
     try:
-        yield Web(server.server_port, log)
+        yield Web(server.port, log)
     finally:
-        server.shutdown()
-        server.server_close()
+        server.stop()
         thread.join(5)
-        app = server.get_app()
-        assert isinstance(app, App)
-        app.close()
 
 
 class Page(HTMLParser):

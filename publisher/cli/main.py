@@ -295,7 +295,7 @@ class _progress:
 @pass_context
 def serve(c: Context, host: str, port: int) -> None:
     """The web side: feeds, unsubscribe, subscribe, the timeline.  Example: publisher serve --port 8080"""
-    from publisher.web.app import serve as serve_site
+    from publisher.web.server import serve as serve_site
 
     if not 0 <= port <= 65535:
         bad_flag("--port", f"is a port number from 0 to 65535 (got {port})")

@@ -77,7 +77,7 @@ def subscribe_form(ctx: WebContext, request: Request) -> Response:
     if confirm_secret(ctx) is None:
         return _no_secret(ctx)
     lists = ctx.site.settings.newsletter.lists
-    chosen = request.query_value("list")
+    chosen = request.args.get("list")
     values = {"email": "", "name": "", "list": chosen if chosen in lists else lists[0], "language": ""}
     return _form(ctx, 200, values, {})
 
@@ -121,15 +121,13 @@ def subscribe(ctx: WebContext, request: Request) -> Response:
     if not same_origin(request, ctx.site_url):
         return ctx.message(403, "Not allowed", "This form can only be sent from this site's own page.")
     now = ctx.now()
-    if not ctx.subscribes.allow(request.client, now):
-        wait = ctx.subscribes.retry_after(request.client, now)
-        return ctx.message(
-            429, "Too many requests", "Please try again later.", headers=[("Retry-After", str(wait or 60))]
-        )
+    if not ctx.subscribes.hit(request.client, now):
+        wait = ctx.subscribes.retry_after(now)
+        return ctx.message(429, "Too many requests", "Please try again later.", headers=[("Retry-After", str(wait))])
     secret = confirm_secret(ctx)
     if secret is None:
         return _no_secret(ctx)
-    values, errors = _checked(ctx, request.form())
+    values, errors = _checked(ctx, request.form.to_dict())
     if errors:
         return _form(ctx, 400, values, errors)
     email, list_name = values["email"], values["list"]
@@ -150,7 +148,7 @@ def subscribe(ctx: WebContext, request: Request) -> Response:
         except InvalidInput:
             return _form(ctx, 400, values, {"email": "This address cannot be used."})
     expires = now + DEFAULT_LIFETIME
-    if ctx.confirmations.allow(subscribers.email_key(email), now):  # else: the earlier emails are in the inbox
+    if ctx.confirmations.hit(subscribers.email_key(email), now):  # else: the earlier emails are in the inbox
         token = make_confirm_token(
             secret, email, list_name, expires, name=values["name"] or None, language=values["language"] or None
         )
