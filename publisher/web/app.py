@@ -96,9 +96,34 @@ def _not_found(ctx: WebContext) -> Response:
 
 
 def home(ctx: WebContext, request: Request) -> Response:
+    """GET /: the site's feeds and the form; every built feed linked in the head (feed readers autodiscover them)."""
     feeds = [(f"/feeds/{name}", label) for name, label in (("atom.xml", "Atom"), ("rss.xml", "RSS"))]
     available = [(href, label) for href, label in feeds if (ctx.out / href.lstrip("/")).is_file()]
-    return ctx.page("home.html", title="Newsletters and feeds", feeds=available)
+    return ctx.page("home.html", title="Newsletters and feeds", feeds=available, alternates=alternates(ctx))
+
+
+def alternates(ctx: WebContext) -> list[tuple[str, str, str]]:
+    """(href, type, title) of every feed under ``feeds/``: the site's first, then by language, then by tag."""
+    folder = ctx.out / "feeds"
+    if not folder.is_dir():
+        return []
+    title = ctx.site.settings.site.title
+    found: list[tuple[tuple[int, str], tuple[str, str, str]]] = []
+    for path in folder.rglob("*.xml"):
+        content_type = FEED_TYPES.get(path.name)
+        relative = path.relative_to(folder).as_posix()
+        if content_type is None or inside(folder, relative) is None:
+            continue
+        kind = "Atom" if path.name == "atom.xml" else "RSS"
+        parts = relative.split("/")
+        if len(parts) == 1:
+            rank, label = 0, f"{title} ({kind})"
+        elif len(parts) == 3 and parts[0] in ("languages", "tags"):
+            rank, label = (1 if parts[0] == "languages" else 2), f"{title}: {parts[1]} ({kind})"
+        else:
+            continue
+        found.append(((rank, relative), (f"/feeds/{relative}", content_type.split(";")[0], label)))
+    return [entry for _, entry in sorted(found)]
 
 
 # --- one-click unsubscribe ---------------------------------------------------------------------------
