@@ -178,7 +178,8 @@ def test_paths_outside_the_built_folders_are_refused(web: Web, site_root: Path, 
     assert b"[site]" not in reply.body and b"root:" not in reply.body
 
 
-def test_newsletter_previews_and_calendar_files(web: Web, site_root: Path) -> None:
+def test_newsletter_previews_and_calendar_files(web: Web, site_root: Path, clock: Clock) -> None:
+    clock.now = dt.datetime(2018, 2, 9, 17, 0, tzinfo=dt.UTC)  # the issue's record is published
     html = web.get(f"/newsletters/{ISSUE}.html")
     assert (html.status, html.header("Content-Type")) == (200, "text/html; charset=utf-8")
     assert html.body == (site_root / "newsletters" / f"{ISSUE}.html").read_bytes()
@@ -188,6 +189,27 @@ def test_newsletter_previews_and_calendar_files(web: Web, site_root: Path) -> No
     assert ics.body.startswith(b"BEGIN:VCALENDAR")
     assert web.get("/newsletters/no-such-issue.html").status == 404
     assert web.get("/newsletters/2018-03-15-informe-agenda-2030.ics").status == 404  # no meeting, no calendar
+
+
+def test_what_is_not_yet_published_is_shown_to_the_team_only(web: Web, site_root: Path, clock: Clock) -> None:
+    """Previews are built ahead for review, and ids are guessable: before its time a record's files need the login."""
+    paths = [f"/newsletters/{ISSUE}.{kind}" for kind in ("html", "txt", "ics")]
+    clock.now = dt.datetime(2018, 2, 9, 16, 59, tzinfo=dt.UTC)  # a minute before 18:00+01:00
+    for path in paths:
+        refused = web.get(path)
+        assert refused.status == 401 and b"South-South" not in refused.body, path
+        assert web.get(path, basic("wrong")).status == 401
+        team = web.get(path, basic(ADMIN))
+        assert team.status == 200 and team.body == (site_root / path.lstrip("/")).read_bytes()
+        assert "no-store" in (team.header("Cache-Control") or "")
+    draft = site_root / "newsletters" / "2018-06-20-draft-annual-report.html"  # as `build --all` would write it
+    draft.write_text("<p>draft</p>", encoding="utf-8")
+    clock.now = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
+    assert web.get("/newsletters/2018-06-20-draft-annual-report.html").status == 401  # a draft is never public
+    (site_root / "newsletters" / "no-record-has-this-id.html").write_text("<p>?</p>", encoding="utf-8")
+    assert web.get("/newsletters/no-record-has-this-id.html").status == 401
+    clock.now = dt.datetime(2018, 2, 9, 17, 0, tzinfo=dt.UTC)
+    assert all(web.get(path).status == 200 for path in paths)
 
 
 # --- one-click unsubscribe (RFC 8058) ------------------------------------------------------------------

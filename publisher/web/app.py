@@ -83,11 +83,16 @@ def feed(ctx: WebContext, request: Request, path: str) -> Response:
 
 
 def newsletter(ctx: WebContext, request: Request, name: str) -> Response:
-    """GET /newsletters/<id>.html (preview), .txt, .ics."""
+    """GET /newsletters/<id>.html (preview), .txt, .ics: to anyone once the record is published, else to the team."""
     content_type = NEWSLETTER_TYPES.get(Path(name).suffix)
     found = inside(ctx.out / "newsletters", name) if content_type and not name.startswith(".") else None
     if found is None or content_type is None:
         return _not_found(ctx)
+    if not ctx.published.is_public(Path(name).stem, ctx.now()):  # scheduled, a draft, or no record: the team's
+        refusal = _admin_refusal(ctx, request)
+        if refusal is not None:
+            return refusal
+        return file_response(found, content_type, cache="private, no-store", policy=PREVIEW_POLICY)
     return file_response(found, content_type, cache="public, max-age=300", policy=PREVIEW_POLICY)
 
 

@@ -16,6 +16,7 @@ from publisher.site.config import Site
 from publisher.site.templates import environment
 from publisher.store.dispatches import Store
 from publisher.web.http import PAGE_POLICY, GzipCache, Response
+from publisher.web.published import Published
 from publisher.web.throttle import Limit, storage_for
 
 Clock = Callable[[], dt.datetime]
@@ -49,6 +50,7 @@ class WebContext:
         self.confirmations = Limit(storage, "confirm-mail", *CONFIRMATIONS_PER_ADDRESS)
         self.failed_logins = Limit(storage, "failed-login", *FAILED_LOGINS_PER_CLIENT)
         self.gzip = GzipCache()
+        self.published = Published(site.events)
 
     def now(self) -> dt.datetime:
         now = self.clock()
