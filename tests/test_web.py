@@ -471,6 +471,16 @@ def test_the_team_pages_need_the_password(web: Web, start: Start) -> None:
         assert off.status == 403 and "set PUBLISHER_ADMIN_PASSWORD" in off.text
 
 
+def test_once_locked_out_even_the_right_password_is_refused_until_the_window_ends(web: Web, clock: Clock) -> None:
+    statuses = [web.get("/admin/plan", basic(f"guess-{n}")).status for n in range(21)]
+    assert statuses == [401] * 20 + [429]
+    locked = web.get("/admin/plan", basic(ADMIN))
+    assert locked.status == 429 and ISSUE not in locked.text and int(locked.header("Retry-After") or 0) > 0
+    assert web.post("/admin/approve/any", headers=basic(ADMIN)).status == 429
+    clock.advance(dt.timedelta(minutes=15))
+    assert web.get("/admin/plan", basic(ADMIN)).status == 200
+
+
 def _approve_paths(html: str) -> list[str]:
     return [form["action"] for form in Page(html).forms if form.get("action", "").startswith("/admin/approve/")]
 

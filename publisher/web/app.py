@@ -185,17 +185,24 @@ def unsubscribe_help(ctx: WebContext, request: Request) -> Response:
 
 
 def _admin_refusal(ctx: WebContext, request: Request) -> Response | None:
-    """None when the request carries the admin password; else the 403 or 401 page."""
+    """None when the request carries the admin password; else the 403, 429 or 401 page.
+
+    The limiter is asked first: once a client has used up its wrong guesses,
+    every attempt is refused until the window ends, the right password too,
+    so guessing on past the limit learns nothing.
+    """
     expected = ctx.site.secret(ADMIN_ENV)
     if expected is None:
         return ctx.message(403, "The team's pages are off", f"set {ADMIN_ENV} to use them.")
+    now = ctx.now()
+    if ctx.failed_logins.full(request.client, now):  # locked: every attempt refused, the right password too
+        wait = ctx.failed_logins.retry_after(now)
+        return ctx.message(429, "Too many attempts", "Please wait.", headers=[("Retry-After", str(wait))])
     given = admin_password(request)
     if given is not None and password_matches(given, expected):
         return None
-    now = ctx.now()
-    if given is not None and not ctx.failed_logins.hit(request.client, now):
-        wait = ctx.failed_logins.retry_after(now)
-        return ctx.message(429, "Too many attempts", "Please wait.", headers=[("Retry-After", str(wait))])
+    if given is not None:
+        ctx.failed_logins.hit(request.client, now)
     challenge = ("WWW-Authenticate", 'Basic realm="publisher", charset="UTF-8"')
     return ctx.message(401, "Password needed", "These pages are for the site's team.", headers=[challenge])
 
