@@ -26,7 +26,7 @@ from publisher.audience.unsubscribe import make_token
 from publisher.build.builder import build
 from publisher.site.config import load_site
 from publisher.store.dispatches import Store, open_store
-from publisher.web.server import redacted
+from publisher.web.server import redacted, startup_notes
 from tests.conftest import REPO
 from tests.smtp_support import MailServer, free_port
 from tests.web_support import Clock, Page, Web, basic, link_in, running
@@ -450,8 +450,30 @@ def test_without_the_site_secret_nobody_can_subscribe_and_outbox_links_stop_work
         assert web.get("/subscribe").status == 503
         assert web.post("/subscribe", {"email": "new@example.org", "list": "news"}).status == 503
         outbox_token = make_token(OUTBOX_SECRET, "lu@example.org", "news")  # mail really goes out: not accepted
-        assert web.request("POST", f"/unsubscribe/{outbox_token}", b"List-Unsubscribe=One-Click", FORM).status == 400
+        assert web.request("POST", f"/unsubscribe/{outbox_token}", b"List-Unsubscribe=One-Click", FORM).status == 503
     assert mail.received == [] and status_of(store, "lu@example.org") == "active"
+
+
+def test_without_the_site_secret_outbox_links_are_never_taken_even_for_a_trial_outbox(
+    start: Start, store: Store, tmp_path: Path
+) -> None:
+    """The outbox placeholder is in the source for anyone to read: a served site never accepts a token it signed."""
+    _member(store, "lu@example.org")
+    outbox = make_token(OUTBOX_SECRET, "lu@example.org", "news")
+    with start(PUBLISHER_SECRET=None, PUBLISHER_EMAIL_URL=f"maildir:{tmp_path / 'outbox'}") as web:
+        answers = [web.get(f"/unsubscribe/{outbox}"), web.post(f"/unsubscribe/{outbox}", {"List-Unsubscribe": "x"})]
+        confirm = make_confirm_token(OUTBOX_SECRET, "new@example.org", "news", NOW + dt.timedelta(days=1))
+        answers += [web.get(f"/confirm/{confirm}"), web.post(f"/confirm/{confirm}")]
+    assert [reply.status for reply in answers] == [503] * 4
+    assert "PUBLISHER_SECRET" in answers[0].text and "lu@example.org" not in answers[0].text
+    assert status_of(store, "lu@example.org") == "active" and status_of(store, "new@example.org") is None
+
+
+def test_serve_says_at_start_that_links_are_off_without_the_site_secret(site_root: Path, tmp_path: Path) -> None:
+    outbox = {"PUBLISHER_EMAIL_URL": f"maildir:{tmp_path / 'outbox'}", "PUBLISHER_ADMIN_PASSWORD": ADMIN}
+    notes = startup_notes(load_site(site_root, env=outbox))
+    assert len(notes) == 1 and "PUBLISHER_SECRET" in notes[0] and "unsubscribe links are off" in notes[0]
+    assert startup_notes(load_site(site_root, env={**outbox, "PUBLISHER_SECRET": SECRET})) == []
 
 
 # --- the team's pages ----------------------------------------------------------------------------------

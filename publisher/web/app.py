@@ -135,8 +135,17 @@ def alternates(ctx: WebContext) -> list[tuple[str, str, str]]:
 
 
 def _unsubscriber(ctx: WebContext, token: str) -> tuple[str, str] | Response:
-    secret = link_secret(ctx.site)  # as the email dispatch signed it; no SMTP or DKIM setting needed
-    found = verify_token(secret, token) if secret else None
+    # PUBLISHER_SECRET only: no SMTP or DKIM setting needed, and never the outbox placeholder, which anyone
+    # can read in the source and would let them unsubscribe anyone (or learn who is on the list).
+    secret = link_secret(ctx.site, outbox=False)
+    if secret is None:
+        return ctx.message(
+            503,
+            "Unsubscribing by link is off for now",
+            "This site cannot check unsubscribe links yet: its team has to set PUBLISHER_SECRET.",
+            "To unsubscribe now, reply to the newsletter and ask.",
+        )
+    found = verify_token(secret, token)
     if found is None:
         return ctx.message(
             400,

@@ -42,7 +42,7 @@ from publisher.web.pages import Clock, StoreFactory
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
-__all__ = ["Server", "make_server", "redacted", "serve"]
+__all__ = ["Server", "make_server", "redacted", "serve", "startup_notes"]
 
 BACKLOG = 2048
 CONNECTION_LIMIT = 1000
@@ -173,6 +173,19 @@ def make_server(
     return Server(waitress, app)
 
 
+def startup_notes(site: Site) -> list[str]:
+    """What is off, said when serve starts: the parts that need a secret it was not given."""
+    notes = []
+    if site.secret(SECRET_ENV) is None:
+        notes.append(
+            "  subscribing, confirmation links and unsubscribe links are off: set PUBLISHER_SECRET"
+            " (it signs them; the outbox placeholder is never accepted here)"
+        )
+    if site.secret(ADMIN_ENV) is None:
+        notes.append(f"  the team's pages (/admin/plan) are off: set {ADMIN_ENV}")
+    return notes
+
+
 def serve(
     site: Site, host: str = "127.0.0.1", port: int = 8080, *, announce: Callable[[str], None] | None = None
 ) -> None:
@@ -180,10 +193,8 @@ def serve(
     say = announce or (lambda line: print(line, file=sys.stderr, flush=True))
     server = make_server(site, host, port)
     say(f"serving {site.settings.site.title} on http://{host}:{server.port}/ (Ctrl-C stops)")
-    if site.secret(SECRET_ENV) is None:
-        say("  subscribing is off: set PUBLISHER_SECRET (it signs the confirmation links)")
-    if site.secret(ADMIN_ENV) is None:
-        say(f"  the team's pages (/admin/plan) are off: set {ADMIN_ENV}")
+    for line in startup_notes(site):
+        say(line)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
