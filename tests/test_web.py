@@ -381,6 +381,40 @@ def test_the_form_never_adds_a_list_to_an_active_subscriber_without_confirmation
     assert found is not None and found.lists == ("news", "weekly")
 
 
+def test_a_confirmation_link_works_once_and_never_undoes_a_later_unsubscribe(
+    web: Web, store: Store, mail: MailServer, clock: Clock
+) -> None:
+    _subscribe(web, "rae@example.org")
+    _subscribe(web, "rae@example.org")  # two emails, two links
+    first, second = _confirm_path(mail, "rae@example.org", 0), _confirm_path(mail, "rae@example.org", 1)
+    assert web.post(first).status == 200 and status_of(store, "rae@example.org") == "active"
+    assert web.post(first).status == 409 and web.get(first).status == 409  # used
+    clock.advance(dt.timedelta(hours=1))
+    unsubscribe = "/unsubscribe/" + make_token(SECRET, "rae@example.org", "news")
+    assert web.post(unsubscribe, {"List-Unsubscribe": "One-Click"}).status == 200
+    clock.advance(dt.timedelta(hours=1))
+    for replayed in (first, second):  # the used one, and one issued before the unsubscribe but never used
+        assert web.post(replayed).status == 409
+        assert status_of(store, "rae@example.org") == "unsubscribed"
+    _subscribe(web, "rae@example.org")  # asked again after leaving: a new link brings them back
+    assert web.post(_confirm_path(mail, "rae@example.org")).status == 200
+    assert status_of(store, "rae@example.org") == "active"
+
+
+def test_a_form_never_changes_the_name_or_language_of_someone_on_the_list(
+    web: Web, store: Store, mail: MailServer
+) -> None:
+    subscribers.add(store, "sol@example.org", name="Sol", language="en", lists=["news"], now=NOW, source="cli")
+    _subscribe(web, "sol@example.org", name="Mallory", language="es", list="weekly")
+    assert web.post(_confirm_path(mail, "sol@example.org")).status == 200  # Sol wants weekly too
+    _subscribe(web, "tom@example.org", name="Tom", language="en")
+    _subscribe(web, "tom@example.org", name="Mallory", language="es")
+    assert web.post(_confirm_path(mail, "tom@example.org")).status == 200
+    sol, tom = subscribers.get(store, "sol@example.org"), subscribers.get(store, "tom@example.org")
+    assert sol is not None and (sol.name, sol.language, sol.lists) == ("Sol", "en", ("news", "weekly"))
+    assert tom is not None and (tom.name, tom.language, tom.status) == ("Tom", "en", "active")
+
+
 def test_an_expired_confirmation_link_is_refused(web: Web, store: Store, mail: MailServer, clock: Clock) -> None:
     _subscribe(web, "gil@example.org")
     _subscribe(web, "hal@example.org")

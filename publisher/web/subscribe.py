@@ -133,7 +133,7 @@ def subscribe(ctx: WebContext, request: Request) -> Response:
     email, list_name = values["email"], values["list"]
     store = ctx.store()
     existing = subscribers.get(store, email)
-    if existing is None or existing.status == "pending":
+    if existing is None:  # a pending row keeps the name and language it was made with
         try:
             subscribers.add(
                 store,
@@ -221,7 +221,29 @@ def _confirmation(ctx: WebContext, token: str) -> Confirmation | Response:
             "Confirmation links work for a few days. Please subscribe again.",
             link=("/subscribe", "Subscribe again"),
         )
+    if not _usable(subscribers.get(ctx.store(), found.email), found):
+        return ctx.message(
+            409,
+            "This link has been used",
+            "It worked once, and cannot be used again. To subscribe again, please use the form.",
+            link=("/subscribe", "Subscribe again"),
+        )
     return found
+
+
+def _usable(existing: subscribers.Subscriber | None, found: Confirmation) -> bool:
+    """Whether a confirmation may still do its work: once, and never over a later unsubscribe.
+
+    A token is issued `DEFAULT_LIFETIME` before it expires. It is used up once
+    its address is on its list; it never brings back someone who unsubscribed
+    (or bounced, or complained) after it was issued, even if it was never used.
+    """
+    if existing is None or existing.status == "pending":
+        return True
+    issued = found.expires - DEFAULT_LIFETIME
+    if existing.suppressed:
+        return existing.unsubscribed_at is not None and existing.unsubscribed_at < issued
+    return found.list_name not in existing.lists
 
 
 def confirm_page(ctx: WebContext, request: Request, token: str) -> Response:
@@ -239,11 +261,14 @@ def confirm(ctx: WebContext, request: Request, token: str) -> Response:
     found = _confirmation(ctx, token)
     if isinstance(found, Response):
         return found
+    store = ctx.store()
+    existing = subscribers.get(store, found.email)
+    # The name and language asked for are a new row's only: a form (whoever sent it) never renames anyone.
     subscribers.add(
-        ctx.store(),
+        store,
         found.email,
-        name=found.name,
-        language=found.language,
+        name=found.name if existing is None else None,
+        language=found.language if existing is None else None,
         lists=[found.list_name],
         now=ctx.now(),
         source=SOURCE,
