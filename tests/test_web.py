@@ -331,6 +331,7 @@ def test_subscribing_stores_pending_and_sends_one_email_whose_link_confirms(
         "Ana Pérez",
         "es",
     )
+    assert pending.consent_at is None  # nobody has consented yet
     assert mail.per_recipient() == {"Ana.Perez@example.org": 1}
 
     message = email.message_from_bytes(mail.messages("Ana.Perez@example.org")[0], policy=email.policy.default)

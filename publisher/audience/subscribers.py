@@ -133,8 +133,8 @@ def _new(incoming: Incoming, now: dt.datetime, source: str) -> dict[str, Any]:
         "language": incoming.language,
         "lists": list(incoming.lists) if subscribed else [],
         "status": incoming.status,
-        "consent_at": now if subscribed else None,
-        "consent_source": source if subscribed else None,
+        "consent_at": now if incoming.status == "active" else None,  # pending: nobody has consented yet
+        "consent_source": source if subscribed else None,  # where a pending row came from, too
         "created_at": now,
         "updated_at": now,
         "unsubscribed_at": None if subscribed else now,
