@@ -321,7 +321,7 @@ def test_subscribing_stores_pending_and_sends_one_email_whose_link_confirms(
     web: Web, store: Store, mail: MailServer, clock: Clock
 ) -> None:
     form = Page(web.get("/subscribe").text)
-    assert {f["name"] for f in form.fields} == {"email", "name", "list", "language"}
+    assert {f["name"] for f in form.fields} == {"email", "name", "list", "language", "website"}
     _subscribe(web, "Ana.Perez@Example.org", name="Ana Pérez", list="weekly", language="es")
     pending = subscribers.get(store, "ana.perez@example.org")
     assert pending is not None
@@ -353,6 +353,18 @@ def test_subscribing_stores_pending_and_sends_one_email_whose_link_confirms(
         "web",
     )
     assert len(mail.received) == 1  # confirming sends nothing more
+
+
+def test_a_robot_that_fills_in_the_hidden_field_is_told_to_check_its_inbox_and_nothing_happens(
+    web: Web, store: Store, mail: MailServer
+) -> None:
+    hidden = next(f for f in Page(web.get("/subscribe").text).fields if f["name"] == "website")
+    assert (hidden["tabindex"], hidden["autocomplete"], hidden["value"]) == ("-1", "off", "")
+    reply = web.post("/subscribe", {"email": "victim@example.org", "list": "news", "website": "https://spam.example"})
+    assert reply.status == 200 and "Check your inbox" in reply.text
+    assert subscribers.get(store, "victim@example.org") is None and mail.received == []
+    _subscribe(web, "person@example.org", website="")  # people leave it empty
+    assert mail.count("person@example.org") == 1
 
 
 def test_an_unsubscribed_person_who_subscribes_again_is_active_only_after_confirming(

@@ -39,6 +39,7 @@ from publisher.web.pages import WebContext
 
 log = logging.getLogger("publisher.web.app")
 MAX_NAME = 200
+HONEYPOT = "website"  # hidden from people (off-screen, aria-hidden, no tab stop); robots fill in every field
 SOURCE = "web"
 
 
@@ -127,7 +128,12 @@ def subscribe(ctx: WebContext, request: Request) -> Response:
     secret = confirm_secret(ctx)
     if secret is None:
         return _no_secret(ctx)
-    values, errors = _checked(ctx, request.form.to_dict())
+    form = request.form.to_dict()
+    if form.get(HONEYPOT):  # a field people never see: a robot filled it in; it is told what people are told
+        log.info("a sign-up with the hidden field filled in was ignored")
+        shown = ctx.local(now + DEFAULT_LIFETIME)
+        return ctx.page("check_inbox.html", title="Check your inbox", email=form.get("email", ""), expires=shown)
+    values, errors = _checked(ctx, form)
     if errors:
         return _form(ctx, 400, values, errors)
     email, list_name = values["email"], values["list"]
