@@ -480,7 +480,11 @@ def test_a_post_from_another_site_is_refused(web: Web, store: Store, mail: MailS
     assert web.post("/subscribe", {"email": "kim@example.org", "list": "news"}, evil).status == 403
     assert web.post("/subscribe", {"email": "kim@example.org"}, {"Sec-Fetch-Site": "cross-site"}).status == 403
     assert subscribers.get(store, "kim@example.org") is None and mail.received == []
-    own = {"Origin": f"http://127.0.0.1:{web.port}"}
+    for forged in (f"http://127.0.0.1:{web.port}", "https://evil.example", "http://cepei.example.org"):
+        # the Host header is the sender's to choose: never what makes an origin ours
+        headers = {"Origin": forged, "Host": urllib.parse.urlsplit(forged).netloc}
+        assert web.post("/subscribe", {"email": "kim@example.org", "list": "news"}, headers).status == 403, forged
+    own = {"Origin": "https://cepei.example.org"}  # the configured site URL
     assert web.post("/subscribe", {"email": "kim@example.org", "list": "news"}, own).status == 200
     path = _confirm_path(mail, "kim@example.org")
     assert web.post(path, headers=evil).status == 403

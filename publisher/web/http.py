@@ -90,9 +90,9 @@ def same_origin(request: Request, site_url: str) -> bool:
         return True
     if origin.strip().lower() == "null":
         return False
-    netloc = _bare(urllib.parse.urlsplit(origin.strip()).netloc)
-    allowed = {_bare(request.headers.get("Host") or ""), _bare(urllib.parse.urlsplit(site_url).netloc)}
-    return bool(netloc) and netloc in allowed
+    site = urllib.parse.urlsplit(site_url)
+    given = urllib.parse.urlsplit(origin.strip())
+    return bool(given.netloc) and (given.scheme.lower(), _bare(given.netloc)) == (site.scheme, _bare(site.netloc))
 
 
 def admin_password(request: Request) -> str | None:
