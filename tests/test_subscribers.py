@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import io
 from collections.abc import Iterator
@@ -233,6 +234,16 @@ def test_an_import_never_resubscribes_anyone_suppressed(store: Store, tmp_path: 
         "angry@example.org": ("complained", ("news",)),
     }
     assert subscribers.recipients(store, "news") == []
+
+
+def test_an_export_never_hands_a_spreadsheet_a_formula(store: Store) -> None:
+    names = ['=HYPERLINK("https://evil.example","x")', "+1+cmd", "-2+3", "@SUM(A1)", "Ana"]
+    for n, name in enumerate(names):
+        subscribers.add(store, f"p{n}@example.org", name=name, lists=["news"], now=NOW, source="cli")
+    out = io.StringIO()
+    subscribers.export_csv(store, out)
+    cells = [row[1] for row in csv.reader(io.StringIO(out.getvalue()))][1:]
+    assert cells == [*("'" + name for name in names[:4]), "Ana"]
 
 
 def test_an_export_imports_back_with_its_suppressions(store: Store, tmp_path: Path) -> None:

@@ -11,7 +11,6 @@ Subscriber(id=1, email='Ana.Perez@example.org', ..., status='active', ...)
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import json
 from collections.abc import Iterable, Sequence
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import sqlalchemy as sa
+from defusedcsv import csv as defused_csv
 
 from publisher.audience.rows import Incoming, checked, email_key, normalise_email, read_csv, split_lists
 from publisher.errors import InvalidInput, Problem
@@ -342,15 +342,25 @@ def recipient_count(store: Store, list_name: str) -> int:
         return sum(1 for lists in connection.scalars(query) if list_name in lists)
 
 
+def _defused(cell: str) -> str:
+    # defusedcsv quotes = + - @ | %; a leading tab or carriage return starts a formula in some spreadsheets too.
+    return "'" + cell if cell[:1] in ("\t", "\r") else cell
+
+
 def export_csv(store: Store, out: TextIO, list_name: str | None = None, status: str | None = None) -> int:
-    """Write subscribers as CSV (the columns `import_csv` reads, plus status and consent); returns rows written."""
-    writer = csv.writer(out, lineterminator="\n")
+    """Write subscribers as CSV (the columns `import_csv` reads, plus status and consent); returns rows written.
+
+    Names and addresses come from strangers (the subscribe form): a cell that
+    a spreadsheet would take for a formula (starting with ``= + - @``, a tab
+    or a carriage return) gets a leading ``'``, as `defusedcsv` writes it, so
+    opening the export never runs what someone typed into the form.
+    """
+    writer = defused_csv.writer(out, lineterminator="\n")
     writer.writerow(EXPORT_COLUMNS)
     people = list_subscribers(store, list_name, status)
     for one in people:
         consent = [one.consent_at.isoformat() if one.consent_at else "", one.consent_source or ""]
         lists = ";".join(one.lists)
-        writer.writerow(
-            [one.email, one.name or "", one.language or "", lists, one.status, *consent, one.created_at.isoformat()]
-        )
+        row = [one.email, one.name or "", one.language or "", lists, one.status, *consent, one.created_at.isoformat()]
+        writer.writerow([_defused(cell) for cell in row])
     return len(people)
