@@ -89,10 +89,10 @@ def basic(password: str, user: str = "team") -> dict[str, str]:
 
 
 @contextmanager
-def running(site: Site, store: Store, clock: Clock) -> Iterator[Web]:
-    """The web side of `site` on 127.0.0.1 (a free port) in a thread, for the length of the block."""
+def running(site: Site, store: Store, clock: Clock, port: int = 0) -> Iterator[Web]:
+    """The web side of `site` on 127.0.0.1 (`port`; 0: a free one) in a thread, for the length of the block."""
     log: list[str] = []
-    server = make_server(site, "127.0.0.1", 0, store_factory=lambda: store, clock=clock, access_log=log.append)
+    server = make_server(site, "127.0.0.1", port, store_factory=lambda: store, clock=clock, access_log=log.append)
     thread = threading.Thread(target=server.serve_forever, name="publisher-web-test", daemon=True)
     thread.start()
     try:

@@ -78,13 +78,20 @@ def _bare(netloc: str) -> str:
 def same_origin(request: Request, site_url: str) -> bool:
     """False when a browser says the POST comes from another site (Origin or Sec-Fetch-Site).
 
+    Chromium sends ``Origin: null`` for a form posted from a page with
+    ``Referrer-Policy: no-referrer`` (ours), so a browser's
+    ``Sec-Fetch-Site: same-origin`` is taken first; a bare ``null`` is refused.
+
     Our origin is the configured site URL only, never the request's ``Host``
     header: whoever sends the request chooses that one. A request without
     those headers (a mail provider's server, curl) passes: the forms are
     public and the tokens, not the origin, are what authorise.
     """
-    if (request.headers.get("Sec-Fetch-Site") or "").lower() == "cross-site":
+    fetch_site = (request.headers.get("Sec-Fetch-Site") or "").lower()
+    if fetch_site == "cross-site":
         return False
+    if fetch_site == "same-origin":  # the browser vouches (no page can set it); its Origin is "null" under no-referrer
+        return True
     origin = request.headers.get("Origin")
     if origin is None:
         return True
