@@ -20,6 +20,7 @@ clients and no one can pose as another.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import ipaddress
 import logging
@@ -127,8 +128,10 @@ class Server:
         found: Any = self.waitress
         every = found._map if isinstance(self.waitress, BaseWSGIServer) else found.map
         # Closed in the loop's own thread (its trigger), so its poll never sees a closed descriptor.
-        found.trigger.pull_trigger(lambda: close_all(every))
-        self.stopped.wait(5)
+        with contextlib.suppress(OSError):  # the trigger is closed already: the loop is ending by itself
+            found.trigger.pull_trigger(lambda: close_all(every))
+        if not self.stopped.wait(5):
+            close_all(every)
         self.waitress.task_dispatcher.shutdown()
         self.app.close()
 
