@@ -7,6 +7,8 @@ user reads on standard error. Never a traceback; nothing half-done.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -208,3 +210,120 @@ def test_a_bad_input_is_answered_with_its_place(
     result = publisher(*given)
     assert result.exit_code == code, result.output
     assert result.stderr.splitlines()[0] == line.format(site=example_site)
+
+
+def chmod(name: str, mode: int, *, make: str | None = None) -> Spoil:
+    """Make `name` (a site path; created as a folder, or as the file `make` names) have permission bits `mode`."""
+
+    def spoil(site: Path) -> None:
+        path = site / name
+        if make == "folder":
+            path.mkdir(exist_ok=True)
+        elif make == "file":
+            path.write_text("", encoding="utf-8")
+        path.chmod(mode)
+
+    return spoil
+
+
+def database_read_only(site: Path) -> None:
+    assert publisher("--site", str(site), "plan").exit_code == 0  # the database is made
+    (site / ".publisher" / "publisher.db").chmod(0o444)
+
+
+# Each run in a child process as root without CAP_DAC_OVERRIDE: permission bits then hold for root too.
+PERMISSION_CASES: list[tuple[str, Spoil, list[str], int, str]] = [
+    (
+        "publisher.toml unreadable",
+        chmod("publisher.toml", 0o000),
+        ["check"],
+        2,
+        "publisher.toml:1: file: cannot be read (Permission denied)",
+    ),
+    (
+        "events/ unreadable",
+        chmod("events", 0o000),
+        ["check"],
+        2,
+        "{site}/events:1: folder: cannot be read (Permission denied)",
+    ),
+    (
+        "a site root that cannot be written",
+        chmod(".", 0o555),
+        ["build"],
+        1,
+        "Error: cannot write {site}/feeds (Permission denied)",
+    ),
+    (
+        "an output folder that cannot be written",
+        chmod("out", 0o555, make="folder"),
+        ["build", "--out", "{site}/out"],
+        1,
+        "Error: cannot write {site}/out/feeds (Permission denied)",
+    ),
+    (
+        "build --out in a place that cannot be made",
+        chmod("file", 0o644, make="file"),
+        ["build", "--out", "{site}/file/out"],
+        2,
+        "command line:1: --out: cannot be made (Not a directory): {site}/file/out",
+    ),
+    (
+        "build --out under a folder that cannot be written",
+        chmod(".", 0o555),
+        ["build", "--out", "{site}/out"],
+        2,
+        "command line:1: --out: cannot be made (Permission denied): {site}/out",
+    ),
+    (
+        "a database folder that cannot be made",
+        chmod(".", 0o555),
+        ["plan"],
+        1,
+        "Error: database: cannot make its folder {site}/.publisher (Permission denied)",
+    ),
+    (
+        "a read-only database",
+        database_read_only,
+        ["run", "--once", "--now", "2018-02-09T18:00:00+00:00"],
+        1,
+        "Error: the database sqlite:///{site}/.publisher/publisher.db is read-only: "
+        "attempt to write a readonly database",
+    ),
+]
+
+
+def without_dac_override(*args: str) -> subprocess.CompletedProcess[str]:
+    """`publisher ARGS` in a child process whose capabilities cannot override file permissions."""
+    drop = ["setpriv", "--inh-caps=-all", "--bounding-set=-dac_override,-dac_read_search"]
+    return subprocess.run(
+        [*drop, sys.executable, "-m", "publisher", *args], capture_output=True, text=True, timeout=120
+    )
+
+
+@pytest.mark.parametrize(
+    ("spoil", "args", "code", "line"), [case[1:] for case in PERMISSION_CASES], ids=[c[0] for c in PERMISSION_CASES]
+)
+def test_a_permission_denied_is_answered_with_its_place(
+    example_site: Path, spoil: Spoil, args: list[str], code: int, line: str
+) -> None:
+    spoil(example_site)
+    site = str(example_site.resolve())
+    try:
+        result = without_dac_override("--site", site, *[a.format(site=site) for a in args])
+    finally:
+        for path in (example_site, *example_site.rglob("*")):
+            path.chmod(0o755 if path.is_dir() else 0o644)  # so that pytest can remove it
+    assert "Traceback" not in result.stderr, result.stderr
+    assert result.returncode == code, result.stderr
+    assert result.stderr.splitlines()[0] == line.format(site=site)
+
+
+def test_a_cache_that_cannot_be_written_does_not_stop_check(example_site: Path) -> None:
+    example_site.chmod(0o555)
+    try:
+        result = without_dac_override("--site", str(example_site), "check")
+    finally:
+        example_site.chmod(0o755)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("ok: ") and not (example_site / ".publisher").exists()

@@ -85,6 +85,11 @@ def build(c: Context, out: Path | None, every: bool, now_text: str | None) -> No
     from publisher.build.builder import build as run_build
 
     now = parse_now(now_text)
+    if out is not None:
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            bad_flag("--out", f"cannot be made ({exc.strerror or exc}): {out}")
     with ProgressBars(c.shows_progress) as bars:
         manifest = run_build(c.site, out, progress=bars.for_build(), now=now, every=every)
     click.echo(manifest.to_json() if c.as_json else "\n".join(manifest.report()))
