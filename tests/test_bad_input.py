@@ -6,16 +6,19 @@ user reads on standard error. Never a traceback; nothing half-done.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
 
 from publisher.cli.main import cli
+from publisher.errors import InvalidInput
+from tests.store_support import DATABASES, database_environment
 
 PARIS_FILE = "2018-02-09-south-south-cooperation-paris.md"
 Spoil = Callable[[Path], None]
@@ -327,3 +330,67 @@ def test_a_cache_that_cannot_be_written_does_not_stop_check(example_site: Path) 
         example_site.chmod(0o755)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("ok: ") and not (example_site / ".publisher").exists()
+
+
+@pytest.fixture(params=DATABASES)
+def database_env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, str]]:
+    yield from database_environment(request.param, tmp_path)
+
+
+def test_control_characters_in_csv_rows_are_refused_by_line_and_the_good_rows_kept(
+    example_site: Path, database_env: dict[str, str]
+) -> None:
+    csv_file = example_site / "people.csv"
+    csv_file.write_bytes(
+        b"email,name,lists\nana@example.org,Ana,news\nbo@example.org,B\x00o,news\n"
+        b"c\x00y@example.org,Cy,news\ndi@example.org,Di,ne\x07ws\neve@example.org,Eve,weekly\n"
+    )
+    result = CliRunner(env=database_env).invoke(
+        cli, ["--site", str(example_site), "subscribers", "import", str(csv_file)]
+    )
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[:3] == [
+        f"{csv_file}:3: name: contains a control character (U+0000); remove it",
+        f"{csv_file}:4: email: contains a control character (U+0000); remove it",
+        f"{csv_file}:5: lists: contains a control character (U+0007); remove it",
+    ]
+    assert result.stdout.splitlines()[-1] == "2 added, 0 updated, 0 unchanged, 0 left unsubscribed, 3 bad rows"
+    listed = CliRunner(env=database_env).invoke(cli, ["--site", str(example_site), "subscribers", "list"]).stdout
+    assert "ana@example.org" in listed and "eve@example.org" in listed and "\x00" not in listed
+
+
+@pytest.mark.parametrize(
+    ("args", "field", "code"),
+    [
+        (["--name", "Ana\x01"], "name", "U+0001"),
+        (["--name", "Ana\x00B"], "name", "U+0000"),
+    ],
+)
+def test_subscribers_add_refuses_control_characters(example_site: Path, args: list[str], field: str, code: str) -> None:
+    result = publisher("--site", str(example_site), "subscribers", "add", "ana@example.org", *args)
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[0] == f"command line:1: {field}: contains a control character ({code}); remove it"
+    assert "ana@example.org" not in publisher("--site", str(example_site), "subscribers", "list").stdout
+
+
+def test_no_control_character_reaches_the_store_through_the_library(tmp_path: Path) -> None:
+    from publisher.audience import subscribers
+    from publisher.store.dispatches import open_store
+
+    store = open_store(f"sqlite:///{tmp_path / 'p.db'}")
+    try:
+        now = dt.datetime(2026, 11, 20, tzinfo=dt.UTC)
+        for email, name, lists in [
+            ("a\x00b@example.org", None, ["news"]),
+            ("ab@example.org", "A\x7fB", ["news"]),
+            ("ab@example.org", "A\x00B", ["news"]),
+            ("ab@example.org", "AB", ["ne\x1bws"]),
+        ]:
+            with pytest.raises(InvalidInput, match="contains a control character"):
+                subscribers.add(store, email, name=name, lists=lists, now=now, source="web", status="pending")
+        assert subscribers.list_subscribers(store) == []
+        folded = subscribers.add(store, "ab@example.org", name="A\r\n\tB", now=now, source="web")
+        assert folded.name == "A B"  # line breaks and tabs in a name fold into one space, as the web form does
+    finally:
+        store.close()
