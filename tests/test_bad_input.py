@@ -169,6 +169,39 @@ CASES += [
 ]
 
 
+def append(name: str, text: str) -> Spoil:
+    """Add `text` at the end of the site file `name`."""
+
+    def spoil(site: Path) -> None:
+        with (site / name).open("a", encoding="utf-8") as f:
+            f.write(text)
+
+    return spoil
+
+
+def config_line(site: Path, starts: str) -> int:
+    return next(n for n, t in enumerate((site / "publisher.toml").read_text().splitlines(), 1) if t.startswith(starts))
+
+
+CASES += [
+    (
+        "serve on a host that is not this machine's",
+        nothing,
+        ["serve", "--host", "192.0.2.1", "--port", "8080"],
+        2,
+        "command line:1: --host: cannot listen on 192.0.2.1:8080 (Cannot assign requested address)",
+    ),
+    (
+        "a rule shifting a date past the calendar's end",
+        append("publisher.toml", '\n[[timeline]]\nwhen = "published + 100000 weeks"\nchannel = "mastodon"\n'),
+        ["check"],
+        2,
+        "publisher.toml:{when_line}: timeline.5.when: shifts by more than 100 years, past any date publisher plans "
+        "(got 'published + 100000 weeks')",
+    ),
+]
+
+
 def test_a_byte_order_mark_is_not_part_of_a_record(example_site: Path) -> None:
     text = RECORD.format(published="2018-02-09T18:00:00Z").replace("title: T", "title: With a BOM")
     (example_site / "events" / "bom.md").write_bytes(b"\xef\xbb\xbf" + text.encode())
@@ -212,7 +245,8 @@ def test_a_bad_input_is_answered_with_its_place(
         given = ["--site", str(example_site), *given]
     result = publisher(*given)
     assert result.exit_code == code, result.output
-    assert result.stderr.splitlines()[0] == line.format(site=example_site)
+    when_line = config_line(example_site, 'when = "published + 100000') if "{when_line}" in line else 0
+    assert result.stderr.splitlines()[0] == line.format(site=example_site, when_line=when_line)
 
 
 def chmod(name: str, mode: int, *, make: str | None = None) -> Spoil:
