@@ -202,6 +202,47 @@ CASES += [
 ]
 
 
+def image_link_out(site: Path) -> None:
+    outside = site.parent / "private.png"
+    outside.write_bytes((site / "media" / "forum-bogota.png").read_bytes())
+    (site / "media" / "out.png").symlink_to(outside)
+    text = "---\ntitle: T\npublished: 2018-02-09T18:00:00Z\nsummary: s\nimage:\n  src: media/out.png\n  alt: a\n---\n"
+    (site / "events" / "out.md").write_text(text, encoding="utf-8")
+
+
+CASES += [
+    (
+        "a local image linked from outside the site",
+        image_link_out,
+        ["check"],
+        2,
+        "events/out.md:6: image.src: leads out of the site folder, through a link (got 'media/out.png')",
+    ),
+    (
+        "a local image path going up out of the site",
+        write(
+            "events/up.md",
+            "---\ntitle: T\npublished: 2018-02-09T18:00:00Z\nsummary: s\nimage:\n  src: ../x.jpg\n  alt: a\n---\n",
+        ),
+        ["check"],
+        2,
+        "events/up.md:6: image.src: is neither an http(s) URL nor a file in the site (got '../x.jpg')",
+    ),
+]
+
+
+def test_an_unquoted_hash_in_a_title_is_a_warning_with_its_line(example_site: Path) -> None:
+    text = "---\ntitle: C# for beginners # part 1\npublished: 2018-02-09T18:00:00Z\nsummary: 'a # b'\n---\nBody.\n"
+    (example_site / "events" / "hash.md").write_text(text, encoding="utf-8")
+    result = publisher("--site", str(example_site), "check")
+    assert result.exit_code == 0
+    warnings = [line for line in result.stderr.splitlines() if "events/hash.md" in line]
+    assert warnings == [
+        "warning: events/hash.md:2: title: an unquoted ' #' starts a YAML comment: it reads as 'C# for beginners'; "
+        "put the title in quotes"
+    ]
+
+
 def test_a_byte_order_mark_is_not_part_of_a_record(example_site: Path) -> None:
     text = RECORD.format(published="2018-02-09T18:00:00Z").replace("title: T", "title: With a BOM")
     (example_site / "events" / "bom.md").write_bytes(b"\xef\xbb\xbf" + text.encode())

@@ -9,7 +9,39 @@ from publisher.build.builder import Progress, check_site
 from publisher.build.images import check_images
 from publisher.errors import InvalidInput, Problem
 from publisher.site.config import CONFIG_FILE, Site
+from publisher.site.files import record_names, shown_paths
+from publisher.site.front_matter import FrontMatter
 from publisher.timeline.plan import validate_rules
+
+COMMENTED = ("title", "summary")  # text a person types, where a `#` is meant as text
+
+
+def cut_by_comments(site: Site) -> list[Problem]:
+    """A warning for each title or summary an unquoted ` #` cut short: YAML reads the rest as a comment.
+
+    `title: C# for beginners # part 1` gives the title "C# for beginners"; nothing else says so.
+    """
+    found = []
+    names = record_names(site.events)
+    for (name, _), shown in zip(names, shown_paths(site.events, site.root, names), strict=True):
+        try:
+            text = (site.events / name).read_text(encoding="utf-8-sig")
+        except (OSError, UnicodeDecodeError):
+            continue  # the record checks say why
+        if " #" not in text:
+            continue
+        front = FrontMatter(text)
+        lines = text.splitlines()
+        for key in COMMENTED:
+            value, line = front.data.get(key), front.lines.get(key)
+            if not isinstance(value, str) or line is None or line > len(lines):
+                continue
+            raw = lines[line - 1].split(":", 1)[-1].strip()
+            if raw[:1] not in ("'", '"', "|", ">") and " #" in raw:
+                kept = raw.split(" #", 1)[0].strip()
+                message = f"an unquoted ' #' starts a YAML comment: it reads as {kept!r}; put the {key} in quotes"
+                found.append(Problem(shown, line, key, message))
+    return found
 
 
 def check_everything(
@@ -22,7 +54,8 @@ def check_everything(
     issues and posts `build` would write at `now` (every record's with
     `every`) and every feed are rendered in memory, and nothing is written.
     A local image that is not an image is a problem; a remote one that cannot
-    be had is a warning (its posts go out without it), under "warnings".
+    be had is a warning (its posts go out without it), under "warnings", as is
+    a title or summary that an unquoted `#` cut short.
     """
     config_text = (site.root / CONFIG_FILE).read_text(encoding="utf-8")
     problems: list[Problem] = list(validate_rules(site.settings, CONFIG_FILE, config_text))
@@ -32,6 +65,7 @@ def check_everything(
         problems.extend(exc.problems)
     images = check_images(site, revalidate=True, local=True)
     problems.extend(images.errors)
+    images.warnings = sorted([*images.warnings, *cut_by_comments(site)])
     if problems:
         raise InvalidInput(problems)
     summary: dict[str, Any] = {
