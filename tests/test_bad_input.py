@@ -231,6 +231,78 @@ CASES += [
 ]
 
 
+def replace(name: str, old: str, new: str) -> Spoil:
+    """Replace `old` (which must be there) with `new` in the site file `name`."""
+
+    def spoil(site: Path) -> None:
+        text = (site / name).read_text(encoding="utf-8")
+        assert old in text
+        (site / name).write_text(text.replace(old, new), encoding="utf-8")
+
+    return spoil
+
+
+MAILDIR = 'url = "maildir:outbox/mail"'
+CASES += [
+    (
+        "check: a bad [email] url",
+        replace("publisher.toml", MAILDIR, 'url = "bogus://x"'),
+        ["check"],
+        2,
+        "publisher.toml:1: email.url: has an unknown scheme bogus: (use maildir:PATH, smtp://[user@]host:port, "
+        "smtp+starttls://[user@]host:port or smtps://[user@]host:port)",
+    ),
+    (
+        "check: a missing DKIM key file",
+        replace(
+            "publisher.toml", MAILDIR, f'{MAILDIR}\ndkim_selector = "s"\ndkim_domain = "d.org"\ndkim_key = "k.pem"'
+        ),
+        ["check"],
+        2,
+        "publisher.toml:1: email.dkim_key: cannot read the key file (No such file or directory)",
+    ),
+    (
+        "check: a Mastodon instance that is not https",
+        replace("publisher.toml", "[email]", '[mastodon]\ninstance = "http://mastodon.example.org"\n\n[email]'),
+        ["check"],
+        2,
+        "publisher.toml:21: mastodon.instance: is not an https URL (got 'http://mastodon.example.org')",
+    ),
+    (
+        "check: a Bluesky service that is not an URL",
+        replace("publisher.toml", "[email]", '[bluesky]\nservice = "bsky.example.org"\n\n[email]'),
+        ["check"],
+        2,
+        "publisher.toml:21: bluesky.service: is not an https URL (got 'bsky.example.org')",
+    ),
+    (
+        "check: a logo that is neither a URL nor a site file",
+        replace("publisher.toml", 'author = "Cepei communications team"', 'author = "C"\nlogo = "javascript:x()"'),
+        ["check"],
+        2,
+        "publisher.toml:10: site.logo: is neither an http(s) URL nor a file in the site (got 'javascript:x()')",
+    ),
+    (
+        "check: a logo file that is not there",
+        replace("publisher.toml", 'author = "Cepei communications team"', 'author = "C"\nlogo = "media/logo.png"'),
+        ["check"],
+        2,
+        "publisher.toml:10: site.logo: is neither an http(s) URL nor a file in the site (got 'media/logo.png')",
+    ),
+]
+
+
+def test_run_refuses_a_mastodon_instance_that_is_not_https(example_site: Path) -> None:
+    replace("publisher.toml", "[email]", '[mastodon]\ninstance = "http://mastodon.example.org"\n\n[email]')(
+        example_site
+    )
+    result = CliRunner(env={"PUBLISHER_MASTODON_TOKEN": "t"}).invoke(
+        cli, ["--site", str(example_site), "run", "--once", "--now", "2018-02-09T20:00:00+00:00"]
+    )
+    assert "Traceback" not in result.output and result.exit_code == 2, result.output
+    assert "publisher.toml:21: mastodon.instance: is not an https URL" in result.stderr
+
+
 def test_an_unquoted_hash_in_a_title_is_a_warning_with_its_line(example_site: Path) -> None:
     text = "---\ntitle: C# for beginners # part 1\npublished: 2018-02-09T18:00:00Z\nsummary: 'a # b'\n---\nBody.\n"
     (example_site / "events" / "hash.md").write_text(text, encoding="utf-8")
