@@ -6,14 +6,19 @@ user reads on standard error. Never a traceback; nothing half-done.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
-from collections.abc import Callable
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
 
 from publisher.cli.main import cli
+from publisher.errors import InvalidInput
+from tests.store_support import DATABASES, database_environment
 
 PARIS_FILE = "2018-02-09-south-south-cooperation-paris.md"
 Spoil = Callable[[Path], None]
@@ -164,6 +169,152 @@ CASES += [
 ]
 
 
+def append(name: str, text: str) -> Spoil:
+    """Add `text` at the end of the site file `name`."""
+
+    def spoil(site: Path) -> None:
+        with (site / name).open("a", encoding="utf-8") as f:
+            f.write(text)
+
+    return spoil
+
+
+def config_line(site: Path, starts: str) -> int:
+    return next(n for n, t in enumerate((site / "publisher.toml").read_text().splitlines(), 1) if t.startswith(starts))
+
+
+CASES += [
+    (
+        "serve on a host that is not this machine's",
+        nothing,
+        ["serve", "--host", "192.0.2.1", "--port", "8080"],
+        2,
+        "command line:1: --host: cannot listen on 192.0.2.1:8080 (Cannot assign requested address)",
+    ),
+    (
+        "a rule shifting a date past the calendar's end",
+        append("publisher.toml", '\n[[timeline]]\nwhen = "published + 100000 weeks"\nchannel = "mastodon"\n'),
+        ["check"],
+        2,
+        "publisher.toml:{when_line}: timeline.5.when: shifts by more than 100 years, past any date publisher plans "
+        "(got 'published + 100000 weeks')",
+    ),
+]
+
+
+def image_link_out(site: Path) -> None:
+    outside = site.parent / "private.png"
+    outside.write_bytes((site / "media" / "forum-bogota.png").read_bytes())
+    (site / "media" / "out.png").symlink_to(outside)
+    text = "---\ntitle: T\npublished: 2018-02-09T18:00:00Z\nsummary: s\nimage:\n  src: media/out.png\n  alt: a\n---\n"
+    (site / "events" / "out.md").write_text(text, encoding="utf-8")
+
+
+CASES += [
+    (
+        "a local image linked from outside the site",
+        image_link_out,
+        ["check"],
+        2,
+        "events/out.md:6: image.src: leads out of the site folder, through a link (got 'media/out.png')",
+    ),
+    (
+        "a local image path going up out of the site",
+        write(
+            "events/up.md",
+            "---\ntitle: T\npublished: 2018-02-09T18:00:00Z\nsummary: s\nimage:\n  src: ../x.jpg\n  alt: a\n---\n",
+        ),
+        ["check"],
+        2,
+        "events/up.md:6: image.src: is neither an http(s) URL nor a file in the site (got '../x.jpg')",
+    ),
+]
+
+
+def replace(name: str, old: str, new: str) -> Spoil:
+    """Replace `old` (which must be there) with `new` in the site file `name`."""
+
+    def spoil(site: Path) -> None:
+        text = (site / name).read_text(encoding="utf-8")
+        assert old in text
+        (site / name).write_text(text.replace(old, new), encoding="utf-8")
+
+    return spoil
+
+
+MAILDIR = 'url = "maildir:outbox/mail"'
+CASES += [
+    (
+        "check: a bad [email] url",
+        replace("publisher.toml", MAILDIR, 'url = "bogus://x"'),
+        ["check"],
+        2,
+        "publisher.toml:1: email.url: has an unknown scheme bogus: (use maildir:PATH, smtp://[user@]host:port, "
+        "smtp+starttls://[user@]host:port or smtps://[user@]host:port)",
+    ),
+    (
+        "check: a missing DKIM key file",
+        replace(
+            "publisher.toml", MAILDIR, f'{MAILDIR}\ndkim_selector = "s"\ndkim_domain = "d.org"\ndkim_key = "k.pem"'
+        ),
+        ["check"],
+        2,
+        "publisher.toml:1: email.dkim_key: cannot read the key file (No such file or directory)",
+    ),
+    (
+        "check: a Mastodon instance that is not https",
+        replace("publisher.toml", "[email]", '[mastodon]\ninstance = "http://mastodon.example.org"\n\n[email]'),
+        ["check"],
+        2,
+        "publisher.toml:21: mastodon.instance: is not an https URL (got 'http://mastodon.example.org')",
+    ),
+    (
+        "check: a Bluesky service that is not an URL",
+        replace("publisher.toml", "[email]", '[bluesky]\nservice = "bsky.example.org"\n\n[email]'),
+        ["check"],
+        2,
+        "publisher.toml:21: bluesky.service: is not an https URL (got 'bsky.example.org')",
+    ),
+    (
+        "check: a logo that is neither a URL nor a site file",
+        replace("publisher.toml", 'author = "Cepei communications team"', 'author = "C"\nlogo = "javascript:x()"'),
+        ["check"],
+        2,
+        "publisher.toml:10: site.logo: is neither an http(s) URL nor a file in the site (got 'javascript:x()')",
+    ),
+    (
+        "check: a logo file that is not there",
+        replace("publisher.toml", 'author = "Cepei communications team"', 'author = "C"\nlogo = "media/logo.png"'),
+        ["check"],
+        2,
+        "publisher.toml:10: site.logo: is neither an http(s) URL nor a file in the site (got 'media/logo.png')",
+    ),
+]
+
+
+def test_run_refuses_a_mastodon_instance_that_is_not_https(example_site: Path) -> None:
+    replace("publisher.toml", "[email]", '[mastodon]\ninstance = "http://mastodon.example.org"\n\n[email]')(
+        example_site
+    )
+    result = CliRunner(env={"PUBLISHER_MASTODON_TOKEN": "t"}).invoke(
+        cli, ["--site", str(example_site), "run", "--once", "--now", "2018-02-09T20:00:00+00:00"]
+    )
+    assert "Traceback" not in result.output and result.exit_code == 2, result.output
+    assert "publisher.toml:21: mastodon.instance: is not an https URL" in result.stderr
+
+
+def test_an_unquoted_hash_in_a_title_is_a_warning_with_its_line(example_site: Path) -> None:
+    text = "---\ntitle: C# for beginners # part 1\npublished: 2018-02-09T18:00:00Z\nsummary: 'a # b'\n---\nBody.\n"
+    (example_site / "events" / "hash.md").write_text(text, encoding="utf-8")
+    result = publisher("--site", str(example_site), "check")
+    assert result.exit_code == 0
+    warnings = [line for line in result.stderr.splitlines() if "events/hash.md" in line]
+    assert warnings == [
+        "warning: events/hash.md:2: title: an unquoted ' #' starts a YAML comment: it reads as 'C# for beginners'; "
+        "put the title in quotes"
+    ]
+
+
 def test_a_byte_order_mark_is_not_part_of_a_record(example_site: Path) -> None:
     text = RECORD.format(published="2018-02-09T18:00:00Z").replace("title: T", "title: With a BOM")
     (example_site / "events" / "bom.md").write_bytes(b"\xef\xbb\xbf" + text.encode())
@@ -207,4 +358,186 @@ def test_a_bad_input_is_answered_with_its_place(
         given = ["--site", str(example_site), *given]
     result = publisher(*given)
     assert result.exit_code == code, result.output
-    assert result.stderr.splitlines()[0] == line.format(site=example_site)
+    when_line = config_line(example_site, 'when = "published + 100000') if "{when_line}" in line else 0
+    assert result.stderr.splitlines()[0] == line.format(site=example_site, when_line=when_line)
+
+
+def chmod(name: str, mode: int, *, make: str | None = None) -> Spoil:
+    """Make `name` (a site path; created as a folder, or as the file `make` names) have permission bits `mode`."""
+
+    def spoil(site: Path) -> None:
+        path = site / name
+        if make == "folder":
+            path.mkdir(exist_ok=True)
+        elif make == "file":
+            path.write_text("", encoding="utf-8")
+        path.chmod(mode)
+
+    return spoil
+
+
+def database_read_only(site: Path) -> None:
+    assert publisher("--site", str(site), "plan").exit_code == 0  # the database is made
+    (site / ".publisher" / "publisher.db").chmod(0o444)
+
+
+# Each run in a child process as root without CAP_DAC_OVERRIDE: permission bits then hold for root too.
+PERMISSION_CASES: list[tuple[str, Spoil, list[str], int, str]] = [
+    (
+        "publisher.toml unreadable",
+        chmod("publisher.toml", 0o000),
+        ["check"],
+        2,
+        "publisher.toml:1: file: cannot be read (Permission denied)",
+    ),
+    (
+        "events/ unreadable",
+        chmod("events", 0o000),
+        ["check"],
+        2,
+        "{site}/events:1: folder: cannot be read (Permission denied)",
+    ),
+    (
+        "a site root that cannot be written",
+        chmod(".", 0o555),
+        ["build"],
+        1,
+        "Error: cannot write {site}/feeds (Permission denied)",
+    ),
+    (
+        "an output folder that cannot be written",
+        chmod("out", 0o555, make="folder"),
+        ["build", "--out", "{site}/out"],
+        1,
+        "Error: cannot write {site}/out/feeds (Permission denied)",
+    ),
+    (
+        "build --out in a place that cannot be made",
+        chmod("file", 0o644, make="file"),
+        ["build", "--out", "{site}/file/out"],
+        2,
+        "command line:1: --out: cannot be made (Not a directory): {site}/file/out",
+    ),
+    (
+        "build --out under a folder that cannot be written",
+        chmod(".", 0o555),
+        ["build", "--out", "{site}/out"],
+        2,
+        "command line:1: --out: cannot be made (Permission denied): {site}/out",
+    ),
+    (
+        "a database folder that cannot be made",
+        chmod(".", 0o555),
+        ["plan"],
+        1,
+        "Error: database: cannot make its folder {site}/.publisher (Permission denied)",
+    ),
+    (
+        "a read-only database",
+        database_read_only,
+        ["run", "--once", "--now", "2018-02-09T18:00:00+00:00"],
+        1,
+        "Error: the database sqlite:///{site}/.publisher/publisher.db is read-only: "
+        "attempt to write a readonly database",
+    ),
+]
+
+
+def without_dac_override(*args: str) -> subprocess.CompletedProcess[str]:
+    """`publisher ARGS` in a child process whose capabilities cannot override file permissions."""
+    drop = ["setpriv", "--inh-caps=-all", "--bounding-set=-dac_override,-dac_read_search"]
+    return subprocess.run(
+        [*drop, sys.executable, "-m", "publisher", *args], capture_output=True, text=True, timeout=120
+    )
+
+
+@pytest.mark.parametrize(
+    ("spoil", "args", "code", "line"), [case[1:] for case in PERMISSION_CASES], ids=[c[0] for c in PERMISSION_CASES]
+)
+def test_a_permission_denied_is_answered_with_its_place(
+    example_site: Path, spoil: Spoil, args: list[str], code: int, line: str
+) -> None:
+    spoil(example_site)
+    site = str(example_site.resolve())
+    try:
+        result = without_dac_override("--site", site, *[a.format(site=site) for a in args])
+    finally:
+        for path in (example_site, *example_site.rglob("*")):
+            path.chmod(0o755 if path.is_dir() else 0o644)  # so that pytest can remove it
+    assert "Traceback" not in result.stderr, result.stderr
+    assert result.returncode == code, result.stderr
+    assert result.stderr.splitlines()[0] == line.format(site=site)
+
+
+def test_a_cache_that_cannot_be_written_does_not_stop_check(example_site: Path) -> None:
+    example_site.chmod(0o555)
+    try:
+        result = without_dac_override("--site", str(example_site), "check")
+    finally:
+        example_site.chmod(0o755)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("ok: ") and not (example_site / ".publisher").exists()
+
+
+@pytest.fixture(params=DATABASES)
+def database_env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, str]]:
+    yield from database_environment(request.param, tmp_path)
+
+
+def test_control_characters_in_csv_rows_are_refused_by_line_and_the_good_rows_kept(
+    example_site: Path, database_env: dict[str, str]
+) -> None:
+    csv_file = example_site / "people.csv"
+    csv_file.write_bytes(
+        b"email,name,lists\nana@example.org,Ana,news\nbo@example.org,B\x00o,news\n"
+        b"c\x00y@example.org,Cy,news\ndi@example.org,Di,ne\x07ws\neve@example.org,Eve,weekly\n"
+    )
+    result = CliRunner(env=database_env).invoke(
+        cli, ["--site", str(example_site), "subscribers", "import", str(csv_file)]
+    )
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[:3] == [
+        f"{csv_file}:3: name: contains a control character (U+0000); remove it",
+        f"{csv_file}:4: email: contains a control character (U+0000); remove it",
+        f"{csv_file}:5: lists: contains a control character (U+0007); remove it",
+    ]
+    assert result.stdout.splitlines()[-1] == "2 added, 0 updated, 0 unchanged, 0 left unsubscribed, 3 bad rows"
+    listed = CliRunner(env=database_env).invoke(cli, ["--site", str(example_site), "subscribers", "list"]).stdout
+    assert "ana@example.org" in listed and "eve@example.org" in listed and "\x00" not in listed
+
+
+@pytest.mark.parametrize(
+    ("args", "field", "code"),
+    [
+        (["--name", "Ana\x01"], "name", "U+0001"),
+        (["--name", "Ana\x00B"], "name", "U+0000"),
+    ],
+)
+def test_subscribers_add_refuses_control_characters(example_site: Path, args: list[str], field: str, code: str) -> None:
+    result = publisher("--site", str(example_site), "subscribers", "add", "ana@example.org", *args)
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[0] == f"command line:1: {field}: contains a control character ({code}); remove it"
+    assert "ana@example.org" not in publisher("--site", str(example_site), "subscribers", "list").stdout
+
+
+def test_no_control_character_reaches_the_store_through_the_library(tmp_path: Path) -> None:
+    from publisher.audience import subscribers
+    from publisher.store.dispatches import open_store
+
+    store = open_store(f"sqlite:///{tmp_path / 'p.db'}")
+    try:
+        now = dt.datetime(2026, 11, 20, tzinfo=dt.UTC)
+        for email, name, lists in [
+            ("a\x00b@example.org", None, ["news"]),
+            ("ab@example.org", "A\x7fB", ["news"]),
+            ("ab@example.org", "A\x00B", ["news"]),
+            ("ab@example.org", "AB", ["ne\x1bws"]),
+        ]:
+            with pytest.raises(InvalidInput, match="contains a control character"):
+                subscribers.add(store, email, name=name, lists=lists, now=now, source="web", status="pending")
+        assert subscribers.list_subscribers(store) == []
+        folded = subscribers.add(store, "ab@example.org", name="A\r\n\tB", now=now, source="web")
+        assert folded.name == "A B"  # line breaks and tabs in a name fold into one space, as the web form does
+    finally:
+        store.close()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import io
+import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -25,6 +26,25 @@ from publisher.store.tables import SUBSCRIBER_STATES, SUPPRESSED
 
 LIST_SEPARATORS = (";", "|")
 HEADERLESS = ("email", "name", "language", "lists")
+FIELDS = ("email", "name", "language", "lists", "status")  # the order a row's problems are told in
+
+
+def control_character(text: str | None) -> str | None:
+    """The first control character in `text`, named as ``U+0000``; None when there is none.
+
+    A NUL aborts a whole PostgreSQL transaction (and so an import), and a control character in a name or
+    an address has no place in a header, a CSV export or a page: none ever reaches the store.
+    """
+    for char in text or "":
+        if unicodedata.category(char) == "Cc":
+            return f"U+{ord(char):04X}"
+    return None
+
+
+def _no_control(text: str | None) -> None:
+    found = control_character(text)
+    if found is not None:
+        raise ValueError(f"contains a control character ({found}); remove it")
 
 
 def normalise_email(address: str) -> str:
@@ -32,6 +52,7 @@ def normalise_email(address: str) -> str:
     given = address.strip()
     if not given:
         raise ValueError("is missing")
+    _no_control(given)
     try:
         return validate_email(given, check_deliverability=False).normalized
     except EmailNotValidError as exc:
@@ -80,8 +101,19 @@ class Incoming:
 def checked(
     email: str, name: str | None, language: str | None, lists: Iterable[str], status: str | None
 ) -> tuple[Incoming | None, list[tuple[str, str]]]:
-    """An `Incoming` from raw values, or None and the (field, message) problems."""
+    """An `Incoming` from raw values, or None and the (field, message) problems (a control character is one).
+
+    Line breaks and tabs in a name (a quoted CSV cell may hold them) are folded into single spaces, as the
+    web form does; any other control character is a problem.
+    """
     problems: list[tuple[str, str]] = []
+    lists = list(lists)
+    name = None if name is None else " ".join(name.split())
+    for field, value in (("name", name), ("lists", "".join(lists))):
+        try:
+            _no_control(value)
+        except ValueError as exc:
+            problems.append((field, str(exc)))
     address = ""
     try:
         address = normalise_email(email)
@@ -95,6 +127,7 @@ def checked(
     status = (status or "").strip().lower() or "active"
     if status not in SUBSCRIBER_STATES:
         problems.append(("status", f"must be one of {', '.join(sorted(SUBSCRIBER_STATES))} (got {status!r})"))
+    problems.sort(key=lambda problem: FIELDS.index(problem[0]))
     if problems:
         return None, problems
     return Incoming(address, (name or "").strip() or None, language, split_lists(lists), status), []
@@ -152,7 +185,7 @@ def read_csv(
             cells.get("email", ""), cells.get("name"), cells.get("language"), lists, cells.get("status")
         )
         unknown = [name for name in lists if known_lists is not None and name not in known_lists]
-        if unknown and known_lists is not None:
+        if unknown and known_lists is not None and not any(field == "lists" for field, _ in found):
             why = f"{unknown[0]!r} is not one of the newsletter lists ({', '.join(known_lists)})"
             found = [*found, ("lists", why)]
             person = None

@@ -21,7 +21,15 @@ import sqlalchemy as sa
 from defusedcsv import csv as defused_csv
 
 from publisher.audience.recipients import on_list
-from publisher.audience.rows import Incoming, checked, email_key, normalise_email, read_csv, split_lists
+from publisher.audience.rows import (
+    Incoming,
+    checked,
+    control_character,
+    email_key,
+    normalise_email,
+    read_csv,
+    split_lists,
+)
 from publisher.errors import InvalidInput, Problem
 from publisher.store.dispatches import Store
 from publisher.store.tables import SUPPRESSED, subscribers
@@ -246,7 +254,8 @@ def import_csv(
     """
     shown = shown or str(path)
     people, problems, repeats = read_csv(path, shown, default_lists, known_lists)
-    saved = save(store, people, now, source or f"import:{path.name}")
+    name = "".join("?" if control_character(char) else char for char in path.name)  # a file name may hold one
+    saved = save(store, people, now, source or f"import:{name}")
     return ImportResult(saved.added, saved.updated, saved.skipped, problems, saved.unchanged, repeats)
 
 

@@ -48,7 +48,7 @@ from publisher.build.manifest import SEPARATOR, Manifest
 from publisher.build.previews import preview_ids
 from publisher.build.stored import record_of
 from publisher.build.work import Output, post_text, render_record
-from publisher.errors import InvalidInput, Problem
+from publisher.errors import InvalidInput, Problem, WorkFailed
 from publisher.site.config import Site
 from publisher.site.files import FileInfo, digest, file_stat, record_names, shown_paths, unchanged_since, write_file
 from publisher.site.media import image_sizes
@@ -75,9 +75,12 @@ def build(
     previews are written for the records `preview_ids` names at `now` (every
     record's with `every`). `progress(done, total)` is called as records are
     done. Raises InvalidInput (nothing written) when a record, a post or a
-    template is bad.
+    template is bad, WorkFailed when an output cannot be written.
     """
-    return _Build(site, (out or site.root).resolve(), records, progress, now=now, every=every).run()
+    try:
+        return _Build(site, (out or site.root).resolve(), records, progress, now=now, every=every).run()
+    except OSError as exc:  # a folder that cannot be written, a full disk: what was written stays valid
+        raise WorkFailed(f"cannot write {exc.filename or out or site.root} ({exc.strerror or exc})") from None
 
 
 def check_site(

@@ -48,7 +48,7 @@ def check_images(site: Site, *, revalidate: bool, local: bool) -> ImageReport:
         line = front.lines.get("image.src", 1)
         if src.startswith(("http://", "https://")):
             remote.setdefault(src, []).append((shown, line))
-        elif local and (site.root / src).is_file():
+        elif local and (site.root / src).is_file() and (site.root / src).resolve().is_relative_to(site.root.resolve()):
             try:
                 image_format((site.root / src).read_bytes(), src)
             except (ImageUnavailable, OSError) as error:

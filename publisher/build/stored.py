@@ -10,6 +10,7 @@ error.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Callable
@@ -36,11 +37,19 @@ def load_json(path: Path) -> dict[str, Any]:
 
 
 def save_json(path: Path, data: dict[str, Any]) -> None:
-    """Write a cache file whole or not at all (a temporary file renamed over it), with the version."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write a cache file whole or not at all (a temporary file renamed over it), with the version.
+
+    A cache that cannot be written (a read-only site, a full disk) is left as it was: the next build is
+    cold for what it would have held, and `check` in a folder it may only read still checks.
+    """
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(ENCODER.encode({"version": VERSION, **data}).encode("utf-8"))
-    tmp.replace(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_bytes(ENCODER.encode({"version": VERSION, **data}).encode("utf-8"))
+        tmp.replace(path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
 
 
 def read_as(convert: Callable[[Any], T], value: Any, empty: T) -> T:

@@ -56,6 +56,7 @@ from publisher.channels.social import (
     credentials,
     image_bytes,
     post_parts,
+    refuse_plain_http,
 )
 from publisher.errors import ChannelError
 from publisher.render.social import Post, PostImage, measure
@@ -362,4 +363,5 @@ def open_bluesky(site: Site, *, timeout: float = 30.0) -> SocialChannel:
     keys = credentials("bluesky", site.env)
     if keys is None:
         return OutboxChannel("bluesky", site.root / "outbox")
+    refuse_plain_http(site, "bluesky", "service")
     return BlueskyChannel(site.settings.bluesky.service, keys["handle"], keys["app_password"], timeout)

@@ -29,3 +29,14 @@ def is_loopback_url(url: str) -> bool:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return False
     return is_loopback_host(parts.hostname)
+
+
+def https_problem(url: str) -> str | None:
+    """Why `url` cannot be a social network's API base (an https URL; plain http only on loopback), or None.
+
+    A token or an app password goes with every request: never in the clear over the network.
+    """
+    parts = urllib.parse.urlsplit(url)
+    if (parts.scheme == "https" and parts.hostname) or is_loopback_url(url):
+        return None
+    return f"is not an https URL (got {url!r})"

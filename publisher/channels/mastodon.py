@@ -44,6 +44,7 @@ from publisher.channels.social import (
     credentials,
     image_bytes,
     post_parts,
+    refuse_plain_http,
 )
 from publisher.errors import ChannelError
 from publisher.render.social import Post, PostImage
@@ -282,5 +283,6 @@ def open_mastodon(site: Site, *, timeout: float = 30.0) -> SocialChannel:
     keys = credentials("mastodon", site.env)
     if keys is None:
         return OutboxChannel("mastodon", site.root / "outbox")
+    refuse_plain_http(site, "mastodon", "instance")
     settings = site.settings.mastodon
     return MastodonChannel(settings.instance, keys["token"], settings.visibility, timeout)

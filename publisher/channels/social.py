@@ -13,8 +13,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal, Protocol
 
-from publisher.errors import ChannelError
+from publisher.channels.loopback import https_problem
+from publisher.errors import ChannelError, InvalidInput, Problem
 from publisher.render.social import Post
+from publisher.site.config import CONFIG_FILE, Site, key_line
 
 PostOutcome = Literal["posted", "unknown", "failed", "rate_limited", "duplicate"]
 
@@ -138,3 +140,12 @@ def safe_name(key: str) -> str:
     """`key` usable as a file name (no separators, no leading dots)."""
     cleaned = "".join(c if c.isalnum() or c in "-_.:" else "_" for c in key).lstrip(".")
     return cleaned.replace(":", "_") or "post"
+
+
+def refuse_plain_http(site: Site, section: str, key: str) -> None:
+    """InvalidInput at `[section] key` of publisher.toml when that API URL is not https (see `https_problem`)."""
+    url = getattr(getattr(site.settings, section), key)
+    problem = https_problem(url)
+    if problem is not None:
+        text = (site.root / CONFIG_FILE).read_text(encoding="utf-8-sig")
+        raise InvalidInput([Problem(CONFIG_FILE, key_line(text, [section, key]), f"{section}.{key}", problem)])

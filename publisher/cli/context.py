@@ -68,6 +68,13 @@ class PublisherGroup(click.Group):
             else:
                 click.echo(f"Error: {exc}", err=True)
             sys.exit(exc.exit_code)
+        except OSError as exc:  # the last net: a file the library could not read or write, named, never a traceback
+            where = f"{exc.filename}: " if exc.filename else ""
+            if _as_json(ctx):
+                click.echo(json.dumps({"error": f"{where}{exc.strerror or exc}"}, indent=2, ensure_ascii=False))
+            else:
+                click.echo(f"Error: {where}{exc.strerror or exc}", err=True)
+            sys.exit(1)
 
 
 def _as_json(ctx: click.Context) -> bool:

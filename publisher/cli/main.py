@@ -85,6 +85,11 @@ def build(c: Context, out: Path | None, every: bool, now_text: str | None) -> No
     from publisher.build.builder import build as run_build
 
     now = parse_now(now_text)
+    if out is not None:
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            bad_flag("--out", f"cannot be made ({exc.strerror or exc}): {out}")
     with ProgressBars(c.shows_progress) as bars:
         manifest = run_build(c.site, out, progress=bars.for_build(), now=now, every=every)
     click.echo(manifest.to_json() if c.as_json else "\n".join(manifest.report()))
@@ -145,16 +150,20 @@ def run(c: Context, once: bool, now_text: str | None) -> None:
             run_forever(c.site, clock, on_outcome=report, on_progress=progress)
             return
         run_once(c.site, now, clock, on_outcome=report, on_progress=progress)
-    sent = sum(o.sent_now for o in outcomes)
+    from publisher.site.records import NETWORKS
+
+    sent = sum(o.sent_now for o in outcomes if o.channel == "email")
+    posts = sum(1 for o in outcomes if o.channel in NETWORKS and o.state == "sent")  # one post (or thread) each
     failed = sum(1 for o in outcomes if o.error or o.state in ("failed", "unknown"))
     skipped = sum(1 for o in outcomes if o.state == "skipped")
     elapsed = time.monotonic() - started
     rate = sent / elapsed if elapsed > 0 else 0.0
     summary = (
-        f"{len(outcomes)} dispatches: {sent} messages sent, {failed} failed, {skipped} skipped "
+        f"{len(outcomes)} dispatches: {sent} messages sent, {posts} posts sent, {failed} failed, {skipped} skipped "
         f"in {elapsed:.1f} s ({rate:.0f}/s)"
     )
-    data = {"dispatches": [vars(o) for o in outcomes], "sent": sent, "failed": failed, "skipped": skipped}
+    data = {"dispatches": [vars(o) for o in outcomes], "sent": sent, "posts": posts, "failed": failed}
+    data["skipped"] = skipped
     c.emit(summary, data)
     if failed:
         sys.exit(1)

@@ -75,7 +75,7 @@ def subscribers_import(c: Context, csv_file: Path, lists: tuple[str, ...], now_t
         click.echo(str(problem), err=True)
     summary = (
         f"{result.added} added, {result.updated} updated, {result.unchanged} unchanged, "
-        f"{result.skipped} left unsubscribed, {len(result.problems)} bad rows"
+        f"{result.skipped} left unsubscribed, {len({p.line for p in result.problems})} bad rows"
     )
     counts = {k: v for k, v in vars(result).items() if k != "problems"}
     c.emit(summary, {**counts, "problems": [str(p) for p in result.problems]})

@@ -104,7 +104,7 @@ def take_clock(store: Store, owner: str, now: dt.datetime, stale_after: float = 
         store.release(holder.owner, now)  # its claimed rows were never answered for: claimable again
         if store.acquire_lock(LOCK, owner, now, stale_after):
             return
-    since = f" since {holder.acquired_at:%Y-%m-%d %H:%M:%S} UTC" if holder else ""
+    since = f" since {holder.acquired_at.astimezone(dt.UTC):%Y-%m-%d %H:%M:%S} UTC" if holder else ""
     who = holder.owner if holder else "another process"
     raise ClockAlreadyRunning(
         f"another `publisher run` ({who}{since}) is the clock of this database; two clocks would "

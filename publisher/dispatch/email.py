@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+import secrets
 from collections import Counter
 from collections.abc import Iterator
 from email.message import EmailMessage
@@ -240,7 +241,7 @@ def _finish(runner: Runner, d: Dispatch, error: ChannelError | None, *, sent_now
     if gave_up:
         notes.append(f"retries stopped after the retry budget of {duration(budget)}")
     if retry_at is not None:
-        notes.append(f"next attempt at {retry_at:%Y-%m-%d %H:%M:%S} UTC")
+        notes.append(f"next attempt at {retry_at.astimezone(dt.UTC):%Y-%m-%d %H:%M:%S} UTC")  # `now` may be -05:00
     if error is not None:
         notes.append(str(error))
     note = "; ".join(notes)
@@ -249,8 +250,13 @@ def _finish(runner: Runner, d: Dispatch, error: ChannelError | None, *, sent_now
 
 
 def send_test_issue(site: Site, issue: Issue, address: str, now: dt.datetime) -> SendResult:
-    """`publisher send ISSUE --to ADDR`: one message marked as a test, outside the ledger."""
+    """`publisher send ISSUE --to ADDR`: one message marked as a test, outside the ledger.
+
+    Each test send gets a Message-ID of its own (a random part in its name): Gmail shows a second message
+    with a Message-ID it has seen as the first one, so a corrected issue would never appear.
+    """
     channel = EmailChannel.from_site(site)
     list_name = issue.list_name or site.settings.newsletter.lists[0]
-    letters = Letters(site, issue, list_name, f"test-{issue.id}", signing_secret(site, channel), test=True)
+    name = f"test-{issue.id}-{secrets.token_hex(6)}"
+    letters = Letters(site, issue, list_name, name, signing_secret(site, channel), test=True)
     return channel.send(letters.letter(address, "", now), address)

@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 from typing import NamedTuple
 
-from publisher.errors import relative
+from publisher.errors import InvalidInput, Problem, relative
 
 __all__ = [
     "FileInfo",
@@ -42,7 +42,8 @@ def record_files(events: Path) -> list[Path]:
 def record_names(events: Path) -> list[tuple[str, bool]]:
     """(relative path, no symlink on the way) of each `.md` file under `events`, as `sorted(Path)` sorts them.
 
-    One `scandir` per folder: pathlib's glob and `is_file` cost a stat or more per file.
+    One `scandir` per folder: pathlib's glob and `is_file` cost a stat or more per file. A folder that
+    cannot be read raises InvalidInput (its records would otherwise be left out without a word).
     """
     found: list[tuple[tuple[str, ...], bool]] = []
     _scan(str(events), (), True, found)
@@ -55,6 +56,8 @@ def _scan(folder: str, parts: tuple[str, ...], plain: bool, found: list[tuple[tu
         entries = list(os.scandir(folder))
     except (FileNotFoundError, NotADirectoryError):
         return
+    except OSError as exc:  # unreadable: its records would be missing without a word
+        raise InvalidInput([Problem(folder, 1, "folder", f"cannot be read ({exc.strerror or exc})")]) from None
     for entry in entries:
         try:
             if entry.is_dir():

@@ -321,7 +321,8 @@ def parse_record(text: str, path: Path, root: Path | None = None, *, shown: str 
 
 
 def _image_problems(image: Any, shown: str, line: int, root: Path | None) -> list[Problem]:
-    """An image `src` is an absolute http(s) URL or a file inside the site."""
+    """An image `src` is an absolute http(s) URL or a file inside the site (not through a link out of it:
+    its bytes would be posted to a network)."""
     src = image.get("src") if isinstance(image, dict) else None
     if not isinstance(src, str) or not src.strip() or _URL.match(src):
         return []
@@ -329,6 +330,8 @@ def _image_problems(image: Any, shown: str, line: int, root: Path | None) -> lis
         return [Problem(shown, line, "image.src", f"is neither an http(s) URL nor a file in the site (got {src!r})")]
     if root is not None and not (root / src).is_file():
         return [Problem(shown, line, "image.src", f"no such file in the site (got {src!r})")]
+    if root is not None and not (root / src).resolve().is_relative_to(root.resolve()):  # a symlink out
+        return [Problem(shown, line, "image.src", f"leads out of the site folder, through a link (got {src!r})")]
     return []
 
 

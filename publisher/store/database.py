@@ -87,7 +87,10 @@ def create_engine(url: str) -> sa.Engine:
         # One in-memory database on one shared connection: for quick, single-threaded use.
         engine = sa.create_engine(parsed, poolclass=StaticPool, connect_args={"check_same_thread": False})
     else:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise WorkFailed(f"database: cannot make its folder {path.parent} ({exc.strerror or exc})") from None
         engine = sa.create_engine(parsed)
     sa.event.listen(engine, "connect", _on_sqlite_connect)
     sa.event.listen(engine, "begin", _on_sqlite_begin)
@@ -108,6 +111,12 @@ def migrate(engine: sa.Engine) -> None:
         command.upgrade(config, "head")
 
 
+def _is_read_only(exc: sa.exc.DBAPIError) -> bool:
+    """Whether the driver refused a write because the database is read-only (SQLite's file, PostgreSQL's server)."""
+    text = str(exc.orig).lower()
+    return "readonly database" in text or "read-only transaction" in text
+
+
 class Database:
     """An open database: the engine and its two kinds of transaction.
 
@@ -126,12 +135,18 @@ class Database:
         the disk (``synchronous_commit = off``, this transaction only): safe when
         publisher is killed, and on a crash of the database server itself it loses
         at most the last fraction of a second, as SQLite's ``synchronous = NORMAL``
-        may on a power cut. The ledger's per-message marks use it.
+        may on a power cut. The ledger's per-message marks use it. A database that
+        refuses writes (a read-only file or server) raises WorkFailed, not the driver's error.
         """
-        with self.engine.begin() as connection:
-            if lazy_flush and connection.dialect.name == "postgresql":
-                connection.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
-            yield connection
+        try:
+            with self.engine.begin() as connection:
+                if lazy_flush and connection.dialect.name == "postgresql":
+                    connection.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
+                yield connection
+        except sa.exc.DBAPIError as exc:
+            if not _is_read_only(exc):
+                raise
+            raise WorkFailed(f"the database {shown_url(self.engine.url)} is read-only: {exc.orig}") from None
 
     @contextmanager
     def read(self) -> Iterator[sa.Connection]:

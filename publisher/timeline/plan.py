@@ -94,8 +94,11 @@ class Offset(NamedTuple):
         return "+0"
 
 
+MAX_SHIFT_DAYS = 36500  # 100 years: a record's date (years 1000 to 8999) shifted stays inside datetime's years
+
+
 def parse_offset(text: str) -> tuple[Anchor, Offset]:
-    """``"starts - 1 day"`` → ``("starts", Offset(days=-1))``; ValueError if unreadable."""
+    """``"starts - 1 day"`` → ``("starts", Offset(days=-1))``; ValueError if unreadable or beyond 100 years."""
     match = _WHEN.match(text)
     if not match:
         raise ValueError(
@@ -107,6 +110,10 @@ def parse_offset(text: str) -> tuple[Anchor, Offset]:
         return anchor, Offset()
     count = int(match["count"]) * (-1 if match["sign"] == "-" else 1)
     unit = match["unit"]
+    if abs(count) * _UNIT_SECONDS[unit] > MAX_SHIFT_DAYS * 86400:  # a due time past the calendar, never computed
+        raise ValueError(
+            f"shifts by more than {MAX_SHIFT_DAYS // 365} years, past any date publisher plans (got {text!r})"
+        )
     if unit in ("day", "week"):
         return anchor, Offset(days=count * (7 if unit == "week" else 1))
     return anchor, Offset(seconds=count * _UNIT_SECONDS[unit])

@@ -1,0 +1,67 @@
+"""Small truths in what publisher prints: times labelled UTC are in UTC, the run counts posts, a test send is
+new to the inbox every time."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.dispatch_support import (
+    PARIS,
+    PARIS_DUE,
+    add_people,
+    at,
+    command,
+    configure,
+    environment,
+    parsed,
+    plan_json,
+    readers,
+)
+from tests.smtp_support import MailServer
+
+BOGOTA = dt.timezone(dt.timedelta(hours=-5))
+
+
+@pytest.fixture
+def server() -> Iterator[MailServer]:
+    with MailServer() as running:
+        yield running
+
+
+def test_the_retry_note_gives_utc_times_in_utc_when_now_has_another_offset(example_site: Path) -> None:
+    configure(example_site)
+    with MailServer() as gone:  # its port is closed once the block ends: every message has to wait
+        env = environment(gone)
+    add_people(example_site, env, readers(2))
+    now = (PARIS_DUE + dt.timedelta(minutes=30)).astimezone(BOGOTA)
+    result = command(example_site, env, "run", "--once", "--now", at(now))
+    assert "Traceback" not in result.output
+    line = next(v for v in plan_json(example_site, env, now).values() if v["channel"] == "email")
+    found = re.search(r"next attempt at (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) UTC", str(line["note"]))
+    assert found is not None, line["note"]
+    retry = dt.datetime.fromisoformat(found[1]).replace(tzinfo=dt.UTC)
+    assert dt.timedelta(0) <= retry - now <= dt.timedelta(minutes=10)  # labelled -05:00 it would be 5 hours off
+
+
+def test_the_run_summary_counts_posts_beside_messages(example_site: Path) -> None:
+    configure(example_site, rules='[[timeline]]\nwhen = "published"\nchannel = "mastodon"\n')
+    result = command(example_site, {}, "run", "--once", "--now", at(PARIS_DUE + dt.timedelta(minutes=5)))
+    assert result.exit_code == 0, result.stderr
+    summary = result.stdout.splitlines()[-1]
+    assert summary.startswith("1 dispatches: 0 messages sent, 1 posts sent, 0 failed, 0 skipped"), summary
+    assert list((example_site / "outbox" / "posts" / "mastodon").glob("*.json"))
+
+
+def test_each_test_send_has_a_message_id_of_its_own(example_site: Path, server: MailServer) -> None:
+    configure(example_site)
+    env = environment(server)
+    for _ in range(2):
+        result = command(example_site, env, "send", PARIS, "--to", "me@example.org", "--now", at(PARIS_DUE))
+        assert result.exit_code == 0, result.stderr
+    first, second = (parsed(m)["Message-ID"] for m in server.messages("me@example.org"))
+    assert first and second and first != second
