@@ -65,3 +65,27 @@ def test_each_test_send_has_a_message_id_of_its_own(example_site: Path, server: 
         assert result.exit_code == 0, result.stderr
     first, second = (parsed(m)["Message-ID"] for m in server.messages("me@example.org"))
     assert first and second and first != second
+
+
+def test_build_prints_counts_every_file_under_verbose_and_nothing_under_quiet(example_site: Path) -> None:
+    now = ("--now", "2026-01-01T00:00:00+00:00")
+    first = command(example_site, {}, "build", "--verbose", *now)
+    assert first.exit_code == 0, first.stderr
+    assert "wrote feeds/atom.xml" in first.stdout.splitlines()
+    (example_site / "events" / "2018-06-01-webinar-cancelled.md").unlink()
+
+    counted = command(example_site, {}, "build", *now)
+    assert counted.exit_code == 0, counted.stderr
+    lines = counted.stdout.splitlines()
+    assert "wrote feeds/atom.xml" not in lines and not any(line.startswith("removed ") for line in lines)
+    assert any(re.fullmatch(r"wrote \d+ files in feeds/", line) for line in lines), lines
+    assert re.fullmatch(r"4 records → \d+ files written, \d+ unchanged, \d+ removed, in .*", lines[-1]), lines
+
+    (example_site / "events" / "2018-05-21-high-level-forum-bogota.md").unlink()
+    quiet = command(example_site, {}, "build", "--quiet", *now)
+    assert (quiet.exit_code, quiet.stdout) == (0, "")
+    assert not (example_site / "newsletters" / "2018-05-21-high-level-forum-bogota.html").exists()
+
+    both = command(example_site, {}, "build", "--quiet", "--verbose")
+    assert both.exit_code == 2
+    assert "command line:1: --quiet: cannot be given with --verbose" in both.output

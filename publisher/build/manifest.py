@@ -87,13 +87,12 @@ class Manifest:
             return file_line(output)
         return line[: -len(_UNCHANGED)] + _CHANGED if output.changed else line
 
-    def report(self, limit: int = 100) -> list[str]:
-        """Lines for people: each file written (a count per folder when there are many), then a summary."""
+    def report(self, *, verbose: bool = False) -> list[str]:
+        """Lines for people: a count of files written per folder, then a summary; `verbose`: every file."""
         written = self.written
-        lines = [f"wrote {o.path}" for o in written] if len(written) <= limit else _per_folder(written)
-        lines += [f"removed {path}" for path in self.removed[:limit]]
-        if len(self.removed) > limit:
-            lines.append(f"removed {len(self.removed) - limit} more files")
+        lines = [f"wrote {o.path}" for o in written] if verbose else _per_folder(written)
+        if verbose:
+            lines += [f"removed {path}" for path in self.removed]
         removed = f", {len(self.removed)} removed" if self.removed else ""
         unchanged = self.files - len(written)
         lines.append(

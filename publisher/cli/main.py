@@ -79,9 +79,13 @@ def check(c: Context, every: bool) -> None:
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Output folder (default: the site).")
 @click.option("--all", "every", is_flag=True, help="Write every record's issue and posts, not only the previews.")
 @click.option("--now", "now_text", help="Feeds show what is published by this time (ISO, with offset; default: now).")
+@click.option("--verbose", "-v", is_flag=True, help="List every file written or removed, not only the counts.")
+@click.option("--quiet", "-q", is_flag=True, help="Print nothing but warnings and errors.")
 @pass_context
-def build(c: Context, out: Path | None, every: bool, now_text: str | None) -> None:
+def build(c: Context, out: Path | None, every: bool, now_text: str | None, verbose: bool, quiet: bool) -> None:
     """Write feeds, newsletter issues and posts.  Example: publisher build --out public"""
+    if verbose and quiet:
+        bad_flag("--quiet", "cannot be given with --verbose")
     from publisher.build.builder import build as run_build
 
     now = parse_now(now_text)
@@ -90,9 +94,12 @@ def build(c: Context, out: Path | None, every: bool, now_text: str | None) -> No
             out.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             bad_flag("--out", f"cannot be made ({exc.strerror or exc}): {out}")
-    with ProgressBars(c.shows_progress) as bars:
+    with ProgressBars(c.shows_progress and not quiet) as bars:
         manifest = run_build(c.site, out, progress=bars.for_build(), now=now, every=every)
-    click.echo(manifest.to_json() if c.as_json else "\n".join(manifest.report()))
+    if c.as_json:
+        click.echo(manifest.to_json())
+    elif not quiet:
+        click.echo("\n".join(manifest.report(verbose=verbose)))
     from publisher.build.images import check_images  # remote images fetched once, ahead of their posts
 
     for warning in check_images(c.site, revalidate=False, local=False).warnings:
