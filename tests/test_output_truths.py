@@ -4,6 +4,7 @@ new to the inbox every time."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -89,3 +90,23 @@ def test_build_prints_counts_every_file_under_verbose_and_nothing_under_quiet(ex
     both = command(example_site, {}, "build", "--quiet", "--verbose")
     assert both.exit_code == 2
     assert "command line:1: --quiet: cannot be given with --verbose" in both.output
+
+
+def test_the_outbox_lists_each_message_and_post_with_what_to_open(example_site: Path) -> None:
+    assert command(example_site, {}, "outbox").stdout.strip() == "the outbox is empty"
+    configure(example_site, rules='[[timeline]]\nwhen = "published"\nchannel = "mastodon"\n')
+    assert command(example_site, {}, "run", "--once", "--now", at(PARIS_DUE + dt.timedelta(minutes=5))).exit_code == 0
+    sent = command(example_site, {}, "send", PARIS, "--to", "reader@example.org")
+    assert sent.exit_code == 0, sent.stderr
+
+    listed = command(example_site, {}, "--json", "outbox")
+    assert listed.exit_code == 0, listed.stderr
+    entries = {e["kind"]: e for e in json.loads(listed.stdout)["entries"]}
+    assert sorted(entries) == ["email", "mastodon"]
+    mail = entries["email"]
+    assert mail["to"] == "reader@example.org" and "Paris" in mail["subject"] and "[TEST]" in mail["subject"]
+    assert Path(mail["path"]).parent.name == "new" and b"Subject:" in Path(mail["path"]).read_bytes()
+    post = entries["mastodon"]
+    assert Path(post["path"]).suffix == ".json" and post["subject"]
+    text = command(example_site, {}, "outbox", "--limit", "1").stdout
+    assert text.count("\n          /") == 1 and "… and 1 older (--limit)" in text

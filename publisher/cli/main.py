@@ -16,6 +16,7 @@ import click
 
 from publisher.cli.bounces import bounces_command
 from publisher.cli.context import Context, PublisherGroup, bad_flag, parse_now, pass_context, with_shared_options
+from publisher.cli.outbox import outbox_command
 from publisher.cli.progress import ProgressBars
 from publisher.cli.subscribers import subscribers_group
 from publisher.errors import WorkFailed
@@ -34,6 +35,7 @@ def cli(ctx: click.Context, site_dir: Path, as_json: bool) -> None:
 
 cli.add_command(subscribers_group)
 cli.add_command(bounces_command)
+cli.add_command(outbox_command)
 
 
 @cli.command()
