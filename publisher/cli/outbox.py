@@ -11,7 +11,6 @@ from __future__ import annotations
 import email.parser
 import email.policy
 import json
-import mailbox
 from pathlib import Path
 from typing import Any
 
@@ -41,29 +40,22 @@ def outbox_command(c: Context, limit: int) -> None:
 
 
 def _messages(folder: Path) -> list[dict[str, Any]]:
-    """Each message of the Maildir, read for its headers only (the body is never needed here)."""
-    if not (folder / "new").is_dir():
-        return []
+    """Each message of the Maildir (`new/` and `cur/`), read for its headers only."""
     parser = email.parser.BytesHeaderParser(policy=email.policy.default)
     found = []
-    for key in mailbox.Maildir(folder, create=False).keys():
-        for sub in ("new", "cur"):
-            matches = list((folder / sub).glob(f"{key}*"))
-            if matches:
-                path = matches[0]
-                with path.open("rb") as file:
-                    headers = parser.parse(file)
-                found.append(
-                    {
-                        "kind": "email",
-                        "to": str(headers.get("To", "")),
-                        "subject": str(headers.get("Subject", "")),
-                        "date": str(headers.get("Date", "")),
-                        "path": str(path),
-                        "modified": path.stat().st_mtime,
-                    }
-                )
-                break
+    for path in sorted([*folder.glob("new/*"), *folder.glob("cur/*")]):
+        with path.open("rb") as file:
+            headers = parser.parse(file)
+        found.append(
+            {
+                "kind": "email",
+                "to": str(headers.get("To", "")),
+                "subject": str(headers.get("Subject", "")),
+                "date": str(headers.get("Date", "")),
+                "path": str(path),
+                "modified": path.stat().st_mtime,
+            }
+        )
     return found
 
 
