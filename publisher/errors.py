@@ -72,3 +72,8 @@ class HeaderInjection(PublisherError, ValueError):
 
 class UnknownChannel(WorkFailed):
     """A dispatch names a channel publisher has no sender for: refused, never sent as another channel."""
+
+
+class WebhookRefused(PublisherError):
+    """A provider's webhook request that is not proved to be theirs (unsigned, wrongly signed, stale, replayed,
+    from a topic or host we do not take): the web side answers 403 and nothing changes."""

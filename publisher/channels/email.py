@@ -40,6 +40,7 @@ from publisher.channels.email_url import (
 )
 from publisher.channels.mail_transport import (
     AuthenticationFailed,
+    Enveloped,
     Sendable,
     SenderRejected,
     SendOutcome,
@@ -60,6 +61,7 @@ __all__ = [
     "AuthenticationFailed",
     "EmailChannel",
     "EmailUrlError",
+    "Enveloped",
     "MaildirTransport",
     "SendOutcome",
     "SendResult",

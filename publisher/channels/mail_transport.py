@@ -31,11 +31,12 @@ from typing import Literal, Protocol
 
 from publisher.channels.email_url import TransportConfig
 from publisher.channels.signing import Signer
-from publisher.channels.wire import Outgoing, Sendable, prepare, smtp_payload
+from publisher.channels.wire import Enveloped, Outgoing, Sendable, prepare, smtp_payload
 from publisher.errors import ChannelError
 
 __all__ = [
     "AuthenticationFailed",
+    "Enveloped",
     "Outgoing",
     "SendOutcome",
     "SendResult",

@@ -148,13 +148,32 @@ class Outgoing:
     crlf: bool = False  # every line already ends in CRLF (the generator's output)
 
 
-#: What a transport sends: a built message, or one already in wire form (RFC 5322 bytes).
-Sendable = EmailMessage | bytes
+@dataclasses.dataclass(frozen=True)
+class Enveloped:
+    """A message with its own envelope sender (MAIL FROM), its bytes untouched.
+
+    VERP: each recipient's message goes out from ``bounces+<signed ledger row>@domain``,
+    so a bounce that quotes nothing of ours still names the row it answers; the
+    headers (From, Sender, Return-Path) and every byte of the message stay as they are.
+    """
+
+    message: EmailMessage | bytes
+    sender: str
+
+
+#: What a transport sends: a built message, one already in wire form (RFC 5322 bytes), or either with its envelope.
+Sendable = EmailMessage | bytes | Enveloped
 
 
 def prepare(message: Sendable, signer: Signer | None = None, envelope_from: str | None = None) -> Outgoing:
-    """Serialise `message` once (CRLF, SMTP policy), DKIM-sign it if asked, find its envelope sender."""
+    """Serialise `message` once (CRLF, SMTP policy), DKIM-sign it if asked, find its envelope sender.
+
+    The envelope sender is an `Enveloped` message's own, else `envelope_from`,
+    else the message's Sender or From address.
+    """
     headers: Message
+    if isinstance(message, Enveloped):
+        envelope_from, message = message.sender, message.message
     if isinstance(message, bytes):
         data, crlf = message, False
         end = min((i for i in (message.find(b"\r\n\r\n"), message.find(b"\n\n")) if i >= 0), default=len(message))

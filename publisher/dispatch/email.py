@@ -35,6 +35,7 @@ from publisher.audience import recipients, subscribers
 from publisher.audience.tokens import SECRET_ENV, link_secret
 from publisher.channels.email import AuthenticationFailed, EmailChannel, SendResult, retry_delay
 from publisher.dispatch.context import Outcome, Runner, duration, final_state
+from publisher.dispatch.verp import enveloped
 from publisher.errors import ChannelError, InvalidInput, Problem, WorkFailed
 from publisher.render.email import Issue, render_issue
 from publisher.render.letters import Letters, WireMessage
@@ -195,7 +196,7 @@ def send(runner: Runner, d: Dispatch, *, channel: EmailChannel | None = None) ->
     with SentMarks(store) as marks:
         feed = _Feed(runner, d, letters, marks, total)
         try:
-            channel.send_many(feed.items(), feed.record, feed.flush)
+            channel.send_many(enveloped(site, secret, feed.items()), feed.record, feed.flush)
         except ChannelError as exc:
             error = exc
         finally:

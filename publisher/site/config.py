@@ -173,18 +173,56 @@ class SchedulerSettings(_Section):
     poll: float = Field(default=60.0, gt=0)
 
 
+# Production: https, and a host of Amazon SNS in any region (the China regions end in .amazonaws.com.cn).
+SNS_URL = r"https://sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?"
+_DOMAIN = re.compile(r"(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}")
+_TOPIC = re.compile(r"arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_.-]{1,256}")
+
+
 class BouncesSettings(_Section):
     """``[bounces]``: where delivery reports and complaints come back, and when a soft bounce counts."""
 
     mailbox: str | None = None
     soft_limit: int = Field(default=3, ge=1)
     soft_window: int = Field(default=30, ge=1, description="days")
+    # Amazon SES through SNS (POST /webhooks/ses): the topics taken, and where SNS's certificates and
+    # subscription links may be (a regular expression matching scheme://host[:port] whole).
+    sns_topics: tuple[str, ...] = ()
+    sns_url: str = SNS_URL
+    # VERP when sending: each recipient's MAIL FROM is bounces+<signed ledger row>@verp_domain (default:
+    # the domain of [newsletter] from).
+    verp: bool = False
+    verp_domain: str | None = None
 
     @field_validator("mailbox")
     @classmethod
     def _mailbox(cls, value: str | None) -> str | None:
         if value is not None:
             check_mailbox(value)
+        return value
+
+    @field_validator("sns_topics")
+    @classmethod
+    def _topics(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for topic in value:
+            if not _TOPIC.fullmatch(topic):
+                raise ValueError(f"is an SNS topic ARN, arn:aws:sns:REGION:ACCOUNT:NAME (got {topic!r})")
+        return value
+
+    @field_validator("verp_domain")
+    @classmethod
+    def _verp_domain(cls, value: str | None) -> str | None:
+        if value is not None and not _DOMAIN.fullmatch(value):
+            raise ValueError(f"is a domain name, like example.org (got {value!r})")
+        return value.lower() if value is not None else None
+
+    @field_validator("sns_url")
+    @classmethod
+    def _sns_url(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"is not a regular expression ({exc}; got {value!r})") from None
         return value
 
 

@@ -19,6 +19,8 @@ handler, ``handler(ctx, request, **path values) -> Response``:
 ``GET|POST /unsubscribe/<token>``        a button; the POST (RFC 8058 one-click) unsubscribes
 ``GET /admin/plan``                      the timeline (HTTP Basic, PUBLISHER_ADMIN_PASSWORD)
 ``POST /admin/approve/<dispatch id>``    approve a dispatch waiting for review
+``POST /webhooks/ses``                   Amazon SES bounces and complaints through SNS, signature checked
+``POST /webhooks/mailgun``               Mailgun's failed and complained events, signature checked
 =======================================  ====================================================
 
 A GET never changes anything (link scanners follow GETs); the one-click POST
@@ -42,6 +44,7 @@ from publisher.audience.unsubscribe import verify_token
 from publisher.dispatch.status import approve, open_runner, plan_lines
 from publisher.errors import PublisherError
 from publisher.site.config import Site
+from publisher.web import hooks
 from publisher.web.http import (
     PREVIEW_POLICY,
     Request,
@@ -268,6 +271,8 @@ ROUTES: tuple[tuple[str, tuple[str, ...], Handler], ...] = (
     ("/admin/", ("GET",), admin_plan),
     ("/admin/plan", ("GET",), admin_plan),
     ("/admin/approve/<dispatch_id>", ("POST",), admin_approve),
+    ("/webhooks/ses", ("POST",), hooks.ses),
+    ("/webhooks/mailgun", ("POST",), hooks.mailgun),
 )
 
 
