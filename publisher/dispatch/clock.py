@@ -23,6 +23,12 @@ has died on this host, or its heartbeat is a minute old) is taken over, and the
 ledger rows it had claimed are released at once. Lock times are real times,
 whatever `--now` says.
 
+Every ``RESCUE_SECONDS`` the running clock also looks for ledger rows held
+under a lease that ran out (a worker died mid-send: `publisher.dispatch.leases`)
+and, when it finds some, ticks at once, which puts their dispatch on the queue
+again: a dead worker's share is sent by the others within a lease and a few
+seconds, whatever the scheduler's poll.
+
 Each tick also reads the bounce mailbox when ``[bounces] mailbox`` is set
 (`publisher.audience.bounces`), and forgets web sign-ups left pending (never confirmed) once their
 confirmation links have expired, by the real time
@@ -43,6 +49,7 @@ import pickle
 import signal
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -67,6 +74,7 @@ from publisher.timeline.plan import plan
 LOCK = "scheduler"
 HEARTBEAT_SECONDS = 5.0
 STALE_AFTER_SECONDS = 60.0
+RESCUE_SECONDS = 5.0  # how often a running clock looks for rows a dead worker held (`Clockwork.orphans`)
 JOB_TABLE = "apscheduler_jobs"
 RETRYING = ("partly_sent", "rate_limited", "due")
 log = logging.getLogger("publisher.dispatch.clock")
@@ -252,6 +260,13 @@ class Clockwork:
             return
         if done["reports"]:
             log.info("bounces: %s", bounces.summary(done))
+    def orphans(self) -> list[str]:
+        """Dispatches with rows under leases that ran out (their worker died); [] if the database can't say."""
+        try:
+            return self.store.orphaned(self.clock())
+        except Exception:  # a busy database for a moment: looked at again a few seconds later
+            log.warning("could not look for orphaned ledger rows", exc_info=True)
+            return []
 
     def next_wakeup(self, now: dt.datetime) -> dt.datetime | None:
         """The next time anything falls due: a planned dispatch or a retry of a started one."""
@@ -389,12 +404,20 @@ def _run_scheduler(site: Site, work: Clockwork, poll: float) -> None:
     )  # fmt: skip
     scheduler.start()
     scheduled: dt.datetime | None = None
+    rescue_at = time.monotonic() + RESCUE_SECONDS
     try:
         while not work.stop.wait(0.2):
             wanted = work.wake_at
             if wanted is not None and wanted != scheduled:
                 _schedule_wakeup(scheduler, root, wanted)
                 scheduled = wanted
+            if time.monotonic() >= rescue_at:
+                rescue_at = time.monotonic() + RESCUE_SECONDS
+                if work.orphans():  # a worker died holding rows: a tick now puts their dispatch on the queue again
+                    scheduler.add_job(
+                        "publisher.dispatch.clock:tick", "date", run_date=wall_clock(), args=[root], id="rescue",
+                        replace_existing=True, misfire_grace_time=None, coalesce=True,
+                    )  # fmt: skip
     finally:
         scheduler.shutdown(wait=True)  # the tick in progress sees the stop, finishes its in-flight messages
         _ACTIVE.pop(root, None)

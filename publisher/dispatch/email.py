@@ -34,6 +34,7 @@ from publisher.audience import recipients, subscribers
 from publisher.audience.tokens import SECRET_ENV, link_secret
 from publisher.channels.email import AuthenticationFailed, EmailChannel, SendResult, retry_delay
 from publisher.dispatch.context import Outcome, Runner, duration, final_state
+from publisher.dispatch.leases import LeaseKeeper
 from publisher.errors import ChannelError, InvalidInput, Problem, WorkFailed
 from publisher.render.email import Issue, render_issue
 from publisher.render.letters import Letters, WireMessage
@@ -43,7 +44,7 @@ from publisher.store.marks import SentMarks
 from publisher.timeline.plan import Dispatch
 
 BATCH = 500
-LEASE_SECONDS = 600.0
+LEASE_SECONDS = 30.0  # renewed while the worker lives (`publisher.dispatch.leases`): a dead one's rows wait this long
 MIN_RETRY_SECONDS = 5.0
 SERVER_RETRY = dt.timedelta(minutes=5)
 PROGRESS_EVERY = 100
@@ -191,7 +192,7 @@ def send(runner: Runner, d: Dispatch, *, channel: EmailChannel | None = None) ->
     counts = store.counts(d.id)
     total = sum(counts[state] for state in WAITING)
     error: ChannelError | None = None
-    with SentMarks(store) as marks:
+    with LeaseKeeper(store, d.id, runner.worker, runner.clock, LEASE_SECONDS), SentMarks(store) as marks:
         feed = _Feed(runner, d, letters, marks, total)
         try:
             channel.send_many(feed.items(), feed.record, feed.flush)

@@ -17,8 +17,10 @@ per dispatch and recipient, claimed before the send, marked after it), which
 is also why extra copies and repeated deliveries are harmless.
 
 A running clock (`publisher run`) sends a dispatch's tasks again only when a
-retry of it fell due after its last send, or ``REQUEUE_AFTER`` later (a task
-lost with a broker's data); each `publisher run --once` sends what is due anew.
+retry of it fell due after its last send, when some of its rows are held under
+a lease that ran out (their worker died: `publisher.dispatch.leases`; at most
+every ``ORPHANS_REQUEUE_AFTER``), or ``REQUEUE_AFTER`` later (a task lost with
+a broker's data); each `publisher run --once` sends what is due anew.
 
 Settings from the environment (they are per machine):
 ``PUBLISHER_QUEUE_NAME`` (default ``publisher``: one per site sharing a broker),
@@ -45,6 +47,8 @@ SCHEMES = ("redis", "rediss", "amqp", "amqps")
 DEFAULT_NAME = "publisher"
 DEFAULT_PARALLEL = 4
 REQUEUE_AFTER = dt.timedelta(minutes=10)
+# A dispatch with rows under leases that ran out (their worker died) goes on the queue again, at most this often.
+ORPHANS_REQUEUE_AFTER = dt.timedelta(seconds=20)
 CLOCK_CHANNELS = frozenset({"feeds"})  # the site's own feed files: written where the clock (and the site) is
 
 
@@ -222,13 +226,17 @@ def _enqueue_one(runner: Runner, d: Dispatch, now: dt.datetime, config: QueueCon
     key = (str(runner.site.root), d.id)
     last = sent.get(key)
     retry_since = row.next_attempt_at is not None and last is not None and row.next_attempt_at > last
-    if last is not None and not retry_since and now - last < REQUEUE_AFTER:
+    orphaned = last is not None and now - last >= ORPHANS_REQUEUE_AFTER and bool(runner.store.orphaned(now, d.id))
+    if last is not None and not retry_since and not orphaned and now - last < REQUEUE_AFTER:
         return None  # its tasks are on the queue or running
     copies = config.parallel if d.channel == "email" else 1
     task = DeliveryTask(str(runner.site.root), d.id, now.isoformat(), wall_clock().isoformat())
     send(config, task, copies)
     sent[key] = now
-    return Outcome(d.id, d.channel, "queued", note=f"{copies} task(s) on queue {config.name!r} at {config.shown}")
+    note = f"{copies} task(s) on queue {config.name!r} at {config.shown}"
+    if orphaned:
+        note += " (again: rows of a worker that stopped renewing its lease)"
+    return Outcome(d.id, d.channel, "queued", note=note)
 
 
 def send(config: QueueConfig, task: DeliveryTask, copies: int = 1) -> None:
