@@ -7,7 +7,8 @@ ledger, Redis or RabbitMQ for the queue, an aiosmtpd server on loopback that
 counts what each recipient got. One worker is SIGKILLed mid-send, holding a
 batch of rows; everyone has the message within 60 s of the kill, and the
 repeats are no more than the messages that can be in flight when a kill lands
-(one per SMTP connection of the dead worker).
+(one per SMTP connection of the dead worker). Then the same with the clock
+SIGKILLed too while a standby clock, started at the same moment, waits.
 
 The issue's figure is 3,000 recipients; these tests use 1,500 (the same path,
 half the minute of sending on a shared 2-core machine), and `bench/heal.py`
@@ -27,7 +28,7 @@ from pathlib import Path
 
 import pytest
 
-from publisher.dispatch.clock import LOCK
+from publisher.dispatch.clock_lock import LOCK
 from tests.dispatch_support import add_people, at, configure, environment, full_environment, readers, store_of
 from tests.smtp_support import MailServer
 from tests.test_workers import (
@@ -68,10 +69,10 @@ def database(tmp_path: Path) -> Iterator[str]:
 
 
 class ClockProcess:
-    """`publisher run --now T` as a child process, its output lines collected as they come."""
+    """`publisher run --standby --now T` as a child process, its output lines collected as they come."""
 
     def __init__(self, site: Path, env: dict[str, str]) -> None:
-        command = [sys.executable, "-m", "publisher", "--site", str(site), "run", "--now", at(NOW)]
+        command = [sys.executable, "-m", "publisher", "--site", str(site), "run", "--standby", "--now", at(NOW)]
         self.process = subprocess.Popen(
             command, env=full_environment(env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
         )
@@ -186,6 +187,16 @@ def test_a_killed_workers_share_is_sent_by_the_other_within_a_minute(
         heal(example_site, broker, name, database, kill_clock=False)
     finally:
         delete_queue(broker, name)
+
+
+def test_a_standby_clock_takes_over_a_killed_clock_and_the_killed_workers_share_is_sent(
+    example_site: Path, database: str
+) -> None:
+    name = f"publisher-heal-{time.time_ns()}"
+    try:
+        heal(example_site, REDIS, name, database, kill_clock=True)
+    finally:
+        delete_queue(REDIS, name)
 
 
 def test_the_clock_tells_a_dead_workers_dispatch_from_a_busy_one(tmp_path: Path, database: str) -> None:

@@ -117,8 +117,9 @@ def plan(c: Context, now_text: str | None) -> None:
 @cli.command()
 @click.option("--once", is_flag=True, help="Dispatch what is due at --now (default: now) and exit.")
 @click.option("--now", "now_text", help="The time to act as (ISO, with offset); the clock moves on from it.")
+@click.option("--standby", is_flag=True, help="If another clock holds the database, wait and take over when it dies.")
 @pass_context
-def run(c: Context, once: bool, now_text: str | None) -> None:
+def run(c: Context, once: bool, now_text: str | None, standby: bool) -> None:
     """The scheduler: dispatches what is due.  Example: publisher run --once"""
     import time
 
@@ -138,11 +139,17 @@ def run(c: Context, once: bool, now_text: str | None) -> None:
         if outcome.error:
             click.echo(f"Error: dispatch {outcome.dispatch_id} ({outcome.channel}): {outcome.error}", err=True)
 
+    if once and standby:
+        bad_flag("--standby", "is for the running clock: `run --once` acts now or not at all")
+
+    def say(text: str) -> None:
+        click.echo(f"publisher run: {text}", err=True)
+
     with ProgressBars(c.shows_progress) as bars:
         progress = bars.for_send()
         if not once:
             click.echo(f"publisher run: clock started for {c.site.root} (Ctrl-C or SIGTERM to stop)", err=True)
-            run_forever(c.site, clock, on_outcome=report, on_progress=progress)
+            run_forever(c.site, clock, on_outcome=report, on_progress=progress, standby=standby, say=say)
             return
         run_once(c.site, now, clock, on_outcome=report, on_progress=progress)
     sent = sum(o.sent_now for o in outcomes)
