@@ -72,3 +72,16 @@ class HeaderInjection(PublisherError, ValueError):
 
 class UnknownChannel(WorkFailed):
     """A dispatch names a channel publisher has no sender for: refused, never sent as another channel."""
+
+
+class MissingExtra(PublisherError):
+    """A setting asks for what an optional extra provides (PostgreSQL, a queue), and it is not installed.
+
+    Exit 2, one line that names the extra to install: the setting is right, the installation is short.
+    """
+
+    exit_code = 2
+
+    def __init__(self, what: str, missing: str, extra: str = "scale") -> None:
+        self.extra = extra
+        super().__init__(f"{what} needs {missing}, which is not installed here: pip install 'publisher[{extra}]'")

@@ -39,6 +39,7 @@ from typing import Any
 from publisher.dispatch.context import Outcome, Runner, wall_clock
 from publisher.dispatch.runner import admit, execute, for_each_due, run_due
 from publisher.errors import InvalidInput, Problem, PublisherError, WorkFailed
+from publisher.site import extras
 from publisher.site.config import CONFIG_FILE, Site, key_line
 from publisher.timeline.plan import Dispatch
 
@@ -100,6 +101,7 @@ def queue_config(site: Site, url: str | None = None) -> QueueConfig | None:
     if scheme not in SCHEMES:
         message = f"must be none, redis://… or amqp://… (got a {scheme or 'bare'!r} URL)"
         raise InvalidInput([_problem(site, where, message)])
+    extras.require_queue(scheme)
     env = site.env
     return QueueConfig(
         url=url,
