@@ -33,6 +33,7 @@ from typing import NamedTuple
 from publisher.audience import recipients, subscribers
 from publisher.audience.tokens import SECRET_ENV, link_secret
 from publisher.channels.email import AuthenticationFailed, EmailChannel, SendResult, retry_delay
+from publisher.dispatch import metrics
 from publisher.dispatch.context import Outcome, Runner, duration, final_state
 from publisher.dispatch.leases import LeaseKeeper
 from publisher.errors import ChannelError, InvalidInput, Problem, WorkFailed
@@ -160,6 +161,8 @@ class _Feed:
             store.mark_failed(row.id, now, permanent=True, reply=reply)
             if result.recipient_refused:
                 subscribers.mark_bounced(store, row.target, now)
+        if result.outcome != "auth" and result.stage != "queued":
+            metrics.count("email", "sent" if result.sent else "failed")
         self.counts[result.outcome] += 1
         self.done += 1
         if self.runner.on_progress is not None and (self.done % PROGRESS_EVERY == 0):

@@ -30,6 +30,7 @@ Settings from the environment (they are per machine):
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import threading
 from collections.abc import Mapping
@@ -252,3 +253,26 @@ def send(config: QueueConfig, task: DeliveryTask, copies: int = 1) -> None:
                 app.send_task(TASK, args=task.args(), queue=config.name, producer=producer)
     except (OperationalError, KombuError, OSError) as exc:
         raise WorkFailed(f"cannot put dispatch {task.dispatch_id} on the queue at {config.shown}: {exc}") from None
+
+
+def depth(config: QueueConfig) -> int:
+    """How many tasks wait on the queue (taken, unacknowledged ones not counted); WorkFailed when the
+    broker cannot be reached. A queue that does not exist yet (nothing ever sent) holds 0."""
+    from kombu.exceptions import KombuError, OperationalError
+
+    app = celery_app(config)
+    try:
+        with app.connection_for_write() as connection:
+            connection.ensure_connection(max_retries=1)
+            channel = connection.channel()
+            try:
+                return int(channel.queue_declare(queue=config.name, passive=True).message_count)
+            except Exception as exc:  # Redis: no such list; RabbitMQ: 404 NOT_FOUND
+                if "404" in str(exc) or "NOT_FOUND" in str(exc) or "no queue" in str(exc).lower():
+                    return 0
+                raise
+            finally:
+                with contextlib.suppress(Exception):  # RabbitMQ closed the channel after a 404 itself
+                    channel.close()
+    except (OperationalError, KombuError, OSError) as exc:
+        raise WorkFailed(f"cannot ask the queue at {config.shown} how many tasks wait: {exc}") from None

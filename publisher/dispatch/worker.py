@@ -46,6 +46,7 @@ from typing import Any
 
 from publisher.dispatch import email as dispatch_email
 from publisher.dispatch.context import Clock, Outcome, Runner, wall_clock, worker_id
+from publisher.dispatch.health import Presence
 from publisher.dispatch.queue import TASK, QueueConfig, celery_app, number
 from publisher.dispatch.runner import finished, run_one
 from publisher.errors import PublisherError
@@ -157,12 +158,22 @@ def run_worker(site: Site, config: QueueConfig, concurrency: int = 1) -> int:
     """Take tasks from the queue until SIGTERM or Ctrl-C (warm shutdown); returns the exit code.
 
     `concurrency` tasks run at once, each in a thread (a killed process takes
-    every one of them with it: nothing is left running behind its back).
+    every one of them with it: nothing is left running behind its back). The
+    worker shows it is alive in the database while it runs (`Presence`).
     """
-    from celery import signals
-
     claim_settings(site.env)
     logging.getLogger("alembic").setLevel(logging.WARNING)  # each task opens the store: no migration chatter
+    store = open_store(site.database_url)  # where this worker shows it is alive (`publisher status`)
+    try:
+        with Presence(store, f"{socket.gethostname()}:{os.getpid()}"):
+            return _work(config, concurrency)
+    finally:
+        store.close()
+
+
+def _work(config: QueueConfig, concurrency: int) -> int:
+    from celery import signals
+
     app = celery_app(config)
     register(app)
     signals.worker_shutting_down.connect(_on_shutdown, weak=False)
