@@ -151,3 +151,24 @@ def test_a_metrics_port_that_is_no_port_is_refused_in_one_line(example_site: Pat
     assert result.stderr.splitlines()[0] == (
         "command line:1: --metrics-port: is PORT or HOST:PORT, the port from 1 to 65535 (got 'metrics')"
     )
+
+
+def test_the_oldest_unsent_is_one_with_someone_still_to_send_to(tmp_path: Path) -> None:
+    from publisher.store.dispatches import PlannedDispatch, open_store
+
+    start = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    store = open_store(f"sqlite:///{tmp_path / 'publisher.db'}")
+    try:
+        for number, state in enumerate(["sent", "waiting_review", "partly_sent", "partly_sent", "sending", "planned"]):
+            due = start + dt.timedelta(minutes=number)
+            store.upsert_dispatch(PlannedDispatch(f"d{number}", "email", "r", due, ("x",), "news"), start)
+            retry = due + dt.timedelta(hours=1) if number == 3 else None
+            store.set_dispatch_state(f"d{number}", state, start, next_attempt_at=retry)
+        now = start + dt.timedelta(hours=1)
+        oldest = store.oldest_unsent(now)
+        assert oldest is not None and oldest.id == "d3"  # partly sent with a retry to come; d2 has none
+        store.set_dispatch_state("d3", "sent", now)
+        assert (found := store.oldest_unsent(now)) is not None and found.id == "d4"  # sending
+        assert store.oldest_unsent(start + dt.timedelta(minutes=3)) is None  # d4 and d5 not yet due then
+    finally:
+        store.close()

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from publisher.dispatch.clock_lock import LOCK, STALE_AFTER_SECONDS
-from publisher.dispatch.context import Clock, wall_clock
+from publisher.dispatch.context import Clock, duration, wall_clock
 from publisher.dispatch.queue import QueueConfig, depth, queue_config
 from publisher.errors import PublisherError
 from publisher.site.config import Site
@@ -110,7 +110,7 @@ class Snapshot:
         else:
             oldest = (
                 f"oldest due and unsent: {self.oldest_id} ({self.oldest_channel}), "
-                f"due {self.oldest_due:%Y-%m-%d %H:%M:%S} UTC, {self.lag:.0f} s ago"
+                f"due {self.oldest_due:%Y-%m-%d %H:%M:%S} UTC, {duration(self.lag or 0.0)} ago"
             )
         return "\n".join([clock, workers, queue, oldest])
 

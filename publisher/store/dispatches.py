@@ -21,6 +21,7 @@ from publisher.store.database import create_engine, migrate, shown_url
 from publisher.store.ledger import Delivery, Ledger, SentMessage
 from publisher.store.tables import (
     DISPATCH_STATES,
+    FINAL,
     FINISHED,
     UNSTARTED,
     DispatchState,
@@ -367,9 +368,16 @@ class Store(Ledger):
             return connection.execute(statement).rowcount
 
     def oldest_unsent(self, now: dt.datetime) -> DispatchRow | None:
-        """The dispatch due longest ago (by `now`) that is neither finished nor held for review nor skipped."""
-        waiting = [state for state in DISPATCH_STATES if state not in FINISHED and state not in ("waiting_review",)]
-        query = sa.select(dispatches).where(T.state.in_(waiting), T.due <= now).order_by(T.due, T.id).limit(1)
+        """The dispatch due longest ago (by `now`) with someone still to send to: not final, not held for
+        review, and not partly sent with no retry to come (one sending or with retries to come counts)."""
+        open_states = [state for state in DISPATCH_STATES if state not in FINAL and state != "waiting_review"]
+        finished = (T.state == "partly_sent") & T.next_attempt_at.is_(None)
+        query = (
+            sa.select(dispatches)
+            .where(T.state.in_(open_states), ~finished, T.due <= now)
+            .order_by(T.due, T.id)
+            .limit(1)
+        )
         with self.read() as connection:
             row = connection.execute(query).first()
         return None if row is None else _dispatch(row)
