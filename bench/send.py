@@ -48,7 +48,7 @@ import sqlalchemy as sa
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from publisher import subscribers  # noqa: E402  (after the path is set, for a run from a checkout)
+from publisher.audience import subscribers  # noqa: E402  (after the path is set, for a run from a checkout)
 from publisher.audience.rows import Incoming  # noqa: E402
 from publisher.channels.mail_transport import smtp_payload  # noqa: E402
 from publisher.site.config import load_site  # noqa: E402

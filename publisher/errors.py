@@ -77,3 +77,16 @@ class UnknownChannel(WorkFailed):
 class WebhookRefused(PublisherError):
     """A provider's webhook request that is not proved to be theirs (unsigned, wrongly signed, stale, replayed,
     from a topic or host we do not take): the web side answers 403 and nothing changes."""
+
+
+class MissingExtra(PublisherError):
+    """A setting asks for what an optional extra provides (PostgreSQL, a queue), and it is not installed.
+
+    Exit 2, one line that names the extra to install: the setting is right, the installation is short.
+    """
+
+    exit_code = 2
+
+    def __init__(self, what: str, missing: str, extra: str = "scale") -> None:
+        self.extra = extra
+        super().__init__(f"{what} needs {missing}, which is not installed here: pip install 'publisher[{extra}]'")

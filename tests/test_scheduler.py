@@ -15,7 +15,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from publisher.audience import subscribers
-from publisher.dispatch.clock import LOCK, make_scheduler, run_forever, run_once
+from publisher.dispatch.clock import make_scheduler, run_forever, run_once
+from publisher.dispatch.clock_lock import LOCK
 from publisher.dispatch.context import Outcome
 from publisher.dispatch.runner import shifted_clock
 from publisher.store.dispatches import LockHolder

@@ -72,8 +72,10 @@ def no_process_left() -> Iterator[None]:
 class Worker:
     """`publisher worker` as a child process; its log lines are collected as they come."""
 
-    def __init__(self, site: Path, env: dict[str, str], concurrency: int = 1) -> None:
+    def __init__(self, site: Path, env: dict[str, str], concurrency: int = 1, metrics: str | None = None) -> None:
         command = [sys.executable, "-m", "publisher", "--site", str(site), "worker", "--concurrency", str(concurrency)]
+        if metrics is not None:
+            command += ["--metrics-port", metrics]
         self.process = subprocess.Popen(
             command, env=full_environment(env), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
         )

@@ -16,6 +16,7 @@ import click
 
 from publisher.cli.bounces import bounces_command
 from publisher.cli.context import Context, PublisherGroup, bad_flag, parse_now, pass_context, with_shared_options
+from publisher.cli.ops import METRICS_HELP, start_metrics, status
 from publisher.cli.outbox import outbox_command
 from publisher.cli.progress import ProgressBars
 from publisher.cli.subscribers import subscribers_group
@@ -36,6 +37,7 @@ def cli(ctx: click.Context, site_dir: Path, as_json: bool) -> None:
 cli.add_command(subscribers_group)
 cli.add_command(bounces_command)
 cli.add_command(outbox_command)
+cli.add_command(status)
 
 
 @cli.command()
@@ -131,8 +133,10 @@ def plan(c: Context, now_text: str | None) -> None:
 @cli.command()
 @click.option("--once", is_flag=True, help="Dispatch what is due at --now (default: now) and exit.")
 @click.option("--now", "now_text", help="The time to act as (ISO, with offset); the clock moves on from it.")
+@click.option("--standby", is_flag=True, help="If another clock holds the database, wait and take over when it dies.")
+@click.option("--metrics-port", "metrics", help=METRICS_HELP)
 @pass_context
-def run(c: Context, once: bool, now_text: str | None) -> None:
+def run(c: Context, once: bool, now_text: str | None, standby: bool, metrics: str | None) -> None:
     """The scheduler: dispatches what is due.  Example: publisher run --once"""
     import time
 
@@ -152,11 +156,18 @@ def run(c: Context, once: bool, now_text: str | None) -> None:
         if outcome.error:
             click.echo(f"Error: dispatch {outcome.dispatch_id} ({outcome.channel}): {outcome.error}", err=True)
 
+    if once and standby:
+        bad_flag("--standby", "is for the running clock: `run --once` acts now or not at all")
+
+    def say(text: str) -> None:
+        click.echo(f"publisher run: {text}", err=True)
+
     with ProgressBars(c.shows_progress) as bars:
         progress = bars.for_send()
         if not once:
+            start_metrics(c.site, metrics)
             click.echo(f"publisher run: clock started for {c.site.root} (Ctrl-C or SIGTERM to stop)", err=True)
-            run_forever(c.site, clock, on_outcome=report, on_progress=progress)
+            run_forever(c.site, clock, on_outcome=report, on_progress=progress, standby=standby, say=say)
             return
         run_once(c.site, now, clock, on_outcome=report, on_progress=progress)
     from publisher.site.records import NETWORKS
@@ -301,8 +312,9 @@ def serve(c: Context, host: str, port: int) -> None:
 @cli.command()
 @click.option("--concurrency", default=1, show_default=True, type=click.IntRange(1, 64), help="Tasks run at once.")
 @click.option("--queue-url", help="The broker to take work from (default: PUBLISHER_QUEUE_URL, else [queue] url).")
+@click.option("--metrics-port", "metrics", help=METRICS_HELP)
 @pass_context
-def worker(c: Context, concurrency: int, queue_url: str | None) -> None:
+def worker(c: Context, concurrency: int, queue_url: str | None, metrics: str | None) -> None:
     """A delivery worker for scale-out: sends what `publisher run` puts on the queue.
 
     Example: PUBLISHER_QUEUE_URL=redis://127.0.0.1:6379/0 publisher worker --concurrency 4
@@ -311,6 +323,7 @@ def worker(c: Context, concurrency: int, queue_url: str | None) -> None:
     from publisher.dispatch.worker import run_worker
 
     config = require_queue(c.site, queue_url)
+    start_metrics(c.site, metrics)
     click.echo(f"publisher worker: taking dispatches from {config.name!r} at {config.shown}", err=True)
     sys.exit(run_worker(c.site, config, concurrency))
 

@@ -17,11 +17,18 @@ else skipped, and `plan` says why.
 
 Only one clock may run on a database (two APScheduler processes on one job
 store each run every job): `run` takes the store's scheduler lock and refuses
-to start while another live process holds it. The holder shows it is alive
-every few seconds from a thread of its own; a holder that is gone (its process
-has died on this host, or its heartbeat is a minute old) is taken over, and the
-ledger rows it had claimed are released at once. Lock times are real times,
-whatever `--now` says.
+to start while another live process holds it, or with ``--standby`` waits to
+take over (`publisher.dispatch.clock_lock`). The holder shows it is alive
+every few seconds from a thread of its own and again before each tick; a
+holder that is gone (its process has died on this host, or its heartbeat is
+20 s old, on any host) is taken over. Lock times are real times, whatever
+`--now` says.
+
+Every ``RESCUE_SECONDS`` the running clock also looks for ledger rows held
+under a lease that ran out (a worker died mid-send: `publisher.dispatch.leases`)
+and, when it finds some, ticks at once, which puts their dispatch on the queue
+again: a dead worker's share is sent by the others within a lease and a few
+seconds, whatever the scheduler's poll.
 
 Each tick also reads the bounce mailbox when ``[bounces] mailbox`` is set
 (`publisher.audience.bounces`), and forgets web sign-ups left pending (never confirmed) once their
@@ -38,11 +45,10 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 import pickle
 import signal
-import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -54,9 +60,10 @@ import sqlalchemy as sa
 
 from publisher.audience import bounces, subscribers
 from publisher.audience.confirm import DEFAULT_LIFETIME as CONFIRMATION_LIFETIME
+from publisher.dispatch.clock_lock import HEARTBEAT_SECONDS, Say, holding_clock, still_holding
 from publisher.dispatch.context import Clock, Outcome, Runner, wall_clock, worker_id
 from publisher.dispatch.queue import dispatch_due
-from publisher.errors import InvalidInput, PublisherError, WorkFailed
+from publisher.errors import InvalidInput, PublisherError
 from publisher.site.config import CONFIG_FILE, Site, load_site
 from publisher.site.files import record_files
 from publisher.site.records import Record, load_records
@@ -64,93 +71,11 @@ from publisher.store.database import create_engine
 from publisher.store.dispatches import Store, open_store
 from publisher.timeline.plan import plan
 
-LOCK = "scheduler"
-HEARTBEAT_SECONDS = 5.0
-STALE_AFTER_SECONDS = 60.0
+RESCUE_SECONDS = 5.0  # how often a running clock looks for rows a dead worker held (`Clockwork.orphans`)
 JOB_TABLE = "apscheduler_jobs"
 RETRYING = ("partly_sent", "rate_limited", "due")
 log = logging.getLogger("publisher.dispatch.clock")
 Progress = Callable[[str, int, int], None]
-
-
-class ClockAlreadyRunning(WorkFailed):
-    """Another `publisher run` holds this database's clock."""
-
-
-def _alive_here(owner: str) -> bool | None:
-    """Whether a lock owner on this host is still running (None: another host, can't tell)."""
-    host, _, rest = owner.partition(":")
-    pid = rest.split(":", 1)[0]
-    if host != socket.gethostname() or not pid.isdigit():
-        return None
-    if int(pid) == os.getpid():
-        return True  # another clock in this very process (a thread): alive
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def take_clock(store: Store, owner: str, now: dt.datetime, stale_after: float = STALE_AFTER_SECONDS) -> None:
-    """Hold the database's clock (`now` is the real time), taking it over from a holder that is gone."""
-    if store.acquire_lock(LOCK, owner, now, stale_after):
-        return
-    holder = store.lock_holder(LOCK)
-    if holder is not None and _alive_here(holder.owner) is False:
-        store.release_lock(LOCK, holder.owner)
-        store.release(holder.owner, now)  # its claimed rows were never answered for: claimable again
-        if store.acquire_lock(LOCK, owner, now, stale_after):
-            return
-    since = f" since {holder.acquired_at.astimezone(dt.UTC):%Y-%m-%d %H:%M:%S} UTC" if holder else ""
-    who = holder.owner if holder else "another process"
-    raise ClockAlreadyRunning(
-        f"another `publisher run` ({who}{since}) is the clock of this database; two clocks would "
-        "send everything twice. Stop it first (a dead one is taken over once its heartbeat is a minute old)."
-    )
-
-
-class Heartbeat:
-    """Renews the clock's lock every few seconds from its own thread; calls `lost` if it was taken over."""
-
-    def __init__(self, store: Store, owner: str, wall: Clock, lost: Callable[[], None], interval: float) -> None:
-        self.store, self.owner, self.wall, self.lost, self.interval = store, owner, wall, lost, interval
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._beat, name="publisher-heartbeat", daemon=True)
-
-    def _beat(self) -> None:
-        while not self._done.wait(self.interval):
-            try:
-                alive = self.store.heartbeat(LOCK, self.owner, self.wall())
-            except Exception:  # a busy database for a moment: try again at the next beat
-                log.warning("heartbeat failed", exc_info=True)
-                continue
-            if not alive:
-                log.error("this process lost the clock to another one; stopping")
-                self.lost()
-                return
-
-    def __enter__(self) -> Heartbeat:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._done.set()
-        self._thread.join()
-
-
-@contextmanager
-def holding_clock(store: Store, owner: str, wall: Clock, lost: Callable[[], None], beat: float) -> Iterator[None]:
-    """Hold the clock for the block: lock, heartbeat, and on the way out release the lock and unsent rows."""
-    take_clock(store, owner, wall())
-    try:
-        with Heartbeat(store, owner, wall, lost, beat):
-            yield
-    finally:
-        store.release(owner, wall())
-        store.release_lock(LOCK, owner)
 
 
 @dataclass
@@ -215,6 +140,10 @@ class Clockwork:
         try:
             if self.stop.is_set():
                 return []
+            if not still_holding(self.store, self.owner, self.wall()):  # taken over while stalled: never two clocks
+                log.error("this process lost the clock to another one; stopping")
+                self.stop.set()
+                return []
             self.refresh()
             outcomes = dispatch_due(self.runner, now or self.clock())  # here, or onto the queue
             for outcome in outcomes:
@@ -252,6 +181,14 @@ class Clockwork:
             return
         if done["reports"]:
             log.info("bounces: %s", bounces.summary(done))
+
+    def orphans(self) -> list[str]:
+        """Dispatches with rows under leases that ran out (their worker died); [] if the database can't say."""
+        try:
+            return self.store.orphaned(self.clock())
+        except Exception:  # a busy database for a moment: looked at again a few seconds later
+            log.warning("could not look for orphaned ledger rows", exc_info=True)
+            return []
 
     def next_wakeup(self, now: dt.datetime) -> dt.datetime | None:
         """The next time anything falls due: a planned dispatch or a retry of a started one."""
@@ -363,16 +300,27 @@ def run_forever(
     on_progress: Progress | None = None,
     wall: Clock = wall_clock,
     stop: threading.Event | None = None,
+    standby: bool = False,
+    say: Say = log.info,
 ) -> None:
-    """`publisher run`: the daemon. Returns after SIGTERM/SIGINT (or `stop`), in-flight work finished or released."""
+    """`publisher run`: the daemon. Returns after SIGTERM/SIGINT (or `stop`), in-flight work finished or released.
+
+    With `standby`, a clock held by another live process is waited for (`say` tells when it stands by
+    and when it took over) instead of refused."""
     store = open_store(site.database_url)
     owner = worker_id()
     stop = stop or threading.Event()
     poll = site.settings.scheduler.poll
+    beat = min(HEARTBEAT_SECONDS, poll)
     try:
         reload = threading.Event()
-        # Signals first: a SIGTERM at any moment of the start-up is a clean stop too.
-        with _signals(stop, reload), holding_clock(store, owner, wall, stop.set, min(HEARTBEAT_SECONDS, poll)):
+        # Signals first: a SIGTERM at any moment of the start-up (or of a standby's wait) is a clean stop too.
+        with (
+            _signals(stop, reload),
+            holding_clock(store, owner, wall, stop.set, beat, standby=stop if standby else None, say=say) as held,
+        ):
+            if not held:
+                return
             work = Clockwork(site.root, clock, site, store, owner, on_outcome, on_progress, stop, reload, wall=wall)
             _run_scheduler(site, work, poll)
     finally:
@@ -389,12 +337,20 @@ def _run_scheduler(site: Site, work: Clockwork, poll: float) -> None:
     )  # fmt: skip
     scheduler.start()
     scheduled: dt.datetime | None = None
+    rescue_at = time.monotonic() + RESCUE_SECONDS
     try:
         while not work.stop.wait(0.2):
             wanted = work.wake_at
             if wanted is not None and wanted != scheduled:
                 _schedule_wakeup(scheduler, root, wanted)
                 scheduled = wanted
+            if time.monotonic() >= rescue_at:
+                rescue_at = time.monotonic() + RESCUE_SECONDS
+                if work.orphans():  # a worker died holding rows: a tick now puts their dispatch on the queue again
+                    scheduler.add_job(
+                        "publisher.dispatch.clock:tick", "date", run_date=wall_clock(), args=[root], id="rescue",
+                        replace_existing=True, misfire_grace_time=None, coalesce=True,
+                    )  # fmt: skip
     finally:
         scheduler.shutdown(wait=True)  # the tick in progress sees the stop, finishes its in-flight messages
         _ACTIVE.pop(root, None)

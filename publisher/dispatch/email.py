@@ -34,7 +34,9 @@ from typing import NamedTuple
 from publisher.audience import recipients, subscribers
 from publisher.audience.tokens import SECRET_ENV, link_secret
 from publisher.channels.email import AuthenticationFailed, EmailChannel, SendResult, retry_delay
+from publisher.dispatch import metrics
 from publisher.dispatch.context import Outcome, Runner, duration, final_state
+from publisher.dispatch.leases import LeaseKeeper
 from publisher.dispatch.verp import enveloped
 from publisher.errors import ChannelError, InvalidInput, Problem, WorkFailed
 from publisher.render.email import Issue, render_issue
@@ -45,7 +47,7 @@ from publisher.store.marks import SentMarks
 from publisher.timeline.plan import Dispatch
 
 BATCH = 500
-LEASE_SECONDS = 600.0
+LEASE_SECONDS = 30.0  # renewed while the worker lives (`publisher.dispatch.leases`): a dead one's rows wait this long
 MIN_RETRY_SECONDS = 5.0
 SERVER_RETRY = dt.timedelta(minutes=5)
 PROGRESS_EVERY = 100
@@ -161,6 +163,8 @@ class _Feed:
             store.mark_failed(row.id, now, permanent=True, reply=reply)
             if result.recipient_refused:
                 subscribers.mark_bounced(store, row.target, now)
+        if result.outcome != "auth" and result.stage != "queued":
+            metrics.count("email", "sent" if result.sent else "failed")
         self.counts[result.outcome] += 1
         self.done += 1
         if self.runner.on_progress is not None and (self.done % PROGRESS_EVERY == 0):
@@ -193,7 +197,7 @@ def send(runner: Runner, d: Dispatch, *, channel: EmailChannel | None = None) ->
     counts = store.counts(d.id)
     total = sum(counts[state] for state in WAITING)
     error: ChannelError | None = None
-    with SentMarks(store) as marks:
+    with LeaseKeeper(store, d.id, runner.worker, runner.clock, LEASE_SECONDS), SentMarks(store) as marks:
         feed = _Feed(runner, d, letters, marks, total)
         try:
             channel.send_many(enveloped(site, secret, feed.items()), feed.record, feed.flush)

@@ -17,8 +17,10 @@ per dispatch and recipient, claimed before the send, marked after it), which
 is also why extra copies and repeated deliveries are harmless.
 
 A running clock (`publisher run`) sends a dispatch's tasks again only when a
-retry of it fell due after its last send, or ``REQUEUE_AFTER`` later (a task
-lost with a broker's data); each `publisher run --once` sends what is due anew.
+retry of it fell due after its last send, when some of its rows are held under
+a lease that ran out (their worker died: `publisher.dispatch.leases`; at most
+every ``ORPHANS_REQUEUE_AFTER``), or ``REQUEUE_AFTER`` later (a task lost with
+a broker's data); each `publisher run --once` sends what is due anew.
 
 Settings from the environment (they are per machine):
 ``PUBLISHER_QUEUE_NAME`` (default ``publisher``: one per site sharing a broker),
@@ -28,6 +30,7 @@ Settings from the environment (they are per machine):
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import threading
 from collections.abc import Mapping
@@ -37,6 +40,7 @@ from typing import Any
 from publisher.dispatch.context import Outcome, Runner, wall_clock
 from publisher.dispatch.runner import admit, execute, for_each_due, run_due
 from publisher.errors import InvalidInput, Problem, PublisherError, WorkFailed
+from publisher.site import extras
 from publisher.site.config import CONFIG_FILE, Site, key_line
 from publisher.timeline.plan import Dispatch
 
@@ -45,6 +49,8 @@ SCHEMES = ("redis", "rediss", "amqp", "amqps")
 DEFAULT_NAME = "publisher"
 DEFAULT_PARALLEL = 4
 REQUEUE_AFTER = dt.timedelta(minutes=10)
+# A dispatch with rows under leases that ran out (their worker died) goes on the queue again, at most this often.
+ORPHANS_REQUEUE_AFTER = dt.timedelta(seconds=20)
 CLOCK_CHANNELS = frozenset({"feeds"})  # the site's own feed files: written where the clock (and the site) is
 
 
@@ -96,6 +102,7 @@ def queue_config(site: Site, url: str | None = None) -> QueueConfig | None:
     if scheme not in SCHEMES:
         message = f"must be none, redis://… or amqp://… (got a {scheme or 'bare'!r} URL)"
         raise InvalidInput([_problem(site, where, message)])
+    extras.require_queue(scheme)
     env = site.env
     return QueueConfig(
         url=url,
@@ -222,13 +229,17 @@ def _enqueue_one(runner: Runner, d: Dispatch, now: dt.datetime, config: QueueCon
     key = (str(runner.site.root), d.id)
     last = sent.get(key)
     retry_since = row.next_attempt_at is not None and last is not None and row.next_attempt_at > last
-    if last is not None and not retry_since and now - last < REQUEUE_AFTER:
+    orphaned = last is not None and now - last >= ORPHANS_REQUEUE_AFTER and bool(runner.store.orphaned(now, d.id))
+    if last is not None and not retry_since and not orphaned and now - last < REQUEUE_AFTER:
         return None  # its tasks are on the queue or running
     copies = config.parallel if d.channel == "email" else 1
     task = DeliveryTask(str(runner.site.root), d.id, now.isoformat(), wall_clock().isoformat())
     send(config, task, copies)
     sent[key] = now
-    return Outcome(d.id, d.channel, "queued", note=f"{copies} task(s) on queue {config.name!r} at {config.shown}")
+    note = f"{copies} task(s) on queue {config.name!r} at {config.shown}"
+    if orphaned:
+        note += " (again: rows of a worker that stopped renewing its lease)"
+    return Outcome(d.id, d.channel, "queued", note=note)
 
 
 def send(config: QueueConfig, task: DeliveryTask, copies: int = 1) -> None:
@@ -242,3 +253,26 @@ def send(config: QueueConfig, task: DeliveryTask, copies: int = 1) -> None:
                 app.send_task(TASK, args=task.args(), queue=config.name, producer=producer)
     except (OperationalError, KombuError, OSError) as exc:
         raise WorkFailed(f"cannot put dispatch {task.dispatch_id} on the queue at {config.shown}: {exc}") from None
+
+
+def depth(config: QueueConfig) -> int:
+    """How many tasks wait on the queue (taken, unacknowledged ones not counted); WorkFailed when the
+    broker cannot be reached. A queue that does not exist yet (nothing ever sent) holds 0."""
+    from kombu.exceptions import KombuError, OperationalError
+
+    app = celery_app(config)
+    try:
+        with app.connection_for_write() as connection:
+            connection.ensure_connection(max_retries=1)
+            channel = connection.channel()
+            try:
+                return int(channel.queue_declare(queue=config.name, passive=True).message_count)
+            except Exception as exc:  # Redis: no such list; RabbitMQ: 404 NOT_FOUND
+                if "404" in str(exc) or "NOT_FOUND" in str(exc) or "no queue" in str(exc).lower():
+                    return 0
+                raise
+            finally:
+                with contextlib.suppress(Exception):  # RabbitMQ closed the channel after a 404 itself
+                    channel.close()
+    except (OperationalError, KombuError, OSError) as exc:
+        raise WorkFailed(f"cannot ask the queue at {config.shown} how many tasks wait: {exc}") from None

@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Literal
 
+from publisher.dispatch import metrics
 from publisher.dispatch.context import Clock, Outcome, Runner, duration
 from publisher.errors import InvalidInput, Problem, PublisherError
 from publisher.site.config import Site
@@ -156,6 +157,9 @@ def execute(runner: Runner, d: Dispatch) -> Outcome:
         runner.store.set_dispatch_state(d.id, "failed", now, note=str(exc), counts=counts, next_attempt_at=None)
         outcome = Outcome(d.id, d.channel, "failed", counts, str(exc), error=str(exc))
     elapsed = time.monotonic() - started
+    if d.channel != "email":  # one post or feed write; an email dispatch counts each recipient as it is answered
+        failed = bool(outcome.error) or outcome.state in ("failed", "unknown")
+        metrics.count(d.channel, "failed" if failed else "sent", 1 if failed or outcome.state == "sent" else 0)
     return Outcome(**{**vars(outcome), "elapsed": elapsed})
 
 

@@ -12,9 +12,12 @@ Running a task again is harmless: a finished dispatch does nothing; a started
 one goes on with the rows still due. Several tasks on one email dispatch share
 it: each claims ledger batches (``SELECT … FOR UPDATE SKIP LOCKED`` on
 PostgreSQL) until none are left, so each recipient is handed to one worker. A
-worker that dies leaves its claimed rows ``sending`` under a lease; once the
-lease has run out, whichever task runs the dispatch next claims them (its task
-comes back by itself: it is acknowledged only after it ran).
+worker holds its claimed rows under a short lease that a thread renews while it
+lives (`publisher.dispatch.leases`); a worker that dies stops renewing, and a
+lease later (30 s by default) a live task's next claim takes its rows, or the
+clock, which looks for such orphaned rows every few seconds, puts the dispatch
+on the queue again. (Its own task comes back too, acknowledged only after it
+ran, but on Redis only after the visibility timeout: nothing waits for that.)
 
 A task's clock starts at the clock's `now` and moves on with real time from the
 moment the task was put on the queue, so leases and lateness agree across
@@ -26,7 +29,8 @@ queue for another worker.
 
 Per worker process, from the environment: ``PUBLISHER_QUEUE_BATCH`` (ledger rows
 claimed at a time, default 500) and ``PUBLISHER_QUEUE_LEASE`` (seconds before
-a dead worker's claimed rows may be claimed again, default 600).
+a dead worker's claimed rows may be claimed again, default 30; renewed every
+third of it while the worker lives).
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ from typing import Any
 
 from publisher.dispatch import email as dispatch_email
 from publisher.dispatch.context import Clock, Outcome, Runner, wall_clock, worker_id
+from publisher.dispatch.health import Presence
 from publisher.dispatch.queue import TASK, QueueConfig, celery_app, number
 from publisher.dispatch.runner import finished, run_one
 from publisher.errors import PublisherError
@@ -65,7 +70,8 @@ def claim_settings(env: Mapping[str, str]) -> None:
     """This process's claim size and lease (``PUBLISHER_QUEUE_BATCH``, ``PUBLISHER_QUEUE_LEASE``).
 
     Small batches let several workers share a list; a short lease brings a dead
-    worker's rows back sooner (but must outlast sending one batch).
+    worker's rows back sooner (it is renewed while the worker lives, so it need
+    not outlast a batch: only a stall of the database for two thirds of it).
     """
     # `dispatch_email` reads these module values at each claim; a worker process sets them once, at start.
     dispatch_email.BATCH = int(number(env, "PUBLISHER_QUEUE_BATCH", dispatch_email.BATCH))
@@ -152,12 +158,22 @@ def run_worker(site: Site, config: QueueConfig, concurrency: int = 1) -> int:
     """Take tasks from the queue until SIGTERM or Ctrl-C (warm shutdown); returns the exit code.
 
     `concurrency` tasks run at once, each in a thread (a killed process takes
-    every one of them with it: nothing is left running behind its back).
+    every one of them with it: nothing is left running behind its back). The
+    worker shows it is alive in the database while it runs (`Presence`).
     """
-    from celery import signals
-
     claim_settings(site.env)
     logging.getLogger("alembic").setLevel(logging.WARNING)  # each task opens the store: no migration chatter
+    store = open_store(site.database_url)  # where this worker shows it is alive (`publisher status`)
+    try:
+        with Presence(store, f"{socket.gethostname()}:{os.getpid()}"):
+            return _work(config, concurrency)
+    finally:
+        store.close()
+
+
+def _work(config: QueueConfig, concurrency: int) -> int:
+    from celery import signals
+
     app = celery_app(config)
     register(app)
     signals.worker_shutting_down.connect(_on_shutdown, weak=False)

@@ -24,6 +24,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import StaticPool
 
 from publisher.errors import WorkFailed
+from publisher.site import extras
 
 SUPPORTED = ("sqlite", "postgresql")
 _READ_ONLY = "publisher_read_only"
@@ -78,6 +79,7 @@ def create_engine(url: str) -> sa.Engine:
             f"(got {shown_url(parsed)})"
         )
     if backend == "postgresql":
+        extras.require_postgresql()
         return sa.create_engine(parsed)
     if sqlite3.sqlite_version_info < SQLITE_AT_LEAST:
         needed = ".".join(map(str, SQLITE_AT_LEAST))

@@ -21,6 +21,7 @@ from publisher.store.database import create_engine, migrate, shown_url
 from publisher.store.ledger import Delivery, Ledger, SentMessage
 from publisher.store.tables import (
     DISPATCH_STATES,
+    FINAL,
     FINISHED,
     UNSTARTED,
     DispatchState,
@@ -349,3 +350,34 @@ class Store(Ledger):
         with self.read() as connection:
             row = connection.execute(sa.select(scheduler_lock).where(scheduler_lock.c.name == name)).first()
         return None if row is None else LockHolder(row.owner, row.acquired_at, row.heartbeat_at)
+
+    def lock_holders(self, prefix: str) -> dict[str, LockHolder]:
+        """Every lock whose name starts with `prefix`, by name (workers show they are alive as ``worker:…``)."""
+        table = scheduler_lock.c
+        with self.read() as connection:
+            rows = connection.execute(sa.select(scheduler_lock).where(table.name.startswith(prefix, autoescape=True)))
+            return {row.name: LockHolder(row.owner, row.acquired_at, row.heartbeat_at) for row in rows}
+
+    def forget_locks(self, prefix: str, before: dt.datetime) -> int:
+        """Delete the locks named `prefix…` whose heartbeat is older than `before` (workers long gone)."""
+        table = scheduler_lock.c
+        statement = sa.delete(scheduler_lock).where(
+            table.name.startswith(prefix, autoescape=True), table.heartbeat_at < before
+        )
+        with self.write() as connection:
+            return connection.execute(statement).rowcount
+
+    def oldest_unsent(self, now: dt.datetime) -> DispatchRow | None:
+        """The dispatch due longest ago (by `now`) with someone still to send to: not final, not held for
+        review, and not partly sent with no retry to come (one sending or with retries to come counts)."""
+        open_states = [state for state in DISPATCH_STATES if state not in FINAL and state != "waiting_review"]
+        finished = (T.state == "partly_sent") & T.next_attempt_at.is_(None)
+        query = (
+            sa.select(dispatches)
+            .where(T.state.in_(open_states), ~finished, T.due <= now)
+            .order_by(T.due, T.id)
+            .limit(1)
+        )
+        with self.read() as connection:
+            row = connection.execute(query).first()
+        return None if row is None else _dispatch(row)

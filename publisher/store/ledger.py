@@ -24,6 +24,8 @@ from publisher.store.database import Database
 from publisher.store.tables import DELIVERY_STATES, UtcDateTime, deliveries, dispatches
 
 _CHUNK = 5_000
+# Dispatch states in which ledger rows may be held by a worker (`orphaned` looks only there).
+RUNNING = ("sending", "partly_sent", "rate_limited")
 D = deliveries.c
 
 
@@ -266,6 +268,36 @@ class Ledger(Database):
         }
         with self.write() as connection:
             return connection.execute(sa.update(deliveries).where(*conditions).values(values)).rowcount
+
+    def renew(self, dispatch_id: str, worker: str, now: dt.datetime, lease_seconds: float) -> int:
+        """Extend to `now + lease_seconds` the leases `worker` holds on a dispatch's rows; returns how many.
+
+        A worker renews its leases while it lives (`publisher.dispatch.leases`), so a lease can be short:
+        the rows of a worker that died are claimable again a lease after its last renewal."""
+        lease = now + dt.timedelta(seconds=lease_seconds)
+        with self.write(lazy_flush=True) as connection:
+            result = connection.execute(
+                sa.update(deliveries)
+                .where(D.dispatch_id == dispatch_id, D.state == "sending", D.worker == worker)
+                .values(lease_until=lease)
+            )
+            return result.rowcount
+
+    def orphaned(self, now: dt.datetime, dispatch_id: str | None = None) -> list[str]:
+        """The dispatches (among those started and not finished) with rows ``sending`` under a lease
+        that ran out by `now`: their worker died, and nobody is running them. Walks the ledger's
+        (dispatch, state) index one running dispatch at a time, never the whole ledger."""
+        running = sa.select(dispatches.c.id).where(dispatches.c.state.in_(RUNNING))
+        if dispatch_id is not None:
+            running = running.where(dispatches.c.id == dispatch_id)
+        expired = (
+            sa.select(D.id)
+            .where(D.dispatch_id == dispatches.c.id, D.state == "sending")
+            .where(D.lease_until.is_(None) | (D.lease_until <= now))
+        )
+        query = running.where(sa.exists(expired)).order_by(dispatches.c.id)
+        with self.read() as connection:
+            return list(connection.scalars(query))
 
     def reset_failed(self, dispatch_id: str, now: dt.datetime) -> int:
         """Make every failed row of a dispatch pending again (``resend --failed``)."""
