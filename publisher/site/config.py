@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from publisher.errors import InvalidInput, Problem, relative
 from publisher.site.records import absolute_url, check_language
@@ -73,11 +73,69 @@ class BuildSettings(_Section):
         return value
 
 
+class NewsletterList(_Section):
+    """One list as readers see it: `id` is the internal name (rules, CSV files, ``List-Id``), never shown.
+
+    `name` and `description` are what the preferences page shows; a list given
+    as a bare string shows its id as its name until the site gives it one.
+    """
+
+    id: str = Field(min_length=1)
+    name: str = ""
+    description: str = ""
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, value: str) -> str:
+        if any(c.isspace() or c in "<>,;|" for c in value):
+            raise ValueError(f"a list id has no spaces, '<', '>', ',', ';' or '|' (got {value!r})")
+        return value
+
+    @property
+    def public_name(self) -> str:
+        return self.name.strip() or self.id
+
+
 class NewsletterSettings(_Section):
+    """``[newsletter]``; `lists` holds the list ids, `offered` each list's public name and description.
+
+    In the file, ``lists`` takes bare ids (``["news", "weekly"]``) or tables
+    (``{id = "news", name = "News from Cepei", description = "…"}``), mixed as
+    the site likes; the rest of publisher reads the ids from `lists`.
+    """
+
     from_: str = Field(default="newsletter@example.org", alias="from")
     reply_to: str | None = None
     footer: str = ""
     lists: tuple[str, ...] = ("news",)
+    offered: tuple[NewsletterList, ...] = ()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _lists(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or "lists" not in data:
+            return data
+        if "offered" in data:
+            raise ValueError("'offered' is not a key of [newsletter]: give each list's name and description in lists")
+        raw = data["lists"]
+        if not isinstance(raw, list | tuple) or not raw:
+            raise ValueError("lists: needs at least one list")
+        offered = [
+            NewsletterList(id=one) if isinstance(one, str) else NewsletterList.model_validate(one) for one in raw
+        ]
+        ids = [one.id for one in offered]
+        repeated = sorted({i for i in ids if ids.count(i) > 1})
+        if repeated:
+            raise ValueError(f"lists: {repeated[0]!r} is given twice")
+        return {**data, "lists": tuple(ids), "offered": tuple(offered)}
+
+    def model_post_init(self, context: Any) -> None:
+        if not self.offered:  # the default list, or settings made in code with ids only
+            object.__setattr__(self, "offered", tuple(NewsletterList(id=name) for name in self.lists))
+
+    def about(self, list_id: str) -> NewsletterList:
+        """The public face of list `list_id` (its id as name when the site gives none)."""
+        return next((one for one in self.offered if one.id == list_id), NewsletterList(id=list_id))
 
     @field_validator("from_", "reply_to")
     @classmethod
