@@ -33,6 +33,7 @@ from typing import NamedTuple
 from publisher.audience import recipients, subscribers
 from publisher.audience.tokens import SECRET_ENV, link_secret
 from publisher.channels.email import AuthenticationFailed, EmailChannel, SendResult, retry_delay
+from publisher.dispatch.archive import archive_issue
 from publisher.dispatch.context import Outcome, Runner, duration, final_state
 from publisher.errors import ChannelError, InvalidInput, Problem, WorkFailed
 from publisher.render.email import Issue, render_issue
@@ -205,7 +206,10 @@ def send(runner: Runner, d: Dispatch, *, channel: EmailChannel | None = None) ->
     if runner.on_progress is not None:
         runner.on_progress(d.id, feed.done, total)
     gave_up = _stop_retrying(runner, d) or gave_up
-    return _finish(runner, d, error, sent_now=feed.counts["sent"], gave_up=gave_up)
+    outcome = _finish(runner, d, error, sent_now=feed.counts["sent"], gave_up=gave_up)
+    if outcome.counts.get("sent"):  # mailed to someone: readers may now find it in the archive
+        archive_issue(site, letters.issue, runner.clock())
+    return outcome
 
 
 def _stop_retrying(runner: Runner, d: Dispatch) -> bool:
