@@ -259,7 +259,7 @@ def test_a_get_shows_a_button_and_never_unsubscribes(web: Web, store: Store) -> 
     assert "cy@example.org" in reply.text
     assert web.post(path, {"List-Unsubscribe": "One-Click"}).status == 200  # the button
     assert status_of(store, "cy@example.org") == "unsubscribed"
-    assert "gets no newsletters" in web.get(path).text
+    assert "gets no “Cepei news” from us" in web.get(path).text
 
 
 def _tampered(token: str) -> list[str]:

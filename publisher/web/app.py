@@ -13,7 +13,11 @@ Routes (the URLs the built feeds and newsletters already point at):
 ``GET /newsletters/<id>.html|.txt|.ics`` the built issue previews and calendar files
 ``GET|POST /subscribe``                  the form; a POST stores ``pending`` and mails a link
 ``GET|POST /confirm/<token>``            a button; the POST makes the subscriber active
-``GET|POST /unsubscribe/<token>``        a button; the POST (RFC 8058 one-click) unsubscribes
+``GET|POST /unsubscribe/<token>``        a button; the POST (RFC 8058 one-click) leaves the email's list
+``POST /unsubscribe/<token>/everything`` the second, explicit step: off every list
+``GET|POST /preferences/<token>``        the reader's lists (public names) and language
+``GET /archive/<issue>.html``            the archive of sent issues (index.html, atom.xml)
+``POST /admin/forget``                   erase a person (form field ``email``)
 ``GET /admin/plan``                      the timeline (HTTP Basic, PUBLISHER_ADMIN_PASSWORD)
 ``POST /admin/approve/<dispatch id>``    approve a dispatch waiting for review
 =======================================  ====================================================
@@ -36,13 +40,13 @@ from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 from wsgiref.types import StartResponse, WSGIEnvironment
 
-from publisher.audience import subscribers
+from publisher.audience.erasure import erased_count, forget
 from publisher.audience.tokens import SECRET_ENV, link_secret
-from publisher.audience.unsubscribe import verify_token
 from publisher.dispatch.status import approve, open_runner, plan_lines
 from publisher.errors import PublisherError
 from publisher.site.config import Site
 from publisher.store.dispatches import open_store
+from publisher.web import readers
 from publisher.web.http import (
     PREVIEW_POLICY,
     FormTooLarge,
@@ -101,45 +105,7 @@ def home(ctx: WebContext, request: Request) -> Response:
     return ctx.page("home.html", title="Newsletters and feeds", feeds=available)
 
 
-# --- one-click unsubscribe ---------------------------------------------------------------------------
-
-
-def _unsubscriber(ctx: WebContext, token: str) -> tuple[str, str] | Response:
-    secret = link_secret(ctx.site)  # as the email dispatch signed it; no SMTP or DKIM setting needed
-    found = verify_token(secret, token) if secret else None
-    if found is None:
-        return ctx.message(
-            400,
-            "This unsubscribe link does not work",
-            "It may have been cut short: copy the whole link from the email, or reply to the email to ask us.",
-        )
-    return found
-
-
-def unsubscribe_page(ctx: WebContext, request: Request, token: str) -> Response:
-    """GET /unsubscribe/<token>: a button; nothing changes on a GET."""
-    found = _unsubscriber(ctx, token)
-    if isinstance(found, Response):
-        return found
-    email, list_name = found
-    subscriber = subscribers.get(ctx.store(), email)
-    done = subscriber is None or subscriber.suppressed
-    return ctx.page("unsubscribe.html", title="Unsubscribe", email=email, list_name=list_name, done=done)
-
-
-def unsubscribe(ctx: WebContext, request: Request, token: str) -> Response:
-    """POST /unsubscribe/<token> (RFC 8058 one-click, or the page's button): unsubscribed at once, 200, no redirect.
-
-    Any POST with a valid token unsubscribes, whatever its body: refusing an
-    unsubscribe helps no one, and only the token authorises it.
-    """
-    found = _unsubscriber(ctx, token)
-    if isinstance(found, Response):
-        return found
-    email, _ = found
-    subscribers.unsubscribe(ctx.store(), email, ctx.now())
-    title = ctx.site.settings.site.title
-    return ctx.message(200, "You are unsubscribed", f"{email} will get no more newsletters from {title}.")
+# --- one-click unsubscribe (the reader's pages are in publisher.web.readers) ---------------------------
 
 
 def unsubscribe_help(ctx: WebContext, request: Request) -> Response:
@@ -180,7 +146,26 @@ def admin_plan(ctx: WebContext, request: Request) -> Response:
         lines = plan_lines(open_runner(ctx.site, ctx.store(), now), now)
     except PublisherError as exc:
         return ctx.message(500, "The plan cannot be made", *str(exc).splitlines())
-    return ctx.page("plan.html", title="Plan", lines=lines, now=ctx.local(now), local=ctx.local)
+    erased = erased_count(ctx.store())
+    return ctx.page("plan.html", title="Plan", lines=lines, now=ctx.local(now), local=ctx.local, erased=erased)
+
+
+def admin_forget(ctx: WebContext, request: Request) -> Response:
+    """POST /admin/forget (form field ``email``): erase a person, as ``publisher subscribers forget`` does."""
+    refusal = _admin_refusal(ctx, request)
+    if refusal is not None:
+        return refusal
+    if not same_origin(request, ctx.site_url):
+        return ctx.message(403, "Not allowed", "Please use the button on the plan page.")
+    back = ("/admin/plan", "Back to the plan")
+    key = link_secret(ctx.site)
+    email = request.form().get("email", "").strip()
+    if key is None or not email:
+        why = f"set {SECRET_ENV}: erased addresses are kept as hashes keyed with it" if key is None else "no address"
+        return ctx.message(400, "Nothing was erased", why, link=back)
+    done = forget(ctx.store(), email, key, ctx.now())
+    said = "was erased already" if done.already and not done.subscriber else "is erased: only a keyed hash is kept"
+    return ctx.message(200, "Erased", f"The address {said}.", link=back)
 
 
 def admin_approve(ctx: WebContext, request: Request, dispatch_id: str) -> Response:
@@ -227,8 +212,15 @@ ROUTES = (
     _route("GET", r"/confirm/([^/]+)", confirm_page),
     _route("POST", r"/confirm/([^/]+)", confirm),
     _route("GET", r"/unsubscribe", unsubscribe_help),
-    _route("GET", r"/unsubscribe/([^/]+)", unsubscribe_page),
-    _route("POST", r"/unsubscribe/([^/]+)", unsubscribe),
+    _route("GET", r"/unsubscribe/([^/]+)", readers.unsubscribe_page),
+    _route("POST", r"/unsubscribe/([^/]+)", readers.unsubscribe),
+    _route("POST", r"/unsubscribe/([^/]+)/everything", readers.unsubscribe_everything),
+    _route("GET", r"/preferences", readers.preferences_help),
+    _route("GET", r"/preferences/([^/]+)", readers.preferences_page),
+    _route("POST", r"/preferences/([^/]+)", readers.preferences),
+    _route("GET", r"/archive/?", lambda ctx, request: readers.archive_file(ctx, request, "")),
+    _route("GET", r"/archive/([^/]+)", readers.archive_file),
+    _route("POST", r"/admin/forget", admin_forget),
     _route("GET", r"/admin/?", admin_plan),
     _route("GET", r"/admin/plan", admin_plan),
     _route("POST", r"/admin/approve/([^/]+)", admin_approve),
@@ -283,11 +275,11 @@ def make_app(site: Site, store_factory: StoreFactory, clock: Clock, *, out: Path
 
 # --- the server --------------------------------------------------------------------------------------
 
-_TOKENS = re.compile(r"/(unsubscribe|confirm)/[^\s\"?]+")
+_TOKENS = re.compile(r"/(unsubscribe|confirm|preferences)/[^\s\"?/]+")
 
 
 def redacted(text: str) -> str:
-    """`text` with the tokens of unsubscribe and confirm links cut out (never logged)."""
+    """`text` with the tokens of unsubscribe, confirm and preferences links cut out (never logged)."""
     return _TOKENS.sub(r"/\1/…", text)
 
 

@@ -1,0 +1,115 @@
+"""The reader's pages over HTTP: one-click leaves only the email's list, preferences, the archive, forgetting."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import urllib.parse
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from publisher.audience import recipients, subscribers
+from publisher.site.config import load_site
+from publisher.store.dispatches import Store
+from tests.dispatch_support import PARIS, PARIS_DUE, SECRET, add_people, at, command, configure, parsed, store_of
+from tests.web_support import Clock, Page, Web, basic, running
+
+ADMIN = "admin-pass-for-forget-9c1e"
+ENV = {"PUBLISHER_SECRET": SECRET, "PUBLISHER_ADMIN_PASSWORD": ADMIN}
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+SENT = PARIS_DUE + dt.timedelta(minutes=5)
+
+
+@pytest.fixture
+def sent(example_site: Path) -> Path:
+    """The example site after its news dispatch of the Paris record went to Ana (news and weekly) and Bo."""
+    configure(example_site)
+    add_people(example_site, ENV, ["ana@example.org"], lists=("news", "weekly"))
+    add_people(example_site, ENV, ["bo@example.org"])
+    assert command(example_site, ENV, "run", "--once", "--now", at(SENT)).exit_code == 0
+    return example_site
+
+
+@pytest.fixture
+def store(sent: Path) -> Iterator[Store]:
+    opened = store_of(sent, ENV)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def web(sent: Path, store: Store) -> Iterator[Web]:
+    with running(load_site(sent, env=ENV), store, Clock(SENT + dt.timedelta(hours=1))) as server:
+        yield server
+
+
+def _mail_to(site: Path, address: str) -> bytes:
+    found = [p.read_bytes() for p in (site / "outbox" / "mail" / "new").iterdir() if address.encode() in p.read_bytes()]
+    assert len(found) == 1
+    return found[0]
+
+
+def _path(url: str) -> str:
+    return urllib.parse.urlsplit(url).path
+
+
+def test_one_click_from_a_news_email_leaves_news_and_keeps_weekly(sent: Path, store: Store, web: Web) -> None:
+    message = parsed(_mail_to(sent, "ana@example.org"))
+    assert message["List-Id"].startswith("<news.")
+    one_click = re.search(r"<(https://[^>]+)>", message["List-Unsubscribe"])
+    assert one_click is not None
+    reply = web.request("POST", _path(one_click.group(1)), b"List-Unsubscribe=One-Click", FORM)
+    assert reply.status == 200 and reply.header("Location") is None
+    assert recipients.active_addresses(store, "weekly") == ["ana@example.org"]
+    assert recipients.active_addresses(store, "news") == ["bo@example.org"]
+    page = Page(reply.text)
+    assert (
+        "“Cepei news”" in reply.text
+        and "“The week at Cepei”" in reply.text
+        and "news”" not in reply.text.replace("Cepei news”", "")
+    )
+    (everything,) = page.forms  # the second, explicit step
+    assert everything["action"].endswith("/everything")
+    assert web.post(everything["action"]).status == 200
+    found = subscribers.get(store, "ana@example.org")
+    assert found is not None and found.status == "unsubscribed"
+
+
+def test_the_preferences_page_changes_lists_and_language_for_the_next_issue(sent: Path, store: Store, web: Web) -> None:
+    text = parsed(_mail_to(sent, "ana@example.org")).get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    link = re.search(r"https://cepei\.example\.org/preferences/\S+?(?=>)", text)
+    assert link is not None
+    page = web.get(_path(link.group(0)))
+    assert page.status == 200
+    boxes = {f["name"]: "checked" in f for f in Page(page.text).fields if f.get("type") == "checkbox"}
+    assert boxes == {"list-news": True, "list-weekly": True}
+    assert "The week at Cepei" in page.text and "One email on Monday morning" in page.text
+    saved = web.post(_path(link.group(0)), {"list-weekly": "on", "language": "es"})
+    assert saved.status == 200 and "Saved." in saved.text
+    found = subscribers.get(store, "ana@example.org")
+    assert found is not None and found.lists == ("weekly",) and found.language == "es"
+    assert recipients.active_addresses(store, "news") == ["bo@example.org"]  # the next news issue skips her
+    bad = web.post(_path(link.group(0)), {"list-weekly": "on", "language": "not a tag!"})
+    assert bad.status == 400
+    assert web.get("/preferences/" + "x" * 10 + "." + "y" * 32).status == 400
+
+
+def test_the_archive_is_served_and_an_unsent_issue_is_not(web: Web) -> None:
+    assert web.get(f"/archive/{PARIS}.html").status == 200
+    assert PARIS in web.get("/archive/").text
+    assert web.get("/archive/atom.xml").header("Content-Type") == "application/atom+xml; charset=utf-8"
+    assert web.get("/archive/2018-03-15-informe-agenda-2030.html").status == 404
+    assert web.get("/archive/issues.json").status == 404
+
+
+def test_the_team_forgets_a_person_with_a_button(store: Store, web: Web) -> None:
+    plan = web.get("/admin/plan", basic(ADMIN))
+    assert {"method": "post", "action": "/admin/forget"} in Page(plan.text).forms
+    reply = web.request("POST", "/admin/forget", b"email=bo%40example.org", {**FORM, **basic(ADMIN)})
+    assert reply.status == 200 and "bo@example.org" not in reply.text
+    assert subscribers.get(store, "bo@example.org") is None
+    plan = web.get("/admin/plan", basic(ADMIN))
+    assert "1 address was erased" in plan.text and "bo@" not in plan.text
+    assert web.request("POST", "/admin/forget", b"email=ana%40example.org", FORM).status == 401
