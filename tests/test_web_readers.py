@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 
 from publisher.audience import recipients, subscribers
+from publisher.build.builder import build
 from publisher.site.config import load_site
 from publisher.store.dispatches import Store
+from tests.devtools_support import Browser
 from tests.dispatch_support import PARIS, PARIS_DUE, SECRET, add_people, at, command, configure, parsed, store_of
 from tests.web_support import Clock, Page, Web, basic, running
 
@@ -26,6 +28,7 @@ SENT = PARIS_DUE + dt.timedelta(minutes=5)
 def sent(example_site: Path) -> Path:
     """The example site after its news dispatch of the Paris record went to Ana (news and weekly) and Bo."""
     configure(example_site)
+    build(load_site(example_site, ENV))  # the languages the site offers come from its feeds
     add_people(example_site, ENV, ["ana@example.org"], lists=("news", "weekly"))
     add_people(example_site, ENV, ["bo@example.org"])
     assert command(example_site, ENV, "run", "--once", "--now", at(SENT)).exit_code == 0
@@ -113,3 +116,27 @@ def test_the_team_forgets_a_person_with_a_button(store: Store, web: Web) -> None
     plan = web.get("/admin/plan", basic(ADMIN))
     assert "1 address was erased" in plan.text and "bo@" not in plan.text
     assert web.request("POST", "/admin/forget", b"email=ana%40example.org", FORM).status == 401
+
+
+def test_a_reader_changes_lists_and_language_in_chromium(sent: Path, store: Store, web: Web, tmp_path: Path) -> None:
+    text = parsed(_mail_to(sent, "ana@example.org")).get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    link = re.search(r"https://cepei\.example\.org(/preferences/\S+?)(?=>)", text)
+    assert link is not None
+    url = f"http://127.0.0.1:{web.port}{link.group(1)}"
+    with Browser(tmp_path / "profile") as browser:
+        browser.open(url)
+        assert browser.evaluate("document.querySelector('input[name=list-news]').checked") is True
+        browser.evaluate("document.querySelector('input[name=list-news]').click()")  # off: Cepei news
+        browser.evaluate("document.getElementById('language').value = 'es'")
+        browser.evaluate("document.querySelector('button[type=submit]').click()")
+        browser.wait_for("document.readyState === 'complete' && document.body.innerText.includes('Saved.')")
+        assert browser.evaluate("document.querySelector('input[name=list-news]').checked") is False
+        assert browser.evaluate("document.getElementById('language').value") == "es"
+    found = subscribers.get(store, "ana@example.org")
+    assert found is not None and found.lists == ("weekly",) and found.language == "es"
+    assert recipients.active_addresses(store, "news") == ["bo@example.org"]
+    later = dt.datetime(2018, 3, 15, 20, 0, tzinfo=dt.UTC)  # the next news issue: she is not among its recipients
+    assert command(sent, ENV, "run", "--once", "--now", at(later)).exit_code == 0
+    to_ana = [p for p in (sent / "outbox" / "mail" / "new").iterdir() if b"ana@example.org" in p.read_bytes()]
+    assert len(to_ana) == 1  # the Paris issue only
+    assert len(list((sent / "outbox" / "mail" / "new").iterdir())) == 3  # Paris to both, the next issue to Bo
