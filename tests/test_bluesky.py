@@ -18,7 +18,7 @@ from typing import Any
 import grapheme
 import pytest
 from atproto_client import Client
-from atproto_client.exceptions import BadRequestError
+from atproto_client.exceptions import BadRequestError, NetworkError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -176,6 +176,10 @@ def test_300_graphemes_of_many_bytes_each_are_refused_by_bytes(fake: FakeBluesky
     assert published.outcome == "failed"
     assert "3,600 bytes" in published.message
     assert fake.requests == []
+    client = Client(base_url=fake.url)
+    client.login(HANDLE, PASSWORD, fetch_bsky_profile=False)
+    with pytest.raises(BadRequestError, match=r"string too big \(maximum 3000, got 3600\)"):  # the PDS's words
+        client.send_post(family * 200, profile_identify=HANDLE, langs=["es"])
 
 
 def test_exactly_300_graphemes_pass_our_check_and_the_fakes(fake: FakeBluesky, channel: BlueskyChannel) -> None:
@@ -189,11 +193,12 @@ def test_exactly_300_graphemes_pass_our_check_and_the_fakes(fake: FakeBluesky, c
 
 def test_the_fake_refuses_301_graphemes_like_the_pds(fake: FakeBluesky) -> None:
     client = Client(base_url=fake.url)
-    client.login(HANDLE, PASSWORD)
+    client.login(HANDLE, PASSWORD, fetch_bsky_profile=False)
     with pytest.raises(BadRequestError) as refused:
-        client.send_post("x" * 301, langs=["en"])
+        client.send_post("x" * 301, profile_identify=HANDLE, langs=["en"])
     assert refused.value.response.content.error == "InvalidRequest"
-    assert "300 graphemes" in refused.value.response.content.message
+    # the reference PDS's words (tests/test_bluesky_pds.py meets them)
+    assert "grapheme too big (maximum 300, got 301) at $.record.text" in refused.value.response.content.message
 
 
 # images, cards ---------------------------------------------------------------------------------
@@ -293,7 +298,7 @@ def test_without_card_fields_the_card_takes_the_first_line_of_the_text(
 
 def test_the_fake_refuses_a_blob_over_one_million_bytes(fake: FakeBluesky) -> None:
     client = Client(base_url=fake.url)
-    client.login(HANDLE, PASSWORD)
+    client.login(HANDLE, PASSWORD, fetch_bsky_profile=False)
     with pytest.raises(BadRequestError) as refused:
         client.upload_blob(b"\0" * (MAX_BLOB_BYTES + 1))
     assert refused.value.response.content.error == "BlobTooLarge"
@@ -488,6 +493,17 @@ def test_a_wrong_app_password_stops_the_channel_without_showing_the_password(fak
     assert wrong not in message and wrong not in repr(channel)
     assert refused.value.permanent
     assert [r.path for r in fake.requests] == ["/xrpc/com.atproto.server.createSession"]
+
+
+def test_posting_asks_nothing_of_the_appview(fake: FakeBluesky, channel: BlueskyChannel, tmp_path: Path) -> None:
+    """A PDS whose AppView is down (502 on app.bsky.*, the fake's default) still takes our posts."""
+    published = channel.publish(post(), key="d-pds-only", media_root=tmp_path)
+
+    assert published.outcome == "posted", published.message
+    assert published.url == f"https://bsky.app/profile/{HANDLE}/post/{record_key('d-pds-only', 0)}"
+    assert not [r for r in fake.requests if r.path.startswith("/xrpc/app.bsky.")]
+    with pytest.raises(NetworkError, match="UpstreamFailure"):  # what the client's own login would have met
+        Client(base_url=fake.url).login(HANDLE, PASSWORD)
 
 
 def test_a_revoked_session_logs_in_again_once(fake: FakeBluesky, channel: BlueskyChannel, tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import io
 from collections.abc import Iterator
@@ -76,7 +77,7 @@ def test_a_bad_address_or_language_is_bad_input_naming_the_field(store: Store) -
 
 def test_pending_becomes_active_on_confirmation_but_active_never_goes_back(store: Store) -> None:
     pending = subscribers.add(store, "cy@example.org", lists=["news"], now=NOW, source="web", status="pending")
-    assert (pending.status, pending.consent_at) == ("pending", NOW)
+    assert (pending.status, pending.consent_at) == ("pending", None)  # consent is the confirmation's alone
     confirmed = subscribers.add(store, "cy@example.org", now=LATER, source="web:confirm")
     assert (confirmed.status, confirmed.consent_at, confirmed.consent_source) == ("active", LATER, "web:confirm")
     assert subscribers.add(store, "cy@example.org", now=LATER, source="web", status="pending").status == "active"
@@ -246,6 +247,16 @@ def test_an_import_never_resubscribes_anyone_suppressed(store: Store, tmp_path: 
         "angry@example.org": ("complained", ("news",)),
     }
     assert subscribers.recipients(store, "news") == []
+
+
+def test_an_export_never_hands_a_spreadsheet_a_formula(store: Store) -> None:
+    names = ['=HYPERLINK("https://evil.example","x")', "+1+cmd", "-2+3", "@SUM(A1)", "Ana"]
+    for n, name in enumerate(names):
+        subscribers.add(store, f"p{n}@example.org", name=name, lists=["news"], now=NOW, source="cli")
+    out = io.StringIO()
+    subscribers.export_csv(store, out)
+    cells = [row[1] for row in csv.reader(io.StringIO(out.getvalue()))][1:]
+    assert cells == [*("'" + name for name in names[:4]), "Ana"]
 
 
 def test_an_export_imports_back_with_its_suppressions(store: Store, tmp_path: Path) -> None:

@@ -26,7 +26,7 @@ from publisher.audience.unsubscribe import make_token
 from publisher.build.builder import build
 from publisher.site.config import load_site
 from publisher.store.dispatches import Store, open_store
-from publisher.web.app import redacted
+from publisher.web.server import redacted, startup_notes
 from tests.conftest import REPO
 from tests.smtp_support import MailServer, free_port
 from tests.web_support import Clock, Page, Web, basic, link_in, running
@@ -178,7 +178,8 @@ def test_paths_outside_the_built_folders_are_refused(web: Web, site_root: Path, 
     assert b"[site]" not in reply.body and b"root:" not in reply.body
 
 
-def test_newsletter_previews_and_calendar_files(web: Web, site_root: Path) -> None:
+def test_newsletter_previews_and_calendar_files(web: Web, site_root: Path, clock: Clock) -> None:
+    clock.now = dt.datetime(2018, 2, 9, 17, 0, tzinfo=dt.UTC)  # the issue's record is published
     html = web.get(f"/newsletters/{ISSUE}.html")
     assert (html.status, html.header("Content-Type")) == (200, "text/html; charset=utf-8")
     assert html.body == (site_root / "newsletters" / f"{ISSUE}.html").read_bytes()
@@ -188,6 +189,27 @@ def test_newsletter_previews_and_calendar_files(web: Web, site_root: Path) -> No
     assert ics.body.startswith(b"BEGIN:VCALENDAR")
     assert web.get("/newsletters/no-such-issue.html").status == 404
     assert web.get("/newsletters/2018-03-15-informe-agenda-2030.ics").status == 404  # no meeting, no calendar
+
+
+def test_what_is_not_yet_published_is_shown_to_the_team_only(web: Web, site_root: Path, clock: Clock) -> None:
+    """Previews are built ahead for review, and ids are guessable: before its time a record's files need the login."""
+    paths = [f"/newsletters/{ISSUE}.{kind}" for kind in ("html", "txt", "ics")]
+    clock.now = dt.datetime(2018, 2, 9, 16, 59, tzinfo=dt.UTC)  # a minute before 18:00+01:00
+    for path in paths:
+        refused = web.get(path)
+        assert refused.status == 401 and b"South-South" not in refused.body, path
+        assert web.get(path, basic("wrong")).status == 401
+        team = web.get(path, basic(ADMIN))
+        assert team.status == 200 and team.body == (site_root / path.lstrip("/")).read_bytes()
+        assert "no-store" in (team.header("Cache-Control") or "")
+    draft = site_root / "newsletters" / "2018-06-20-draft-annual-report.html"  # as `build --all` would write it
+    draft.write_text("<p>draft</p>", encoding="utf-8")
+    clock.now = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
+    assert web.get("/newsletters/2018-06-20-draft-annual-report.html").status == 401  # a draft is never public
+    (site_root / "newsletters" / "no-record-has-this-id.html").write_text("<p>?</p>", encoding="utf-8")
+    assert web.get("/newsletters/no-record-has-this-id.html").status == 401
+    clock.now = dt.datetime(2018, 2, 9, 17, 0, tzinfo=dt.UTC)
+    assert all(web.get(path).status == 200 for path in paths)
 
 
 # --- one-click unsubscribe (RFC 8058) ------------------------------------------------------------------
@@ -299,7 +321,7 @@ def test_subscribing_stores_pending_and_sends_one_email_whose_link_confirms(
     web: Web, store: Store, mail: MailServer, clock: Clock
 ) -> None:
     form = Page(web.get("/subscribe").text)
-    assert {f["name"] for f in form.fields} == {"email", "name", "list", "language"}
+    assert {f["name"] for f in form.fields} == {"email", "name", "list", "language", "website"}
     _subscribe(web, "Ana.Perez@Example.org", name="Ana Pérez", list="weekly", language="es")
     pending = subscribers.get(store, "ana.perez@example.org")
     assert pending is not None
@@ -309,6 +331,7 @@ def test_subscribing_stores_pending_and_sends_one_email_whose_link_confirms(
         "Ana Pérez",
         "es",
     )
+    assert pending.consent_at is None  # nobody has consented yet
     assert mail.per_recipient() == {"Ana.Perez@example.org": 1}
 
     message = email.message_from_bytes(mail.messages("Ana.Perez@example.org")[0], policy=email.policy.default)
@@ -330,6 +353,18 @@ def test_subscribing_stores_pending_and_sends_one_email_whose_link_confirms(
         "web",
     )
     assert len(mail.received) == 1  # confirming sends nothing more
+
+
+def test_a_robot_that_fills_in_the_hidden_field_is_told_to_check_its_inbox_and_nothing_happens(
+    web: Web, store: Store, mail: MailServer
+) -> None:
+    hidden = next(f for f in Page(web.get("/subscribe").text).fields if f["name"] == "website")
+    assert (hidden["tabindex"], hidden["autocomplete"], hidden["value"]) == ("-1", "off", "")
+    reply = web.post("/subscribe", {"email": "victim@example.org", "list": "news", "website": "https://spam.example"})
+    assert reply.status == 200 and "Check your inbox" in reply.text
+    assert subscribers.get(store, "victim@example.org") is None and mail.received == []
+    _subscribe(web, "person@example.org", website="")  # people leave it empty
+    assert mail.count("person@example.org") == 1
 
 
 def test_an_unsubscribed_person_who_subscribes_again_is_active_only_after_confirming(
@@ -357,6 +392,40 @@ def test_the_form_never_adds_a_list_to_an_active_subscriber_without_confirmation
     assert web.post(_confirm_path(mail, "flo@example.org")).status == 200
     found = subscribers.get(store, "flo@example.org")
     assert found is not None and found.lists == ("news", "weekly")
+
+
+def test_a_confirmation_link_works_once_and_never_undoes_a_later_unsubscribe(
+    web: Web, store: Store, mail: MailServer, clock: Clock
+) -> None:
+    _subscribe(web, "rae@example.org")
+    _subscribe(web, "rae@example.org")  # two emails, two links
+    first, second = _confirm_path(mail, "rae@example.org", 0), _confirm_path(mail, "rae@example.org", 1)
+    assert web.post(first).status == 200 and status_of(store, "rae@example.org") == "active"
+    assert web.post(first).status == 409 and web.get(first).status == 409  # used
+    clock.advance(dt.timedelta(hours=1))
+    unsubscribe = "/unsubscribe/" + make_token(SECRET, "rae@example.org", "news")
+    assert web.post(unsubscribe, {"List-Unsubscribe": "One-Click"}).status == 200
+    clock.advance(dt.timedelta(hours=1))
+    for replayed in (first, second):  # the used one, and one issued before the unsubscribe but never used
+        assert web.post(replayed).status == 409
+        assert status_of(store, "rae@example.org") == "unsubscribed"
+    _subscribe(web, "rae@example.org")  # asked again after leaving: a new link brings them back
+    assert web.post(_confirm_path(mail, "rae@example.org")).status == 200
+    assert status_of(store, "rae@example.org") == "active"
+
+
+def test_a_form_never_changes_the_name_or_language_of_someone_on_the_list(
+    web: Web, store: Store, mail: MailServer
+) -> None:
+    subscribers.add(store, "sol@example.org", name="Sol", language="en", lists=["news"], now=NOW, source="cli")
+    _subscribe(web, "sol@example.org", name="Mallory", language="es", list="weekly")
+    assert web.post(_confirm_path(mail, "sol@example.org")).status == 200  # Sol wants weekly too
+    _subscribe(web, "tom@example.org", name="Tom", language="en")
+    _subscribe(web, "tom@example.org", name="Mallory", language="es")
+    assert web.post(_confirm_path(mail, "tom@example.org")).status == 200
+    sol, tom = subscribers.get(store, "sol@example.org"), subscribers.get(store, "tom@example.org")
+    assert sol is not None and (sol.name, sol.language, sol.lists) == ("Sol", "en", ("news", "weekly"))
+    assert tom is not None and (tom.name, tom.language, tom.status) == ("Tom", "en", "active")
 
 
 def test_an_expired_confirmation_link_is_refused(web: Web, store: Store, mail: MailServer, clock: Clock) -> None:
@@ -411,7 +480,11 @@ def test_a_post_from_another_site_is_refused(web: Web, store: Store, mail: MailS
     assert web.post("/subscribe", {"email": "kim@example.org", "list": "news"}, evil).status == 403
     assert web.post("/subscribe", {"email": "kim@example.org"}, {"Sec-Fetch-Site": "cross-site"}).status == 403
     assert subscribers.get(store, "kim@example.org") is None and mail.received == []
-    own = {"Origin": f"http://127.0.0.1:{web.port}"}
+    for forged in (f"http://127.0.0.1:{web.port}", "https://evil.example", "http://cepei.example.org"):
+        # the Host header is the sender's to choose: never what makes an origin ours
+        headers = {"Origin": forged, "Host": urllib.parse.urlsplit(forged).netloc}
+        assert web.post("/subscribe", {"email": "kim@example.org", "list": "news"}, headers).status == 403, forged
+    own = {"Origin": "https://cepei.example.org"}  # the configured site URL
     assert web.post("/subscribe", {"email": "kim@example.org", "list": "news"}, own).status == 200
     path = _confirm_path(mail, "kim@example.org")
     assert web.post(path, headers=evil).status == 403
@@ -428,8 +501,31 @@ def test_without_the_site_secret_nobody_can_subscribe_and_outbox_links_stop_work
         assert web.get("/subscribe").status == 503
         assert web.post("/subscribe", {"email": "new@example.org", "list": "news"}).status == 503
         outbox_token = make_token(OUTBOX_SECRET, "lu@example.org", "news")  # mail really goes out: not accepted
-        assert web.request("POST", f"/unsubscribe/{outbox_token}", b"List-Unsubscribe=One-Click", FORM).status == 400
+        assert web.request("POST", f"/unsubscribe/{outbox_token}", b"List-Unsubscribe=One-Click", FORM).status == 503
     assert mail.received == [] and status_of(store, "lu@example.org") == "active"
+
+
+def test_without_the_site_secret_outbox_links_are_never_taken_even_for_a_trial_outbox(
+    start: Start, store: Store, tmp_path: Path
+) -> None:
+    """The outbox placeholder is in the source for anyone to read: a served site never accepts a token it signed."""
+    _member(store, "lu@example.org")
+    outbox = make_token(OUTBOX_SECRET, "lu@example.org", "news")
+    with start(PUBLISHER_SECRET=None, PUBLISHER_EMAIL_URL=f"maildir:{tmp_path / 'outbox'}") as web:
+        answers = [web.get(f"/unsubscribe/{outbox}"), web.post(f"/unsubscribe/{outbox}", {"List-Unsubscribe": "x"})]
+        confirm = make_confirm_token(OUTBOX_SECRET, "new@example.org", "news", NOW + dt.timedelta(days=1))
+        answers += [web.get(f"/confirm/{confirm}"), web.post(f"/confirm/{confirm}")]
+    assert [reply.status for reply in answers] == [503] * 4
+    assert "PUBLISHER_SECRET" in answers[0].text and "lu@example.org" not in answers[0].text
+    assert status_of(store, "lu@example.org") == "active" and status_of(store, "new@example.org") is None
+
+
+def test_serve_says_at_start_that_links_are_off_without_the_site_secret(site_root: Path, tmp_path: Path) -> None:
+    outbox = {"PUBLISHER_EMAIL_URL": f"maildir:{tmp_path / 'outbox'}", "PUBLISHER_ADMIN_PASSWORD": ADMIN}
+    notes = startup_notes(load_site(site_root, env=outbox))
+    assert len(notes) == 1 and "PUBLISHER_SECRET" in notes[0]
+    assert "unsubscribe links" in notes[0] and "preferences links" in notes[0]
+    assert startup_notes(load_site(site_root, env={**outbox, "PUBLISHER_SECRET": SECRET})) == []
 
 
 # --- the team's pages ----------------------------------------------------------------------------------
@@ -447,6 +543,16 @@ def test_the_team_pages_need_the_password(web: Web, start: Start) -> None:
     with start(PUBLISHER_ADMIN_PASSWORD=None) as closed:
         off = closed.get("/admin/plan", basic(ADMIN))
         assert off.status == 403 and "set PUBLISHER_ADMIN_PASSWORD" in off.text
+
+
+def test_once_locked_out_even_the_right_password_is_refused_until_the_window_ends(web: Web, clock: Clock) -> None:
+    statuses = [web.get("/admin/plan", basic(f"guess-{n}")).status for n in range(21)]
+    assert statuses == [401] * 20 + [429]
+    locked = web.get("/admin/plan", basic(ADMIN))
+    assert locked.status == 429 and ISSUE not in locked.text and int(locked.header("Retry-After") or 0) > 0
+    assert web.post("/admin/approve/any", headers=basic(ADMIN)).status == 429
+    clock.advance(dt.timedelta(minutes=15))
+    assert web.get("/admin/plan", basic(ADMIN)).status == 200
 
 
 def _approve_paths(html: str) -> list[str]:
@@ -530,7 +636,7 @@ def test_serve_runs_until_ctrl_c(site_root: Path, tmp_path: Path) -> None:
         "import sys\n"
         "from pathlib import Path\n"
         "from publisher.site.config import load_site\n"
-        "from publisher.web.app import serve\n"
+        "from publisher.web.server import serve\n"
         f"serve(load_site(Path({str(site_root)!r})), '127.0.0.1', {port})\n"
         "print('stopped', file=sys.stderr)\n"
     )

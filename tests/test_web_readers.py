@@ -11,6 +11,9 @@ from pathlib import Path
 import pytest
 
 from publisher.audience import recipients, subscribers
+from publisher.audience.preferences import make_preferences_token
+from publisher.audience.tokens import OUTBOX_SECRET, link_secret
+from publisher.audience.unsubscribe import make_token
 from publisher.build.builder import build
 from publisher.site.config import load_site
 from publisher.store.dispatches import Store
@@ -52,6 +55,11 @@ def _mail_to(site: Path, address: str) -> bytes:
     found = [p.read_bytes() for p in (site / "outbox" / "mail" / "new").iterdir() if address.encode() in p.read_bytes()]
     assert len(found) == 1
     return found[0]
+
+
+def status_of(store: Store, address: str) -> str | None:
+    found = subscribers.get(store, address)
+    return None if found is None else found.status
 
 
 def _path(url: str) -> str:
@@ -140,3 +148,64 @@ def test_a_reader_changes_lists_and_language_in_chromium(sent: Path, store: Stor
     to_ana = [p for p in (sent / "outbox" / "mail" / "new").iterdir() if b"ana@example.org" in p.read_bytes()]
     assert len(to_ana) == 1  # the Paris issue only
     assert len(list((sent / "outbox" / "mail" / "new").iterdir())) == 3  # Paris to both, the next issue to Bo
+
+
+def test_the_readers_buttons_refuse_a_post_from_another_site_but_one_click_does_not(
+    sent: Path, store: Store, web: Web
+) -> None:
+    """The preferences form and the everything step are our pages' buttons; RFC 8058 one-click comes from anywhere."""
+    secret = link_secret(load_site(sent, env=ENV), outbox=False)
+    assert secret is not None
+    preferences = "/preferences/" + make_preferences_token(secret, "ana@example.org")
+    everything = "/unsubscribe/" + make_token(secret, "ana@example.org", "weekly") + "/everything"
+    for foreign in ({"Sec-Fetch-Site": "cross-site"}, {"Origin": "https://evil.example"}, {"Origin": "null"}):
+        assert web.post(preferences, {"list-weekly": "on"}, foreign).status == 403, foreign
+        assert web.post(everything, {}, foreign).status == 403, foreign
+        assert web.post("/admin/forget", {"email": "bo@example.org"}, {**foreign, **basic(ADMIN)}).status == 403
+    ana, bo = subscribers.get(store, "ana@example.org"), subscribers.get(store, "bo@example.org")
+    assert ana is not None and (ana.status, ana.lists) == ("active", ("news", "weekly"))
+    assert bo is not None and bo.status == "active"
+    own = web.post(preferences, {"list-weekly": "on"}, {"Origin": "https://cepei.example.org"})
+    assert own.status == 200 and "no-store" in (own.header("Cache-Control") or "")
+    one_click = "/unsubscribe/" + make_token(secret, "ana@example.org", "weekly")
+    provider = {"Origin": "https://mail.provider.example", **FORM}
+    assert web.request("POST", one_click, b"List-Unsubscribe=One-Click", provider).status == 200
+    assert status_of(store, "ana@example.org") == "unsubscribed"
+
+
+def test_without_the_site_secret_the_readers_links_and_the_forget_button_are_off(
+    sent: Path, store: Store, tmp_path: Path
+) -> None:
+    """Links signed with the public outbox placeholder are never taken by a served site; nothing is erased unkeyed."""
+    env = {"PUBLISHER_ADMIN_PASSWORD": ADMIN, "PUBLISHER_EMAIL_URL": f"maildir:{tmp_path / 'outbox'}"}
+    unsubscribe = "/unsubscribe/" + make_token(OUTBOX_SECRET, "ana@example.org", "news")
+    preferences = "/preferences/" + make_preferences_token(OUTBOX_SECRET, "ana@example.org")
+    with running(load_site(sent, env=env), store, Clock(SENT + dt.timedelta(hours=1))) as web:
+        answers = [
+            web.get(unsubscribe),
+            web.request("POST", unsubscribe, b"List-Unsubscribe=One-Click", FORM),
+            web.post(unsubscribe + "/everything"),
+            web.get(preferences),
+            web.post(preferences, {"list-weekly": "on"}),
+            web.post("/admin/forget", {"email": "bo@example.org"}, basic(ADMIN)),
+        ]
+    assert [reply.status for reply in answers] == [503] * 6
+    assert all("PUBLISHER_SECRET" in reply.text and "ana@example.org" not in reply.text for reply in answers)
+    ana = subscribers.get(store, "ana@example.org")
+    assert ana is not None and (ana.status, ana.lists) == ("active", ("news", "weekly"))
+    assert status_of(store, "bo@example.org") == "active"
+
+
+def test_personal_pages_are_never_stored_and_archive_pages_run_no_script(sent: Path, web: Web) -> None:
+    secret = link_secret(load_site(sent, env=ENV), outbox=False)
+    assert secret is not None
+    for path in ("/preferences/" + make_preferences_token(secret, "ana@example.org"),
+                 "/unsubscribe/" + make_token(secret, "ana@example.org", "news")):  # fmt: skip
+        reply = web.get(path)
+        assert reply.status == 200 and reply.header("Cache-Control") == "no-store", path
+        assert reply.header("Referrer-Policy") == "no-referrer"
+    page = web.get(f"/archive/{PARIS}.html")
+    assert "script-src 'none'" in (page.header("Content-Security-Policy") or "")
+    assert "ana@example.org" not in page.text
+    assert web.get("/archive/../publisher.toml").status == 404
+    assert web.get("/archive/%2e%2e%2fpublisher.toml").status == 404

@@ -1,4 +1,4 @@
-"""The web side for tests: a real threading server on a loopback port, a small HTTP client, a settable clock.
+"""The web side for tests: the real server (waitress) on a loopback port, a small HTTP client, a settable clock.
 
     with running(site, store, clock) as web:
         reply = web.get("/feeds/atom.xml")
@@ -23,7 +23,7 @@ from html.parser import HTMLParser
 
 from publisher.site.config import Site
 from publisher.store.dispatches import Store
-from publisher.web.app import App, make_server
+from publisher.web.server import make_server
 
 
 class Clock:
@@ -89,21 +89,17 @@ def basic(password: str, user: str = "team") -> dict[str, str]:
 
 
 @contextmanager
-def running(site: Site, store: Store, clock: Clock) -> Iterator[Web]:
-    """The web side of `site` on 127.0.0.1 (a free port) in a thread, for the length of the block."""
+def running(site: Site, store: Store, clock: Clock, port: int = 0) -> Iterator[Web]:
+    """The web side of `site` on 127.0.0.1 (`port`; 0: a free one) in a thread, for the length of the block."""
     log: list[str] = []
-    server = make_server(site, "127.0.0.1", 0, store_factory=lambda: store, clock=clock, access_log=log.append)
+    server = make_server(site, "127.0.0.1", port, store_factory=lambda: store, clock=clock, access_log=log.append)
     thread = threading.Thread(target=server.serve_forever, name="publisher-web-test", daemon=True)
     thread.start()
     try:
-        yield Web(server.server_port, log)
+        yield Web(server.port, log)
     finally:
-        server.shutdown()
-        server.server_close()
+        server.stop()
         thread.join(5)
-        app = server.get_app()
-        assert isinstance(app, App)
-        app.close()
 
 
 class Page(HTMLParser):

@@ -11,7 +11,6 @@ Subscriber(id=1, email='Ana.Perez@example.org', ..., status='active', ...)
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import sqlalchemy as sa
+from defusedcsv import csv as defused_csv
 
 from publisher.audience.recipients import on_list
 from publisher.audience.rows import Incoming, checked, email_key, normalise_email, read_csv, split_lists
@@ -132,8 +132,8 @@ def _new(incoming: Incoming, now: dt.datetime, source: str) -> dict[str, Any]:
         "language": incoming.language,
         "lists": list(incoming.lists) if subscribed else [],
         "status": incoming.status,
-        "consent_at": now if subscribed else None,
-        "consent_source": source if subscribed else None,
+        "consent_at": now if incoming.status == "active" else None,  # pending: nobody has consented yet
+        "consent_source": source if subscribed else None,  # where a pending row came from, too
         "created_at": now,
         "updated_at": now,
         "unsubscribed_at": None if subscribed else now,
@@ -332,15 +332,25 @@ def recipients(store: Store, list_name: str) -> list[Subscriber]:
     return list_subscribers(store, list_name, "active")
 
 
+def _defused(cell: str) -> str:
+    # defusedcsv quotes = + - @ | %; a leading tab or carriage return starts a formula in some spreadsheets too.
+    return "'" + cell if cell[:1] in ("\t", "\r") else cell
+
+
 def export_csv(store: Store, out: TextIO, list_name: str | None = None, status: str | None = None) -> int:
-    """Write subscribers as CSV (the columns `import_csv` reads, plus status and consent); returns rows written."""
-    writer = csv.writer(out, lineterminator="\n")
+    """Write subscribers as CSV (the columns `import_csv` reads, plus status and consent); returns rows written.
+
+    Names and addresses come from strangers (the subscribe form): a cell that
+    a spreadsheet would take for a formula (starting with ``= + - @``, a tab
+    or a carriage return) gets a leading ``'``, as `defusedcsv` writes it, so
+    opening the export never runs what someone typed into the form.
+    """
+    writer = defused_csv.writer(out, lineterminator="\n")
     writer.writerow(EXPORT_COLUMNS)
     people = list_subscribers(store, list_name, status)
     for one in people:
         consent = [one.consent_at.isoformat() if one.consent_at else "", one.consent_source or ""]
         lists = ";".join(one.lists)
-        writer.writerow(
-            [one.email, one.name or "", one.language or "", lists, one.status, *consent, one.created_at.isoformat()]
-        )
+        row = [one.email, one.name or "", one.language or "", lists, one.status, *consent, one.created_at.isoformat()]
+        writer.writerow([_defused(cell) for cell in row])
     return len(people)

@@ -211,13 +211,15 @@ class BlueskyChannel:
     def _login(self) -> Any:
         client = Client(base_url=self.service, request=Request(timeout=self.timeout))
         try:
-            profile = self._call(lambda: client.login(self.handle, self._password))
-            if profile is None:  # a PDS that does not serve app.bsky: ask the session itself
-                profile = self._call(lambda: client.com.atproto.server.get_session())
+            # Posting needs only the PDS. The client's profile lookup (app.bsky.actor.getProfile)
+            # is proxied to the AppView: the reference PDS answers 502 UpstreamFailure when that
+            # is down, and the login would fail. The session names our DID and handle.
+            self._call(lambda: client.login(self.handle, self._password, fetch_bsky_profile=False))
+            session = self._call(lambda: client.com.atproto.server.get_session())
         except (UnauthorizedError, BadRequestError) as error:
             raise AuthFailed(self._scrub(self._refused(error)), permanent=True) from error
-        self._did = str(profile.did)
-        self._web_handle = str(profile.handle)
+        self._did = str(session.did)
+        self._web_handle = str(session.handle)
         return client
 
     def _refused(self, error: AtProtocolError) -> str:

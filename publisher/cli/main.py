@@ -266,7 +266,7 @@ def release(c: Context, dispatch_id: str, yes: bool, now_text: str | None) -> No
 @pass_context
 def serve(c: Context, host: str, port: int) -> None:
     """The web side: feeds, unsubscribe, subscribe, the timeline.  Example: publisher serve --port 8080"""
-    from publisher.web.app import serve as serve_site
+    from publisher.web.server import serve as serve_site
 
     if not 0 <= port <= 65535:
         bad_flag("--port", f"is a port number from 0 to 65535 (got {port})")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import os
 import re
 import tomllib
@@ -164,6 +165,23 @@ class QueueSettings(_Section):
     url: str = "none"
 
 
+class WebSettings(_Section):
+    """How `publisher serve` runs: the reverse proxies whose X-Forwarded-For it believes, its worker threads."""
+
+    trusted_proxies: tuple[str, ...] = ()  # addresses or networks ("127.0.0.1", "10.0.0.0/8")
+    threads: int = Field(default=8, ge=1, le=256)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for address in value:
+            try:
+                ipaddress.ip_network(address, strict=False)
+            except ValueError:
+                raise ValueError(f"is an IP address or network (got {address!r})") from None
+        return value
+
+
 class XSettings(_Section):
     api_url: str = "https://api.x.com"
     upload_url: str | None = None
@@ -236,6 +254,7 @@ class Settings(_Section):
     email: EmailSettings = Field(default_factory=EmailSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     queue: QueueSettings = Field(default_factory=QueueSettings)
+    web: WebSettings = Field(default_factory=WebSettings)
     x: XSettings = Field(default_factory=XSettings)
     mastodon: MastodonSettings = Field(default_factory=MastodonSettings)
     bluesky: BlueskySettings = Field(default_factory=BlueskySettings)

@@ -1,15 +1,18 @@
 """The web side: feeds over HTTP, newsletter previews, subscribe / confirm / one-click unsubscribe, the team's plan.
 
-A WSGI application on the standard library; `serve` runs it on a threading
-``wsgiref`` server until Ctrl-C::
+A WSGI application on Werkzeug (routing, requests and forms, conditional
+GETs); `publisher.web.server` runs it on waitress::
 
-    from publisher.web.app import serve
+    from publisher.web.server import serve
     serve(site, "127.0.0.1", 8080)
 
-Routes (the URLs the built feeds and newsletters already point at):
+Routes (the URLs the built feeds and newsletters already point at), all in
+`ROUTES`: a route is a path (Werkzeug's rule syntax), its methods and its
+handler, ``handler(ctx, request, **path values) -> Response``:
 
 =======================================  ====================================================
-``GET /feeds/<path>``                    the built feeds (Atom, RSS), ETag + 304
+``GET /``                                the front page, linking every feed (and autodiscovery)
+``GET /feeds/<path>``                    the built feeds (Atom, RSS), ETag + 304, gzip
 ``GET /newsletters/<id>.html|.txt|.ics`` the built issue previews and calendar files
 ``GET|POST /subscribe``                  the form; a POST stores ``pending`` and mails a link
 ``GET|POST /confirm/<token>``            a button; the POST makes the subscriber active
@@ -23,36 +26,35 @@ Routes (the URLs the built feeds and newsletters already point at):
 =======================================  ====================================================
 
 A GET never changes anything (link scanners follow GETs); the one-click POST
-needs no cookie, no origin and gets no redirect (RFC 8058).
+needs no cookie, no origin and gets no redirect (RFC 8058); every other POST
+is refused when a browser says it comes from another site (`same_origin`).
+The reader's links (confirm, unsubscribe, preferences) need PUBLISHER_SECRET
+itself: without it they are off (503), never checked against the outbox
+placeholder anyone can read in the source.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import re
-import socketserver
-import sys
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
-from wsgiref.types import StartResponse, WSGIEnvironment
+from typing import TYPE_CHECKING
+
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
+from werkzeug.routing import Map, Rule
 
 from publisher.audience.erasure import erased_count, forget
 from publisher.audience.tokens import SECRET_ENV, link_secret
 from publisher.dispatch.status import approve, open_runner, plan_lines
 from publisher.errors import PublisherError
 from publisher.site.config import Site
-from publisher.store.dispatches import open_store
 from publisher.web import readers
 from publisher.web.http import (
     PREVIEW_POLICY,
-    FormTooLarge,
     Request,
     Response,
-    basic_password,
+    admin_password,
     file_response,
     inside,
     password_matches,
@@ -61,7 +63,10 @@ from publisher.web.http import (
 from publisher.web.pages import Clock, StoreFactory, WebContext
 from publisher.web.subscribe import confirm, confirm_page, subscribe, subscribe_form
 
-__all__ = ["App", "make_app", "make_server", "serve"]
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIEnvironment
+
+__all__ = ["ADMIN_ENV", "ROUTES", "App", "make_app"]
 
 log = logging.getLogger("publisher.web.app")
 ADMIN_ENV = "PUBLISHER_ADMIN_PASSWORD"
@@ -71,7 +76,6 @@ NEWSLETTER_TYPES = {
     ".txt": "text/plain; charset=utf-8",
     ".ics": "text/calendar; charset=utf-8",
 }
-Handler = Callable[..., Response]
 
 
 # --- built files -------------------------------------------------------------------------------------
@@ -83,16 +87,21 @@ def feed(ctx: WebContext, request: Request, path: str) -> Response:
     found = inside(ctx.out / "feeds", path) if content_type else None
     if found is None or content_type is None:
         return _not_found(ctx)
-    return file_response(request, found, content_type, cache="public, max-age=300", policy=None)
+    return file_response(found, content_type, cache="public, max-age=300", policy=None)
 
 
 def newsletter(ctx: WebContext, request: Request, name: str) -> Response:
-    """GET /newsletters/<id>.html (preview), .txt, .ics."""
+    """GET /newsletters/<id>.html (preview), .txt, .ics: to anyone once the record is published, else to the team."""
     content_type = NEWSLETTER_TYPES.get(Path(name).suffix)
     found = inside(ctx.out / "newsletters", name) if content_type and not name.startswith(".") else None
     if found is None or content_type is None:
         return _not_found(ctx)
-    return file_response(request, found, content_type, cache="public, max-age=300", policy=PREVIEW_POLICY)
+    if not ctx.published.is_public(Path(name).stem, ctx.now()):  # scheduled, a draft, or no record: the team's
+        refusal = _admin_refusal(ctx, request)
+        if refusal is not None:
+            return refusal
+        return file_response(found, content_type, cache="private, no-store", policy=PREVIEW_POLICY)
+    return file_response(found, content_type, cache="public, max-age=300", policy=PREVIEW_POLICY)
 
 
 def _not_found(ctx: WebContext) -> Response:
@@ -100,12 +109,37 @@ def _not_found(ctx: WebContext) -> Response:
 
 
 def home(ctx: WebContext, request: Request) -> Response:
+    """GET /: the site's feeds and the form; every built feed linked in the head (feed readers autodiscover them)."""
     feeds = [(f"/feeds/{name}", label) for name, label in (("atom.xml", "Atom"), ("rss.xml", "RSS"))]
     available = [(href, label) for href, label in feeds if (ctx.out / href.lstrip("/")).is_file()]
-    return ctx.page("home.html", title="Newsletters and feeds", feeds=available)
+    return ctx.page("home.html", title="Newsletters and feeds", feeds=available, alternates=alternates(ctx))
 
 
-# --- one-click unsubscribe (the reader's pages are in publisher.web.readers) ---------------------------
+def alternates(ctx: WebContext) -> list[tuple[str, str, str]]:
+    """(href, type, title) of every feed under ``feeds/``: the site's first, then by language, then by tag."""
+    folder = ctx.out / "feeds"
+    if not folder.is_dir():
+        return []
+    title = ctx.site.settings.site.title
+    found: list[tuple[tuple[int, str], tuple[str, str, str]]] = []
+    for path in folder.rglob("*.xml"):
+        content_type = FEED_TYPES.get(path.name)
+        relative = path.relative_to(folder).as_posix()
+        if content_type is None or inside(folder, relative) is None:
+            continue
+        kind = "Atom" if path.name == "atom.xml" else "RSS"
+        parts = relative.split("/")
+        if len(parts) == 1:
+            rank, label = 0, f"{title} ({kind})"
+        elif len(parts) == 3 and parts[0] in ("languages", "tags"):
+            rank, label = (1 if parts[0] == "languages" else 2), f"{title}: {parts[1]} ({kind})"
+        else:
+            continue
+        found.append(((rank, relative), (f"/feeds/{relative}", content_type.split(";")[0], label)))
+    return [entry for _, entry in sorted(found)]
+
+
+# --- the reader's pages (one-click unsubscribe, preferences, the archive) are in publisher.web.readers ---
 
 
 def unsubscribe_help(ctx: WebContext, request: Request) -> Response:
@@ -121,17 +155,24 @@ def unsubscribe_help(ctx: WebContext, request: Request) -> Response:
 
 
 def _admin_refusal(ctx: WebContext, request: Request) -> Response | None:
-    """None when the request carries the admin password; else the 403 or 401 page."""
+    """None when the request carries the admin password; else the 403, 429 or 401 page.
+
+    The limiter is asked first: once a client has used up its wrong guesses,
+    every attempt is refused until the window ends, the right password too,
+    so guessing on past the limit learns nothing.
+    """
     expected = ctx.site.secret(ADMIN_ENV)
     if expected is None:
         return ctx.message(403, "The team's pages are off", f"set {ADMIN_ENV} to use them.")
-    given = basic_password(request.header("Authorization"))
+    now = ctx.now()
+    if ctx.failed_logins.full(request.client, now):  # locked: every attempt refused, the right password too
+        wait = ctx.failed_logins.retry_after(now)
+        return ctx.message(429, "Too many attempts", "Please wait.", headers=[("Retry-After", str(wait))])
+    given = admin_password(request)
     if given is not None and password_matches(given, expected):
         return None
-    now = ctx.now()
-    if given is not None and not ctx.failed_logins.allow(request.client, now):
-        wait = ctx.failed_logins.retry_after(request.client, now)
-        return ctx.message(429, "Too many attempts", "Please wait.", headers=[("Retry-After", str(wait or 60))])
+    if given is not None:
+        ctx.failed_logins.hit(request.client, now)
     challenge = ("WWW-Authenticate", 'Basic realm="publisher", charset="UTF-8"')
     return ctx.message(401, "Password needed", "These pages are for the site's team.", headers=[challenge])
 
@@ -158,11 +199,13 @@ def admin_forget(ctx: WebContext, request: Request) -> Response:
     if not same_origin(request, ctx.site_url):
         return ctx.message(403, "Not allowed", "Please use the button on the plan page.")
     back = ("/admin/plan", "Back to the plan")
-    key = link_secret(ctx.site)
-    email = request.form().get("email", "").strip()
-    if key is None or not email:
-        why = f"set {SECRET_ENV}: erased addresses are kept as hashes keyed with it" if key is None else "no address"
-        return ctx.message(400, "Nothing was erased", why, link=back)
+    key = link_secret(ctx.site, outbox=False)  # never the outbox placeholder: anyone could test addresses with it
+    if key is None:
+        why = f"set {SECRET_ENV}: erased addresses are kept as hashes keyed with it."
+        return ctx.message(503, "Nothing was erased", why, link=back)
+    email = request.field("email").strip()
+    if not email:
+        return ctx.message(400, "Nothing was erased", "No address was given.", link=back)
     done = forget(ctx.store(), email, key, ctx.now())
     said = "was erased already" if done.already and not done.subscriber else "is erased: only a keyed hash is kept"
     return ctx.message(200, "Erased", f"The address {said}.", link=back)
@@ -191,78 +234,80 @@ def admin_approve(ctx: WebContext, request: Request, dispatch_id: str) -> Respon
 
 # --- the application ---------------------------------------------------------------------------------
 
-
-@dataclass(frozen=True)
-class Route:
-    method: str
-    pattern: re.Pattern[str]
-    handler: Handler
-
-
-def _route(method: str, pattern: str, handler: Handler) -> Route:
-    return Route(method, re.compile(pattern), handler)
-
-
-ROUTES = (
-    _route("GET", r"/", home),
-    _route("GET", r"/feeds/(.+)", feed),
-    _route("GET", r"/newsletters/([^/]+)", newsletter),
-    _route("GET", r"/subscribe", subscribe_form),
-    _route("POST", r"/subscribe", subscribe),
-    _route("GET", r"/confirm/([^/]+)", confirm_page),
-    _route("POST", r"/confirm/([^/]+)", confirm),
-    _route("GET", r"/unsubscribe", unsubscribe_help),
-    _route("GET", r"/unsubscribe/([^/]+)", readers.unsubscribe_page),
-    _route("POST", r"/unsubscribe/([^/]+)", readers.unsubscribe),
-    _route("POST", r"/unsubscribe/([^/]+)/everything", readers.unsubscribe_everything),
-    _route("GET", r"/preferences", readers.preferences_help),
-    _route("GET", r"/preferences/([^/]+)", readers.preferences_page),
-    _route("POST", r"/preferences/([^/]+)", readers.preferences),
-    _route("GET", r"/archive/?", lambda ctx, request: readers.archive_file(ctx, request, "")),
-    _route("GET", r"/archive/([^/]+)", readers.archive_file),
-    _route("POST", r"/admin/forget", admin_forget),
-    _route("GET", r"/admin/?", admin_plan),
-    _route("GET", r"/admin/plan", admin_plan),
-    _route("POST", r"/admin/approve/([^/]+)", admin_approve),
+Handler = Callable[..., Response]
+ROUTES: tuple[tuple[str, tuple[str, ...], Handler], ...] = (
+    ("/", ("GET",), home),
+    ("/feeds/<path:path>", ("GET",), feed),
+    ("/newsletters/<name>", ("GET",), newsletter),
+    ("/subscribe", ("GET",), subscribe_form),
+    ("/subscribe", ("POST",), subscribe),
+    ("/confirm/<token>", ("GET",), confirm_page),
+    ("/confirm/<token>", ("POST",), confirm),
+    ("/unsubscribe", ("GET",), unsubscribe_help),
+    ("/unsubscribe/<token>", ("GET",), readers.unsubscribe_page),
+    ("/unsubscribe/<token>", ("POST",), readers.unsubscribe),
+    ("/unsubscribe/<token>/everything", ("POST",), readers.unsubscribe_everything),
+    ("/preferences", ("GET",), readers.preferences_help),
+    ("/preferences/<token>", ("GET",), readers.preferences_page),
+    ("/preferences/<token>", ("POST",), readers.preferences),
+    ("/archive", ("GET",), readers.archive_file),
+    ("/archive/", ("GET",), readers.archive_file),
+    ("/archive/<name>", ("GET",), readers.archive_file),
+    ("/admin", ("GET",), admin_plan),
+    ("/admin/", ("GET",), admin_plan),
+    ("/admin/plan", ("GET",), admin_plan),
+    ("/admin/forget", ("POST",), admin_forget),
+    ("/admin/approve/<dispatch_id>", ("POST",), admin_approve),
 )
+
+
+def url_map(routes: Iterable[tuple[str, tuple[str, ...], Handler]] = ROUTES) -> Map:
+    """Werkzeug's map of `routes`: the handler is the endpoint; no redirects for slashes (a path is as written)."""
+    rules = [Rule(path, methods=list(methods), endpoint=handler) for path, methods, handler in routes]
+    return Map(rules, strict_slashes=False, merge_slashes=False)
 
 
 class App:
     """The WSGI application. `close()` closes the store if the app opened it."""
 
-    def __init__(self, ctx: WebContext) -> None:
+    def __init__(self, ctx: WebContext, routes: Iterable[tuple[str, tuple[str, ...], Handler]] = ROUTES) -> None:
         self.ctx = ctx
+        self.urls = url_map(routes)
 
     def respond(self, request: Request) -> Response:
-        method = "GET" if request.method == "HEAD" else request.method
-        allowed: list[str] = []
-        for route in ROUTES:
-            match = route.pattern.fullmatch(request.path)
-            if match is None:
-                continue
-            if route.method == method:
-                return route.handler(self.ctx, request, *match.groups())
-            allowed.append(route.method)
-        if allowed:
-            methods = ", ".join(sorted({*allowed, "HEAD"} if "GET" in allowed else set(allowed)))
-            allow = [("Allow", methods)]
+        """The handler's response, or a page for what Werkzeug refused (404, 405, 413, a bad form: 400)."""
+        try:
+            handler, values = self.urls.bind_to_environ(request.environ).match()
+            response: Response = handler(self.ctx, request, **values)
+        except MethodNotAllowed as exc:
+            allow = [("Allow", ", ".join(sorted(exc.valid_methods or ())))]
             return self.ctx.message(405, "Not allowed", "This address does not take that.", headers=allow)
-        return _not_found(self.ctx)
+        except HTTPException as exc:
+            return self._refused(exc)
+        return response
+
+    def _refused(self, exc: HTTPException) -> Response:
+        code = exc.code or 400
+        if code == 404:
+            return _not_found(self.ctx)
+        if code == 413:
+            return self.ctx.message(413, "Too large", "That was more than a form holds.")
+        if code < 400:  # a redirect Werkzeug chose: as it is
+            return exc.get_response()
+        return self.ctx.message(code, exc.name, "The request could not be read.")
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         request = Request(environ)
         try:
             response = self.respond(request)
-        except FormTooLarge:
-            response = self.ctx.message(413, "Too large", "That was more than a form holds.")
         except Exception:
             log.exception("the web side failed on %s %s", request.method, redacted(request.path))
             response = self.ctx.message(500, "Something went wrong", "Please try again later.")
-        headers = [("Content-Type", response.content_type), *response.headers]
-        if response.status != 304:
-            headers.append(("Content-Length", str(len(response.body))))
-        start_response(response.status_line, headers)
-        return [] if request.method == "HEAD" or response.status == 304 else [response.body]
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        self.ctx.gzip.apply(request, response)
+        if response.status_code == 200 and ("ETag" in response.headers or "Last-Modified" in response.headers):
+            response.make_conditional(request)
+        return response(environ, start_response)
 
     def close(self) -> None:
         self.ctx.close()
@@ -273,75 +318,9 @@ def make_app(site: Site, store_factory: StoreFactory, clock: Clock, *, out: Path
     return App(WebContext(site, store_factory, clock, out))
 
 
-# --- the server --------------------------------------------------------------------------------------
-
 _TOKENS = re.compile(r"/(unsubscribe|confirm|preferences)/[^\s\"?/]+")
 
 
 def redacted(text: str) -> str:
     """`text` with the tokens of unsubscribe, confirm and preferences links cut out (never logged)."""
     return _TOKENS.sub(r"/\1/…", text)
-
-
-def _to_stderr(line: str) -> None:
-    sys.stderr.write(line + "\n")
-
-
-class _Server(socketserver.ThreadingMixIn, WSGIServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    access_log: Callable[[str], None] | None = None  # None: standard error
-
-
-class _Handler(WSGIRequestHandler):
-    timeout = 30  # a client that sends nothing does not hold a thread for ever
-
-    def log_message(self, format: str, *args: Any) -> None:
-        line = f"{self.address_string()} [{self.log_date_time_string()}] {redacted(format % args)}"
-        write = self.server.access_log if isinstance(self.server, _Server) else None
-        (write or _to_stderr)(line)
-
-
-def make_server(
-    site: Site,
-    host: str = "127.0.0.1",
-    port: int = 8080,
-    *,
-    store_factory: StoreFactory | None = None,
-    clock: Clock | None = None,
-    out: Path | None = None,
-    access_log: Callable[[str], None] | None = None,
-) -> WSGIServer:
-    """A threading server for `site`, bound (port 0: any free port, see ``server.server_port``), not yet serving.
-
-    Each request is logged (tokens cut out) to `access_log`, by default standard error.
-    ``server.get_app()`` is the `App`; close it after ``server.server_close()``.
-    """
-    factory = store_factory or (lambda: open_store(site.database_url))
-    app = make_app(site, factory, clock or (lambda: dt.datetime.now(dt.UTC)), out=out)
-    server = _Server((host, port), _Handler)
-    server.access_log = access_log
-    server.set_app(app)
-    return server
-
-
-def serve(
-    site: Site, host: str = "127.0.0.1", port: int = 8080, *, announce: Callable[[str], None] | None = None
-) -> None:
-    """Serve `site` on http://host:port until Ctrl-C (KeyboardInterrupt), then close everything."""
-    say = announce or (lambda line: print(line, file=sys.stderr))
-    server = make_server(site, host, port)
-    say(f"serving {site.settings.site.title} on http://{host}:{server.server_port}/ (Ctrl-C stops)")
-    if site.secret(SECRET_ENV) is None:
-        say("  subscribing is off: set PUBLISHER_SECRET (it signs the confirmation links)")
-    if site.secret(ADMIN_ENV) is None:
-        say(f"  the team's pages (/admin/plan) are off: set {ADMIN_ENV}")
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
-        app = server.get_app()
-        if isinstance(app, App):
-            app.close()

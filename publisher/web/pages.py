@@ -15,7 +15,9 @@ from typing import Any
 from publisher.site.config import Site
 from publisher.site.templates import environment
 from publisher.store.dispatches import Store
-from publisher.web.http import PAGE_POLICY, RateLimiter, Response
+from publisher.web.http import PAGE_POLICY, GzipCache, Response
+from publisher.web.published import Published
+from publisher.web.throttle import Limit, storage_for
 
 Clock = Callable[[], dt.datetime]
 StoreFactory = Callable[[], Store]
@@ -34,7 +36,7 @@ PAGE_HEADERS = (
 
 
 class WebContext:
-    """The site being served, its clock, its store (opened on first use) and the in-memory rate limits."""
+    """The site being served, its clock, its store (opened on first use) and the rate limits."""
 
     def __init__(self, site: Site, store_factory: StoreFactory, clock: Clock, out: Path | None = None) -> None:
         self.site = site
@@ -43,9 +45,12 @@ class WebContext:
         self._store_factory = store_factory
         self._store: Store | None = None
         self._lock = threading.Lock()
-        self.subscribes = RateLimiter(*SUBSCRIBES_PER_CLIENT)
-        self.confirmations = RateLimiter(*CONFIRMATIONS_PER_ADDRESS)
-        self.failed_logins = RateLimiter(*FAILED_LOGINS_PER_CLIENT)
+        storage = storage_for(site)
+        self.subscribes = Limit(storage, "subscribe", *SUBSCRIBES_PER_CLIENT)
+        self.confirmations = Limit(storage, "confirm-mail", *CONFIRMATIONS_PER_ADDRESS)
+        self.failed_logins = Limit(storage, "failed-login", *FAILED_LOGINS_PER_CLIENT)
+        self.gzip = GzipCache()
+        self.published = Published(site.events)
 
     def now(self) -> dt.datetime:
         now = self.clock()
@@ -84,7 +89,7 @@ class WebContext:
     ) -> Response:
         """An HTML page: ``web/<template>`` rendered with `values`."""
         html = self.render(template, **values)
-        return Response(status, html.encode("utf-8"), headers=[*PAGE_HEADERS, *headers])
+        return Response(html, status, headers=[*PAGE_HEADERS, *headers], content_type="text/html; charset=utf-8")
 
     def render(self, template: str, **values: Any) -> str:
         """Render ``web/<template>`` with the site's title and language around `values`."""

@@ -3,8 +3,12 @@
 Thin handlers over `publisher.audience.preferences`: each checks a signed
 token, calls one function, and renders what came of it. A GET never changes
 anything (link scanners follow GETs); the RFC 8058 one-click POST leaves only
-the list named in the token (the list of the email's ``List-Id``), and the
-page it answers offers leaving everything as a second, explicit step.
+the list named in the token (the list of the email's ``List-Id``), needs no
+origin (mail providers post it from their servers), and the page it answers
+offers leaving everything as a second, explicit step. That step and the
+preferences form are our own pages' buttons: a POST a browser says comes from
+another site is refused (403). Tokens are checked with PUBLISHER_SECRET only:
+without it these pages are off (503), since the outbox placeholder is public.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from publisher.audience.preferences import (
 from publisher.audience.tokens import link_secret
 from publisher.audience.unsubscribe import verify_token
 from publisher.errors import InvalidInput
-from publisher.web.http import Request, Response, file_response, inside
+from publisher.web.http import PREVIEW_POLICY, Request, Response, file_response, inside, same_origin
 from publisher.web.pages import WebContext
 from publisher.web.subscribe import languages
 
@@ -38,9 +42,30 @@ __all__ = [
 ARCHIVE_TYPES = {".html": "text/html; charset=utf-8", ".xml": "application/atom+xml; charset=utf-8"}
 
 
+def _secret(ctx: WebContext) -> str | None:
+    # PUBLISHER_SECRET only: no SMTP or DKIM setting needed, and never the outbox placeholder, which anyone
+    # can read in the source and would let them unsubscribe anyone (or learn who is on the list).
+    return link_secret(ctx.site, outbox=False)
+
+
+def _links_off(ctx: WebContext) -> Response:
+    return ctx.message(
+        503,
+        "These links are off for now",
+        "This site cannot check the links in its emails yet: its team has to set PUBLISHER_SECRET.",
+        "To unsubscribe or change your newsletters now, reply to the newsletter and ask.",
+    )
+
+
+def _foreign(ctx: WebContext) -> Response:
+    return ctx.message(403, "Not allowed", "Please use the button on this site's own page.")
+
+
 def _unsubscriber(ctx: WebContext, token: str) -> tuple[str, str] | Response:
-    secret = link_secret(ctx.site)  # as the email dispatch signed it; no SMTP or DKIM setting needed
-    found = verify_token(secret, token) if secret else None
+    secret = _secret(ctx)
+    if secret is None:
+        return _links_off(ctx)
+    found = verify_token(secret, token)
     if found is None:
         return ctx.message(
             400,
@@ -51,7 +76,7 @@ def _unsubscriber(ctx: WebContext, token: str) -> tuple[str, str] | Response:
 
 
 def _preferences_link(ctx: WebContext, email: str) -> str:
-    secret = link_secret(ctx.site)
+    secret = _secret(ctx)
     assert secret is not None  # the caller checked a token signed with it
     return preferences_url(ctx.site_url, make_preferences_token(secret, email))
 
@@ -102,7 +127,9 @@ def unsubscribe(ctx: WebContext, request: Request, token: str) -> Response:
 
 
 def unsubscribe_everything(ctx: WebContext, request: Request, token: str) -> Response:
-    """POST /unsubscribe/<token>/everything: the second, explicit step, off every list."""
+    """POST /unsubscribe/<token>/everything: the second, explicit step (our page's button), off every list."""
+    if not same_origin(request, ctx.site_url):
+        return _foreign(ctx)
     found = _unsubscriber(ctx, token)
     if isinstance(found, Response):
         return found
@@ -115,8 +142,10 @@ def unsubscribe_everything(ctx: WebContext, request: Request, token: str) -> Res
 
 
 def _chooser(ctx: WebContext, token: str) -> str | Response:
-    secret = link_secret(ctx.site)
-    email = verify_preferences_token(secret, token) if secret else None
+    secret = _secret(ctx)
+    if secret is None:
+        return _links_off(ctx)
+    email = verify_preferences_token(secret, token)
     if email is None:
         return ctx.message(
             400,
@@ -153,14 +182,15 @@ def preferences_page(ctx: WebContext, request: Request, token: str) -> Response:
 
 def preferences(ctx: WebContext, request: Request, token: str) -> Response:
     """POST /preferences/<token>: the lists ticked (``list-<id>``) and the language; the next dispatch follows."""
+    if not same_origin(request, ctx.site_url):  # a page elsewhere must not choose lists for the reader
+        return _foreign(ctx)
     email = _chooser(ctx, token)
     if isinstance(email, Response):
         return email
-    form = request.form()
     offered = ctx.site.settings.newsletter.lists
-    chosen = [name for name in offered if form.get(f"list-{name}")]
+    chosen = [name for name in offered if request.field(f"list-{name}")]
     try:
-        choose(ctx.store(), email, chosen, form.get("language") or None, ctx.now(), offered=offered)
+        choose(ctx.store(), email, chosen, request.field("language") or None, ctx.now(), offered=offered)
     except InvalidInput as exc:
         return _preferences(ctx, email, 400, error="; ".join(p.message for p in exc.problems))
     return _preferences(ctx, email, saved=True)
@@ -175,11 +205,16 @@ def preferences_help(ctx: WebContext, request: Request) -> Response:
     )
 
 
-def archive_file(ctx: WebContext, request: Request, name: str) -> Response:
-    """GET /archive/ and /archive/<issue>.html, index.html, atom.xml: the archive the email dispatch wrote."""
-    name = name or "index.html"
+def archive_file(ctx: WebContext, request: Request, name: str = "index.html") -> Response:
+    """GET /archive/ and /archive/<issue>.html, index.html, atom.xml: the archive the email dispatch wrote.
+
+    Only sent issues are in it (the dispatch writes a page once an issue went
+    to someone), so it is public; its pages are email HTML, served under the
+    previews' policy (no script, no forms).
+    """
     content_type = ARCHIVE_TYPES.get("." + name.rsplit(".", 1)[-1]) if "." in name else None
     found = inside(ctx.site.root / "archive", name) if content_type and not name.startswith(".") else None
     if found is None or content_type is None:
         return ctx.message(404, "Not found", "There is nothing at this address.", link=("/", "Home"))
-    return file_response(request, found, content_type, cache="public, max-age=300", policy=None)
+    policy = PREVIEW_POLICY if content_type.startswith("text/html") else None
+    return file_response(found, content_type, cache="public, max-age=300", policy=policy)

@@ -39,6 +39,7 @@ from publisher.web.pages import WebContext
 
 log = logging.getLogger("publisher.web.app")
 MAX_NAME = 200
+HONEYPOT = "website"  # hidden from people (off-screen, aria-hidden, no tab stop); robots fill in every field
 SOURCE = "web"
 
 
@@ -77,7 +78,7 @@ def subscribe_form(ctx: WebContext, request: Request) -> Response:
     if confirm_secret(ctx) is None:
         return _no_secret(ctx)
     lists = ctx.site.settings.newsletter.lists
-    chosen = request.query_value("list")
+    chosen = request.args.get("list")
     values = {"email": "", "name": "", "list": chosen if chosen in lists else lists[0], "language": ""}
     return _form(ctx, 200, values, {})
 
@@ -121,21 +122,24 @@ def subscribe(ctx: WebContext, request: Request) -> Response:
     if not same_origin(request, ctx.site_url):
         return ctx.message(403, "Not allowed", "This form can only be sent from this site's own page.")
     now = ctx.now()
-    if not ctx.subscribes.allow(request.client, now):
-        wait = ctx.subscribes.retry_after(request.client, now)
-        return ctx.message(
-            429, "Too many requests", "Please try again later.", headers=[("Retry-After", str(wait or 60))]
-        )
+    if not ctx.subscribes.hit(request.client, now):
+        wait = ctx.subscribes.retry_after(now)
+        return ctx.message(429, "Too many requests", "Please try again later.", headers=[("Retry-After", str(wait))])
     secret = confirm_secret(ctx)
     if secret is None:
         return _no_secret(ctx)
-    values, errors = _checked(ctx, request.form())
+    form = request.form.to_dict()
+    if form.get(HONEYPOT):  # a field people never see: a robot filled it in; it is told what people are told
+        log.info("a sign-up with the hidden field filled in was ignored")
+        shown = ctx.local(now + DEFAULT_LIFETIME)
+        return ctx.page("check_inbox.html", title="Check your inbox", email=form.get("email", ""), expires=shown)
+    values, errors = _checked(ctx, form)
     if errors:
         return _form(ctx, 400, values, errors)
     email, list_name = values["email"], values["list"]
     store = ctx.store()
     existing = subscribers.get(store, email)
-    if existing is None or existing.status == "pending":
+    if existing is None:  # a pending row keeps the name and language it was made with
         try:
             subscribers.add(
                 store,
@@ -150,7 +154,7 @@ def subscribe(ctx: WebContext, request: Request) -> Response:
         except InvalidInput:
             return _form(ctx, 400, values, {"email": "This address cannot be used."})
     expires = now + DEFAULT_LIFETIME
-    if ctx.confirmations.allow(subscribers.email_key(email), now):  # else: the earlier emails are in the inbox
+    if ctx.confirmations.hit(subscribers.email_key(email), now):  # else: the earlier emails are in the inbox
         token = make_confirm_token(
             secret, email, list_name, expires, name=values["name"] or None, language=values["language"] or None
         )
@@ -223,7 +227,29 @@ def _confirmation(ctx: WebContext, token: str) -> Confirmation | Response:
             "Confirmation links work for a few days. Please subscribe again.",
             link=("/subscribe", "Subscribe again"),
         )
+    if not _usable(subscribers.get(ctx.store(), found.email), found):
+        return ctx.message(
+            409,
+            "This link has been used",
+            "It worked once, and cannot be used again. To subscribe again, please use the form.",
+            link=("/subscribe", "Subscribe again"),
+        )
     return found
+
+
+def _usable(existing: subscribers.Subscriber | None, found: Confirmation) -> bool:
+    """Whether a confirmation may still do its work: once, and never over a later unsubscribe.
+
+    A token is issued `DEFAULT_LIFETIME` before it expires. It is used up once
+    its address is on its list; it never brings back someone who unsubscribed
+    (or bounced, or complained) after it was issued, even if it was never used.
+    """
+    if existing is None or existing.status == "pending":
+        return True
+    issued = found.expires - DEFAULT_LIFETIME
+    if existing.suppressed:
+        return existing.unsubscribed_at is not None and existing.unsubscribed_at < issued
+    return found.list_name not in existing.lists
 
 
 def confirm_page(ctx: WebContext, request: Request, token: str) -> Response:
@@ -241,11 +267,14 @@ def confirm(ctx: WebContext, request: Request, token: str) -> Response:
     found = _confirmation(ctx, token)
     if isinstance(found, Response):
         return found
+    store = ctx.store()
+    existing = subscribers.get(store, found.email)
+    # The name and language asked for are a new row's only: a form (whoever sent it) never renames anyone.
     subscribers.add(
-        ctx.store(),
+        store,
         found.email,
-        name=found.name,
-        language=found.language,
+        name=found.name if existing is None else None,
+        language=found.language if existing is None else None,
         lists=[found.list_name],
         now=ctx.now(),
         source=SOURCE,

@@ -15,6 +15,10 @@ What it does the way the reference PDS does (bluesky-social/atproto):
   refuses the duplicate key; bluesky-social/atproto#3718, indigo#873).
   `duplicate="explicit"` answers 409 `RecordAlreadyExists` instead, as other
   PDSs do and bluesky-social/atproto#4728 proposes.
+- `app.bsky.actor.getProfile` is the AppView's, which the PDS only proxies: with
+  none behind it (`appview=False`, the default, as in tests/test_bluesky_pds.py)
+  the reference PDS answers 502 `UpstreamFailure` "Upstream service unreachable".
+  Posting needs only the PDS, so the channel must never ask for it.
 - `com.atproto.repo.getRecord` answers 400 `RecordNotFound` for a missing key;
   `com.atproto.identity.resolveHandle` 400 `InvalidRequest` "Unable to resolve
   handle" for an unknown handle; `uploadBlob` over the limit 400 `BlobTooLarge`.
@@ -110,12 +114,14 @@ class FakeBluesky(FakeServer):
         known: dict[str, str] | None = None,
         duplicate: str = "reference",
         token_seconds: int = 7200,
+        appview: bool = False,
     ) -> None:
         super().__init__()
         self.account = Account(handle, did, password)
         self.known = {handle: did, **(known or {})}  # handle -> DID, for resolveHandle
         self.duplicate = duplicate
         self.token_seconds = token_seconds
+        self.appview = appview
         self.records: dict[str, dict[str, Any]] = {}
         self.cids: dict[str, str] = {}
         self.blobs: dict[str, tuple[str, bytes]] = {}  # CID -> (MIME type, bytes)
@@ -157,6 +163,10 @@ class FakeBluesky(FakeServer):
         if nsid == "com.atproto.server.getSession":
             return 200, {"handle": self.account.handle, "did": self.account.did, "active": True}, {}
         if nsid == "app.bsky.actor.getProfile":
+            if not self.appview:
+                # the PDS proxies app.bsky.* to its AppView; none is up: @atproto/pds 0.5.35,
+                # dist/pipethrough.js, handleUpstreamRequestError
+                return xrpc_error(502, "UpstreamFailure", "Upstream service unreachable")
             actor = _param(request, "actor")
             if actor not in (self.account.handle, self.account.did):
                 return xrpc_error(400, "InvalidRequest", "Profile not found")
@@ -250,10 +260,16 @@ class FakeBluesky(FakeServer):
         text = record.get("text")
         if not isinstance(text, str) or not isinstance(record.get("createdAt"), str):
             return f"Invalid {POST} record: Record must have the properties text, createdAt"
-        if len(text.encode("utf-8")) > MAX_BYTES:
-            return f"Invalid {POST} record: Record/text must not be longer than {MAX_BYTES} characters"
-        if grapheme.length(text) > MAX_GRAPHEMES:
-            return f"Invalid {POST} record: Record/text must not be longer than {MAX_GRAPHEMES} graphemes"
+        # the reference PDS's words: the lexicon's text is l.string({ maxLength: 3000, maxGraphemes: 300 })
+        # (@atproto/pds 0.5.35, dist/lexicons/app/bsky/feed/post.defs.js), checked by
+        # @atproto/lex-schema's dist/schema/string.js, worded by dist/core/validation-issue.js
+        size = len(text.encode("utf-8"))
+        if size > MAX_BYTES:
+            return f"Invalid {POST} record: string too big (maximum {MAX_BYTES}, got {size}) at $.record.text"
+        graphemes = grapheme.length(text)
+        if graphemes > MAX_GRAPHEMES:
+            too_big = f"grapheme too big (maximum {MAX_GRAPHEMES}, got {graphemes})"
+            return f"Invalid {POST} record: {too_big} at $.record.text"
         langs = record.get("langs", [])
         if len(langs) > 3 or not all(isinstance(lang, str) and LANGUAGE.fullmatch(lang) for lang in langs):
             return f"Invalid {POST} record: Record/langs must be at most 3 language tags"
