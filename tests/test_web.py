@@ -414,6 +414,24 @@ def test_a_confirmation_link_works_once_and_never_undoes_a_later_unsubscribe(
     assert status_of(store, "rae@example.org") == "active"
 
 
+def test_a_used_confirmation_link_never_undoes_leaving_that_one_list(
+    web: Web, store: Store, mail: MailServer, clock: Clock
+) -> None:
+    """Leaving one list keeps the reader active on the others: a replayed link for that list must still not work."""
+    subscribers.add(store, "una@example.org", lists=["news"], now=NOW, source="cli")
+    clock.advance(dt.timedelta(minutes=1))
+    _subscribe(web, "una@example.org", list="weekly")
+    link = _confirm_path(mail, "una@example.org")
+    assert web.post(link).status == 200
+    clock.advance(dt.timedelta(hours=1))
+    weekly = "/unsubscribe/" + make_token(SECRET, "una@example.org", "weekly")
+    assert web.post(weekly, {"List-Unsubscribe": "One-Click"}).status == 200
+    clock.advance(dt.timedelta(hours=1))
+    assert web.post(link).status == 409
+    found = subscribers.get(store, "una@example.org")
+    assert found is not None and (found.status, found.lists) == ("active", ("news",))
+
+
 def test_a_form_never_changes_the_name_or_language_of_someone_on_the_list(
     web: Web, store: Store, mail: MailServer
 ) -> None:
