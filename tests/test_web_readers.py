@@ -17,7 +17,7 @@ from publisher.audience.unsubscribe import make_token
 from publisher.build.builder import build
 from publisher.site.config import load_site
 from publisher.store.dispatches import Store
-from tests.devtools_support import Browser
+from tests.cdp_support import Browser
 from tests.dispatch_support import PARIS, PARIS_DUE, SECRET, add_people, at, command, configure, parsed, store_of
 from tests.web_support import Clock, Page, Web, basic, running
 
@@ -131,15 +131,16 @@ def test_a_reader_changes_lists_and_language_in_chromium(sent: Path, store: Stor
     link = re.search(r"https://cepei\.example\.org(/preferences/\S+?)(?=>)", text)
     assert link is not None
     url = f"http://127.0.0.1:{web.port}{link.group(1)}"
-    with Browser(tmp_path / "profile") as browser:
-        browser.open(url)
-        assert browser.evaluate("document.querySelector('input[name=list-news]').checked") is True
-        browser.evaluate("document.querySelector('input[name=list-news]').click()")  # off: Cepei news
-        browser.evaluate("document.getElementById('language').value = 'es'")
-        browser.evaluate("document.querySelector('button[type=submit]').click()")
-        browser.wait_for("document.readyState === 'complete' && document.body.innerText.includes('Saved.')")
-        assert browser.evaluate("document.querySelector('input[name=list-news]').checked") is False
-        assert browser.evaluate("document.getElementById('language').value") == "es"
+    with Browser(tmp_path) as browser:
+        browser.go(url)
+        browser.wait_for("One email on Monday morning")  # the weekly list's public description
+        assert browser.run("document.querySelector('input[name=list-news]').checked") is True
+        browser.run("document.querySelector('input[name=list-news]').click()")  # off: Cepei news
+        browser.run("document.getElementById('language').value = 'es'")
+        browser.run("document.querySelector('button[type=submit]').click()")
+        browser.wait_for("Saved.")
+        assert browser.run("document.querySelector('input[name=list-news]').checked") is False
+        assert browser.run("document.getElementById('language').value") == "es"
     found = subscribers.get(store, "ana@example.org")
     assert found is not None and found.lists == ("weekly",) and found.language == "es"
     assert recipients.active_addresses(store, "news") == ["bo@example.org"]
