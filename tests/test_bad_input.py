@@ -266,14 +266,14 @@ CASES += [
         replace("publisher.toml", "[email]", '[mastodon]\ninstance = "http://mastodon.example.org"\n\n[email]'),
         ["check"],
         2,
-        "publisher.toml:21: mastodon.instance: is not an https URL (got 'http://mastodon.example.org')",
+        "publisher.toml:24: mastodon.instance: is not an https URL (got 'http://mastodon.example.org')",
     ),
     (
         "check: a Bluesky service that is not an URL",
         replace("publisher.toml", "[email]", '[bluesky]\nservice = "bsky.example.org"\n\n[email]'),
         ["check"],
         2,
-        "publisher.toml:21: bluesky.service: is not an https URL (got 'bsky.example.org')",
+        "publisher.toml:24: bluesky.service: is not an https URL (got 'bsky.example.org')",
     ),
     (
         "check: a logo that is neither a URL nor a site file",
@@ -300,7 +300,7 @@ def test_run_refuses_a_mastodon_instance_that_is_not_https(example_site: Path) -
         cli, ["--site", str(example_site), "run", "--once", "--now", "2018-02-09T20:00:00+00:00"]
     )
     assert "Traceback" not in result.output and result.exit_code == 2, result.output
-    assert "publisher.toml:21: mastodon.instance: is not an https URL" in result.stderr
+    assert "publisher.toml:24: mastodon.instance: is not an https URL" in result.stderr
 
 
 def test_an_unquoted_hash_in_a_title_is_a_warning_with_its_line(example_site: Path) -> None:

@@ -219,7 +219,7 @@ def test_a_digest_names_its_count_and_date_range_and_holds_every_record(
     assert render_issue([first, second, make_record("third", "2018-02-10T10:00:00+01:00")], settings).id != digest.id
     page = Page(digest.html)
     assert "Title of first" in page.text and "Title of second" in page.text
-    assert "You receive it as a subscriber of the “weekly” list." in page.text
+    assert "You receive it as a subscriber of the “The week at Cepei” list." in page.text
     assert digest.preheader == "Title of second · Title of first"
 
 

@@ -69,7 +69,7 @@ def test_migrations_build_the_schema_on_an_empty_database_and_match_the_tables(s
         differences = compare_metadata(MigrationContext.configure(connection), metadata)
     store.close()
     assert {"subscribers", "dispatches", "deliveries", "scheduler_lock", "feedback", "alembic_version"} <= names
-    assert version == "0002"
+    assert version == "0003"
     assert differences == []
 
 

@@ -281,7 +281,7 @@ def test_a_get_shows_a_button_and_never_unsubscribes(web: Web, store: Store) -> 
     assert "cy@example.org" in reply.text
     assert web.post(path, {"List-Unsubscribe": "One-Click"}).status == 200  # the button
     assert status_of(store, "cy@example.org") == "unsubscribed"
-    assert "gets no newsletters" in web.get(path).text
+    assert "gets no “Cepei news” from us" in web.get(path).text
 
 
 def _tampered(token: str) -> list[str]:
@@ -414,6 +414,24 @@ def test_a_confirmation_link_works_once_and_never_undoes_a_later_unsubscribe(
     assert status_of(store, "rae@example.org") == "active"
 
 
+def test_a_used_confirmation_link_never_undoes_leaving_that_one_list(
+    web: Web, store: Store, mail: MailServer, clock: Clock
+) -> None:
+    """Leaving one list keeps the reader active on the others: a replayed link for that list must still not work."""
+    subscribers.add(store, "una@example.org", lists=["news"], now=NOW, source="cli")
+    clock.advance(dt.timedelta(minutes=1))
+    _subscribe(web, "una@example.org", list="weekly")
+    link = _confirm_path(mail, "una@example.org")
+    assert web.post(link).status == 200
+    clock.advance(dt.timedelta(hours=1))
+    weekly = "/unsubscribe/" + make_token(SECRET, "una@example.org", "weekly")
+    assert web.post(weekly, {"List-Unsubscribe": "One-Click"}).status == 200
+    clock.advance(dt.timedelta(hours=1))
+    assert web.post(link).status == 409
+    found = subscribers.get(store, "una@example.org")
+    assert found is not None and (found.status, found.lists) == ("active", ("news",))
+
+
 def test_a_form_never_changes_the_name_or_language_of_someone_on_the_list(
     web: Web, store: Store, mail: MailServer
 ) -> None:
@@ -523,7 +541,8 @@ def test_without_the_site_secret_outbox_links_are_never_taken_even_for_a_trial_o
 def test_serve_says_at_start_that_links_are_off_without_the_site_secret(site_root: Path, tmp_path: Path) -> None:
     outbox = {"PUBLISHER_EMAIL_URL": f"maildir:{tmp_path / 'outbox'}", "PUBLISHER_ADMIN_PASSWORD": ADMIN}
     notes = startup_notes(load_site(site_root, env=outbox))
-    assert len(notes) == 1 and "PUBLISHER_SECRET" in notes[0] and "unsubscribe links are off" in notes[0]
+    assert len(notes) == 1 and "PUBLISHER_SECRET" in notes[0]
+    assert "unsubscribe links" in notes[0] and "preferences links" in notes[0]
     assert startup_notes(load_site(site_root, env={**outbox, "PUBLISHER_SECRET": SECRET})) == []
 
 

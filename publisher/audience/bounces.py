@@ -25,7 +25,8 @@ from collections.abc import Iterable, Mapping
 from publisher.audience import reports, subscribers, tokens
 from publisher.audience.mailbox import Mailbox, open_mailbox
 from publisher.audience.reports import Notice, Report
-from publisher.site.config import BouncesSettings, Site
+from publisher.site.bounce_settings import BouncesSettings
+from publisher.site.config import Site
 from publisher.store import feedback
 from publisher.store.database import Database
 from publisher.store.dispatches import Store

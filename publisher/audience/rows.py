@@ -14,7 +14,7 @@ from __future__ import annotations
 import csv
 import io
 import unicodedata
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -156,11 +156,16 @@ def _rows(text: str) -> Iterator[tuple[int, list[str]]]:
 
 
 def read_csv(
-    path: Path, shown: str, default_lists: Iterable[str] = (), known_lists: Sequence[str] | None = None
+    path: Path,
+    shown: str,
+    default_lists: Iterable[str] = (),
+    known_lists: Sequence[str] | None = None,
+    refuse: Callable[[str], str | None] | None = None,
 ) -> tuple[list[Incoming], list[Problem], int]:
     """The file's subscribers (one per address), its problems, and how many rows repeated an address.
 
     With `known_lists`, a row naming another list is a bad row (a typo must not make a list nobody sends to).
+    With `refuse`, a row whose address it gives a reason for is a bad row (an address erased on request).
     """
     rows = _rows(_text(path, shown))
     first = next(rows, None)
@@ -189,6 +194,9 @@ def read_csv(
             why = f"{unknown[0]!r} is not one of the newsletter lists ({', '.join(known_lists)})"
             found = [*found, ("lists", why)]
             person = None
+        why_not = refuse(person.email) if person is not None and refuse is not None else None
+        if why_not is not None:
+            found, person = [*found, ("email", why_not)], None
         problems.extend(Problem(shown, line, field, message) for field, message in found)
         if person is None:
             continue

@@ -12,7 +12,7 @@ Subscriber(id=1, email='Ana.Perez@example.org', ..., status='active', ...)
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TextIO
@@ -211,12 +211,17 @@ def add(
     source: str,
     status: str = "active",
     resubscribe: bool = False,
+    refuse: Callable[[str], str | None] | None = None,
 ) -> Subscriber:
     """Add one subscriber, or merge into the one with that address; returns the stored subscriber.
 
     Someone suppressed comes back unchanged (look at `.status`) unless `resubscribe`.
+    `refuse` gives the reason an address must not be added (erased on request): InvalidInput.
     """
     incoming, problems = checked(email, name, language, lists, status)
+    why_not = refuse(incoming.email) if incoming is not None and refuse is not None else None
+    if why_not is not None:
+        incoming, problems = None, [*problems, ("email", why_not)]
     if incoming is None:
         raise InvalidInput([Problem("command line", 1, field, message) for field, message in problems])
     save(store, [incoming], now, source, resubscribe=resubscribe)
@@ -246,6 +251,7 @@ def import_csv(
     shown: str | None = None,
     source: str | None = None,
     known_lists: Sequence[str] | None = None,
+    refuse: Callable[[str], str | None] | None = None,
 ) -> ImportResult:
     """Import a CSV of subscribers (see `publisher.audience.rows`); good rows go in, bad rows are reported.
 
@@ -253,7 +259,7 @@ def import_csv(
     the file as a whole cannot be read (missing, not UTF-8, no email column).
     """
     shown = shown or str(path)
-    people, problems, repeats = read_csv(path, shown, default_lists, known_lists)
+    people, problems, repeats = read_csv(path, shown, default_lists, known_lists, refuse)
     name = "".join("?" if control_character(char) else char for char in path.name)  # a file name may hold one
     saved = save(store, people, now, source or f"import:{name}")
     return ImportResult(saved.added, saved.updated, saved.skipped, problems, saved.unchanged, repeats)

@@ -65,7 +65,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from publisher.audience.reports import Notice, Report
 from publisher.errors import WebhookRefused
-from publisher.site.config import SNS_URL
+from publisher.site.bounce_settings import SNS_URL
 
 __all__ = [
     "MAILGUN_MAX_AGE",

@@ -45,6 +45,7 @@ from publisher.build.cache import (
     templates_digest,
 )
 from publisher.build.manifest import SEPARATOR, Manifest
+from publisher.build.media import publish_media
 from publisher.build.previews import preview_ids
 from publisher.build.stored import record_of
 from publisher.build.work import Output, post_text, render_record
@@ -387,10 +388,16 @@ class _Build:
                 paths = (output.path for output, _ in result.files)
                 manifest.lines.update(zip(paths, result.lines.split(SEPARATOR), strict=True))
         manifest.parts += feeds
+        if not problems:  # the site's images and logo, published with the output (`publisher.build.media`)
+            logo = [self.site.settings.site.logo]
+            media, manifest.removed = publish_media(
+                self.site.root, self.out, [s.image for s in live] + logo, self.outputs.folder, write=self.write
+            )
+            manifest.parts += media
         if self.write and problems:  # remember what was written, remove nothing
             self.outputs.save({**before, **entries}, self.new_feeds)
         elif self.write:
-            manifest.removed = self._remove(before, entries)
+            manifest.removed = self._remove(before, entries) + manifest.removed
             self.outputs.save(entries, self.new_feeds)
         if problems:
             raise InvalidInput(problems)

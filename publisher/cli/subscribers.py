@@ -13,13 +13,21 @@ from publisher.cli.context import Context, bad_flag, parse_now, pass_context
 
 @click.group(name="subscribers")
 def subscribers_group() -> None:
-    """The subscriber list: add, import, list, remove, export."""
+    """The subscriber list: add, import, list, remove, forget, export."""
 
 
 def _store(c: Context) -> Any:
     from publisher.store.dispatches import open_store
 
     return open_store(c.site.database_url)
+
+
+def _erased(c: Context, store: Any) -> Any:
+    """The erased addresses, which no command adds back (keyed with the link secret)."""
+    from publisher.audience.erasure import Erased
+    from publisher.audience.tokens import link_secret
+
+    return Erased(store, link_secret(c.site))
 
 
 @subscribers_group.command(name="add")
@@ -39,7 +47,14 @@ def subscribers_add(
     store = _store(c)
     try:
         one = subscribers.add(
-            store, email, name=name, language=language, lists=chosen, now=parse_now(now_text), source="cli"
+            store,
+            email,
+            name=name,
+            language=language,
+            lists=chosen,
+            now=parse_now(now_text),
+            source="cli",
+            refuse=_erased(c, store).refusal,
         )
     finally:
         store.close()
@@ -68,7 +83,8 @@ def subscribers_import(c: Context, csv_file: Path, lists: tuple[str, ...], now_t
     try:
         known = c.site.settings.newsletter.lists
         chosen = _lists(c, lists) if lists else ()
-        result = subscribers.import_csv(store, csv_file, parse_now(now_text), chosen, known_lists=known)
+        refuse = _erased(c, store).refusal
+        result = subscribers.import_csv(store, csv_file, parse_now(now_text), chosen, known_lists=known, refuse=refuse)
     finally:
         store.close()
     for problem in result.problems:
@@ -90,11 +106,13 @@ def subscribers_import(c: Context, csv_file: Path, lists: tuple[str, ...], now_t
 def subscribers_list(c: Context, list_name: str | None, status: str | None) -> None:
     """List subscribers.  Example: publisher subscribers list --list news --status active"""
     from publisher.audience import subscribers
+    from publisher.audience.erasure import erased_count
 
     _filters(c, list_name, status)
     store = _store(c)
     try:
         people = subscribers.list_subscribers(store, list_name, status)
+        erased = erased_count(store)
     finally:
         store.close()
     lines = [f"{p.email}\t{p.name or ''}\t{p.language or ''}\t{';'.join(p.lists)}\t{p.status}" for p in people]
@@ -102,7 +120,9 @@ def subscribers_list(c: Context, list_name: str | None, status: str | None) -> N
         {"email": p.email, "name": p.name, "language": p.language, "lists": list(p.lists), "status": p.status}
         for p in people
     ]
-    c.emit("\n".join(lines) or "no subscribers", {"subscribers": data})
+    if erased:  # that some were, never which
+        lines.append(f"({erased} erased {'address' if erased == 1 else 'addresses'}, kept as keyed hashes only)")
+    c.emit("\n".join(lines) or "no subscribers", {"subscribers": data, "erased": erased})
 
 
 @subscribers_group.command(name="remove")
@@ -124,6 +144,35 @@ def subscribers_remove(c: Context, email: str, now_text: str | None) -> None:
     if one is None:
         bad_flag("EMAIL", f"{email} is not a subscriber")
     c.emit(f"{one.email}: {one.status}", {"email": one.email, "status": one.status})
+
+
+@subscribers_group.command(name="forget")
+@click.argument("email")
+@click.option("--now", "now_text", help="The time (ISO, with offset; default: now).")
+@pass_context
+def subscribers_forget(c: Context, email: str, now_text: str | None) -> None:
+    """Erase someone's data (GDPR art. 17), keeping only a keyed hash so nothing adds them back.
+
+    Example: publisher subscribers forget ana@example.org
+    """
+    from publisher.audience.erasure import forget
+    from publisher.audience.tokens import SECRET_ENV, link_secret
+
+    key = link_secret(c.site)
+    if key is None:
+        bad_flag("EMAIL", f"set {SECRET_ENV}: the erased address is kept only as a hash keyed with it")
+    store = _store(c)
+    try:
+        done = forget(store, email, key, parse_now(now_text))
+    finally:
+        store.close()
+    if done.subscriber:
+        what = f"erased: their data is gone, {done.deliveries} sends and {done.feedback} reports no longer name them"
+    elif done.already:
+        what = "was erased already"
+    else:
+        what = "was not a subscriber; erased all the same, so no import or form adds it"
+    c.emit(f"{email}: {what}", {"erased": True, "subscriber": done.subscriber, "deliveries": done.deliveries})
 
 
 @subscribers_group.command(name="export")

@@ -35,6 +35,7 @@ from publisher.audience import recipients, subscribers
 from publisher.audience.tokens import SECRET_ENV, link_secret
 from publisher.channels.email import AuthenticationFailed, EmailChannel, SendResult, retry_delay
 from publisher.dispatch import metrics
+from publisher.dispatch.archive import archive_issue
 from publisher.dispatch.context import Outcome, Runner, duration, final_state
 from publisher.dispatch.leases import LeaseKeeper
 from publisher.dispatch.verp import enveloped
@@ -211,7 +212,10 @@ def send(runner: Runner, d: Dispatch, *, channel: EmailChannel | None = None) ->
     if runner.on_progress is not None:
         runner.on_progress(d.id, feed.done, total)
     gave_up = _stop_retrying(runner, d) or gave_up
-    return _finish(runner, d, error, sent_now=feed.counts["sent"], gave_up=gave_up)
+    outcome = _finish(runner, d, error, sent_now=feed.counts["sent"], gave_up=gave_up)
+    if outcome.counts.get("sent"):  # mailed to someone: readers may now find it in the archive
+        archive_issue(site, letters.issue, runner.clock())
+    return outcome
 
 
 def _stop_retrying(runner: Runner, d: Dispatch) -> bool:

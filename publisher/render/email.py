@@ -26,7 +26,7 @@ from markupsafe import Markup, escape
 from publisher.errors import InvalidInput, Problem, relative
 from publisher.render import dates
 from publisher.render.calendar import calendar_url, render_ics
-from publisher.render.markdown import body_html, media_url, record_url
+from publisher.render.markdown import body_html, media_url
 from publisher.render.plaintext import first_sentence, html_to_text, shorten, underline, wrap
 from publisher.render.wording import words_for
 from publisher.site.config import Settings, SiteSettings
@@ -37,7 +37,8 @@ from publisher.site.templates import environment
 NAME = "%%PUBLISHER_NAME%%"
 UNSUBSCRIBE_URL = "%%PUBLISHER_UNSUBSCRIBE_URL%%"
 EMAIL = "%%PUBLISHER_EMAIL%%"
-_PLACEHOLDERS = re.compile("%%PUBLISHER_(NAME|UNSUBSCRIBE_URL|EMAIL)%%")
+PREFERENCES_URL = "%%PUBLISHER_PREFERENCES_URL%%"
+_PLACEHOLDERS = re.compile("%%PUBLISHER_(NAME|UNSUBSCRIBE_URL|EMAIL|PREFERENCES_URL)%%")
 # Control characters: MJML's parser refuses them and no reader needs them.
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]")
 
@@ -67,6 +68,12 @@ class Issue:
     greeting_without_name: str = ""
     # The footer's "sent to EMAIL" sentence, left out when the email is empty.
     sent_to: str = ""
+    # The issue's page in the public archive, and the "View in your browser" link to it as the HTML
+    # holds it (the archive's copy of the page leaves the link out).
+    web_url: str = ""
+    web_link: str = ""
+    # The site's preferences page without a token: what previews and the archive link to.
+    neutral_preferences_url: str = ""
 
 
 _compiles = 0
@@ -131,8 +138,25 @@ def _tagged(url: str, settings: Settings, campaign: str, source: str) -> str:
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
-def _item(record: Record, settings: Settings, language: str, source: str, html: str, text: str) -> _Item:
-    """What the templates see of one record; `html` is its body_html, `text` that as plain text."""
+def archive_url(site_url: str, issue_id: str) -> str:
+    """An issue's page in the public archive (`publisher.render.archive`), written once the issue is sent."""
+    return f"{site_url.rstrip('/')}/archive/{issue_id}.html"
+
+
+def _read_online(record: Record, page: str, single: bool) -> str:
+    """Where "Read online" goes: the record's own `url`, else the record on the issue's archive page."""
+    if record.url:
+        return record.url
+    return page if single else f"{page}#record-{re.sub(r'[^A-Za-z0-9_-]', '-', record.id)}"
+
+
+def _item(
+    record: Record, settings: Settings, language: str, source: str, html: str, text: str, page: str, single: bool
+) -> _Item:
+    """What the templates see of one record; `html` is its body_html, `text` that as plain text.
+
+    `page` is the issue's archive page, where a record without a `url` is read online.
+    """
     site = settings.site
     summary = " ".join((record.summary or "").split())
     first_paragraph = text.split("\n\n", 1)[0] if text else ""
@@ -144,7 +168,7 @@ def _item(record: Record, settings: Settings, language: str, source: str, html: 
         id=record.id,
         anchor="record-" + re.sub(r"[^A-Za-z0-9_-]", "-", record.id),
         title=" ".join(record.title.split()),
-        url=_tagged(record_url(record, site), settings, record.id, source),
+        url=_tagged(_read_online(record, page, single), settings, record.id, source),
         date=dates.long_date(record.published, language),
         summary=summary,
         teaser=summary or shorten(first_paragraph, TEASER_LIMIT),
@@ -195,9 +219,12 @@ def _frame(records: Sequence[Record], items: Sequence[_Item], settings: Settings
     return _Frame("digest", language, title, f"{title}, {span}", preheader, span)
 
 
-def _context(frame: _Frame, items: Sequence[_Item], settings: Settings, list_name: str | None) -> dict[str, Any]:
+def _context(
+    frame: _Frame, items: Sequence[_Item], settings: Settings, list_name: str | None, page: str
+) -> dict[str, Any]:
     site = settings.site
     words = words_for(frame.language)
+    public = settings.newsletter.about(list_name).public_name if list_name else ""
     return {
         "kind": frame.kind,
         "language": frame.language,
@@ -210,13 +237,21 @@ def _context(frame: _Frame, items: Sequence[_Item], settings: Settings, list_nam
         "words": words,
         "greeting": words["hello"].format(name=NAME),
         "sent_to": words["sent_to"].format(email=EMAIL),
-        "list_text": words["list"].format(list=list_name) if list_name else "",
+        "list_text": words["list"].format(list=public) if list_name else "",
         "unsubscribe_url": UNSUBSCRIBE_URL,
+        "preferences_url": PREFERENCES_URL,
+        "web_url": page,
+        "web_link": _web_link(page, words["view_online"]),
         "site": _site(site),
         "footer_lines": [line.strip() for line in settings.newsletter.footer.splitlines() if line.strip()],
         "wrap": wrap,
         "underline": underline,
     }
+
+
+def _web_link(page: str, words: str) -> Markup:
+    """The "View in your browser" link, one string the archive's copy can leave out."""
+    return Markup('<a href="{}" style="color:#4a4f55;">{}</a>').format(page, words)
 
 
 def _site(site: SiteSettings) -> dict[str, str]:
@@ -264,12 +299,18 @@ def _render_issues(
     languages = [(rs[0].language or site.language) if len(rs) == 1 else site.language for rs in ordered]
     htmls = [[body_html(record, site) for record in rs] for rs in ordered]
     texts = [[html_to_text(html) if html else "" for html in hs] for hs in htmls]
+    pages = [archive_url(site.url, issue_id(rs)) for rs in ordered]
     items = [
-        [_item(record, settings, language, source, html, text) for record, html, text in zip(rs, hs, ts, strict=True)]
-        for rs, language, hs, ts in zip(ordered, languages, htmls, texts, strict=True)
+        [
+            _item(record, settings, language, source, html, text, page, len(rs) == 1)
+            for record, html, text in zip(rs, hs, ts, strict=True)
+        ]
+        for rs, language, hs, ts, page in zip(ordered, languages, htmls, texts, pages, strict=True)
     ]
     frames = [_frame(rs, its, settings) for rs, its in zip(ordered, items, strict=True)]
-    contexts = [_context(frame, its, settings, list_name) for frame, its in zip(frames, items, strict=True)]
+    contexts = [
+        _context(frame, its, settings, list_name, page) for frame, its, page in zip(frames, items, pages, strict=True)
+    ]
     sources = [_render("issue.mjml", context, templates) for context in contexts]
     compiled = [_compile(mjml, templates) for mjml in sources]
     plain = [_tidy(_render("issue.txt", context, templates)) for context in contexts]
@@ -309,6 +350,9 @@ def _issue(
         greeting=context["greeting"],
         greeting_without_name=words["hello_anonymous"],
         sent_to=context["sent_to"],
+        web_url=context["web_url"],
+        web_link=str(context["web_link"]),
+        neutral_preferences_url=f"{settings.site.url}/preferences",
     )
 
 
@@ -342,15 +386,19 @@ def _tidy(text: str) -> str:
     return tidy.strip("\n") + "\n"
 
 
-def personalise(issue: Issue, *, name: str, unsubscribe_url: str, email: str) -> tuple[str, str]:
+def personalise(
+    issue: Issue, *, name: str, unsubscribe_url: str, email: str, preferences_url: str = ""
+) -> tuple[str, str]:
     """The issue's (html, text) for one recipient: placeholders filled, HTML-escaped in the HTML.
 
     An empty name gives the greeting without a name ("Hello,"), an empty email
-    leaves out the "sent to" sentence. One pass of string work over each part:
-    cheap enough to run for every recipient.
+    leaves out the "sent to" sentence, an empty `preferences_url` links the
+    site's preferences page without a token. One pass of string work over each
+    part: cheap enough to run for every recipient.
     """
     name, email = " ".join(name.split()), email.strip()
-    values = {"NAME": name, "UNSUBSCRIBE_URL": unsubscribe_url.strip(), "EMAIL": email}
+    preferences = preferences_url.strip() or issue.neutral_preferences_url
+    values = {"NAME": name, "UNSUBSCRIBE_URL": unsubscribe_url.strip(), "EMAIL": email, "PREFERENCES_URL": preferences}
     html, text = issue.html, issue.text
     if not name and issue.greeting:
         html = html.replace(str(escape(issue.greeting)), str(escape(issue.greeting_without_name)))

@@ -28,9 +28,9 @@ from collections.abc import Mapping
 from markupsafe import escape
 
 from publisher.render.base64_lines import base64_lines
-from publisher.render.email import EMAIL, NAME, UNSUBSCRIBE_URL, Issue
+from publisher.render.email import EMAIL, NAME, PREFERENCES_URL, UNSUBSCRIBE_URL, Issue
 
-_SLOTS = {NAME: "NAME", UNSUBSCRIBE_URL: "UNSUBSCRIBE_URL", EMAIL: "EMAIL"}
+_SLOTS = {NAME: "NAME", UNSUBSCRIBE_URL: "UNSUBSCRIBE_URL", EMAIL: "EMAIL", PREFERENCES_URL: "PREFERENCES_URL"}
 _PLACEHOLDER = re.compile("|".join(re.escape(placeholder) for placeholder in _SLOTS))
 
 
@@ -138,10 +138,16 @@ class Parts:
             variant = self._variants[named] = (QuotedPrintablePart(text), Base64Part(html))
         return variant
 
-    def encode(self, *, name: str, unsubscribe_url: str, email: str) -> tuple[bytes, bytes]:
+    def encode(self, *, name: str, unsubscribe_url: str, email: str, preferences_url: str = "") -> tuple[bytes, bytes]:
         """(quoted-printable text, base64 HTML) for one recipient: `personalise`, then encoded."""
         name = " ".join(name.split())
-        values = {"NAME": name, "UNSUBSCRIBE_URL": unsubscribe_url.strip(), "EMAIL": email.strip()}
+        preferences = preferences_url.strip() or self.issue.neutral_preferences_url
+        values = {
+            "NAME": name,
+            "UNSUBSCRIBE_URL": unsubscribe_url.strip(),
+            "EMAIL": email.strip(),
+            "PREFERENCES_URL": preferences,
+        }
         escaped = {key: str(escape(value)) for key, value in values.items()}
         text, html = self._variant(bool(name))
         return text.encode(values), html.encode(escaped)

@@ -36,6 +36,7 @@ from email.utils import format_datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from publisher.audience.preferences import make_preferences_token, preferences_url
 from publisher.audience.unsubscribe import ONE_CLICK, list_unsubscribe_headers, make_token, unsubscribe_url
 from publisher.render.base64_lines import base64_lines
 from publisher.render.email import Issue, personalise
@@ -201,10 +202,14 @@ class Letters:
     def unsubscribe_link(self, email: str) -> str:
         return unsubscribe_url(self.site.settings.site.url, make_token(self.secret, email, self.list_name))
 
+    def preferences_link(self, email: str) -> str:
+        return preferences_url(self.site.settings.site.url, make_preferences_token(self.secret, email))
+
     def message(self, email: str, name: str, date: dt.datetime) -> EmailMessage:
         """The message as `build_message` makes it: the reference (slow; tests and odd cases)."""
         link = self.unsubscribe_link(email)
-        html, text = personalise(self.issue, name=name, unsubscribe_url=link, email=email)
+        prefs = self.preferences_link(email)
+        html, text = personalise(self.issue, name=name, unsubscribe_url=link, email=email, preferences_url=prefs)
         return self._build(email, html, text, self._headers(link), message_id(self.dispatch_id, email, self.host), date)
 
     def letter(self, email: str, name: str, date: dt.datetime) -> WireMessage:
@@ -214,7 +219,8 @@ class Letters:
         """
         check_header("To", email)
         link = self.unsubscribe_link(email)
-        text, html = self.parts.encode(name=name, unsubscribe_url=link, email=email)
+        prefs = self.preferences_link(email)
+        text, html = self.parts.encode(name=name, unsubscribe_url=link, email=email, preferences_url=prefs)
         headers = self._headers(link)
         ident = message_id(self.dispatch_id, email, self.host)
         when = self._date(date)

@@ -13,20 +13,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from publisher.errors import InvalidInput, Problem, relative
+from publisher.site.bounce_settings import BouncesSettings
 from publisher.site.records import absolute_url, check_language
+from publisher.site.section import Section
 
 CONFIG_FILE = "publisher.toml"
 CHANNELS = ("email", "feeds", "x", "mastodon", "bluesky")
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-
-class SiteSettings(_Section):
+class SiteSettings(Section):
     title: str = Field(min_length=1)
     url: str
     language: str = "en"
@@ -55,13 +53,13 @@ class SiteSettings(_Section):
         return zoneinfo.ZoneInfo(self.timezone)
 
 
-class FeedSettings(_Section):
+class FeedSettings(Section):
     max_items: int = Field(default=50, ge=1)
     by_tag: bool = True
     by_language: bool = True
 
 
-class BuildSettings(_Section):
+class BuildSettings(Section):
     """`[build]`: `previews` is how many of the newest records get their issue and posts written."""
 
     previews: int = 50
@@ -74,11 +72,69 @@ class BuildSettings(_Section):
         return value
 
 
-class NewsletterSettings(_Section):
+class NewsletterList(Section):
+    """One list as readers see it: `id` is the internal name (rules, CSV files, ``List-Id``), never shown.
+
+    `name` and `description` are what the preferences page shows; a list given
+    as a bare string shows its id as its name until the site gives it one.
+    """
+
+    id: str = Field(min_length=1)
+    name: str = ""
+    description: str = ""
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, value: str) -> str:
+        if any(c.isspace() or c in "<>,;|" for c in value):
+            raise ValueError(f"a list id has no spaces, '<', '>', ',', ';' or '|' (got {value!r})")
+        return value
+
+    @property
+    def public_name(self) -> str:
+        return self.name.strip() or self.id
+
+
+class NewsletterSettings(Section):
+    """``[newsletter]``; `lists` holds the list ids, `offered` each list's public name and description.
+
+    In the file, ``lists`` takes bare ids (``["news", "weekly"]``) or tables
+    (``{id = "news", name = "News from Cepei", description = "…"}``), mixed as
+    the site likes; the rest of publisher reads the ids from `lists`.
+    """
+
     from_: str = Field(default="newsletter@example.org", alias="from")
     reply_to: str | None = None
     footer: str = ""
     lists: tuple[str, ...] = ("news",)
+    offered: tuple[NewsletterList, ...] = ()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _lists(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or "lists" not in data:
+            return data
+        if "offered" in data:
+            raise ValueError("'offered' is not a key of [newsletter]: give each list's name and description in lists")
+        raw = data["lists"]
+        if not isinstance(raw, list | tuple) or not raw:
+            raise ValueError("lists: needs at least one list")
+        offered = [
+            NewsletterList(id=one) if isinstance(one, str) else NewsletterList.model_validate(one) for one in raw
+        ]
+        ids = [one.id for one in offered]
+        repeated = sorted({i for i in ids if ids.count(i) > 1})
+        if repeated:
+            raise ValueError(f"lists: {repeated[0]!r} is given twice")
+        return {**data, "lists": tuple(ids), "offered": tuple(offered)}
+
+    def model_post_init(self, context: Any) -> None:
+        if not self.offered:  # the default list, or settings made in code with ids only
+            object.__setattr__(self, "offered", tuple(NewsletterList(id=name) for name in self.lists))
+
+    def about(self, list_id: str) -> NewsletterList:
+        """The public face of list `list_id` (its id as name when the site gives none)."""
+        return next((one for one in self.offered if one.id == list_id), NewsletterList(id=list_id))
 
     @field_validator("from_", "reply_to")
     @classmethod
@@ -88,7 +144,7 @@ class NewsletterSettings(_Section):
         return value
 
 
-class EmailSettings(_Section):
+class EmailSettings(Section):
     url: str = "maildir:outbox/mail"
     username: str | None = None
     connections: int = Field(default=4, ge=1, le=64)
@@ -99,15 +155,15 @@ class EmailSettings(_Section):
     dkim_key: str | None = None
 
 
-class DatabaseSettings(_Section):
+class DatabaseSettings(Section):
     url: str = "sqlite:///.publisher/publisher.db"
 
 
-class QueueSettings(_Section):
+class QueueSettings(Section):
     url: str = "none"
 
 
-class WebSettings(_Section):
+class WebSettings(Section):
     """How `publisher serve` runs: the reverse proxies whose X-Forwarded-For it believes, its worker threads."""
 
     trusted_proxies: tuple[str, ...] = ()  # addresses or networks ("127.0.0.1", "10.0.0.0/8")
@@ -124,33 +180,33 @@ class WebSettings(_Section):
         return value
 
 
-class XSettings(_Section):
+class XSettings(Section):
     api_url: str = "https://api.x.com"
     upload_url: str | None = None
     media_route: Literal["v2", "v1.1"] = "v2"
 
 
-class MastodonSettings(_Section):
+class MastodonSettings(Section):
     instance: str = "https://mastodon.social"
     visibility: Literal["public", "unlisted", "private", "direct"] = "public"
 
 
-class BlueskySettings(_Section):
+class BlueskySettings(Section):
     service: str = "https://bsky.social"
 
 
-class SocialSettings(_Section):
+class SocialSettings(Section):
     # Fetch a post's image from a private, loopback or link-local address (tests, closed networks).
     allow_private_images: bool = False
 
 
-class UtmSettings(_Section):
+class UtmSettings(Section):
     enabled: bool = False
     medium: str = "social"
     email_medium: str = "email"
 
 
-class TimelineRule(_Section):
+class TimelineRule(Section):
     when: str | None = None
     cron: str | None = None
     timezone: str | None = None
@@ -168,65 +224,12 @@ class TimelineRule(_Section):
         return value
 
 
-class SchedulerSettings(_Section):
+class SchedulerSettings(Section):
     grace: str = "6 hours"
     poll: float = Field(default=60.0, gt=0)
 
 
-# Production: https, and a host of Amazon SNS in any region (the China regions end in .amazonaws.com.cn).
-SNS_URL = r"https://sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?"
-_DOMAIN = re.compile(r"(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}")
-_TOPIC = re.compile(r"arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_.-]{1,256}")
-
-
-class BouncesSettings(_Section):
-    """``[bounces]``: where delivery reports and complaints come back, and when a soft bounce counts."""
-
-    mailbox: str | None = None
-    soft_limit: int = Field(default=3, ge=1)
-    soft_window: int = Field(default=30, ge=1, description="days")
-    # Amazon SES through SNS (POST /webhooks/ses): the topics taken, and where SNS's certificates and
-    # subscription links may be (a regular expression matching scheme://host[:port] whole).
-    sns_topics: tuple[str, ...] = ()
-    sns_url: str = SNS_URL
-    # VERP when sending: each recipient's MAIL FROM is bounces+<signed ledger row>@verp_domain (default:
-    # the domain of [newsletter] from).
-    verp: bool = False
-    verp_domain: str | None = None
-
-    @field_validator("mailbox")
-    @classmethod
-    def _mailbox(cls, value: str | None) -> str | None:
-        if value is not None:
-            check_mailbox(value)
-        return value
-
-    @field_validator("sns_topics")
-    @classmethod
-    def _topics(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for topic in value:
-            if not _TOPIC.fullmatch(topic):
-                raise ValueError(f"is an SNS topic ARN, arn:aws:sns:REGION:ACCOUNT:NAME (got {topic!r})")
-        return value
-
-    @field_validator("verp_domain")
-    @classmethod
-    def _verp_domain(cls, value: str | None) -> str | None:
-        if value is not None and not _DOMAIN.fullmatch(value):
-            raise ValueError(f"is a domain name, like example.org (got {value!r})")
-        return value.lower() if value is not None else None
-
-    @field_validator("sns_url")
-    @classmethod
-    def _sns_url(cls, value: str) -> str:
-        try:
-            re.compile(value)
-        except re.error as exc:
-            raise ValueError(f"is not a regular expression ({exc}; got {value!r})") from None
-        return value
-
-
-class Settings(_Section):
+class Settings(Section):
     site: SiteSettings
     feeds: FeedSettings = Field(default_factory=FeedSettings)
     build: BuildSettings = Field(default_factory=BuildSettings)
@@ -250,26 +253,6 @@ def check_timezone(name: str) -> None:
         zoneinfo.ZoneInfo(name)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         raise ValueError(f"is not an IANA time zone (got {name!r})") from None
-
-
-_IMAPS = re.compile(
-    r"imaps://(?P<user>[^@/\s]+)@(?P<host>[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::(?P<port>\d{1,5}))?/(?P<folder>\S+)"
-)
-
-
-def check_mailbox(value: str) -> None:
-    """A bounce mailbox is ``maildir:PATH`` or ``imaps://user@host[:port]/FOLDER`` (its password is never here)."""
-    if value.startswith("maildir:"):
-        if not value.removeprefix("maildir:").strip():
-            raise ValueError("needs a folder after 'maildir:' (got 'maildir:')")
-        return
-    if value.startswith("imaps://"):
-        if ":" in value.removeprefix("imaps://").partition("@")[0]:
-            raise ValueError("carries no password: set PUBLISHER_BOUNCES_PASSWORD instead")
-        if not _IMAPS.fullmatch(value):
-            raise ValueError(f"is not imaps://user@host/FOLDER (got {value!r})")
-        return
-    raise ValueError(f"is not 'maildir:PATH' or 'imaps://user@host/FOLDER' (got {value!r})")
 
 
 @dataclass(frozen=True)

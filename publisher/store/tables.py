@@ -170,6 +170,16 @@ feedback = sa.Table(
     sa.Index("ix_feedback_dispatch", "dispatch_id", "kind"),
 )
 
+# Addresses forgotten at their owner's request: only a keyed hash (publisher.audience.erasure), never the address.
+erased = sa.Table(
+    "erased",
+    metadata,
+    sa.Column("id", BIG_ID, primary_key=True, autoincrement=True),
+    sa.Column("address_hash", sa.Text, nullable=False),
+    sa.Column("erased_at", UtcDateTime, nullable=False),
+    sa.UniqueConstraint("address_hash", name="uq_erased_address_hash"),
+)
+
 scheduler_lock = sa.Table(
     "scheduler_lock",
     metadata,

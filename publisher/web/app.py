@@ -16,7 +16,11 @@ handler, ``handler(ctx, request, **path values) -> Response``:
 ``GET /newsletters/<id>.html|.txt|.ics`` the built issue previews and calendar files
 ``GET|POST /subscribe``                  the form; a POST stores ``pending`` and mails a link
 ``GET|POST /confirm/<token>``            a button; the POST makes the subscriber active
-``GET|POST /unsubscribe/<token>``        a button; the POST (RFC 8058 one-click) unsubscribes
+``GET|POST /unsubscribe/<token>``        a button; the POST (RFC 8058 one-click) leaves the email's list
+``POST /unsubscribe/<token>/everything`` the second, explicit step: off every list
+``GET|POST /preferences/<token>``        the reader's lists (public names) and language
+``GET /archive/<issue>.html``            the archive of sent issues (index.html, atom.xml)
+``POST /admin/forget``                   erase a person (form field ``email``)
 ``GET /admin/plan``                      the timeline (HTTP Basic, PUBLISHER_ADMIN_PASSWORD)
 ``POST /admin/approve/<dispatch id>``    approve a dispatch waiting for review
 ``POST /webhooks/ses``                   Amazon SES bounces and complaints through SNS, signature checked
@@ -24,7 +28,11 @@ handler, ``handler(ctx, request, **path values) -> Response``:
 =======================================  ====================================================
 
 A GET never changes anything (link scanners follow GETs); the one-click POST
-needs no cookie, no origin and gets no redirect (RFC 8058).
+needs no cookie, no origin and gets no redirect (RFC 8058); every other POST
+is refused when a browser says it comes from another site (`same_origin`).
+The reader's links (confirm, unsubscribe, preferences) need PUBLISHER_SECRET
+itself: without it they are off (503), never checked against the outbox
+placeholder anyone can read in the source.
 """
 
 from __future__ import annotations
@@ -38,13 +46,12 @@ from typing import TYPE_CHECKING
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.routing import Map, Rule
 
-from publisher.audience import subscribers
-from publisher.audience.tokens import link_secret
-from publisher.audience.unsubscribe import verify_token
+from publisher.audience.erasure import erased_count, forget
+from publisher.audience.tokens import SECRET_ENV, link_secret
 from publisher.dispatch.status import approve, open_runner, plan_lines
 from publisher.errors import PublisherError
 from publisher.site.config import Site
-from publisher.web import hooks
+from publisher.web import hooks, readers
 from publisher.web.http import (
     PREVIEW_POLICY,
     Request,
@@ -134,54 +141,7 @@ def alternates(ctx: WebContext) -> list[tuple[str, str, str]]:
     return [entry for _, entry in sorted(found)]
 
 
-# --- one-click unsubscribe ---------------------------------------------------------------------------
-
-
-def _unsubscriber(ctx: WebContext, token: str) -> tuple[str, str] | Response:
-    # PUBLISHER_SECRET only: no SMTP or DKIM setting needed, and never the outbox placeholder, which anyone
-    # can read in the source and would let them unsubscribe anyone (or learn who is on the list).
-    secret = link_secret(ctx.site, outbox=False)
-    if secret is None:
-        return ctx.message(
-            503,
-            "Unsubscribing by link is off for now",
-            "This site cannot check unsubscribe links yet: its team has to set PUBLISHER_SECRET.",
-            "To unsubscribe now, reply to the newsletter and ask.",
-        )
-    found = verify_token(secret, token)
-    if found is None:
-        return ctx.message(
-            400,
-            "This unsubscribe link does not work",
-            "It may have been cut short: copy the whole link from the email, or reply to the email to ask us.",
-        )
-    return found
-
-
-def unsubscribe_page(ctx: WebContext, request: Request, token: str) -> Response:
-    """GET /unsubscribe/<token>: a button; nothing changes on a GET."""
-    found = _unsubscriber(ctx, token)
-    if isinstance(found, Response):
-        return found
-    email, list_name = found
-    subscriber = subscribers.get(ctx.store(), email)
-    done = subscriber is None or subscriber.suppressed
-    return ctx.page("unsubscribe.html", title="Unsubscribe", email=email, list_name=list_name, done=done)
-
-
-def unsubscribe(ctx: WebContext, request: Request, token: str) -> Response:
-    """POST /unsubscribe/<token> (RFC 8058 one-click, or the page's button): unsubscribed at once, 200, no redirect.
-
-    Any POST with a valid token unsubscribes, whatever its body: refusing an
-    unsubscribe helps no one, and only the token authorises it.
-    """
-    found = _unsubscriber(ctx, token)
-    if isinstance(found, Response):
-        return found
-    email, _ = found
-    subscribers.unsubscribe(ctx.store(), email, ctx.now())
-    title = ctx.site.settings.site.title
-    return ctx.message(200, "You are unsubscribed", f"{email} will get no more newsletters from {title}.")
+# --- the reader's pages (one-click unsubscribe, preferences, the archive) are in publisher.web.readers ---
 
 
 def unsubscribe_help(ctx: WebContext, request: Request) -> Response:
@@ -229,7 +189,28 @@ def admin_plan(ctx: WebContext, request: Request) -> Response:
         lines = plan_lines(open_runner(ctx.site, ctx.store(), now), now)
     except PublisherError as exc:
         return ctx.message(500, "The plan cannot be made", *str(exc).splitlines())
-    return ctx.page("plan.html", title="Plan", lines=lines, now=ctx.local(now), local=ctx.local)
+    erased = erased_count(ctx.store())
+    return ctx.page("plan.html", title="Plan", lines=lines, now=ctx.local(now), local=ctx.local, erased=erased)
+
+
+def admin_forget(ctx: WebContext, request: Request) -> Response:
+    """POST /admin/forget (form field ``email``): erase a person, as ``publisher subscribers forget`` does."""
+    refusal = _admin_refusal(ctx, request)
+    if refusal is not None:
+        return refusal
+    if not same_origin(request, ctx.site_url):
+        return ctx.message(403, "Not allowed", "Please use the button on the plan page.")
+    back = ("/admin/plan", "Back to the plan")
+    key = link_secret(ctx.site, outbox=False)  # never the outbox placeholder: anyone could test addresses with it
+    if key is None:
+        why = f"set {SECRET_ENV}: erased addresses are kept as hashes keyed with it."
+        return ctx.message(503, "Nothing was erased", why, link=back)
+    email = request.field("email").strip()
+    if not email:
+        return ctx.message(400, "Nothing was erased", "No address was given.", link=back)
+    done = forget(ctx.store(), email, key, ctx.now())
+    said = "was erased already" if done.already and not done.subscriber else "is erased: only a keyed hash is kept"
+    return ctx.message(200, "Erased", f"The address {said}.", link=back)
 
 
 def admin_approve(ctx: WebContext, request: Request, dispatch_id: str) -> Response:
@@ -265,11 +246,19 @@ ROUTES: tuple[tuple[str, tuple[str, ...], Handler], ...] = (
     ("/confirm/<token>", ("GET",), confirm_page),
     ("/confirm/<token>", ("POST",), confirm),
     ("/unsubscribe", ("GET",), unsubscribe_help),
-    ("/unsubscribe/<token>", ("GET",), unsubscribe_page),
-    ("/unsubscribe/<token>", ("POST",), unsubscribe),
+    ("/unsubscribe/<token>", ("GET",), readers.unsubscribe_page),
+    ("/unsubscribe/<token>", ("POST",), readers.unsubscribe),
+    ("/unsubscribe/<token>/everything", ("POST",), readers.unsubscribe_everything),
+    ("/preferences", ("GET",), readers.preferences_help),
+    ("/preferences/<token>", ("GET",), readers.preferences_page),
+    ("/preferences/<token>", ("POST",), readers.preferences),
+    ("/archive", ("GET",), readers.archive_file),
+    ("/archive/", ("GET",), readers.archive_file),
+    ("/archive/<name>", ("GET",), readers.archive_file),
     ("/admin", ("GET",), admin_plan),
     ("/admin/", ("GET",), admin_plan),
     ("/admin/plan", ("GET",), admin_plan),
+    ("/admin/forget", ("POST",), admin_forget),
     ("/admin/approve/<dispatch_id>", ("POST",), admin_approve),
     ("/webhooks/ses", ("POST",), hooks.ses),
     ("/webhooks/mailgun", ("POST",), hooks.mailgun),
@@ -333,9 +322,9 @@ def make_app(site: Site, store_factory: StoreFactory, clock: Clock, *, out: Path
     return App(WebContext(site, store_factory, clock, out))
 
 
-_TOKENS = re.compile(r"/(unsubscribe|confirm)/[^\s\"?]+")
+_TOKENS = re.compile(r"/(unsubscribe|confirm|preferences)/[^\s\"?/]+")
 
 
 def redacted(text: str) -> str:
-    """`text` with the tokens of unsubscribe and confirm links cut out (never logged)."""
+    """`text` with the tokens of unsubscribe, confirm and preferences links cut out (never logged)."""
     return _TOKENS.sub(r"/\1/…", text)

@@ -181,8 +181,8 @@ def startup_notes(site: Site) -> list[str]:
     notes = []
     if site.secret(SECRET_ENV) is None:
         notes.append(
-            "  subscribing, confirmation links and unsubscribe links are off: set PUBLISHER_SECRET"
-            " (it signs them; the outbox placeholder is never accepted here)"
+            "  subscribing, confirmation links, preferences links, unsubscribe links and the Forget button"
+            " are off: set PUBLISHER_SECRET (it signs them; the outbox placeholder is never accepted here)"
         )
     if site.secret(ADMIN_ENV) is None:
         notes.append(f"  the team's pages (/admin/plan) are off: set {ADMIN_ENV}")

@@ -243,13 +243,17 @@ def _usable(existing: subscribers.Subscriber | None, found: Confirmation) -> boo
     A token is issued `DEFAULT_LIFETIME` before it expires. It is used up once
     its address is on its list; it never brings back someone who unsubscribed
     (or bounced, or complained) after it was issued, even if it was never used.
+    A reader can leave one list and stay on the others (`audience.preferences`),
+    so for someone still active the token works only if their row has not
+    changed since it was issued: confirming changes it, and so does leaving
+    that list, and a replayed link must undo neither.
     """
     if existing is None or existing.status == "pending":
         return True
     issued = found.expires - DEFAULT_LIFETIME
     if existing.suppressed:
         return existing.unsubscribed_at is not None and existing.unsubscribed_at < issued
-    return found.list_name not in existing.lists
+    return found.list_name not in existing.lists and existing.updated_at <= issued
 
 
 def confirm_page(ctx: WebContext, request: Request, token: str) -> Response:

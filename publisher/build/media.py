@@ -1,0 +1,70 @@
+"""The site's image files published with the output: what issues, feeds and posts show resolves there.
+
+Records show a site image (``image: {src: media/x.png}``) and the logo at the
+site's URL + their path, so publishing the output folder must publish those
+files too: `publish_media` copies each into the output folder at the same
+path (``media/…`` in the usual layout), writing only what changed. When the
+output folder is the site folder the files are there already and nothing is
+copied. The copies are remembered in the build's own folder (``media.json``
+beside its manifest of outputs); a copy no record uses any more is removed,
+unless someone changed it since, and no other file is ever touched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from publisher.build.stored import load_json, save_json
+from publisher.build.work import Output
+from publisher.site.files import FileInfo, file_stat, unchanged_since, write_file
+
+__all__ = ["MEDIA_STATE", "publish_media"]
+
+MEDIA_STATE = "media.json"
+
+
+def _inside(root: Path, src: str) -> Path | None:
+    """`src` as a file of `root`, or None when it leaves the folder (``../``) or is a URL."""
+    if "://" in src:
+        return None
+    path = (root / src.lstrip("/")).resolve()
+    return path if root in path.parents else None
+
+
+def publish_media(
+    root: Path, out: Path, sources: Iterable[str | None], state: Path, *, write: bool = True
+) -> tuple[list[Output], list[str]]:
+    """Copy the site files named by `sources` (record images, the logo) into `out`: (files, removed).
+
+    `state` is the build folder where the copies are remembered. A file that
+    is missing, or outside the site folder, is left out (there is nothing to publish).
+    """
+    root, out = root.resolve(), out.resolve()
+    wanted = sorted({src.lstrip("/") for src in sources if src and "://" not in src})
+    same = root == out
+    before: dict[str, list[int | str]] = {} if same else load_json(state / MEDIA_STATE).get("files", {})
+    written: dict[str, FileInfo] = {}
+    files: list[Output] = []
+    for src in wanted:
+        source = _inside(root, src)
+        if source is None or not source.is_file():
+            continue
+        if same:  # published where it is: nothing for publisher to write, list or remove
+            continue
+        content = source.read_bytes()
+        known = tuple(before[src]) if src in before else None
+        changed = False
+        if write:
+            (out / src).parent.mkdir(parents=True, exist_ok=True)
+            changed, written[src] = write_file(str(out / src), content, known)  # type: ignore[arg-type]
+        files.append(Output(src, "media", source.suffix.lstrip(".").lower(), (), changed=changed))
+    removed: list[str] = []
+    if write and not same:
+        for src in sorted(before.keys() - written.keys()):
+            target = out / src
+            if unchanged_since(tuple(before[src]), file_stat(str(target))):  # type: ignore[arg-type]
+                target.unlink()
+                removed.append(src)
+        save_json(state / MEDIA_STATE, {"files": {src: list(info) for src, info in written.items()}})
+    return files, removed

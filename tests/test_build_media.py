@@ -1,0 +1,66 @@
+"""`publisher build` publishes the site's images with the output: every image a built issue shows is there."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+from publisher.build.builder import build
+from publisher.site.config import load_site
+from publisher.site.records import load_records
+
+SITE_URL = "https://cepei.example.org"
+
+
+def _images(out: Path) -> set[str]:
+    return {
+        src
+        for page in (out / "newsletters").glob("*.html")
+        for src in re.findall(r'<img [^>]*src="([^"]+)"', page.read_text())
+    }
+
+
+def test_every_image_of_a_built_issue_is_a_file_of_the_output(example_site: Path, tmp_path: Path) -> None:
+    (example_site / "media" / "logo.png").write_bytes(b"\x89PNG logo")
+    toml = example_site / "publisher.toml"
+    toml.write_text(
+        toml.read_text().replace(
+            'author = "Cepei communications team"\n', 'author = "Cepei"\nlogo = "media/logo.png"\n'
+        )
+    )
+    site = load_site(example_site, {})
+    records = load_records(site.events, site.root)
+    given = {src for src in re.findall(r"https?://[^\s)\"]+", "".join(r.body for r in records))}  # URLs in bodies
+    given |= {r.image.src for r in records if r.image and "://" in r.image.src}
+    out = tmp_path / "public"
+    manifest = build(site, out, every=True)
+    images = _images(out)
+    assert f"{SITE_URL}/media/forum-bogota.png" in images and f"{SITE_URL}/media/logo.png" in images
+    for src in images - given:  # what a record names by URL is on its own host, not ours to publish
+        assert src.startswith(SITE_URL + "/"), src
+        published = out / src.removeprefix(SITE_URL + "/")
+        assert published.is_file(), src
+        assert published.read_bytes() == (example_site / src.removeprefix(SITE_URL + "/")).read_bytes()
+    media = [part for part in manifest.parts if getattr(part, "kind", "") == "media"]
+    assert sorted(part.path for part in media) == ["media/forum-bogota.png", "media/logo.png"]  # type: ignore[union-attr]
+
+
+def test_only_the_copies_publisher_wrote_are_removed(example_site: Path, tmp_path: Path) -> None:
+    site = load_site(example_site, {})
+    out = tmp_path / "public"
+    build(site, out, every=True)
+    (out / "media" / "theirs.jpg").write_bytes(b"put there by hand")
+    shutil.copy(example_site / "media" / "forum-bogota.png", example_site / "media" / "forum-2.png")
+    record = example_site / "events" / "2018-05-21-high-level-forum-bogota.md"
+    record.write_text(record.read_text().replace("media/forum-bogota.png", "media/forum-2.png"))
+    manifest = build(load_site(example_site, {}), out, every=True)
+    assert "media/forum-bogota.png" in manifest.removed
+    assert sorted(p.name for p in (out / "media").iterdir()) == ["forum-2.png", "theirs.jpg"]
+
+
+def test_building_into_the_site_folder_copies_nothing(example_site: Path) -> None:
+    before = sorted(p.name for p in (example_site / "media").iterdir())
+    manifest = build(load_site(example_site, {}), every=True)
+    assert sorted(p.name for p in (example_site / "media").iterdir()) == before
+    assert not manifest.removed
