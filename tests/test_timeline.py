@@ -545,3 +545,36 @@ def test_plan_properties(records: list[Record], now: dt.datetime, order: list[di
             assert first_start is not None
             inside = {rid for rid, r in live.items() if first_start < r.published <= digests[-1].due}
             assert inside == set(held)
+
+
+# --- only the records that can fall in the window are shifted ---------------------------------------------
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    hours=st.lists(st.integers(min_value=0, max_value=24 * 400), min_size=1, max_size=40),
+    offsets=st.lists(st.sampled_from(["+ 3 hours", "- 2 hours", "+ 1 day", "- 1 day", "+ 2 weeks", "- 6 days", ""]),
+                     min_size=1, max_size=4, unique=True),
+    zone=st.sampled_from(["Europe/Paris", "America/Bogota", "Australia/Lord_Howe", "Pacific/Apia"]),
+    since_hours=st.integers(min_value=0, max_value=24 * 400),
+)  # fmt: skip
+def test_skipping_early_records_plans_what_shifting_every_record_plans(
+    hours: list[int], offsets: list[str], zone: str, since_hours: int
+) -> None:
+    """Around DST changes too (Lord Howe moves by half an hour; Apia skipped a whole day in 2011)."""
+    start = at(2010, 6, 1)
+    records = [
+        record(f"r{i}", start + dt.timedelta(hours=h), starts=start + dt.timedelta(hours=h + 30), ends=None)
+        for i, h in enumerate(hours)
+    ]
+    rules = [
+        {"when": f"{anchor} {offset}".strip(), "channel": "x"}
+        for offset in offsets
+        for anchor in ("published", "starts")
+    ]
+    chosen = make_settings(*rules, timezone=zone)
+    now = start + dt.timedelta(hours=since_hours)
+    fast = plan(records, chosen, now)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("publisher.timeline.plan._SHIFT_SLACK", dt.timedelta(days=3_000_000))  # every record
+        assert plan(records, chosen, now) == fast

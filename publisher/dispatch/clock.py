@@ -61,15 +61,15 @@ import sqlalchemy as sa
 from publisher.audience import bounces, subscribers
 from publisher.audience.confirm import DEFAULT_LIFETIME as CONFIRMATION_LIFETIME
 from publisher.dispatch.clock_lock import HEARTBEAT_SECONDS, Say, holding_clock, still_holding
-from publisher.dispatch.context import Clock, Outcome, Runner, wall_clock, worker_id
+from publisher.dispatch.context import Clock, KeptPlan, Outcome, Runner, wall_clock, worker_id
 from publisher.dispatch.queue import dispatch_due
+from publisher.dispatch.runner import current_plan
 from publisher.errors import InvalidInput, PublisherError
 from publisher.site.config import CONFIG_FILE, Site, load_site
 from publisher.site.files import record_files
 from publisher.site.records import Record, load_records
 from publisher.store.database import create_engine
 from publisher.store.dispatches import Store, open_store
-from publisher.timeline.plan import plan
 
 RESCUE_SECONDS = 5.0  # how often a running clock looks for rows a dead worker held (`Clockwork.orphans`)
 JOB_TABLE = "apscheduler_jobs"
@@ -113,6 +113,7 @@ class Clockwork:
             worker=self.owner,
             on_progress=self.on_progress,
             stopping=self.stop.is_set,
+            kept_plan=KeptPlan(),  # planned once per records and settings, not every tick
         )
 
     def refresh(self) -> None:
@@ -192,7 +193,7 @@ class Clockwork:
 
     def next_wakeup(self, now: dt.datetime) -> dt.datetime | None:
         """The next time anything falls due: a planned dispatch or a retry of a started one."""
-        upcoming = [d.due for d in plan(self.runner.records, self.site.settings, now) if d.due > now]
+        upcoming = [d.due for d in current_plan(self.runner, now) if d.due > now]
         retries = self.store.list_dispatches(states=RETRYING)
         upcoming += [r.next_attempt_at for r in retries if r.next_attempt_at is not None and r.next_attempt_at > now]
         return min(upcoming, default=None)

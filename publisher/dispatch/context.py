@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from publisher.site.config import Site
 from publisher.site.records import Record
@@ -58,6 +59,9 @@ class Runner:
     worker: str = field(default_factory=worker_id)
     on_progress: Callable[[str, int, int], None] | None = None
     stopping: Callable[[], bool] = lambda: False
+    #: The clock's plan kept between ticks (`runner.current_plan`): a runner is made anew whenever records or
+    #: settings are re-read, so what is kept here never outlives them. None: planned afresh every time.
+    kept_plan: KeptPlan | None = None
 
     @property
     def by_id(self) -> dict[str, Record]:
@@ -66,6 +70,15 @@ class Runner:
     @property
     def templates(self) -> Path | None:
         return self.site.template_folder
+
+
+@dataclass
+class KeptPlan:
+    """A plan made at `made_at` and whether the store mirrors it yet (see `runner.current_plan`)."""
+
+    made_at: dt.datetime | None = None
+    dispatches: Sequence[Any] = ()
+    synced: bool = False
 
 
 def final_state(counts: Mapping[str, int]) -> DispatchState:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any, NamedTuple
 
 from publisher.audience import bounces, recipients
@@ -43,13 +43,17 @@ class PlanLine:
     feedback: str | None = None  # bounce and complaint rates of a sent email dispatch (`audience.bounces`)
 
     def as_json(self) -> dict[str, Any]:
-        data = asdict(self)
+        data = {name: getattr(self, name) for name in _FIELDS}  # not asdict: it deep-copies, 6,000 lines are slow
+        data["counts"] = dict(self.counts)
         data["due"] = self.due.isoformat()
         data["due_local"] = self.due_local.isoformat()
         data["records"] = list(self.records)
         if self.feedback is None:  # only a dispatch something came back for has the key
             del data["feedback"]
         return data
+
+
+_FIELDS = tuple(field.name for field in fields(PlanLine))
 
 
 def outbox_note(site: Site, channel: str) -> str | None:
@@ -102,7 +106,9 @@ def plan_lines(runner: Runner, now: dt.datetime) -> list[PlanLine]:
             if sum(counts.values()):
                 count = sum(counts.values())
             else:
-                count = audience.setdefault(list_name, recipients.audience_size(store, list_name))
+                if list_name not in audience:  # one count per list, not one query per dispatch
+                    audience[list_name] = recipients.audience_size(store, list_name)
+                count = audience[list_name]
         lines.append(
             PlanLine(
                 id=d.id,

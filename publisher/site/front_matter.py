@@ -2,15 +2,62 @@
 
 The lines are what problems name (``events/x.md:4: published: ...``), nested
 keys too (``image.src``, ``links.1.url``). PyYAML's C loader composes the
-nodes (they carry the marks); only then are they turned into values.
+nodes (they carry the marks); one walk over them then builds the values and
+notes the lines together. The walk builds plain strings, maps and lists
+itself and hands every other scalar (dates, numbers, ...) to PyYAML's own
+constructor: PyYAML's Python constructor costs as much as the C compose, and a
+second walk for the lines as much again. Anything the walk does not handle
+(merge keys, tags such as ``!!set``, a key that is no scalar, a construction
+error) sends the front matter down PyYAML's own path, so values and messages
+stay PyYAML's.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
+
+_STR = "tag:yaml.org,2002:str"
+_MAP = "tag:yaml.org,2002:map"
+_SEQ = "tag:yaml.org,2002:seq"
+
+
+class _Loader(yaml.CSafeLoader if hasattr(yaml, "CSafeLoader") else yaml.SafeLoader):  # type: ignore[misc]
+    """PyYAML's safe loader resolving plain scalars' tags with one dictionary look-up of their first character.
+
+    The same tags as PyYAML's `Resolver.resolve` (which builds a list per scalar), for a loader without
+    path resolvers, which the safe loader has none of: the C composer calls it for every node.
+    """
+
+    _by_first: ClassVar[dict[str, tuple[tuple[str, re.Pattern[str]], ...]]] = {
+        first: tuple(resolvers)
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+        if first is not None
+    }
+
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> str:
+        if kind is yaml.ScalarNode:
+            if implicit[0]:
+                for tag, pattern in self._by_first.get(value[:1], ()):
+                    if pattern.match(value):
+                        return tag
+            return _STR
+        return _SEQ if kind is yaml.SequenceNode else _MAP
+
+    def descend_resolver(self, current_node: Any, current_index: Any) -> None:
+        pass
+
+    def ascend_resolver(self) -> None:
+        pass
+
+
+_FAST_RESOLVE = not yaml.SafeLoader.yaml_path_resolvers and None not in yaml.SafeLoader.yaml_implicit_resolvers
+
+
+class _Unusual(Exception):
+    """The fast walk met YAML it leaves to PyYAML's own constructor."""
 
 
 class FrontMatter:
@@ -40,7 +87,49 @@ class FrontMatter:
         self._parse(front)
 
     def _parse(self, front: str) -> None:
-        loader = yaml.CSafeLoader(front) if hasattr(yaml, "CSafeLoader") else yaml.SafeLoader(front)
+        loader = _Loader(front) if _FAST_RESOLVE else _safe_loader(front)
+        try:
+            node = loader.get_single_node()
+            if isinstance(node, yaml.MappingNode) and node.tag == _MAP:
+                self.data = self._walk(loader, node, "", set())
+                return
+        except (yaml.YAMLError, _Unusual, ValueError, OverflowError, TypeError, RecursionError):
+            pass  # PyYAML's own path below says what it is
+        finally:
+            loader.dispose()
+        self.lines, self.problems = {}, []
+        self._parse_slowly(front)
+
+    def _walk(self, loader: Any, node: yaml.Node, prefix: str, above: set[int]) -> Any:
+        """The value of `node` as PyYAML builds it, noting the line of every key below `prefix` on the way."""
+        if isinstance(node, yaml.ScalarNode):
+            return node.value if node.tag == _STR else loader.construct_object(node, deep=True)
+        if id(node) in above:  # an alias of a node that holds it
+            raise _Unusual
+        above.add(id(node))
+        if isinstance(node, yaml.MappingNode) and node.tag == _MAP:
+            mapping = {}
+            for key_node, value_node in node.value:
+                if not isinstance(key_node, yaml.ScalarNode) or key_node.tag not in (_STR, *_KEY_TAGS):
+                    raise _Unusual  # a merge key, a key that is a mapping or a list
+                key = self._walk(loader, key_node, "", above)
+                name = f"{prefix}{key_node.value}"
+                self._key(name, key_node)
+                mapping[key] = self._walk(loader, value_node, f"{name}.", above)
+            value: Any = mapping
+        elif isinstance(node, yaml.SequenceNode) and node.tag == _SEQ:
+            value = []
+            for index, item in enumerate(node.value):
+                name = f"{prefix}{index}"
+                self.lines[name] = item.start_mark.line + 1
+                value.append(self._walk(loader, item, f"{name}.", above))
+        else:
+            raise _Unusual
+        above.discard(id(node))
+        return value
+
+    def _parse_slowly(self, front: str) -> None:
+        loader = _safe_loader(front)
         try:
             node = loader.get_single_node()
             data = loader.construct_document(node) if node is not None else {}
@@ -86,6 +175,14 @@ class FrontMatter:
                 name = f"{prefix}.{index}"
                 self.lines[name] = item.start_mark.line + 1
                 self._nested(name, item)
+
+
+def _safe_loader(front: str) -> Any:
+    return yaml.CSafeLoader(front) if hasattr(yaml, "CSafeLoader") else yaml.SafeLoader(front)
+
+
+#: Scalar keys PyYAML builds as hashable values of their own (a key `1:`, `yes:`, `2024-01-01:`).
+_KEY_TAGS = tuple(f"tag:yaml.org,2002:{name}" for name in ("null", "bool", "int", "float", "timestamp"))
 
 
 def _unbuildable(node: yaml.Node, name: str = "front matter") -> list[tuple[int, str, str]]:

@@ -58,11 +58,18 @@ def check_language(tag: str) -> str:
 
 
 _NONCHARACTERS = str.maketrans("", "", "\ufeff\ufffe\uffff")
+_TAG = re.compile(r"[\w][\w.-]*")
+_HASHTAG = re.compile(r"\w+")
 
 
 def clean_text(value: Any) -> Any:
-    """Text without byte-order marks and noncharacters (editors leave them; X refuses them)."""
-    return value.translate(_NONCHARACTERS) if isinstance(value, str) else value
+    """Text without byte-order marks and noncharacters (editors leave them; X refuses them).
+
+    Looked for before `translate`, which copies the text character by character (a record's whole body).
+    """
+    if isinstance(value, str) and ("\ufeff" in value or "\ufffe" in value or "\uffff" in value):
+        return value.translate(_NONCHARACTERS)
+    return value
 
 
 def absolute_url(value: str) -> str:
@@ -154,7 +161,7 @@ class Social(_Strict):
     def _hashtags(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         cleaned = tuple(tag.lstrip("#") for tag in value)
         for tag in cleaned:
-            if not re.fullmatch(r"\w+", tag):
+            if not _HASHTAG.fullmatch(tag):
                 raise ValueError(f"a hashtag is letters, digits and underscores (got {tag!r})")
         return cleaned
 
@@ -212,7 +219,7 @@ class Record(_Strict):
     @classmethod
     def _tags(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         for tag in value:
-            if not re.fullmatch(r"[\w][\w.-]*", tag):
+            if not _TAG.fullmatch(tag):
                 raise ValueError(f"a tag is letters, digits, '-', '_' or '.' (got {tag!r})")
         return value
 
@@ -235,6 +242,7 @@ class Record(_Strict):
 
 
 FIELDS = tuple(name for name in Record.model_fields if name not in ("source", "lines", "body"))
+_FIELD_SET = frozenset(FIELDS)
 
 
 def _hint(key: str, choices: Iterable[str]) -> str:
@@ -301,7 +309,7 @@ def parse_record(text: str, path: Path, root: Path | None = None, *, shown: str 
         raise InvalidInput(problems)
     data = dict(front.data)
     for key in list(data):
-        if key not in FIELDS:
+        if key not in _FIELD_SET:
             hint = _hint(str(key), FIELDS)
             problems.append(Problem(shown, front.lines.get(str(key), 1), str(key), f"unknown key{hint}"))
             del data[key]
