@@ -12,6 +12,8 @@ import pytest
 
 from publisher.dispatch import runner as runner_module
 from publisher.dispatch.clock import Clockwork
+from publisher.dispatch.clock_lock import take_clock
+from publisher.dispatch.context import wall_clock
 from tests.dispatch_support import site_of, store_of
 
 
@@ -30,7 +32,8 @@ def test_idle_ticks_reuse_the_plan_and_a_changed_record_is_planned_again(
     site = site_of(example_site, {})
     store = store_of(example_site, {})
     try:
-        work = Clockwork(example_site, lambda: now, site, store)
+        take_clock(store, "here:1:clock", wall_clock())  # the clock ticks only while it holds the database
+        work = Clockwork(example_site, lambda: now, site, store, "here:1:clock")
         for minute in range(4):
             work.tick(now + dt.timedelta(minutes=minute))
             work.next_wakeup(now + dt.timedelta(minutes=minute))
