@@ -25,6 +25,7 @@ handler, ``handler(ctx, request, **path values) -> Response``:
 ``POST /admin/approve/<dispatch id>``    approve a dispatch waiting for review
 ``POST /webhooks/ses``                   Amazon SES bounces and complaints through SNS, signature checked
 ``POST /webhooks/mailgun``               Mailgun's failed and complained events, signature checked
+``GET /healthz``                         for a load balancer: the database answers; the clock, workers, queue
 =======================================  ====================================================
 
 A GET never changes anything (link scanners follow GETs); the one-click POST
@@ -52,6 +53,7 @@ from publisher.dispatch.status import approve, open_runner, plan_lines
 from publisher.errors import PublisherError
 from publisher.site.config import Site
 from publisher.web import hooks, readers
+from publisher.web.health import healthz
 from publisher.web.http import (
     PREVIEW_POLICY,
     Request,
@@ -262,6 +264,7 @@ ROUTES: tuple[tuple[str, tuple[str, ...], Handler], ...] = (
     ("/admin/approve/<dispatch_id>", ("POST",), admin_approve),
     ("/webhooks/ses", ("POST",), hooks.ses),
     ("/webhooks/mailgun", ("POST",), hooks.mailgun),
+    ("/healthz", ("GET",), healthz),
 )
 
 

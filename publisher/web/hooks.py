@@ -15,7 +15,6 @@ sns_topics``. Without them each route refuses everything (403).
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import weakref
@@ -26,7 +25,7 @@ import httpx
 from publisher.audience import bounces, webhooks
 from publisher.audience.reports import Report
 from publisher.errors import WebhookRefused
-from publisher.web.http import Request, Response
+from publisher.web.http import Request, Response, json_response
 from publisher.web.pages import WebContext
 
 __all__ = ["MAILGUN_KEY_ENV", "SigningCertificates", "mailgun", "ses"]
@@ -92,14 +91,9 @@ def state(ctx: WebContext) -> _HookState:
         return found
 
 
-def _answer(status: int, values: dict[str, object]) -> Response:
-    headers = [("Cache-Control", "no-store")]
-    return Response(json.dumps(values), status, content_type="application/json", headers=headers)
-
-
 def _refused(source: str, exc: WebhookRefused) -> Response:
     log.warning("%s webhook refused: %s", source, exc)
-    return _answer(403, {"refused": str(exc)})
+    return json_response(403, {"refused": str(exc)})
 
 
 def _body(request: Request) -> bytes:
@@ -109,10 +103,10 @@ def _body(request: Request) -> bytes:
 
 def _apply(ctx: WebContext, report: Report | None, source: str) -> Response:
     if report is None:  # an event that is not a bounce or complaint (delivered, opened, ...): taken, nothing done
-        return _answer(200, {"ignored": 1})
+        return json_response(200, {"ignored": 1})
     now = ctx.now()
     done = bounces.apply(ctx.store(), report, source=source, now=now, settings=ctx.site.settings.bounces, secret=None)
-    return _answer(200, dict(done))
+    return json_response(200, dict(done))
 
 
 def ses(ctx: WebContext, request: Request) -> Response:
@@ -136,7 +130,7 @@ def ses(ctx: WebContext, request: Request) -> Response:
     if message["Type"] == "SubscriptionConfirmation":
         return _confirm(message, settings.sns_url)
     if message["Type"] == "UnsubscribeConfirmation":
-        return _answer(200, {"ignored": 1})
+        return json_response(200, {"ignored": 1})
     return _apply(ctx, webhooks.ses_report(message), "ses")
 
 
@@ -149,10 +143,10 @@ def _confirm(message: dict[str, str], pattern: str) -> Response:
         response = httpx.get(url, timeout=FETCH_TIMEOUT, follow_redirects=False)
     except httpx.HTTPError as exc:
         log.warning("the SNS subscription to %s could not be confirmed: %s", message.get("TopicArn"), exc)
-        return _answer(502, {"confirmed": 0})
+        return json_response(502, {"confirmed": 0})
     confirmed = response.status_code == 200
     log.info("SNS subscription to %s confirmed: %s", message.get("TopicArn"), confirmed)
-    return _answer(200 if confirmed else 502, {"confirmed": int(confirmed)})
+    return json_response(200 if confirmed else 502, {"confirmed": int(confirmed)})
 
 
 def mailgun(ctx: WebContext, request: Request) -> Response:

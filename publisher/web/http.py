@@ -12,6 +12,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import hmac
+import json
 import threading
 import urllib.parse
 from collections import OrderedDict
@@ -192,3 +193,10 @@ class GzipCache:
             while len(self._kept) > self.size:
                 self._kept.popitem(last=False)
         return packed
+
+
+def json_response(status: int, values: dict[str, object]) -> Response:
+    """A small JSON answer that no cache keeps (webhooks, the health check)."""
+    return Response(
+        json.dumps(values), status, content_type="application/json", headers=[("Cache-Control", "no-store")]
+    )
