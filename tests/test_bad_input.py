@@ -199,6 +199,29 @@ CASES += [
         "publisher.toml:{when_line}: timeline.5.when: shifts by more than 100 years, past any date publisher plans "
         "(got 'published + 100000 weeks')",
     ),
+    (
+        "a NUL written as a YAML escape in a title",
+        lambda site: (site / "events" / "nul.md").write_text(
+            '---\ntitle: "a\\x00b"\npublished: 2018-01-01T00:00:00Z\nsummary: s\n---\n', encoding="utf-8"
+        ),
+        ["check"],
+        2,
+        "events/nul.md:2: title: contains a control character (U+0000); remove it",
+    ),
+    (
+        "check: a queue that is neither Redis nor RabbitMQ",
+        append("publisher.toml", '\n[queue]\nurl = "gopher://queue.example.org"\n'),
+        ["check"],
+        2,
+        "publisher.toml:{queue_line}: queue.url: must be none, redis://… or amqp://… (got a 'gopher' URL)",
+    ),
+    (
+        "init of a site under a file",
+        nothing,
+        ["init", "{site}/publisher.toml/new-site"],
+        2,
+        "command line:1: DIRECTORY: {site}/publisher.toml is a file, not a folder: choose another place for the site",
+    ),
 ]
 
 
@@ -359,7 +382,9 @@ def test_a_bad_input_is_answered_with_its_place(
     result = publisher(*given)
     assert result.exit_code == code, result.output
     when_line = config_line(example_site, 'when = "published + 100000') if "{when_line}" in line else 0
-    assert result.stderr.splitlines()[0] == line.format(site=example_site, when_line=when_line)
+    queue_line = config_line(example_site, 'url = "gopher://') if "{queue_line}" in line else 0
+    expected = line.format(site=example_site, when_line=when_line, queue_line=queue_line)
+    assert result.stderr.splitlines()[0] == expected
 
 
 def chmod(name: str, mode: int, *, make: str | None = None) -> Spoil:

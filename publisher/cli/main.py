@@ -48,7 +48,11 @@ def init(c: Context, directory: Path, now_text: str | None) -> None:
     """Start a new site.  Example: publisher init my-site"""
     from publisher.site.scaffold import init_site
 
-    written = init_site(directory, parse_now(now_text))
+    now = parse_now(now_text)
+    blocking = next((parent for parent in (directory, *directory.parents) if parent.exists()), None)
+    if blocking is not None and not blocking.is_dir():
+        bad_flag("DIRECTORY", f"{blocking} is a file, not a folder: choose another place for the site")
+    written = init_site(directory, now)
     c.emit("\n".join(f"wrote {p}" for p in written), {"written": [str(p) for p in written]})
 
 

@@ -159,8 +159,20 @@ class DatabaseSettings(Section):
     url: str = "sqlite:///.publisher/publisher.db"
 
 
+QUEUE_SCHEMES = ("redis", "rediss", "amqp", "amqps")
+
+
 class QueueSettings(Section):
     url: str = "none"
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        """The file's queue is refused by every command, `check` too (PUBLISHER_QUEUE_URL when it is used)."""
+        scheme = value.strip().partition("://")[0].lower()
+        if value.strip().lower() != "none" and scheme not in QUEUE_SCHEMES:
+            raise ValueError(f"must be none, redis://… or amqp://… (got a {scheme or 'bare'!r} URL)")
+        return value
 
 
 class WebSettings(Section):
