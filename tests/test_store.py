@@ -491,3 +491,18 @@ def test_threads_opening_a_new_database_at_once_all_succeed(store_url: str) -> N
     for thread in threads:
         thread.join(timeout=120)
     assert failures == []
+
+
+def test_a_late_answer_to_a_worker_whose_lease_ran_out_leaves_the_new_holders_row_alone(store: Store) -> None:
+    """Worker A stalls past its lease, B takes the row and is sending it: A's late failure changes nothing,
+    so no third worker can claim the row while B's send is in flight."""
+    started(store, ["a@example.org"])
+    (row,) = store.claim("d1", 1, "stalled", NOW, lease_seconds=30)
+    (again,) = store.claim("d1", 1, "live", NOW + dt.timedelta(seconds=31), lease_seconds=30)
+    assert again.id == row.id
+
+    late = NOW + dt.timedelta(seconds=40)
+    assert store.mark_failed(row.id, late, permanent=False, next_attempt_at=late, worker="stalled") == 0
+    assert store.mark_unknown(row.id, late, worker="stalled") == 0
+    assert store.claim("d1", 1, "third", late + dt.timedelta(seconds=5), lease_seconds=30) == []
+    assert store.mark_failed(row.id, late, permanent=True, worker="live") == 1  # the holder's own answer counts

@@ -131,7 +131,7 @@ class _Feed:
                 del self.unhanded[row.id]
                 message, why = self._letter(row.target, people.get(row.target))
                 if message is None:
-                    store.mark_failed(row.id, runner.clock(), permanent=True, reply=why)
+                    store.mark_failed(row.id, runner.clock(), permanent=True, reply=why, worker=runner.worker)
                     self.counts["not_sent"] += 1
                     continue
                 self.handed[row.id] = row
@@ -159,9 +159,11 @@ class _Feed:
             store.release(self.runner.worker, now, ids=[row.id])
         elif result.retryable:
             wait = dt.timedelta(seconds=max(MIN_RETRY_SECONDS, retry_delay(max(row.attempts, 1), self.rng)))
-            store.mark_failed(row.id, now, permanent=False, reply=reply, next_attempt_at=now + wait)
+            store.mark_failed(
+                row.id, now, permanent=False, reply=reply, next_attempt_at=now + wait, worker=self.runner.worker
+            )
         else:
-            store.mark_failed(row.id, now, permanent=True, reply=reply)
+            store.mark_failed(row.id, now, permanent=True, reply=reply, worker=self.runner.worker)
             if result.recipient_refused:
                 subscribers.mark_bounced(store, row.target, now)
         if result.outcome != "auth" and result.stage != "queued":

@@ -233,7 +233,11 @@ def _enqueue_one(runner: Runner, d: Dispatch, now: dt.datetime, config: QueueCon
     if last is not None and not retry_since and not orphaned and now - last < REQUEUE_AFTER:
         return None  # its tasks are on the queue or running
     copies = config.parallel if d.channel == "email" else 1
-    task = DeliveryTask(str(runner.site.root), d.id, now.isoformat(), wall_clock().isoformat())
+    # Read in one instant: a worker's clock is `task_now` at `enqueued` and moves on with real time, so its
+    # leases keep the offset every process of this run has from real time (a lag here would make a live
+    # worker's rows look abandoned to the clock, and send them twice).
+    enqueued, task_now = wall_clock(), runner.clock()
+    task = DeliveryTask(str(runner.site.root), d.id, task_now.isoformat(), enqueued.isoformat())
     send(config, task, copies)
     sent[key] = now
     note = f"{copies} task(s) on queue {config.name!r} at {config.shown}"

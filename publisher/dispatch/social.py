@@ -85,7 +85,7 @@ def post(runner: Runner, d: Dispatch, *, channel: SocialChannel | None = None) -
     try:
         published = channel.publish(ready, key=d.id, media_root=site.root)
     except AuthFailed as exc:
-        store.mark_failed(row_id, runner.clock(), permanent=True, reply=str(exc))
+        store.mark_failed(row_id, runner.clock(), permanent=True, reply=str(exc), worker=runner.worker)
         raise
     return _settle(runner, d, row_id, published, missing)
 
@@ -104,25 +104,31 @@ def _settle(runner: Runner, d: Dispatch, row_id: int, published: Published, miss
         state, fields = "sent", {"result_id": first_id, "result_url": published.url}
     elif published.outcome == "unknown" and published.retryable:
         retry_at = now + RETRY_AFTER
-        store.mark_failed(row_id, now, permanent=False, reply=published.message, next_attempt_at=retry_at)
+        store.mark_failed(
+            row_id, now, permanent=False, reply=published.message, next_attempt_at=retry_at, worker=runner.worker
+        )
         note = f"outcome unknown; the network makes a retry safe, retrying at {retry_at.isoformat()}"
         state, fields = "due", {"next_attempt_at": retry_at}
     elif published.outcome == "unknown":
-        store.mark_unknown(row_id, now, reply=published.message)
+        store.mark_unknown(row_id, now, reply=published.message, worker=runner.worker)
         note = f"outcome unknown, not retried: {published.message}".strip()
         state, fields = "unknown", {"result_id": first_id, "result_url": published.url}
     elif published.outcome == "rate_limited":
         retry_at = published.retry_at or now + RETRY_AFTER
-        store.mark_failed(row_id, now, permanent=False, reply=published.message, next_attempt_at=retry_at)
+        store.mark_failed(
+            row_id, now, permanent=False, reply=published.message, next_attempt_at=retry_at, worker=runner.worker
+        )
         note = f"rate-limited until {retry_at.isoformat()}"
         state, fields = "rate_limited", {"next_attempt_at": retry_at}
     elif published.retryable:
         retry_at = now + RETRY_AFTER
-        store.mark_failed(row_id, now, permanent=False, reply=published.message, next_attempt_at=retry_at)
+        store.mark_failed(
+            row_id, now, permanent=False, reply=published.message, next_attempt_at=retry_at, worker=runner.worker
+        )
         note = f"failed, retrying at {retry_at.isoformat()}: {published.message}"
         state, fields = "due", {"next_attempt_at": retry_at}
     else:
-        store.mark_failed(row_id, now, permanent=True, reply=published.message)
+        store.mark_failed(row_id, now, permanent=True, reply=published.message, worker=runner.worker)
         note = f"failed: {published.message}"
         state, fields = "failed", {}
     counts = store.counts(d.id)

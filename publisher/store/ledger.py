@@ -238,8 +238,13 @@ class Ledger(Database):
         permanent: bool,
         reply: str | None = None,
         next_attempt_at: dt.datetime | None = None,
+        worker: str | None = None,
     ) -> int:
-        """Not delivered. A temporary failure is claimable again from `next_attempt_at`."""
+        """Not delivered. A temporary failure is claimable again from `next_attempt_at`.
+
+        With `worker`, only rows that worker still holds (``sending`` under its name) change: a late
+        answer to a worker whose lease ran out must not make claimable a row another worker now sends.
+        """
         values: dict[str, Any] = {
             "state": "failed_permanent" if permanent else "failed_temporary",
             "last_reply": reply,
@@ -247,12 +252,15 @@ class Ledger(Database):
             "next_attempt_at": None if permanent else next_attempt_at,
             "updated_at": now,
         }
-        return self._update(ids, values, D.state != "sent")
+        return self._update(ids, values, D.state != "sent", *_held_by(worker))
 
-    def mark_unknown(self, ids: int | Iterable[int], now: dt.datetime, *, reply: str | None = None) -> int:
-        """The outcome cannot be known (a timeout after sending): never claimed again by itself."""
+    def mark_unknown(
+        self, ids: int | Iterable[int], now: dt.datetime, *, reply: str | None = None, worker: str | None = None
+    ) -> int:
+        """The outcome cannot be known (a timeout after sending): never claimed again by itself.
+        With `worker`, only rows that worker still holds (see `mark_failed`)."""
         values = {"state": "unknown", "last_reply": reply, "lease_until": None, "updated_at": now}
-        return self._update(ids, values, D.state != "sent")
+        return self._update(ids, values, D.state != "sent", *_held_by(worker))
 
     def release(self, worker: str, now: dt.datetime, ids: Iterable[int] | None = None) -> int:
         """Give back rows `worker` claimed and has *not* handed to a channel (clean shutdown)."""
@@ -363,3 +371,8 @@ class Ledger(Database):
         ``(id, target, attempts)`` of each comes back (about a quarter of `claim`'s cost per row)."""
         taken = self._take(dispatch_id, limit, worker, now, lease_seconds, (D.id, D.target, D.attempts))
         return sorted((row.id, row.target, row.attempts) for row in taken)
+
+
+def _held_by(worker: str | None) -> tuple[Any, ...]:
+    """The conditions of a row `worker` holds now (none when no worker is named)."""
+    return () if worker is None else (D.worker == worker, D.state == "sending")
