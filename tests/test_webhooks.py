@@ -21,6 +21,7 @@ from tests.dispatch_support import command, environment, readers, site_of, store
 from tests.smtp_support import MailServer
 from tests.web_support import Clock, Reply, Web, running
 from tests.webhook_support import (
+    CERT_PATH,
     MAILGUN_KEY,
     OTHER_TOPIC,
     TOPIC,
@@ -71,9 +72,7 @@ class Sent:
         return self.web.request("POST", "/webhooks/ses", body=body, headers=headers)
 
     def ses(self, event: dict[str, Any], version: str = "1", **more: Any) -> Reply:
-        return self.sns(
-            sign(notification(event, self.amazon.url("/cert.pem"), self.clock(), **more), self.key, version)
-        )
+        return self.sns(sign(notification(event, self.amazon.url(CERT_PATH), self.clock(), **more), self.key, version))
 
     def mailgun(self, payload: dict[str, Any]) -> Reply:
         body = json.dumps(payload).encode("utf-8")
@@ -109,7 +108,7 @@ def test_ses_bounces_and_complaints_act_on_the_readers_our_message_ids_name(sent
         (bo, "complaint", "abuse", "ses"),
         (cy, "soft", "4.2.2", "ses"),
     ]
-    assert sent.amazon.requests == ["/cert.pem"]  # fetched once, then kept
+    assert sent.amazon.requests == [CERT_PATH]  # fetched once, then kept
 
 
 def test_an_ses_event_naming_a_reader_without_our_message_id_changes_nothing(sent: Sent) -> None:
@@ -123,12 +122,12 @@ def test_an_ses_event_naming_a_reader_without_our_message_id_changes_nothing(sen
 def _refusals(sent: Sent) -> dict[str, dict[str, str]]:
     ana = sent.people[0]
     event = ses_event("Bounce", sent.ids[ana], ana)
-    cert = sent.amazon.url("/cert.pem")
+    cert = sent.amazon.url(CERT_PATH)
     good = sign(notification(event, cert, sent.clock()), sent.key)
     other_key, _ = signing_pair()
     unsigned = {k: v for k, v in good.items() if k not in ("Signature", "SignatureVersion")}
     tampered = {**good, "Message": good["Message"].replace("Permanent", "Transient")}
-    wrong_host = sign(notification(event, sent.amazon.url("/cert.pem", host="localhost"), sent.clock()), sent.key)
+    wrong_host = sign(notification(event, sent.amazon.url(CERT_PATH, host="localhost"), sent.clock()), sent.key)
     https_elsewhere = sign(
         notification(event, "https://sns.eu-west-1.amazonaws.com.evil.example/c.pem", sent.clock()), sent.key
     )
@@ -151,14 +150,14 @@ def test_sns_messages_not_proved_to_be_amazons_are_refused_and_change_nothing(se
         assert reply.status == 403, (name, reply.text)
         assert "refused" in json.loads(reply.body), name
     assert set(sent.statuses().values()) == {"active"} and sent.feedback() == []
-    assert sent.amazon.requests in ([], ["/cert.pem"])  # never fetched from any other host
+    assert sent.amazon.requests in ([], [CERT_PATH])  # never fetched from any other host
 
 
 def test_a_replayed_sns_message_is_refused(sent: Sent) -> None:
     cy = sent.people[2]
     message = sign(
         notification(
-            ses_event("Bounce", sent.ids[cy], cy, bounce_type="Transient"), sent.amazon.url("/cert.pem"), sent.clock()
+            ses_event("Bounce", sent.ids[cy], cy, bounce_type="Transient"), sent.amazon.url(CERT_PATH), sent.clock()
         ),
         sent.key,
     )
@@ -168,7 +167,7 @@ def test_a_replayed_sns_message_is_refused(sent: Sent) -> None:
 
 
 def test_a_subscription_is_confirmed_only_for_a_configured_topic(sent: Sent) -> None:
-    cert = sent.amazon.url("/cert.pem")
+    cert = sent.amazon.url(CERT_PATH)
     theirs = sign(
         confirmation(
             sent.amazon.url("/?Action=ConfirmSubscription&Token=other"), cert, sent.clock(), topic=OTHER_TOPIC
@@ -182,7 +181,7 @@ def test_a_subscription_is_confirmed_only_for_a_configured_topic(sent: Sent) -> 
     )
     reply = sent.sns(ours)
     assert (reply.status, json.loads(reply.body)) == (200, {"confirmed": 1})
-    assert sent.amazon.requests == ["/cert.pem", "/?Action=ConfirmSubscription&Token=ours"]
+    assert sent.amazon.requests == [CERT_PATH, "/?Action=ConfirmSubscription&Token=ours"]
     elsewhere = sign(confirmation("http://localhost:1/?Action=ConfirmSubscription", cert, sent.clock()), sent.key)
     assert sent.sns(elsewhere).status == 403
     assert len(sent.amazon.requests) == 2
@@ -254,3 +253,27 @@ def test_bad_webhook_settings_are_refused_with_their_line(example_site: Path, se
         result = command(example_site, environment(), *args)
         assert result.exit_code == 2, (args, result.output)
         assert f"publisher.toml:{line}: {message}" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("url", "allowed"),
+    [
+        ("https://sns.eu-west-1.amazonaws.com/SimpleNotificationService-9c6465fa7f48f5cacd23014631ec1136.pem", True),
+        ("https://sns.us-gov-west-1.amazonaws.com/SimpleNotificationService-0a1b.pem", True),
+        ("https://sns.cn-north-1.amazonaws.com.cn/SimpleNotificationService-0a1b.pem", True),
+        ("https://sns.eu-west-1.amazonaws.com/any-file-there.pem", False),  # not how SNS names its certificates
+        ("https://sns.s3.amazonaws.com/SimpleNotificationService-0a1b.pem", False),  # S3's bucket "sns", not SNS
+        ("http://sns.eu-west-1.amazonaws.com/SimpleNotificationService-0a1b.pem", False),
+    ],
+)
+def test_only_sns_certificates_on_sns_hosts_are_fetched(url: str, allowed: bool) -> None:
+    from publisher.audience.webhooks import sns_certificate_url_allowed
+
+    assert sns_certificate_url_allowed(url) is allowed
+
+
+@pytest.mark.parametrize("body", [b'{"Type": ["x"]}', b'{"Type": {"a": 1}}', b"[]", b'{"Type": null}'])
+def test_a_hostile_sns_body_is_refused_with_403_never_500(sent: Sent, body: bytes) -> None:
+    reply = sent.web.request("POST", "/webhooks/ses", body=body, headers={"Content-Type": "text/plain"})
+    assert reply.status == 403, reply.body
+    assert CERT_PATH not in sent.amazon.requests

@@ -31,6 +31,7 @@ from cryptography.x509.oid import NameOID
 TOPIC = "arn:aws:sns:eu-west-1:123456789012:publisher-ses-events"
 OTHER_TOPIC = "arn:aws:sns:eu-west-1:123456789012:someone-elses"
 MAILGUN_KEY = "mailgun-signing-key-4b1d"
+CERT_PATH = "/SimpleNotificationService-7506a1e35b36ef5a444dd1a8e7cc3ed8.pem"  # named as SNS names its certificates
 _numbers = itertools.count(1)
 
 
@@ -144,7 +145,7 @@ def amazon_side(certificate: bytes) -> Iterator[AmazonSide]:
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             side.requests.append(self.path)
-            body = side.certificate if self.path == "/cert.pem" else b"<ConfirmSubscriptionResponse/>"
+            body = side.certificate if self.path == CERT_PATH else b"<ConfirmSubscriptionResponse/>"
             self.send_response(200)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()

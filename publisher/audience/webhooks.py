@@ -75,6 +75,7 @@ __all__ = [
     "mailgun_payload",
     "mailgun_report",
     "ses_report",
+    "sns_certificate_url_allowed",
     "sns_message",
     "sns_string_to_sign",
     "sns_url_allowed",
@@ -123,8 +124,9 @@ def _aware(text: str) -> dt.datetime | None:
 def sns_message(data: bytes) -> dict[str, str]:
     """The SNS message in a request body: a JSON object of strings, with a known ``Type``."""
     message = _json_object(data)
-    if message.get("Type") not in _SIGNED_FIELDS:
-        raise WebhookRefused(f"not an SNS message type we take: {str(message.get('Type'))[:40]!r}")
+    kind = message.get("Type")
+    if not isinstance(kind, str) or kind not in _SIGNED_FIELDS:
+        raise WebhookRefused(f"not an SNS message type we take: {str(kind)[:40]!r}")
     if not all(isinstance(value, str) for value in message.values() if value is not None):
         raise WebhookRefused("an SNS message's fields are strings")
     return {key: value for key, value in message.items() if isinstance(value, str)}
@@ -154,6 +156,18 @@ def sns_url_allowed(url: str, pattern: str = SNS_URL) -> bool:
     if not parts.scheme or not parts.netloc or "@" in parts.netloc:
         return False
     return re.fullmatch(pattern, f"{parts.scheme}://{parts.netloc}".lower()) is not None
+
+
+# SNS names its signing certificates so (AWS, "Verifying the signatures of Amazon SNS messages": the
+# SigningCertURL of a genuine message); any other file on an SNS host is refused before it is fetched.
+_SNS_CERTIFICATE_PATH = re.compile(r"/SimpleNotificationService-[0-9a-f]+\.pem")
+
+
+def sns_certificate_url_allowed(url: str, pattern: str = SNS_URL) -> bool:
+    """Whether `url` may be SNS's signing certificate: on an allowed host, named as SNS names them."""
+    if not sns_url_allowed(url, pattern):
+        return False
+    return _SNS_CERTIFICATE_PATH.fullmatch(urllib.parse.urlsplit(url).path) is not None
 
 
 def verify_sns(

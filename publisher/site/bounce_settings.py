@@ -11,7 +11,9 @@ from publisher.site.section import Section
 __all__ = ["SNS_URL", "BouncesSettings", "check_mailbox"]
 
 # Production: https, and a host of Amazon SNS in any region (the China regions end in .amazonaws.com.cn).
-SNS_URL = r"https://sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?"
+SNS_URL = (
+    r"https://sns\.[a-z]{2}(-gov)?-[a-z]+-\d+\.amazonaws\.com(\.cn)?"  # a region: us-east-1, us-gov-west-1, cn-north-1
+)
 _DOMAIN = re.compile(r"(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}")
 _TOPIC = re.compile(r"arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_.-]{1,256}")
 

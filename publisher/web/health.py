@@ -27,7 +27,9 @@ log = logging.getLogger("publisher.web.health")
 def healthz(ctx: WebContext, request: Request) -> Response:
     """GET /healthz: 200 and a small JSON body when the database answers; 503 when it does not."""
     try:
-        seen = snapshot(ctx.site, ctx.store(), wall_clock())
+        seen = snapshot(
+            ctx.site, ctx.store(), wall_clock()
+        )  # real time: heartbeats are real times, not the pages' clock
     except (SQLAlchemyError, PublisherError, OSError) as exc:
         log.warning("health check: the database cannot be asked: %s", exc)
         return json_response(503, {"ok": False, "database": "cannot be asked"})

@@ -119,8 +119,8 @@ def ses(ctx: WebContext, request: Request) -> Response:
         if message.get("TopicArn") not in settings.sns_topics:
             raise WebhookRefused("the SNS message is from a topic we do not take ([bounces] sns_topics)")
         certificate_url = message.get("SigningCertURL", "")
-        if not webhooks.sns_url_allowed(certificate_url, settings.sns_url):
-            raise WebhookRefused("the SNS signing certificate is not on an SNS host ([bounces] sns_url)")
+        if not webhooks.sns_certificate_url_allowed(certificate_url, settings.sns_url):
+            raise WebhookRefused("the SNS signing certificate is not SNS's, on an SNS host ([bounces] sns_url)")
         certificate = hooks.certificates.get(certificate_url)
         webhooks.verify_sns(message, certificate, topics=settings.sns_topics, now=now)
         if not hooks.sns_seen.first(message.get("MessageId", ""), now):

@@ -38,6 +38,7 @@ from publisher.audience.tokens import SECRET_ENV
 from publisher.site.config import Site
 from publisher.store.dispatches import open_store
 from publisher.web.app import ADMIN_ENV, App, make_app, redacted
+from publisher.web.hooks import MAX_BODY_BYTES
 from publisher.web.pages import Clock, StoreFactory
 
 if TYPE_CHECKING:
@@ -172,6 +173,7 @@ def make_server(
         clear_untrusted_proxy_headers=False,  # ProxyFix decides, for the trusted addresses only
         log_socket_errors=False,
         asyncore_use_poll=True,  # select() stops at 1024 descriptors
+        max_request_body_size=MAX_BODY_BYTES,  # waitress buffers a body whole before the app sees it (default 1 GiB)
     )
     return Server(waitress, app)
 
