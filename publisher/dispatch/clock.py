@@ -342,16 +342,19 @@ def _run_scheduler(site: Site, work: Clockwork, poll: float) -> None:
     try:
         while not work.stop.wait(0.2):
             wanted = work.wake_at
-            if wanted is not None and wanted != scheduled:
-                _schedule_wakeup(scheduler, root, wanted)
-                scheduled = wanted
-            if time.monotonic() >= rescue_at:
-                rescue_at = time.monotonic() + RESCUE_SECONDS
-                if work.orphans():  # a worker died holding rows: a tick now puts their dispatch on the queue again
-                    scheduler.add_job(
-                        "publisher.dispatch.clock:tick", "date", run_date=wall_clock(), args=[root], id="rescue",
-                        replace_existing=True, misfire_grace_time=None, coalesce=True,
-                    )  # fmt: skip
+            try:  # the job store is in the database: a hiccup there must not take the clock down
+                if wanted is not None and wanted != scheduled:
+                    _schedule_wakeup(scheduler, root, wanted)
+                    scheduled = wanted
+                if time.monotonic() >= rescue_at:
+                    rescue_at = time.monotonic() + RESCUE_SECONDS
+                    if work.orphans():  # a worker died holding rows: a tick now puts their dispatch on the queue
+                        scheduler.add_job(
+                            "publisher.dispatch.clock:tick", "date", run_date=wall_clock(), args=[root], id="rescue",
+                            replace_existing=True, misfire_grace_time=None, coalesce=True,
+                        )  # fmt: skip
+            except Exception:  # tried again on the next turn of the loop (0.2 s); the interval tick runs meanwhile
+                log.warning("could not schedule the next wake-up", exc_info=True)
     finally:
         scheduler.shutdown(wait=True)  # the tick in progress sees the stop, finishes its in-flight messages
         _ACTIVE.pop(root, None)

@@ -14,7 +14,9 @@ from typing import Any
 
 from publisher.channels.remote_image import site_policy, with_images
 from publisher.channels.social import AuthFailed, OutboxChannel, Published, SocialChannel, credentials
+from publisher.dispatch import email as email_dispatch  # its LEASE_SECONDS, which a worker may set
 from publisher.dispatch.context import Outcome, Runner
+from publisher.dispatch.leases import LeaseKeeper
 from publisher.errors import WorkFailed
 from publisher.render.social import Post, render_post
 from publisher.site.config import Site
@@ -68,7 +70,7 @@ def post(runner: Runner, d: Dispatch, *, channel: SocialChannel | None = None) -
     store, now = runner.store, runner.clock()
     store.set_dispatch_state(d.id, "sending", now)
     store.fix_recipients(d.id, [d.channel], now)
-    claimed = store.claim(d.id, 1, runner.worker, now, 300.0)
+    claimed = store.claim(d.id, 1, runner.worker, now, email_dispatch.LEASE_SECONDS)
     if not claimed:
         counts = store.counts(d.id)
         row = store.get_dispatch(d.id)
@@ -79,14 +81,17 @@ def post(runner: Runner, d: Dispatch, *, channel: SocialChannel | None = None) -
     # A remote image that cannot be had does not sink the post: it goes out without it. The outbox
     # keeps the image's URL as written, for the person who posts by hand.
     missing: list[str] = []
-    ready = post_for(runner, d, channel)
-    if not isinstance(channel, OutboxChannel):
-        ready, missing = with_images(ready, site.root, site_policy(site))
-    try:
-        published = channel.publish(ready, key=d.id, media_root=site.root)
-    except AuthFailed as exc:
-        store.mark_failed(row_id, runner.clock(), permanent=True, reply=str(exc), worker=runner.worker)
-        raise
+    # The lease is renewed while the image is fetched and the post (a thread, its retries) goes out: however
+    # long that takes, the clock never sees this live worker's row as abandoned and posts it a second time.
+    with LeaseKeeper(store, d.id, runner.worker, runner.clock, email_dispatch.LEASE_SECONDS):
+        ready = post_for(runner, d, channel)
+        if not isinstance(channel, OutboxChannel):
+            ready, missing = with_images(ready, site.root, site_policy(site))
+        try:
+            published = channel.publish(ready, key=d.id, media_root=site.root)
+        except AuthFailed as exc:
+            store.mark_failed(row_id, runner.clock(), permanent=True, reply=str(exc), worker=runner.worker)
+            raise
     return _settle(runner, d, row_id, published, missing)
 
 
