@@ -216,6 +216,15 @@ CASES += [
         "publisher.toml:{queue_line}: queue.url: must be none, redis://… or amqp://… (got a 'gopher' URL)",
     ),
     (
+        "a YAML alias inside its own anchor",
+        lambda site: (site / "events" / "loop.md").write_text(
+            "---\ntitle: T\npublished: 2018-01-01T00:00:00Z\nsummary: s\nx: &a [*a]\n---\n", encoding="utf-8"
+        ),
+        ["plan"],
+        2,
+        "events/loop.md:5: x: unknown key",
+    ),
+    (
         "init of a site under a file",
         nothing,
         ["init", "{site}/publisher.toml/new-site"],

@@ -164,17 +164,21 @@ class FrontMatter:
             return
         self.lines[name] = line
 
-    def _nested(self, prefix: str, node: yaml.Node) -> None:
+    def _nested(self, prefix: str, node: yaml.Node, above: frozenset[int] = frozenset()) -> None:
+        if id(node) in above:  # an alias inside its own anchor (`x: &a [*a]`): a value with no end
+            self.problems.append((node.start_mark.line + 1, prefix, "refers to itself (an alias inside its anchor)"))
+            return
+        above = above | {id(node)}
         if isinstance(node, yaml.MappingNode):
             for key_node, value_node in node.value:
                 name = f"{prefix}.{key_node.value}"
                 self._key(name, key_node)
-                self._nested(name, value_node)
+                self._nested(name, value_node, above)
         elif isinstance(node, yaml.SequenceNode):
             for index, item in enumerate(node.value):
                 name = f"{prefix}.{index}"
                 self.lines[name] = item.start_mark.line + 1
-                self._nested(name, item)
+                self._nested(name, item, above)
 
 
 def _safe_loader(front: str) -> Any:
