@@ -575,3 +575,11 @@ def test_no_control_character_reaches_the_store_through_the_library(tmp_path: Pa
         assert folded.name == "A B"  # line breaks and tabs in a name fold into one space, as the web form does
     finally:
         store.close()
+
+
+def test_plan_names_a_bad_rules_own_line_as_check_does(example_site: Path) -> None:
+    append("publisher.toml", '\n[[timeline]]\nwhen = "published + 3 fortnights"\nchannel = "mastodon"\n')(example_site)
+    line = config_line(example_site, 'when = "published + 3 fortnights"')
+    answers = [publisher("--site", str(example_site), command).stderr.splitlines()[0] for command in ("check", "plan")]
+    assert answers[0] == answers[1]
+    assert answers[1].startswith(f"publisher.toml:{line}: timeline.5.when: is 'published', 'starts' or 'ends'")

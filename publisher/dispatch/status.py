@@ -18,11 +18,11 @@ from publisher.audience import bounces, recipients
 from publisher.dispatch.context import Outcome, Runner
 from publisher.dispatch.release import lateness
 from publisher.dispatch.runner import dispatch_of, skip_reason
-from publisher.site.config import Site
+from publisher.site.config import CONFIG_FILE, Site
 from publisher.store import feedback
 from publisher.store.dispatches import DispatchRow, PlannedDispatch, Store
 from publisher.store.tables import UNSTARTED
-from publisher.timeline.plan import LOOKBACK, Dispatch, plan
+from publisher.timeline.plan import LOOKBACK, Dispatch, check_rules, plan
 
 
 @dataclass(frozen=True)
@@ -162,8 +162,11 @@ def render_lines(lines: Sequence[PlanLine]) -> str:
 
 
 def open_runner(site: Site, store: Store, now: dt.datetime) -> Runner:
+    """A runner over the site's records at `now`; a bad timeline rule is refused here with its own line
+    in publisher.toml (the plan itself, given no file text, could only name line 1)."""
     from publisher.site.records import load_records
 
+    check_rules(site.settings, CONFIG_FILE, (site.root / CONFIG_FILE).read_text(encoding="utf-8-sig"))
     return Runner(site, store, load_records(site.events, site.root), lambda: now)
 
 
