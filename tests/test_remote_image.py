@@ -261,3 +261,18 @@ def test_a_name_reserved_for_examples_is_never_looked_up(url: str, monkeypatch: 
     with pytest.raises(ImageUnavailable, match="reserved for examples") as refused:
         fetch(url, FetchPolicy(allow_private=True))
     assert refused.value.permanent
+
+
+@pytest.mark.parametrize(
+    ("address", "public"),
+    [
+        ("64:ff9b::a00:1", False),  # NAT64 of 10.0.0.1
+        ("2002:a00:1::1", False),  # 6to4 of 10.0.0.1
+        ("::ffff:127.0.0.1", False),
+        ("64:ff9b::808:808", True),  # NAT64 of 8.8.8.8
+        ("2606:4700::1111", True),
+        ("169.254.169.254", False),  # a cloud's metadata service
+    ],
+)
+def test_an_ipv4_address_carried_in_ipv6_is_judged_as_itself(address: str, public: bool) -> None:
+    assert remote_image._is_public(address) is public

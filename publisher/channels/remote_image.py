@@ -189,10 +189,20 @@ def _reserved_for_examples(host: str) -> bool:
     )
 
 
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+
+
 def _is_public(address: str) -> bool:
     ip = ipaddress.ip_address(address.split("%")[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        # An IPv4 address carried in IPv6 is judged as itself: mapped (::ffff:a.b.c.d), 6to4 (2002::/16) and
+        # NAT64's well-known prefix (64:ff9b::/96, RFC 6052), which reaches IPv4 on an IPv6-only network.
+        if ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        elif ip.sixtofour is not None:
+            ip = ip.sixtofour
+        elif ip in _NAT64:
+            ip = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
     return ip.is_global and not ip.is_multicast
 
 

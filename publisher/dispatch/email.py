@@ -3,7 +3,7 @@
 The recipient set is fixed in the ledger when the dispatch first starts (one
 row per address). Rows are claimed a batch at a time as the channel asks for
 more messages; each message is marked sent as soon as the server accepts it,
-on a connection kept for those marks (`publisher.marks`; answers that arrive
+on a connection kept for those marks (`publisher.store.marks`; answers that arrive
 together are committed together), and a connection sends its next message
 only after its previous one is marked. So a restart after a kill sends to
 everyone not yet marked and to no one marked; the only repeats possible are
@@ -11,7 +11,7 @@ the messages accepted in the instant before the kill: at most one per
 connection.
 
 The issue's MJML is compiled once per dispatch; each recipient's message is
-that one serialisation with its own values filled in (`publisher.letters`).
+that one serialisation with its own values filled in (`publisher.render.letters`).
 
 Per recipient: 2xx → sent; 4xx or a lost connection → failed_temporary, tried
 again after a backoff with jitter (within ``[email] retry_budget`` of the

@@ -4,7 +4,7 @@ With ``[queue] url`` (or ``PUBLISHER_QUEUE_URL``) at ``none``, the default,
 the clock runs what is due in its own process (`publisher.dispatch.runner.run_due`).
 With a ``redis://`` or ``amqp://`` URL it sends and posts nothing itself: at due time it
 puts one ``publisher.deliver`` task per due dispatch on a Celery queue, and
-`publisher worker` processes (see `publisher.workers`) take them. (Feed
+`publisher worker` processes (see `publisher.dispatch.worker`) take them. (Feed
 dispatches stay with the clock: they write the site's own files.) An email
 dispatch gets ``PUBLISHER_QUEUE_PARALLEL`` copies (default 4) so that several
 workers share a big list: each copy claims ledger batches until none are left.

@@ -1,7 +1,7 @@
 """`publisher worker`: delivery workers for scale-out.
 
 A worker takes ``publisher.deliver`` tasks from the queue the clock fills (see
-`publisher.broker`). Each names a site folder, a dispatch id and the clock's
+`publisher.dispatch.queue`). Each names a site folder, a dispatch id and the clock's
 time; the worker loads that site and its records, finds the dispatch in the
 plan at that time and runs it as the embedded mode does
 (`publisher.dispatch.runner.run_one`), through the ledger in the site's database. So

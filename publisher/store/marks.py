@@ -10,7 +10,7 @@ process; a power cut may lose the last instant, as the store's docs say), and
 a group of them in one commit much less each. PostgreSQL runs them with
 ``synchronous_commit = off`` the same way.
 
-The statement is the ledger's own (`publisher.ledger`), so a mark here means
+The statement is the ledger's own (`publisher.store.ledger`), so a mark here means
 exactly what `Ledger.mark_sent_each` means.
 """
 

@@ -1,7 +1,7 @@
 """The store's tables, as SQLAlchemy Core objects, and the column types they use.
 
 The schema itself is created and changed only by the Alembic migrations in
-``publisher/migrations/``; these objects describe it for queries (a test checks
+``publisher/store/migrations/``; these objects describe it for queries (a test checks
 that the two agree). Every time is stored in UTC and comes back aware UTC.
 """
 
