@@ -10,6 +10,7 @@ issue sent again (a resend, a second list) keeps the time it was first sent.
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import json
 import logging
 from pathlib import Path
@@ -46,9 +47,22 @@ def read_entries(folder: Path) -> dict[str, ArchiveEntry]:
 
 
 def archive_issue(site: Site, issue: Issue, sent_at: dt.datetime) -> Path:
-    """Write `issue`'s page and the archive's index and feed; returns the page's path."""
+    """Write `issue`'s page and the archive's index and feed; returns the page's path.
+
+    Workers finishing two issues at once on one host take turns (a lock on the folder), so neither
+    issue is lost from ``issues.json``. Workers on several hosts each write their own site folder's
+    archive: publish the archive from one of them (DEPLOY.md).
+    """
     folder = site.root / FOLDER
     folder.mkdir(parents=True, exist_ok=True)
+    lock_file = site.root / ".publisher" / "archive.lock"  # beside the cache, never published with the archive
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    with lock_file.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        return _write(site, folder, issue, sent_at)
+
+
+def _write(site: Site, folder: Path, issue: Issue, sent_at: dt.datetime) -> Path:
     entries = read_entries(folder)
     first = entries.get(issue.id)
     entries[issue.id] = entry_for(issue, first.sent_at if first is not None else sent_at)
