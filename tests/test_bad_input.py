@@ -200,15 +200,6 @@ CASES += [
         "(got 'published + 100000 weeks')",
     ),
     (
-        "a NUL written as a YAML escape in a title",
-        lambda site: (site / "events" / "nul.md").write_text(
-            '---\ntitle: "a\\x00b"\npublished: 2018-01-01T00:00:00Z\nsummary: s\n---\n', encoding="utf-8"
-        ),
-        ["check"],
-        2,
-        "events/nul.md:2: title: contains a control character (U+0000); remove it",
-    ),
-    (
         "check: a queue that is neither Redis nor RabbitMQ",
         append("publisher.toml", '\n[queue]\nurl = "gopher://queue.example.org"\n'),
         ["check"],

@@ -62,23 +62,12 @@ _TAG = re.compile(r"[\w][\w.-]*")
 _HASHTAG = re.compile(r"\w+")
 
 
-# C0 and C1 control characters but tab, line feed and carriage return: a NUL written as a YAML escape
-# ("a\x00b") would reach a header, a feed (XML forbids it) and PostgreSQL (which refuses it).
-_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
-
-
 def clean_text(value: Any) -> Any:
-    """Text without byte-order marks and noncharacters (editors leave them; X refuses them); a control
-    character is refused (ValueError), named, for the record's problem list.
+    """Text without byte-order marks and noncharacters (editors leave them; X refuses them).
 
     Looked for before `translate`, which copies the text character by character (a record's whole body).
     """
-    if not isinstance(value, str):
-        return value
-    control = _CONTROL.search(value)
-    if control is not None:
-        raise ValueError(f"contains a control character (U+{ord(control.group()):04X}); remove it")
-    if "\ufeff" in value or "\ufffe" in value or "\uffff" in value:
+    if isinstance(value, str) and ("\ufeff" in value or "\ufffe" in value or "\uffff" in value):
         return value.translate(_NONCHARACTERS)
     return value
 
