@@ -47,3 +47,58 @@ def test_idle_ticks_reuse_the_plan_and_a_changed_record_is_planned_again(
         assert len(made) == 3
     finally:
         store.close()
+
+
+def _keep_mtime(path: Path, text: str) -> None:
+    """Write `text` to `path` with the file's old mtime: only its size (or its being there) says it changed."""
+    before = path.stat().st_mtime_ns
+    path.write_text(text, encoding="utf-8")
+    os.utime(path, ns=(before, before))
+
+
+def test_the_next_tick_sees_an_edit_in_a_subfolder_an_added_and_a_removed_record_and_new_settings(
+    example_site: Path,
+) -> None:
+    now = dt.datetime(2030, 1, 1, 12, tzinfo=dt.UTC)
+    events = example_site / "events"
+    names = sorted(p.name for p in events.glob("*.md"))
+    (events / "2018").mkdir()
+    moved = events / "2018" / names[0]
+    (events / names[0]).rename(moved)
+    old = 1_000_000_000 * 1_500_000_000  # 2017: older than every file of the site, so no newest mtime moves
+    for path in [example_site / "publisher.toml", *events.rglob("*.md")]:
+        os.utime(path, ns=(old, old))
+    site = site_of(example_site, {})
+    store = store_of(example_site, {})
+    try:
+        take_clock(store, "here:1:clock", wall_clock())
+        work = Clockwork(example_site, lambda: now, site, store, "here:1:clock")
+        work.tick(now)
+        count = len(work.runner.records)
+        ids = {r.id for r in work.runner.records}
+
+        text = moved.read_text(encoding="utf-8")
+        _keep_mtime(moved, text.replace("title: ", "title: Edited in a subfolder, ", 1))
+        work.tick(now + dt.timedelta(minutes=1))
+        edited = [r for r in work.runner.records if r.source.endswith(f"2018/{names[0]}")]
+        assert [r.title.startswith("Edited in a subfolder, ") for r in edited] == [True]
+
+        added = events / "2018" / "2019-01-01-added-later.md"
+        added.write_bytes((events / names[1]).read_bytes())
+        os.utime(added, ns=(old, old))
+        work.tick(now + dt.timedelta(minutes=2))
+        assert len(work.runner.records) == count + 1
+        assert {r.id for r in work.runner.records} - ids == {"2019-01-01-added-later"}
+
+        (events / names[1]).unlink()
+        work.tick(now + dt.timedelta(minutes=3))
+        assert len(work.runner.records) == count
+        assert names[1].removesuffix(".md") not in {r.id for r in work.runner.records}
+
+        assert work.site.settings.feeds.max_items != 7
+        config = example_site / "publisher.toml"
+        _keep_mtime(config, config.read_text(encoding="utf-8").replace("max_items = 50", "max_items = 7"))
+        work.tick(now + dt.timedelta(minutes=4))
+        assert work.site.settings.feeds.max_items == 7
+    finally:
+        store.close()
