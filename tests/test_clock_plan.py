@@ -102,3 +102,41 @@ def test_the_next_tick_sees_an_edit_in_a_subfolder_an_added_and_a_removed_record
         assert work.site.settings.feeds.max_items == 7
     finally:
         store.close()
+
+
+def test_a_tick_acts_only_on_due_dispatches_whose_row_admit_may_let_through(example_site: Path) -> None:
+    from publisher.dispatch.context import KeptPlan, Runner
+    from publisher.dispatch.runner import current_plan, for_each_due
+    from publisher.site.records import load_records
+
+    forum = example_site / "events" / "2018-05-21-high-level-forum-bogota.md"  # published 2018-05-02 14:00 UTC
+    for copy in range(3):
+        (forum.parent / f"2018-05-0{copy + 2}-forum-copy.md").write_bytes(forum.read_bytes())
+    now = dt.datetime(2018, 5, 3, 12, tzinfo=dt.UTC)  # a day on: each copy's dispatches are due
+    site = site_of(example_site, {})
+    store = store_of(example_site, {})
+    try:
+        runner = Runner(site, store, load_records(site.events, site.root), lambda: now, kept_plan=KeptPlan())
+        due = [d.id for d in current_plan(runner, now) if d.due <= now]
+        assert len(due) >= 8
+        past, later = now - dt.timedelta(minutes=5), now + dt.timedelta(minutes=5)
+        wanted: list[tuple[str, dict[str, Any]]] = [
+            ("sent", {}),
+            ("waiting_review", {}),
+            ("skipped", {}),
+            ("partly_sent", {"next_attempt_at": None}),  # finished: only `resend` retries it
+            ("rate_limited", {"next_attempt_at": later}),  # waiting to retry
+            ("approved", {}),
+            ("partly_sent", {"next_attempt_at": past}),
+            ("rate_limited", {"next_attempt_at": past}),
+        ]
+        for dispatch_id, (state, fields) in zip(due, wanted, strict=False):
+            assert store.set_dispatch_state(dispatch_id, state, now - dt.timedelta(hours=1), **fields)  # type: ignore[arg-type]
+        assert store.remove_unstarted(due[8:9]) == 1  # no row (the kept plan is not mirrored again)
+        for dispatch_id in due[9:]:
+            store.set_dispatch_state(dispatch_id, "sent", now - dt.timedelta(hours=1))
+        acted: list[str] = []
+        for_each_due(runner, now, lambda r, d, at: acted.append(d.id))  # type: ignore[func-returns-value]
+        assert acted == due[5:8]
+    finally:
+        store.close()
