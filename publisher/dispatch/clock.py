@@ -99,7 +99,7 @@ class Clockwork:
 
     def __post_init__(self) -> None:
         self._seen = self._stamps()
-        self.runner = self._runner(load_records(self.site.events, self.site.root))
+        self.runner = self._runner(load_records(self.site.events, self.site.root, keep=True))
 
     def _stamps(self) -> tuple[Stamp | None, list[Stamp]]:
         """The settings file's and every record file's size and mtime: any edit, added or removed record changes
@@ -131,7 +131,7 @@ class Clockwork:
         self.reload_wanted.clear()
         try:
             site = load_site(self.root, self.site.env)
-            records = load_records(site.events, site.root)
+            records = load_records(site.events, site.root, keep=True)
         except InvalidInput as exc:  # keep going with the last good records; say why, once per change
             problems = "\n".join(str(problem) for problem in exc.problems)
             log.error("records and settings not re-read (the last good ones stay in use):\n%s", problems)

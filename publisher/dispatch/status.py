@@ -164,7 +164,7 @@ def render_lines(lines: Sequence[PlanLine]) -> str:
 def open_runner(site: Site, store: Store, now: dt.datetime) -> Runner:
     from publisher.site.records import load_records
 
-    return Runner(site, store, load_records(site.events, site.root), lambda: now)
+    return Runner(site, store, load_records(site.events, site.root, keep=True), lambda: now)
 
 
 def outcome_line(outcome: Outcome) -> str:
