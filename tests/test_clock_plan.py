@@ -140,3 +140,13 @@ def test_a_tick_acts_only_on_due_dispatches_whose_row_admit_may_let_through(exam
         assert acted == due[5:8]
     finally:
         store.close()
+
+
+def test_stamps_compare_the_same_files_in_any_order_and_nothing_else() -> None:
+    from publisher.site.files import same_stamps
+
+    stamps = [("a.md", 10, 1), ("sub/b.md", 20, 2)]
+    assert same_stamps(stamps, list(reversed(stamps)))
+    assert not same_stamps(stamps, [("a.md", 10, 1), ("sub/b.md", 21, 2)])
+    assert not same_stamps(stamps, [("a.md", 10, 1), ("sub/b.md", 20, 3)])
+    assert not same_stamps(stamps, stamps[:1])

@@ -67,7 +67,7 @@ from publisher.dispatch.queue import dispatch_due
 from publisher.dispatch.runner import current_plan
 from publisher.errors import InvalidInput, PublisherError
 from publisher.site.config import CONFIG_FILE, Site, load_site
-from publisher.site.files import Stamp, record_stamps
+from publisher.site.files import Stamp, record_stamps, same_stamps
 from publisher.site.records import Record, load_records
 from publisher.store.database import create_engine
 from publisher.store.dispatches import Store, open_store
@@ -126,7 +126,8 @@ class Clockwork:
     def refresh(self) -> None:
         """Re-read records and settings when a file changed or SIGHUP asked for it."""
         stamps = self._stamps()
-        if not self.reload_wanted.is_set() and stamps == self._seen:
+        unchanged = stamps[0] == self._seen[0] and same_stamps(stamps[1], self._seen[1])
+        if not self.reload_wanted.is_set() and unchanged:
             return
         self.reload_wanted.clear()
         try:

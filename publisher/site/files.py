@@ -28,6 +28,7 @@ __all__ = [
     "record_files",
     "record_names",
     "record_stamps",
+    "same_stamps",
     "shown_paths",
     "unchanged_since",
     "write_file",
@@ -74,7 +75,8 @@ Stamp = tuple[str, int, int]  # a path under the folder, its size and its mtime_
 
 
 def record_stamps(events: Path) -> list[Stamp]:
-    """(relative path, size, mtime_ns) of each `.md` file under `events` that `record_names` lists, sorted.
+    """(relative path, size, mtime_ns) of each `.md` file under `events` that `record_names` lists, in the
+    order the folders list them (the same while they are unchanged: `same_stamps` compares them).
 
     What the clock compares between ticks to know whether any record changed: an edit anywhere (its size or
     mtime), an added file and a removed one (whatever their mtimes) each change the list. One `scandir` per
@@ -83,8 +85,12 @@ def record_stamps(events: Path) -> list[Stamp]:
     """
     found: list[Stamp] = []
     _stamp(str(events), "", found)
-    found.sort()
     return found
+
+
+def same_stamps(these: list[Stamp], those: list[Stamp]) -> bool:
+    """Whether two `record_stamps` are of the same files, in whatever order their folders listed them."""
+    return these == those or sorted(these) == sorted(those)
 
 
 def _stamp(folder: str, prefix: str, found: list[Stamp]) -> None:
