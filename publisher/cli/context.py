@@ -39,7 +39,7 @@ class Context:
         return not self.as_json and sys.stderr.isatty()
 
     def records(self, *, drafts: bool = False) -> list[Record]:
-        return load_records(self.site.events, self.site.root, drafts=drafts)
+        return load_records(self.site.events, self.site.root, drafts=drafts, keep=True)
 
     def emit(self, human: str, data: Any) -> None:
         if self.as_json:

@@ -38,13 +38,14 @@ confirmation links have expired, by the real time
 SIGTERM and SIGINT stop the clock: the dispatch in progress hands out no new
 message, waits for those in flight, gives back what it had claimed, and the
 process exits 0. SIGHUP re-reads records and settings (so does any change of
-their files' modification times).
+their files: an edit, an added or a removed record, seen by size and mtime).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import pickle
 import signal
 import threading
@@ -66,7 +67,7 @@ from publisher.dispatch.queue import dispatch_due
 from publisher.dispatch.runner import current_plan
 from publisher.errors import InvalidInput, PublisherError
 from publisher.site.config import CONFIG_FILE, Site, load_site
-from publisher.site.files import record_files
+from publisher.site.files import Stamp, record_stamps, same_stamps
 from publisher.site.records import Record, load_records
 from publisher.store.database import create_engine
 from publisher.store.dispatches import Store, open_store
@@ -93,16 +94,22 @@ class Clockwork:
     reload_wanted: threading.Event = field(default_factory=threading.Event)  # SIGHUP sets it
     wake_at: dt.datetime | None = None  # when the next one-off wake-up should be (real time)
     wall: Clock = wall_clock  # the real time, whatever `clock` (shifted by --now) says
-    _seen: float = 0.0
+    _seen: tuple[Stamp | None, list[Stamp]] = (None, [])
     _busy: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
-        self._seen = self._mtime()
-        self.runner = self._runner(load_records(self.site.events, self.site.root))
+        self._seen = self._stamps()
+        self.runner = self._runner(load_records(self.site.events, self.site.root, keep=True))
 
-    def _mtime(self) -> float:
-        paths = [self.root / CONFIG_FILE, *record_files(self.site.events)]
-        return max((p.stat().st_mtime for p in paths if p.exists()), default=0.0)
+    def _stamps(self) -> tuple[Stamp | None, list[Stamp]]:
+        """The settings file's and every record file's size and mtime: any edit, added or removed record changes
+        them (a newest mtime alone misses a removed file and one copied in with an older time)."""
+        try:
+            st = os.stat(self.root / CONFIG_FILE)
+            settings: Stamp | None = (CONFIG_FILE, st.st_size, st.st_mtime_ns)
+        except OSError:
+            settings = None
+        return settings, record_stamps(self.site.events)
 
     def _runner(self, records: list[Record]) -> Runner:
         return Runner(
@@ -118,13 +125,14 @@ class Clockwork:
 
     def refresh(self) -> None:
         """Re-read records and settings when a file changed or SIGHUP asked for it."""
-        mtime = self._mtime()
-        if not self.reload_wanted.is_set() and mtime == self._seen:
+        stamps = self._stamps()
+        unchanged = stamps[0] == self._seen[0] and same_stamps(stamps[1], self._seen[1])
+        if not self.reload_wanted.is_set() and unchanged:
             return
         self.reload_wanted.clear()
         try:
             site = load_site(self.root, self.site.env)
-            records = load_records(site.events, site.root)
+            records = load_records(site.events, site.root, keep=True)
         except InvalidInput as exc:  # keep going with the last good records; say why, once per change
             problems = "\n".join(str(problem) for problem in exc.problems)
             log.error("records and settings not re-read (the last good ones stay in use):\n%s", problems)
@@ -132,7 +140,7 @@ class Clockwork:
             self.site = site
             self.runner = self._runner(records)
             log.info("records re-read: %d", len(records))
-        self._seen = mtime
+        self._seen = stamps
 
     def tick(self, now: dt.datetime | None = None) -> list[Outcome]:
         """Dispatch what is due (skipped if a tick is already running in this process)."""

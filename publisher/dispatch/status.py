@@ -167,7 +167,7 @@ def open_runner(site: Site, store: Store, now: dt.datetime) -> Runner:
     from publisher.site.records import load_records
 
     check_rules(site.settings, CONFIG_FILE, (site.root / CONFIG_FILE).read_text(encoding="utf-8-sig"))
-    return Runner(site, store, load_records(site.events, site.root), lambda: now)
+    return Runner(site, store, load_records(site.events, site.root, keep=True), lambda: now)
 
 
 def outcome_line(outcome: Outcome) -> str:

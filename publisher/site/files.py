@@ -21,11 +21,14 @@ from publisher.errors import InvalidInput, Problem, relative
 __all__ = [
     "FileInfo",
     "FileStat",
+    "Stamp",
     "digest",
     "file_stat",
     "read_file",
     "record_files",
     "record_names",
+    "record_stamps",
+    "same_stamps",
     "shown_paths",
     "unchanged_since",
     "write_file",
@@ -64,6 +67,47 @@ def _scan(folder: str, parts: tuple[str, ...], plain: bool, found: list[tuple[tu
                 _scan(entry.path, (*parts, entry.name), plain and not entry.is_symlink(), found)
             elif entry.name.endswith(".md") and not entry.name.startswith(".") and entry.is_file():
                 found.append(((*parts, entry.name), plain and not entry.is_symlink()))
+        except OSError:
+            continue
+
+
+Stamp = tuple[str, int, int]  # a path under the folder, its size and its mtime_ns
+
+
+def record_stamps(events: Path) -> list[Stamp]:
+    """(relative path, size, mtime_ns) of each `.md` file under `events` that `record_names` lists, in the
+    order the folders list them (the same while they are unchanged: `same_stamps` compares them).
+
+    What the clock compares between ticks to know whether any record changed: an edit anywhere (its size or
+    mtime), an added file and a removed one (whatever their mtimes) each change the list. One `scandir` per
+    folder and one stat per file, no `Path` objects: a tick at 10,000 records costs milliseconds. A folder
+    that cannot be read is stamped (size and mtime -1) rather than raised: loading the records says why.
+    """
+    found: list[Stamp] = []
+    _stamp(str(events), "", found)
+    return found
+
+
+def same_stamps(these: list[Stamp], those: list[Stamp]) -> bool:
+    """Whether two `record_stamps` are of the same files, in whatever order their folders listed them."""
+    return these == those or sorted(these) == sorted(those)
+
+
+def _stamp(folder: str, prefix: str, found: list[Stamp]) -> None:
+    try:
+        entries = list(os.scandir(folder))
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    except OSError:
+        found.append((prefix, -1, -1))
+        return
+    for entry in entries:
+        try:
+            if entry.is_dir():
+                _stamp(entry.path, f"{prefix}{entry.name}/", found)
+            elif entry.name.endswith(".md") and not entry.name.startswith(".") and entry.is_file():
+                st = entry.stat()
+                found.append((prefix + entry.name, st.st_size, st.st_mtime_ns))
         except OSError:
             continue
 

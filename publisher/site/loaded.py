@@ -1,0 +1,162 @@
+"""Records parsed before, kept as JSON in `.publisher/records-loaded.json` and reused while their files stay.
+
+`publisher plan` (and every command that loads all records) at 10,000 records
+spends most of its time parsing YAML and validating: a record whose file has
+the same size and mtime_ns as when it was parsed, by the same code, is taken
+from here instead (its model validated again from its own JSON, much faster).
+A file changed less than `RACY_NS` before it was read is not kept (a second
+change within the file system's clock tick would keep its times), and a record
+with a problem is never kept: its file is parsed every time, so every
+``path:line`` message is the parser's own.
+
+The file is read as untrusted, as the build cache's are (`build.stored`): JSON,
+never pickle; one that does not parse, is of another version or code, or holds
+anything of another shape reads as empty (everything is parsed again), never as
+an error; one that cannot be written is left as it was.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+from pydantic import ValidationError
+
+import publisher
+from publisher.errors import InvalidInput
+from publisher.site.files import FileStat, read_file
+
+LOADED_FILE = Path(".publisher") / "records-loaded.json"
+VERSION = 1
+RACY_NS = 1_000_000_000
+_ENCODER = json.JSONEncoder(ensure_ascii=False, check_circular=False, separators=(",", ":"))
+Entry = tuple[int, int, str, str]  # the file's mtime_ns and size, its shown path, the record's JSON
+
+
+class Kept(Protocol):
+    """What is kept of a record: its model's JSON, and where it came from (which that JSON leaves out)."""
+
+    @property
+    def source(self) -> str: ...
+
+    @property
+    def lines(self) -> dict[str, int]: ...
+
+    def model_dump_json(self) -> str: ...
+
+
+R = TypeVar("R", bound=Kept)
+
+
+def code_tag() -> str:
+    """Changes with the code that parses and validates records (the site package, errors) or the version."""
+    package = Path(publisher.__file__).parent
+    h = hashlib.sha256(publisher.__version__.encode())
+    for path in [package / "errors.py", *sorted((package / "site").glob("*.py"))]:
+        data = path.read_bytes()
+        h.update(f"{path.name}:{len(data)}\n".encode())
+        h.update(data)
+    return h.hexdigest()[:32]
+
+
+class LoadedRecords:
+    """The kept records of one site, by file name under events/; `save` writes them back when they changed."""
+
+    def __init__(self, root: Path) -> None:
+        self.path = root / LOADED_FILE
+        self.code = code_tag()
+        self.entries: dict[str, Entry] = {}
+        self.changed = False
+        try:
+            data = json.loads(self.path.read_bytes())
+        except (OSError, ValueError, RecursionError):
+            return
+        if not isinstance(data, dict) or data.get("version") != VERSION or data.get("code") != self.code:
+            return
+        entries = data.get("records")
+        if isinstance(entries, dict):
+            self.entries = {name: entry for name, entry in entries.items() if _is_entry(entry)}
+
+    def get(self, name: str, path: str, shown: str, revive: Callable[[str], R]) -> R | None:
+        """The record kept for `name` when its file provably has not changed since (else None: parse it).
+
+        `revive` validates the kept JSON again (`Record.model_validate_json`): what it refuses reads as nothing.
+        """
+        entry = self.entries.get(name)
+        if entry is None or entry[2] != shown:
+            return None
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        if entry[0] != st.st_mtime_ns or entry[1] != st.st_size:
+            return None
+        try:
+            return revive(entry[3])
+        except (ValidationError, ValueError):
+            return None
+
+    def load(self, name: str, path: Path, shown: str, parse: Callable[[bytes], R], revive: Callable[[str], R]) -> R:
+        """The record of `name`: kept, or parsed by `parse` from the file's bytes (InvalidInput as it raises
+        it, and then nothing is kept) and kept."""
+        record = self.get(name, str(path), shown, revive)
+        if record is not None:
+            return record
+        stat, data = read_file(str(path))
+        read_at = time.time_ns()
+        try:
+            record = parse(data)
+        except InvalidInput:
+            self.forget(name)
+            raise
+        self.put(name, stat, record, read_at)
+        return record
+
+    def put(self, name: str, stat: FileStat, record: Kept, read_at_ns: int) -> None:
+        """Keep a record just parsed from a file of `stat` (as it was when opened, read at `read_at_ns`),
+        unless the file changed too lately to be sure its times would show the next change."""
+        if read_at_ns - stat.mtime_ns < RACY_NS:
+            self.forget(name)
+            return
+        dumped = record.model_dump_json()
+        where = _ENCODER.encode({"source": record.source, "lines": record.lines})
+        self.entries[name] = (stat.mtime_ns, stat.size, record.source, f"{dumped[:-1]},{where[1:]}")
+        self.changed = True
+
+    def forget(self, name: str) -> None:
+        if self.entries.pop(name, None) is not None:
+            self.changed = True
+
+    def keep_only(self, names: set[str]) -> None:
+        """Forget the files that are gone."""
+        for name in [n for n in self.entries if n not in names]:
+            self.forget(name)
+
+    def save(self) -> None:
+        """Write the file whole or not at all; a site folder that cannot be written keeps it as it was."""
+        if not self.changed:
+            return
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        data = {"version": VERSION, "code": self.code, "records": self.entries}
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_bytes(_ENCODER.encode(data).encode("utf-8"))
+            tmp.replace(self.path)
+        except OSError:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+        self.changed = False
+
+
+def _is_entry(value: Any) -> bool:
+    if not isinstance(value, list) or len(value) != 4:
+        return False
+    mtime_ns, size, shown, blob = value
+    numbers = all(isinstance(n, int) and not isinstance(n, bool) for n in (mtime_ns, size))
+    return numbers and isinstance(shown, str) and isinstance(blob, str)
