@@ -47,7 +47,7 @@ from publisher.build.cache import (
 from publisher.build.manifest import SEPARATOR, Manifest
 from publisher.build.media import publish_media
 from publisher.build.previews import preview_ids
-from publisher.build.stored import record_of
+from publisher.build.stored import record_of, remove_unchanged
 from publisher.build.work import Output, post_text, render_record
 from publisher.errors import InvalidInput, Problem, WorkFailed
 from publisher.site.config import Site
@@ -417,15 +417,4 @@ class _Build:
         for id, kept in before.items():
             if entries.get(id) is not kept:
                 old.update(kept.infos())
-        removed = []
-        for path in sorted(old.keys() - made):
-            target = self.out / path
-            if not unchanged_since(old[path], file_stat(str(target))):
-                continue  # gone already, or changed by someone else: theirs now
-            target.unlink()
-            removed.append(path)
-            folder = target.parent
-            while folder != self.out and self.out in folder.parents and not any(folder.iterdir()):
-                folder.rmdir()
-                folder = folder.parent
-        return removed
+        return remove_unchanged(self.out, {path: old[path] for path in old.keys() - made})

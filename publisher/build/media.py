@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from publisher.build.stored import load_json, save_json
+from publisher.build.stored import load_json, out_path, read_as, save_json
 from publisher.build.work import Output
 from publisher.site.files import FileInfo, file_stat, unchanged_since, write_file
 
@@ -43,7 +43,10 @@ def publish_media(
     root, out = root.resolve(), out.resolve()
     wanted = sorted({src.lstrip("/") for src in sources if src and "://" not in src})
     same = root == out
-    before: dict[str, list[int | str]] = {} if same else load_json(state / MEDIA_STATE).get("files", {})
+    files_before = {} if same else load_json(state / MEDIA_STATE).get("files", {})
+    before: dict[str, list[int | str]] = {
+        src: info for src, info in files_before.items() if read_as(out_path, src, None) is not None
+    }  # a path that could name a file outside the output folder is never publisher's copy
     written: dict[str, FileInfo] = {}
     files: list[Output] = []
     for src in wanted:
