@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from publisher.build.builder import build
+from publisher.build.cache import CACHE_FOLDER
+from publisher.build.media import MEDIA_STATE
+from publisher.build.stored import VERSION
 from publisher.site.config import load_site
 from publisher.site.records import load_records
 
@@ -63,4 +70,19 @@ def test_building_into_the_site_folder_copies_nothing(example_site: Path) -> Non
     before = sorted(p.name for p in (example_site / "media").iterdir())
     manifest = build(load_site(example_site, {}), every=True)
     assert sorted(p.name for p in (example_site / "media").iterdir()) == before
+    assert not manifest.removed
+
+
+@pytest.mark.parametrize("files", [[1], {"media/forum-bogota.png": 5}, {"media/forum-bogota.png": [1, "x"]}, "x"])
+def test_a_media_state_of_another_shape_reads_as_none(example_site: Path, tmp_path: Path, files: Any) -> None:
+    """media.json is read as untrusted, as the other cache files: another shape means copies made afresh."""
+    site = load_site(example_site, {})
+    out = tmp_path / "public"
+    build(site, out, every=True)
+    (state,) = (example_site / CACHE_FOLDER).glob(f"build-*/{MEDIA_STATE}")
+    state.write_text(json.dumps({"version": VERSION, "files": files}), encoding="utf-8")
+    (out / "media" / "forum-bogota.png").unlink()
+    manifest = build(load_site(example_site, {}), out, every=True)
+    copy, original = out / "media" / "forum-bogota.png", example_site / "media" / "forum-bogota.png"
+    assert copy.read_bytes() == original.read_bytes()
     assert not manifest.removed

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from publisher.build.stored import load_json, out_path, read_as, save_json
+from publisher.build.stored import load_json, read_as, save_json, written_files
 from publisher.build.work import Output
 from publisher.site.files import FileInfo, file_stat, unchanged_since, write_file
 
@@ -43,10 +43,10 @@ def publish_media(
     root, out = root.resolve(), out.resolve()
     wanted = sorted({src.lstrip("/") for src in sources if src and "://" not in src})
     same = root == out
-    files_before = {} if same else load_json(state / MEDIA_STATE).get("files", {})
-    before: dict[str, list[int | str]] = {
-        src: info for src, info in files_before.items() if read_as(out_path, src, None) is not None
-    }  # a path that could name a file outside the output folder is never publisher's copy
+    # as every cache file: another shape reads as no copies, a path that could lead out of `out` as not the shape
+    before: dict[str, FileInfo] = {}
+    if not same:
+        before = read_as(written_files, load_json(state / MEDIA_STATE).get("files"), before)
     written: dict[str, FileInfo] = {}
     files: list[Output] = []
     for src in wanted:
@@ -56,17 +56,16 @@ def publish_media(
         if same:  # published where it is: nothing for publisher to write, list or remove
             continue
         content = source.read_bytes()
-        known = tuple(before[src]) if src in before else None
         changed = False
         if write:
             (out / src).parent.mkdir(parents=True, exist_ok=True)
-            changed, written[src] = write_file(str(out / src), content, known)  # type: ignore[arg-type]
+            changed, written[src] = write_file(str(out / src), content, before.get(src))
         files.append(Output(src, "media", source.suffix.lstrip(".").lower(), (), changed=changed))
     removed: list[str] = []
     if write and not same:
         for src in sorted(before.keys() - written.keys()):
             target = out / src
-            if unchanged_since(tuple(before[src]), file_stat(str(target))):  # type: ignore[arg-type]
+            if unchanged_since(before[src], file_stat(str(target))):
                 target.unlink()
                 removed.append(src)
         save_json(state / MEDIA_STATE, {"files": {src: list(info) for src, info in written.items()}})
