@@ -221,9 +221,9 @@ def _kept_entry(value: Any) -> tuple[Any, ...]:
 
 
 def _feed_state(value: Any) -> FeedState:
-    context, membership, feeds, files = value
+    context, membership, feeds, files, keys = value
     listed = tuple((out_path(path), text(fmt), texts(ids)) for path, fmt, ids in feeds)
-    return FeedState(text(context), text(membership), listed, written_files(files))
+    return FeedState(text(context), text(membership), listed, written_files(files), items_of(text)(keys))
 
 
 def templates_digest(site: Site) -> str:
@@ -372,12 +372,17 @@ class Kept(NamedTuple):
 
 @dataclass
 class FeedState:
-    """The feeds of a build: what decided them, which records each shows, and the files as written."""
+    """The feeds of a build: what decided them, which records each shows, and the files as written.
+
+    `keys` holds the key of each record a feed shows: a feed is rendered again
+    when one of them changed, whether or not that record's previews were.
+    """
 
     context: str
     membership: str
     feeds: FeedList
     files: dict[str, FileInfo] = field(default_factory=dict)
+    keys: dict[str, str] = field(default_factory=dict)
 
 
 class Outputs:
