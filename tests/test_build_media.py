@@ -16,6 +16,7 @@ from publisher.build.media import MEDIA_STATE
 from publisher.build.stored import VERSION
 from publisher.site.config import load_site
 from publisher.site.records import load_records
+from tests.test_build import tree
 
 SITE_URL = "https://cepei.example.org"
 
@@ -86,3 +87,17 @@ def test_a_media_state_of_another_shape_reads_as_none(example_site: Path, tmp_pa
     copy, original = out / "media" / "forum-bogota.png", example_site / "media" / "forum-bogota.png"
     assert copy.read_bytes() == original.read_bytes()
     assert not manifest.removed
+
+
+def test_removing_the_last_copy_leaves_the_tree_a_cold_build_makes(example_site: Path, tmp_path: Path) -> None:
+    """A copy no record uses goes, and so does the folder it leaves empty (as with every file a build removes)."""
+    out = tmp_path / "public"
+    build(load_site(example_site, {}), out, every=True)
+    assert (out / "media" / "forum-bogota.png").is_file()
+    record = example_site / "events" / "2018-05-21-high-level-forum-bogota.md"
+    record.write_text(record.read_text().replace("src: media/forum-bogota.png", "src: https://example.org/forum.png"))
+    manifest = build(load_site(example_site, {}), out, every=True)
+    assert manifest.removed == ["media/forum-bogota.png"]
+    build(load_site(example_site, {}), tmp_path / "cold", every=True)
+    assert not (out / "media").exists() and not (tmp_path / "cold" / "media").exists()
+    assert tree(out) == tree(tmp_path / "cold")

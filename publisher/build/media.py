@@ -6,8 +6,9 @@ files too: `publish_media` copies each into the output folder at the same
 path (``media/…`` in the usual layout), writing only what changed. When the
 output folder is the site folder the files are there already and nothing is
 copied. The copies are remembered in the build's own folder (``media.json``
-beside its manifest of outputs); a copy no record uses any more is removed,
-unless someone changed it since, and no other file is ever touched.
+beside its manifest of outputs); a copy no record uses any more is removed
+(with the folder it leaves empty), unless someone changed it since, and no
+other file is ever touched.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from publisher.build.stored import load_json, read_as, save_json, written_files
+from publisher.build.stored import load_json, read_as, remove_unchanged, save_json, written_files
 from publisher.build.work import Output
-from publisher.site.files import FileInfo, file_stat, unchanged_since, write_file
+from publisher.site.files import FileInfo, write_file
 
 __all__ = ["MEDIA_STATE", "publish_media"]
 
@@ -62,11 +63,7 @@ def publish_media(
             changed, written[src] = write_file(str(out / src), content, before.get(src))
         files.append(Output(src, "media", source.suffix.lstrip(".").lower(), (), changed=changed))
     removed: list[str] = []
-    if write and not same:
-        for src in sorted(before.keys() - written.keys()):
-            target = out / src
-            if unchanged_since(before[src], file_stat(str(target))):
-                target.unlink()
-                removed.append(src)
+    if write and not same:  # as the builder removes its files: only publisher's, folders left empty too
+        removed = remove_unchanged(out, {src: before[src] for src in before.keys() - written.keys()})
         save_json(state / MEDIA_STATE, {"files": {src: list(info) for src, info in written.items()}})
     return files, removed
