@@ -9,11 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
 from publisher.build.builder import build
 from publisher.build.cache import CACHE_FOLDER
-from publisher.build.media import MEDIA_STATE
+from publisher.build.media import MEDIA_STATE, publish_media
 from publisher.build.stored import VERSION
+from publisher.cli.main import cli
 from publisher.site.config import load_site
 from publisher.site.records import load_records
 from tests.test_build import tree
@@ -101,3 +103,33 @@ def test_removing_the_last_copy_leaves_the_tree_a_cold_build_makes(example_site:
     build(load_site(example_site, {}), tmp_path / "cold", every=True)
     assert not (out / "media").exists() and not (tmp_path / "cold" / "media").exists()
     assert tree(out) == tree(tmp_path / "cold")
+
+
+def test_only_image_files_of_the_site_are_published(example_site: Path, tmp_path: Path) -> None:
+    """The media copied into the output are the site's image files: no settings, secrets or databases."""
+    (example_site / ".env").write_text("SECRET=1\n")
+    (example_site / "media" / "notes.PNG").write_bytes(b"\x89PNG notes")
+    out = tmp_path / "public"
+    sources = ["publisher.toml", ".env", "media/forum-bogota.png", "media/notes.PNG", "../outside.png"]
+    (tmp_path / "outside.png").write_bytes(b"\x89PNG outside")
+    files, _ = publish_media(example_site, out, sources, tmp_path / "state")
+    assert sorted(part.path for part in files) == ["media/forum-bogota.png", "media/notes.PNG"]
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()) == [
+        "media/forum-bogota.png",
+        "media/notes.PNG",
+    ]
+
+
+@pytest.mark.parametrize("src", ["publisher.toml", ".env", "media/site.sqlite"])
+def test_build_refuses_a_record_whose_image_is_not_an_image_file(example_site: Path, tmp_path: Path, src: str) -> None:
+    (example_site / ".env").write_text("SECRET=1\n")
+    (example_site / "media" / "site.sqlite").write_bytes(b"SQLite format 3\x00")
+    record = example_site / "events" / "2018-05-21-high-level-forum-bogota.md"
+    text = record.read_text()
+    record.write_text(text.replace("src: media/forum-bogota.png", f"src: {src}"))
+    line = text.splitlines().index("  src: media/forum-bogota.png") + 1
+    out = tmp_path / "public"
+    result = CliRunner().invoke(cli, ["--site", str(example_site), "build", "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    assert f"events/2018-05-21-high-level-forum-bogota.md:{line}: image.src: " in result.output
+    assert not (out / src).exists()

@@ -19,6 +19,7 @@ from pathlib import Path
 from publisher.build.stored import load_json, read_as, remove_unchanged, save_json, written_files
 from publisher.build.work import Output
 from publisher.site.files import FileInfo, write_file
+from publisher.site.records import is_image_file
 
 __all__ = ["MEDIA_STATE", "publish_media"]
 
@@ -26,8 +27,9 @@ MEDIA_STATE = "media.json"
 
 
 def _inside(root: Path, src: str) -> Path | None:
-    """`src` as a file of `root`, or None when it leaves the folder (``../``) or is a URL."""
-    if "://" in src:
+    """`src` as an image file of `root`, or None when it leaves the folder (``../``), is a URL, or is
+    named as no image is (a setting, a secret, a database: never published, whatever names it)."""
+    if "://" in src or not is_image_file(src):
         return None
     path = (root / src.lstrip("/")).resolve()
     return path if root in path.parents else None
@@ -39,7 +41,7 @@ def publish_media(
     """Copy the site files named by `sources` (record images, the logo) into `out`: (files, removed).
 
     `state` is the build folder where the copies are remembered. A file that
-    is missing, or outside the site folder, is left out (there is nothing to publish).
+    is missing, outside the site folder, or not named as an image is left out.
     """
     root, out = root.resolve(), out.resolve()
     wanted = sorted({src.lstrip("/") for src in sources if src and "://" not in src})
