@@ -131,3 +131,32 @@ def test_a_record_read_back_from_the_cache_is_the_record(example_site: Path) -> 
         assert again == record and repr(again) == repr(record)
         assert (again.source, again.lines) == (record.source, record.lines) and record.lines
     assert record_of('{"id": "x"}') is None and record_of("not json") is None
+
+
+def test_a_crafted_cache_never_removes_a_file_outside_the_output_folder(example_site: Path, tmp_path: Path) -> None:
+    """Paths the cache names as written by a build (a record's files, the feeds, the media copies) are
+    taken only when relative, without `..` or a drive: anything else is ignored, whatever size and mtime it gives."""
+    out = tmp_path / "public" / "out"
+    build(load_site(example_site), out, every=True)
+    victims = [tmp_path / "victim.txt", tmp_path / "victim2.txt", tmp_path / "victim3.txt"]
+    infos = []
+    for victim in victims:
+        victim.write_text("not publisher's")
+        stat = victim.stat()
+        infos.append([stat.st_size, stat.st_mtime_ns, "0" * 64])
+    (shard,) = [p for p in cache_files(example_site) if p.parent.name.startswith("build-") and p.name[0].isdigit()][:1]
+    data = json.loads(shard.read_bytes())
+    line = json.dumps({"path": "../../victim2.txt", "digest": infos[1][2]})
+    data["items"]["ghost"] = ["key", "context", "../../victim2.txt", infos[1][:2], line]
+    shard.write_text(json.dumps(data), encoding="utf-8")
+    feeds = shard.parent / "feeds.json"
+    data = json.loads(feeds.read_bytes())
+    data["feeds"][3][str(victims[0])] = infos[0]  # an absolute path
+    feeds.write_text(json.dumps(data), encoding="utf-8")
+    media = shard.parent / "media.json"
+    data = json.loads(media.read_bytes())
+    data["files"]["../../victim3.txt"] = infos[2]
+    media.write_text(json.dumps(data), encoding="utf-8")
+    manifest = build(load_site(example_site), out, every=True)
+    assert all(victim.read_text() == "not publisher's" for victim in victims)
+    assert not [path for path in manifest.removed if "victim" in path]

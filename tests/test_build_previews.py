@@ -136,3 +136,19 @@ def test_a_bad_previews_setting_is_named_with_its_line(site: Path, value: str) -
     assert result.exit_code == 2
     line = CONFIG.format(build=f"\n[build]\npreviews = {value}\n").splitlines().index(f"previews = {value}") + 1
     assert f"publisher.toml:{line}: build.previews: must be a positive integer" in result.output
+
+
+def test_an_edit_to_a_record_the_feeds_show_but_not_the_previews_renders_its_feeds_again(
+    site: Path, tmp_path: Path
+) -> None:
+    (site / "publisher.toml").write_text(CONFIG.format(build="\n[build]\npreviews = 1\n"), encoding="utf-8")
+    build(load_site(site), now=NOW)
+    assert "r185" not in previewed(site)
+    path = site / "events" / "r185.md"
+    path.write_text(path.read_text().replace("title: Record 185", "title: Record 185, retitled"))
+    build(load_site(site), now=NOW)
+    build(load_site(site), tmp_path / "cold", now=NOW)
+    feeds = {path: data for path, data in outputs(site).items() if path.startswith("feeds/")}
+    cold = {path: data for path, data in tree(tmp_path / "cold").items() if path.startswith("feeds/")}
+    assert feeds and feeds == cold
+    assert b"Record 185, retitled" in feeds["feeds/atom.xml"]

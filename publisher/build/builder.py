@@ -47,7 +47,7 @@ from publisher.build.cache import (
 from publisher.build.manifest import SEPARATOR, Manifest
 from publisher.build.media import publish_media
 from publisher.build.previews import preview_ids
-from publisher.build.stored import record_of
+from publisher.build.stored import record_of, remove_unchanged
 from publisher.build.work import Output, post_text, render_record
 from publisher.errors import InvalidInput, Problem, WorkFailed
 from publisher.site.config import Site
@@ -308,9 +308,11 @@ class _Build:
         before = self.outputs.feeds
         same = before is not None and (before.context, before.membership) == (self.context, membership)
         listed = before.feeds if before is not None and same else None
+        keys = {s.id: s.key for s in live}
         fresh = None
-        if listed is not None:
-            wanted = {path for path, _, ids in listed if rendered.intersection(ids) or not self._intact(path)}
+        if listed is not None and before is not None:
+            edited = {id for _, _, ids in listed for id in ids if before.keys.get(id) != keys.get(id)} | rendered
+            wanted = {path for path, _, ids in listed if edited.intersection(ids) or not self._intact(path)}
             fresh = self._some_feeds(live, sizes, listed, wanted)
         if listed is None or fresh is None:
             from publisher.render.feeds import feed_members, feed_set  # feedgen and lxml: loaded only when needed
@@ -320,7 +322,8 @@ class _Build:
             listed = tuple((f.path, f.format, f.record_ids) for f in files)
             fresh = {f.path: f.content for f in files}
         known = before.files if before is not None else {}
-        self.new_feeds = FeedState(self.context, membership, listed)
+        shown_keys = {id: keys[id] for _, _, ids in listed for id in ids if id in keys}
+        self.new_feeds = FeedState(self.context, membership, listed, keys=shown_keys)
         outputs = []
         for path, fmt, ids in listed:
             content = fresh.get(path)
@@ -417,15 +420,4 @@ class _Build:
         for id, kept in before.items():
             if entries.get(id) is not kept:
                 old.update(kept.infos())
-        removed = []
-        for path in sorted(old.keys() - made):
-            target = self.out / path
-            if not unchanged_since(old[path], file_stat(str(target))):
-                continue  # gone already, or changed by someone else: theirs now
-            target.unlink()
-            removed.append(path)
-            folder = target.parent
-            while folder != self.out and self.out in folder.parents and not any(folder.iterdir()):
-                folder.rmdir()
-                folder = folder.parent
-        return removed
+        return remove_unchanged(self.out, {path: old[path] for path in old.keys() - made})

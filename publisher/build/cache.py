@@ -43,15 +43,18 @@ import publisher
 from publisher.build.stored import (
     NOT_THE_SHAPE,
     count,
+    file_info,
     items_of,
     load_json,
     maybe_text,
     moment_of,
+    out_path,
     read_as,
     record_of,
     save_json,
     text,
     texts,
+    written_files,
 )
 from publisher.site.config import Site
 from publisher.site.files import FileInfo, FileStat, digest
@@ -208,21 +211,19 @@ def _parsed_entry(value: Any) -> tuple[str, str]:
 
 
 def _kept_entry(value: Any) -> tuple[Any, ...]:
+    """A record's entry; its paths each an `out_path` (a build removes them when the record goes)."""
     key, context, paths, stats, lines = value
     if not isinstance(stats, list):
         raise TypeError("not a list")
-    return text(key), text(context), text(paths), tuple(count(n) for n in stats), text(lines)
-
-
-def _file_info(value: Any) -> FileInfo:
-    size, mtime_ns, file_digest = value
-    return count(size), count(mtime_ns), text(file_digest)
+    for path in text(paths).split("\n"):
+        out_path(path)
+    return text(key), text(context), paths, tuple(count(n) for n in stats), text(lines)
 
 
 def _feed_state(value: Any) -> FeedState:
-    context, membership, feeds, files = value
-    listed = tuple((text(path), text(fmt), texts(ids)) for path, fmt, ids in feeds)
-    return FeedState(text(context), text(membership), listed, {text(p): _file_info(i) for p, i in files.items()})
+    context, membership, feeds, files, keys = value
+    listed = tuple((out_path(path), text(fmt), texts(ids)) for path, fmt, ids in feeds)
+    return FeedState(text(context), text(membership), listed, written_files(files), items_of(text)(keys))
 
 
 def templates_digest(site: Site) -> str:
@@ -354,25 +355,34 @@ class Kept(NamedTuple):
     json: str  # their lines of the `--json` manifest, "changed": false
 
     def infos(self) -> dict[str, FileInfo]:
-        """Path → (size, mtime_ns, digest) of each file ({} when the cache held something else)."""
+        """Path → (size, mtime_ns, digest) of each file ({} when the cache held something else).
+
+        The manifest lines must name the very paths of `paths` (each checked as it was read).
+        """
         try:
             lines = [json.loads(line.strip().rstrip(",")) for line in self.json.split("\n")]
-            return {
-                entry["path"]: (self.stats[2 * i], self.stats[2 * i + 1], entry["digest"])
+            infos = {
+                entry["path"]: file_info([self.stats[2 * i], self.stats[2 * i + 1], entry["digest"]])
                 for i, entry in enumerate(lines)
             }
         except NOT_THE_SHAPE:
             return {}
+        return infos if list(infos) == self.paths.split("\n") else {}
 
 
 @dataclass
 class FeedState:
-    """The feeds of a build: what decided them, which records each shows, and the files as written."""
+    """The feeds of a build: what decided them, which records each shows, and the files as written.
+
+    `keys` holds the key of each record a feed shows: a feed is rendered again
+    when one of them changed, whether or not that record's previews were.
+    """
 
     context: str
     membership: str
     feeds: FeedList
     files: dict[str, FileInfo] = field(default_factory=dict)
+    keys: dict[str, str] = field(default_factory=dict)
 
 
 class Outputs:

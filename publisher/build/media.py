@@ -6,8 +6,9 @@ files too: `publish_media` copies each into the output folder at the same
 path (``media/…`` in the usual layout), writing only what changed. When the
 output folder is the site folder the files are there already and nothing is
 copied. The copies are remembered in the build's own folder (``media.json``
-beside its manifest of outputs); a copy no record uses any more is removed,
-unless someone changed it since, and no other file is ever touched.
+beside its manifest of outputs); a copy no record uses any more is removed
+(with the folder it leaves empty), unless someone changed it since, and no
+other file is ever touched.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from publisher.build.stored import load_json, save_json
+from publisher.build.stored import load_json, read_as, remove_unchanged, save_json, written_files
 from publisher.build.work import Output
-from publisher.site.files import FileInfo, file_stat, unchanged_since, write_file
+from publisher.site.files import FileInfo, write_file
+from publisher.site.records import is_image_file
 
 __all__ = ["MEDIA_STATE", "publish_media"]
 
@@ -25,8 +27,9 @@ MEDIA_STATE = "media.json"
 
 
 def _inside(root: Path, src: str) -> Path | None:
-    """`src` as a file of `root`, or None when it leaves the folder (``../``) or is a URL."""
-    if "://" in src:
+    """`src` as an image file of `root`, or None when it leaves the folder (``../``), is a URL, or is
+    named as no image is (a setting, a secret, a database: never published, whatever names it)."""
+    if "://" in src or not is_image_file(src):
         return None
     path = (root / src.lstrip("/")).resolve()
     return path if root in path.parents else None
@@ -38,12 +41,15 @@ def publish_media(
     """Copy the site files named by `sources` (record images, the logo) into `out`: (files, removed).
 
     `state` is the build folder where the copies are remembered. A file that
-    is missing, or outside the site folder, is left out (there is nothing to publish).
+    is missing, outside the site folder, or not named as an image is left out.
     """
     root, out = root.resolve(), out.resolve()
     wanted = sorted({src.lstrip("/") for src in sources if src and "://" not in src})
     same = root == out
-    before: dict[str, list[int | str]] = {} if same else load_json(state / MEDIA_STATE).get("files", {})
+    # as every cache file: another shape reads as no copies, a path that could lead out of `out` as not the shape
+    before: dict[str, FileInfo] = {}
+    if not same:
+        before = read_as(written_files, load_json(state / MEDIA_STATE).get("files"), before)
     written: dict[str, FileInfo] = {}
     files: list[Output] = []
     for src in wanted:
@@ -53,18 +59,13 @@ def publish_media(
         if same:  # published where it is: nothing for publisher to write, list or remove
             continue
         content = source.read_bytes()
-        known = tuple(before[src]) if src in before else None
         changed = False
         if write:
             (out / src).parent.mkdir(parents=True, exist_ok=True)
-            changed, written[src] = write_file(str(out / src), content, known)  # type: ignore[arg-type]
+            changed, written[src] = write_file(str(out / src), content, before.get(src))
         files.append(Output(src, "media", source.suffix.lstrip(".").lower(), (), changed=changed))
     removed: list[str] = []
-    if write and not same:
-        for src in sorted(before.keys() - written.keys()):
-            target = out / src
-            if unchanged_since(tuple(before[src]), file_stat(str(target))):  # type: ignore[arg-type]
-                target.unlink()
-                removed.append(src)
+    if write and not same:  # as the builder removes its files: only publisher's, folders left empty too
+        removed = remove_unchanged(out, {src: before[src] for src in before.keys() - written.keys()})
         save_json(state / MEDIA_STATE, {"files": {src: list(info) for src, info in written.items()}})
     return files, removed

@@ -13,12 +13,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Callable
-from pathlib import Path
+from collections.abc import Callable, Mapping
+from pathlib import Path, PureWindowsPath
 from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
+from publisher.site.files import FileInfo, file_stat, unchanged_since
 from publisher.site.records import Record
 
 VERSION = 5  # of the cache's files: one of another version reads as empty
@@ -81,6 +82,58 @@ def texts(value: Any) -> tuple[str, ...]:
     if not isinstance(value, list):
         raise TypeError("not a list")
     return tuple(text(v) for v in value)
+
+
+def out_path(value: Any) -> str:
+    """A path the cache names under the output folder ('feeds/a.xml'), else ValueError (not the shape).
+
+    The cache says which files earlier builds wrote, and a build removes
+    those it no longer makes: a path that is absolute, has a drive, a ``..``
+    part or a backslash could name a file anywhere, so it is never taken.
+    """
+    path = text(value)
+    parts = path.split("/")
+    if not path or path.startswith("/") or "\\" in path or "\0" in path or ".." in parts or PureWindowsPath(path).drive:
+        raise ValueError("not a path under the output folder")
+    return path
+
+
+def file_info(value: Any) -> FileInfo:
+    """A file as a build wrote it: (size, mtime_ns, digest)."""
+    size, mtime_ns, file_digest = value
+    return count(size), count(mtime_ns), text(file_digest)
+
+
+def written_files(value: Any) -> dict[str, FileInfo]:
+    """Files a build wrote, by their path under the output folder (`out_path`)."""
+    return {out_path(path): file_info(info) for path, info in value.items()}
+
+
+def remove_unchanged(out: Path, files: Mapping[str, FileInfo]) -> list[str]:
+    """Remove these files (path → what a build wrote there) from `out`, unless someone changed them since.
+
+    A file the cache names is removed only when it is still under `out` once
+    its links are resolved, and unchanged by size and mtime (else it is
+    someone else's now); a folder left empty by a removal goes too, so an
+    incremental build leaves the same tree a cold one would. Gives the paths removed.
+    """
+    root = out.resolve()
+    removed = []
+    for path in sorted(files):
+        target = out / path
+        try:
+            inside = out_path(path) == path and target.resolve().is_relative_to(root)
+        except (*NOT_THE_SHAPE, OSError):
+            inside = False
+        if not inside or not unchanged_since(files[path], file_stat(str(target))):
+            continue  # not publisher's to touch, gone already, or changed by someone else: theirs now
+        target.unlink()
+        removed.append(path)
+        folder = target.parent
+        while folder != out and out in folder.parents and not any(folder.iterdir()):
+            folder.rmdir()
+            folder = folder.parent
+    return removed
 
 
 def items_of(convert: Callable[[Any], T]) -> Callable[[Any], dict[str, T]]:

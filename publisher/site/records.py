@@ -31,6 +31,7 @@ T = TypeVar("T")
 _LANGUAGE = re.compile(
     r"^(?P<lang>[a-zA-Z]{2,3})(-[a-zA-Z]{4})?(-(?:[a-zA-Z]{2}|\d{3}))?(-(?:[a-zA-Z0-9]{5,8}|\d[a-zA-Z0-9]{3}))*$"
 )
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".webp", ".avif", ".svg")  # what `image.src` may name
 _URL = re.compile(r"^https?://[^\s/$.?#][^\s]*$", re.IGNORECASE)
 _KNOWN_LANGUAGES: dict[str, bool] = {}
 
@@ -330,14 +331,22 @@ def parse_record(text: str, path: Path, root: Path | None = None, *, shown: str 
     return record
 
 
+def is_image_file(src: str) -> bool:
+    """Whether a site file's name is an image's: only those are published with the output and posted."""
+    return Path(src).suffix.lower() in IMAGE_SUFFIXES
+
+
 def _image_problems(image: Any, shown: str, line: int, root: Path | None) -> list[Problem]:
-    """An image `src` is an absolute http(s) URL or a file inside the site (not through a link out of it:
-    its bytes would be posted to a network)."""
+    """An image `src` is an absolute http(s) URL or an image file inside the site (not through a link out
+    of it: its bytes would be posted to a network; nor another file, which `build --out` would publish)."""
     src = image.get("src") if isinstance(image, dict) else None
     if not isinstance(src, str) or not src.strip() or _URL.match(src):
         return []
     if "://" in src or src.startswith(("/", "\\")) or ".." in Path(src).parts:
         return [Problem(shown, line, "image.src", f"is neither an http(s) URL nor a file in the site (got {src!r})")]
+    if not is_image_file(src):
+        suffixes = ", ".join(IMAGE_SUFFIXES)
+        return [Problem(shown, line, "image.src", f"is not an image file (one of {suffixes}; got {src!r})")]
     if root is not None and not (root / src).is_file():
         return [Problem(shown, line, "image.src", f"no such file in the site (got {src!r})")]
     if root is not None and not (root / src).resolve().is_relative_to(root.resolve()):  # a symlink out
