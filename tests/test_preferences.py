@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import email
 import email.policy
 from collections.abc import Iterator
@@ -77,8 +78,17 @@ def test_choosing_lists_and_language_holds_for_the_next_dispatch(store: Store) -
     assert {p.field for p in bad.value.problems} == {"lists", "language"}
     none = choose(store, "ana@example.org", [], None, NOW, offered=OFFERED)
     assert none is not None and none.status == "unsubscribed"
-    back = choose(store, "ana@example.org", ["news"], None, NOW, offered=OFFERED)
-    assert back is not None and back.status == "active" and back.consent_source == "preferences"
+
+
+def test_someone_who_left_is_not_subscribed_again_by_an_old_preferences_link(store: Store) -> None:
+    """The link never expires and sits in every issue: coming back goes through /subscribe (double opt-in)."""
+    _on(store, "ana@example.org", "news")
+    left = leave_list(store, "ana@example.org", "news", NOW)
+    assert left is not None and left.status == "unsubscribed"
+    later = NOW + dt.timedelta(days=30)
+    kept = choose(store, "ana@example.org", ["news", "weekly"], "es", later, offered=OFFERED)
+    assert kept == left
+    assert recipients.active_addresses(store, "news") == []
 
 
 def test_a_bounced_address_is_not_made_active_by_its_preferences(store: Store) -> None:

@@ -40,8 +40,9 @@ __all__ = [
 
 S = subscribers.c
 _PURPOSE = b"publisher-preferences"
-# Who may change their own choices: someone on the lists, or someone who left them and comes back.
-_MAY_CHOOSE = frozenset({"active", "unsubscribed"})
+# Who may change their own choices: someone on the lists. The link never expires and sits in every issue
+# ever sent, so someone who left comes back only through the subscribe form (double opt-in).
+_MAY_CHOOSE = frozenset({"active"})
 
 
 def make_preferences_token(secret: str, email: str) -> str:
@@ -110,10 +111,11 @@ def choose(
 ) -> Subscriber | None:
     """Set `email`'s lists (among `offered`) and language; the next dispatch follows them.
 
-    No list chosen is leaving everything. Someone who had unsubscribed and
-    chooses lists again is active again, with this as their consent (they
-    followed the link mailed to them). A bounced or complained address is left
-    as it is (the mail server or the reader's own complaint said no more mail).
+    No list chosen is leaving everything. Only an active subscriber chooses:
+    anyone else (pending, unsubscribed, bounced, complained) is left as they
+    are. The token never expires and is in the footer of every issue ever
+    sent, so holding one is no fresh consent: someone who left comes back
+    through the subscribe form, confirming from their inbox.
     Raises InvalidInput naming a list not offered or a bad language tag; None
     when there is no such subscriber.
     """
@@ -139,6 +141,4 @@ def choose(
     values: dict[str, object] = {"lists": list(dict.fromkeys(chosen + kept)), "updated_at": now}
     if language:
         values["language"] = language
-    if subscriber.status != "active":
-        values.update(status="active", consent_at=now, consent_source="preferences", unsubscribed_at=None)
     return _write(store, subscriber, values)
