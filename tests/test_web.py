@@ -398,6 +398,22 @@ def test_an_erased_address_gets_the_usual_answer_and_nothing_is_stored_or_sent(
     assert web.post(mailed).status == 409 and subscribers.get(store, "gil@example.org") is None
 
 
+def test_a_bounced_or_complained_address_gets_the_usual_answer_and_no_email(
+    web: Web, store: Store, mail: MailServer
+) -> None:
+    """The mail server or the reader's own complaint said no more mail: not even a confirmation."""
+    _member(store, "hal@example.org")
+    subscribers.mark_bounced(store, "hal@example.org", NOW - dt.timedelta(days=2))
+    _member(store, "ivy@example.org")
+    subscribers.mark_complained(store, "ivy@example.org", NOW - dt.timedelta(days=2))
+    usual = web.post("/subscribe", {"email": "new@example.org", "list": "news"})
+    for address, status in (("hal@example.org", "bounced"), ("ivy@example.org", "complained")):
+        reply = web.post("/subscribe", {"email": address, "list": "news"})
+        assert reply.status == 200
+        assert reply.text.replace(address, "@") == usual.text.replace("new@example.org", "@")
+        assert status_of(store, address) == status and mail.count(address) == 0
+
+
 def test_the_form_never_adds_a_list_to_an_active_subscriber_without_confirmation(
     web: Web, store: Store, mail: MailServer
 ) -> None:

@@ -2,11 +2,12 @@
 
 Nobody becomes an active subscriber without confirming from their own inbox.
 A new address is stored as ``pending``; an address already on the list or
-suppressed (unsubscribed, bounced, complained) is left exactly as it is until
-its owner confirms, and one erased on request (GDPR art. 17,
-`publisher.audience.erasure`) is neither stored nor mailed. Every answer to
-the form is the same whoever the address belongs to, so the form tells no one
-who is subscribed (or erased). The confirmation email
+unsubscribed is left exactly as it is until its owner confirms. An address
+that bounced or complained gets no email at all (the mail server or the
+reader's own complaint said no more mail), and one erased on request (GDPR
+art. 17, `publisher.audience.erasure`) is neither stored nor mailed. Every
+answer to the form is the same whoever the address belongs to, so the form
+tells no one who is subscribed (or erased, or bounced). The confirmation email
 carries no text from the form but the address itself (no name), so the form
 cannot be used to send someone else a message of one's choosing.
 """
@@ -44,6 +45,7 @@ log = logging.getLogger("publisher.web.app")
 MAX_NAME = 200
 HONEYPOT = "website"  # hidden from people (off-screen, aria-hidden, no tab stop); robots fill in every field
 SOURCE = "web"
+NO_MAIL = ("bounced", "complained")  # no confirmation email either: told what everyone is told, sent nothing
 
 
 def confirm_secret(ctx: WebContext) -> str | None:
@@ -142,8 +144,9 @@ def subscribe(ctx: WebContext, request: Request) -> Response:
     store = ctx.store()
     refuse = Erased(store, secret).refusal  # the key `forget` hashed with (admin_forget, the CLI)
     existing = subscribers.get(store, email)
-    if refuse(email) is not None:  # the same answer as anyone's (a different one would tell who), no email
-        log.info("a sign-up for an erased address was answered and nothing was stored or sent")
+    if refuse(email) is not None or (existing is not None and existing.status in NO_MAIL):
+        # Erased, bounced or complained: the same answer as anyone's (a different one would tell who), no email.
+        log.info("a sign-up for an address that gets no mail was answered and nothing was sent")
         return _check_inbox(ctx, email, now)
     if existing is None:  # a pending row keeps the name and language it was made with
         try:
