@@ -22,7 +22,7 @@ from collections.abc import Iterable, Sequence
 
 import sqlalchemy as sa
 
-from publisher.audience.subscribers import Subscriber, get, unsubscribe
+from publisher.audience.subscribers import Subscriber, locked, suppress_in, unsubscribe
 from publisher.audience.tokens import sign, signed_payload
 from publisher.errors import InvalidInput, Problem
 from publisher.site.records import check_language
@@ -73,10 +73,8 @@ def preferences_url(site_url: str, token: str) -> str:
     return f"{site_url.rstrip('/')}/preferences/{token}"
 
 
-def _write(store: Store, subscriber: Subscriber, values: dict[str, object]) -> Subscriber | None:
-    with store.write() as connection:
-        connection.execute(sa.update(subscribers).where(S.id == subscriber.id).values(values))
-    return get(store, subscriber.email)
+def _change(connection: sa.Connection, subscriber: Subscriber, values: dict[str, object]) -> None:
+    connection.execute(sa.update(subscribers).where(S.id == subscriber.id).values(values))
 
 
 def leave_list(store: Store, email: str, list_name: str, now: dt.datetime) -> Subscriber | None:
@@ -85,14 +83,19 @@ def leave_list(store: Store, email: str, list_name: str, now: dt.datetime) -> Su
     Leaving the only list left is leaving everything (`leave_everything`): an
     active subscriber on no list would be a row nobody mails, and a plain
     ``unsubscribed`` row is what keeps imports from adding the address back.
+    The row is read and written in one transaction, locked (`subscribers.locked`):
+    two lists left at the same moment never write back each other's list.
     """
-    subscriber = get(store, email)
-    if subscriber is None or subscriber.suppressed or list_name not in subscriber.lists:
-        return subscriber
-    left = tuple(name for name in subscriber.lists if name != list_name)
-    if not left:
-        return leave_everything(store, email, now)
-    return _write(store, subscriber, {"lists": list(left), "updated_at": now})
+    with store.write() as connection:
+        subscriber = locked(connection, email)
+        if subscriber is None or subscriber.suppressed or list_name not in subscriber.lists:
+            return subscriber
+        left = tuple(name for name in subscriber.lists if name != list_name)
+        if left:
+            _change(connection, subscriber, {"lists": list(left), "updated_at": now})
+        else:
+            suppress_in(connection, email, now, "unsubscribed")
+        return locked(connection, email)
 
 
 def leave_everything(store: Store, email: str, now: dt.datetime) -> Subscriber | None:
@@ -130,15 +133,17 @@ def choose(
             problems.append(Problem("form", 1, "language", str(exc)))
     if problems:
         raise InvalidInput(problems)
-    subscriber = get(store, email)
-    if subscriber is None or subscriber.status not in _MAY_CHOOSE:
-        return subscriber
-    kept = tuple(name for name in subscriber.lists if name not in offered)  # lists the site no longer offers
-    if not chosen:
+    with store.write() as connection:  # read and written at once, locked: see `leave_list`
+        subscriber = locked(connection, email)
+        if subscriber is None or subscriber.status not in _MAY_CHOOSE:
+            return subscriber
+        kept = tuple(name for name in subscriber.lists if name not in offered)  # lists the site no longer offers
+        values: dict[str, object] = {"updated_at": now}
         if language:
-            _write(store, subscriber, {"language": language, "updated_at": now})
-        return leave_everything(store, email, now)
-    values: dict[str, object] = {"lists": list(dict.fromkeys(chosen + kept)), "updated_at": now}
-    if language:
-        values["language"] = language
-    return _write(store, subscriber, values)
+            values["language"] = language
+        if chosen:
+            values["lists"] = list(dict.fromkeys(chosen + kept))
+        _change(connection, subscriber, values)
+        if not chosen:
+            suppress_in(connection, email, now, "unsubscribed")
+        return locked(connection, email)
