@@ -178,7 +178,19 @@ class Saved:
 def save(
     store: Store, people: Sequence[Incoming], now: dt.datetime, source: str, *, resubscribe: bool = False
 ) -> Saved:
-    """Add or merge `people` (one entry per address) in one transaction."""
+    """Add or merge `people` (one entry per address) in one transaction.
+
+    Two callers adding one new address at once (two sign-ups on PostgreSQL) both find no row; the
+    second to insert breaks the address's unique key, its transaction rolls back, and it is run again:
+    then it finds the row the first made and merges into it, as for any address already there.
+    """
+    try:
+        return _save(store, people, now, source, resubscribe)
+    except sa.exc.IntegrityError:
+        return _save(store, people, now, source, resubscribe)
+
+
+def _save(store: Store, people: Sequence[Incoming], now: dt.datetime, source: str, resubscribe: bool) -> Saved:
     counts = {"added": 0, "updated": 0, "unchanged": 0, "skipped": 0}
     with store.write() as connection:
         existing = _by_key(connection, [person.email.lower() for person in people])
