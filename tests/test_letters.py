@@ -7,6 +7,7 @@ import datetime as dt
 import email
 import email.base64mime
 import email.policy
+import hashlib
 import io
 from email.generator import BytesGenerator
 from email.message import EmailMessage
@@ -23,7 +24,7 @@ from publisher.errors import HeaderInjection
 from publisher.render.base64_lines import base64_lines
 from publisher.render.email import Issue, personalise, render_issue
 from publisher.render.letter_parts import Parts
-from publisher.render.letters import Letters
+from publisher.render.letters import Letters, message_id
 from publisher.site.config import load_site
 from publisher.site.records import load_records
 from tests.dispatch_support import PARIS, SECRET
@@ -89,6 +90,22 @@ def test_list_unsubscribe_is_plain_uris_folded_after_the_comma(example_site: Pat
     expected = list_unsubscribe_headers(link, "comms@cepei.example.org")
     assert letters._headers(link) | expected == letters._headers(link)  # the same values as the reference helper
     assert {k: letters._headers(link)[k] for k in expected} == expected
+
+
+def test_a_message_id_cannot_be_made_without_the_secret_so_a_bounce_for_it_cannot_be_forged(
+    example_site: Path,
+) -> None:
+    """Keyed with the link secret, stable per dispatch and recipient (a resend carries the same one)."""
+    letters = letters_for(example_site, [PARIS])
+    ident = letters.letter("Ana@example.org", "Ana", NOW)["Message-ID"]
+    assert ident == letters.letter("ana@example.org", "Bo", NOW + dt.timedelta(hours=1))["Message-ID"]
+    assert ident == letters.message("ana@example.org", "Ana", NOW)["Message-ID"]  # the reference agrees
+    unkeyed = hashlib.blake2b(b"ana@example.org", digest_size=8).hexdigest()
+    assert ident != f"<0123456789abcdef.{unkeyed}@cepei.example.org>"  # what anyone knowing the address could write
+    assert ident.startswith("<0123456789abcdef.") and ident.endswith("@cepei.example.org>")
+    another = message_id("0123456789abcdef", "ana@example.org", "cepei.example.org", "another secret")
+    assert another != ident and len(another) == len(ident)
+    assert message_id("d1", "Ana@example.org", "h.example", None) == f"<d1.{unkeyed}@h.example>"  # no secret: as before
 
 
 @pytest.mark.parametrize("address", ["ana@example.org", "josé@example.org"])

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import email
 import email.policy
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -77,8 +80,73 @@ def test_choosing_lists_and_language_holds_for_the_next_dispatch(store: Store) -
     assert {p.field for p in bad.value.problems} == {"lists", "language"}
     none = choose(store, "ana@example.org", [], None, NOW, offered=OFFERED)
     assert none is not None and none.status == "unsubscribed"
-    back = choose(store, "ana@example.org", ["news"], None, NOW, offered=OFFERED)
-    assert back is not None and back.status == "active" and back.consent_source == "preferences"
+
+
+def test_someone_who_left_is_not_subscribed_again_by_an_old_preferences_link(store: Store) -> None:
+    """The link never expires and sits in every issue: coming back goes through /subscribe (double opt-in)."""
+    _on(store, "ana@example.org", "news")
+    left = leave_list(store, "ana@example.org", "news", NOW)
+    assert left is not None and left.status == "unsubscribed"
+    later = NOW + dt.timedelta(days=30)
+    kept = choose(store, "ana@example.org", ["news", "weekly"], "es", later, offered=OFFERED)
+    assert kept == left
+    assert recipients.active_addresses(store, "news") == []
+
+
+class Meanwhile:
+    """`other` runs in another thread right after the next subscriber row is read, while that reader waits.
+
+    The reader waits until `other` is done, or 1.5 s when `other` is blocked by it (a row locked
+    for the change): either way both changes are made, in the order the store allows.
+    """
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, other: Callable[[], object]) -> None:
+        self.other, self.done = other, threading.Event()
+        self.failed: list[BaseException] = []
+        self.thread: threading.Thread | None = None
+        self.real = subscribers._subscriber
+        monkeypatch.setattr(subscribers, "_subscriber", self.reading)
+
+    def run(self) -> None:
+        try:
+            self.other()
+        except BaseException as exc:  # the test must see it
+            self.failed.append(exc)
+        self.done.set()
+
+    def reading(self, row: Any) -> subscribers.Subscriber:
+        found = self.real(row)
+        if self.thread is None:
+            self.thread = threading.Thread(target=self.run)
+            self.thread.start()
+            self.done.wait(timeout=1.5)
+        return found
+
+    def join(self) -> None:
+        assert self.thread is not None, "no row was read"
+        self.thread.join()
+        assert self.failed == []
+
+
+def test_leaving_two_lists_at_once_leaves_everything(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two one-click unsubscribes at the same moment: neither may write back the list the other just left."""
+    _on(store, "ana@example.org", "news", "weekly")
+    meanwhile = Meanwhile(monkeypatch, lambda: leave_list(store, "ana@example.org", "weekly", NOW))
+    leave_list(store, "ana@example.org", "news", NOW)
+    meanwhile.join()
+    found = subscribers.get(store, "ana@example.org")
+    assert found is not None and found.status == "unsubscribed"
+    assert recipients.active_addresses(store, "news") == recipients.active_addresses(store, "weekly") == []
+
+
+def test_choosing_lists_never_undoes_an_unsubscribe_made_meanwhile(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _on(store, "ana@example.org", "news", "weekly")
+    meanwhile = Meanwhile(monkeypatch, lambda: leave_list(store, "ana@example.org", "news", NOW))
+    choose(store, "ana@example.org", ["news", "weekly"], None, NOW, offered=OFFERED)
+    meanwhile.join()
+    assert recipients.active_addresses(store, "news") == []  # the unsubscribe, made last, holds
 
 
 def test_a_bounced_address_is_not_made_active_by_its_preferences(store: Store) -> None:

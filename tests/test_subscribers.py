@@ -5,8 +5,10 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -97,6 +99,34 @@ def test_sign_ups_never_confirmed_are_forgotten_after_the_cutoff_and_nothing_els
 
 
 # --- remove and suppression -------------------------------------------------------------------------
+
+
+def test_two_sign_ups_of_one_new_address_at_once_make_one_row(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The second to insert finds the row the first made (its unique key) and merges into it instead of failing."""
+    real, done, failed, others = subscribers._by_key, threading.Event(), list[BaseException](), list[threading.Thread]()
+
+    def other() -> None:
+        try:
+            subscribers.add(store, "Ana@example.org", lists=["weekly"], now=NOW, source="web", status="pending")
+        except BaseException as exc:  # the test must see it
+            failed.append(exc)
+        done.set()
+
+    def reading(connection: Any, keys: Any) -> dict[str, Subscriber]:
+        found = real(connection, keys)
+        if not others:  # the other sign-up runs between our read and our insert
+            others.append(threading.Thread(target=other))
+            others[0].start()
+            done.wait(timeout=1.5)  # SQLite: it waits for our write transaction instead
+        return found
+
+    monkeypatch.setattr(subscribers, "_by_key", reading)
+    mine = subscribers.add(store, "ana@example.org", lists=["news"], now=NOW, source="web", status="pending")
+    others[0].join()
+    assert failed == []
+    (only,) = subscribers.list_subscribers(store)
+    assert only == subscribers.get(store, "ANA@example.org")
+    assert mine.id == only.id and only.status == "pending" and set(only.lists) == {"news", "weekly"}
 
 
 def test_remove_keeps_the_row_as_a_suppression_entry(store: Store) -> None:

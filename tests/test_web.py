@@ -21,6 +21,7 @@ import pytest
 
 from publisher.audience import subscribers
 from publisher.audience.confirm import DEFAULT_LIFETIME, make_confirm_token
+from publisher.audience.erasure import forget
 from publisher.audience.tokens import OUTBOX_SECRET
 from publisher.audience.unsubscribe import make_token
 from publisher.build.builder import build
@@ -380,6 +381,37 @@ def test_an_unsubscribed_person_who_subscribes_again_is_active_only_after_confir
     assert status_of(store, "ed@example.org") == "unsubscribed"
     assert web.post(path).status == 200
     assert status_of(store, "ed@example.org") == "active"
+
+
+def test_an_erased_address_gets_the_usual_answer_and_nothing_is_stored_or_sent(
+    web: Web, store: Store, mail: MailServer
+) -> None:
+    """An address erased on request (GDPR art. 17) is never added back by the form, and the form does not tell."""
+    _subscribe(web, "gil@example.org")
+    mailed = _confirm_path(mail, "gil@example.org")  # a link mailed before the erasure
+    forget(store, "gil@example.org", SECRET, NOW)
+    erased = web.post("/subscribe", {"email": "Gil@example.org", "list": "news"})
+    usual = web.post("/subscribe", {"email": "new@example.org", "list": "news"})
+    assert erased.status == usual.status == 200
+    assert erased.text.replace("Gil@example.org", "@") == usual.text.replace("new@example.org", "@")
+    assert subscribers.get(store, "gil@example.org") is None and mail.count("gil@example.org") == 1
+    assert web.post(mailed).status == 409 and subscribers.get(store, "gil@example.org") is None
+
+
+def test_a_bounced_or_complained_address_gets_the_usual_answer_and_no_email(
+    web: Web, store: Store, mail: MailServer
+) -> None:
+    """The mail server or the reader's own complaint said no more mail: not even a confirmation."""
+    _member(store, "hal@example.org")
+    subscribers.mark_bounced(store, "hal@example.org", NOW - dt.timedelta(days=2))
+    _member(store, "ivy@example.org")
+    subscribers.mark_complained(store, "ivy@example.org", NOW - dt.timedelta(days=2))
+    usual = web.post("/subscribe", {"email": "new@example.org", "list": "news"})
+    for address, status in (("hal@example.org", "bounced"), ("ivy@example.org", "complained")):
+        reply = web.post("/subscribe", {"email": address, "list": "news"})
+        assert reply.status == 200
+        assert reply.text.replace(address, "@") == usual.text.replace("new@example.org", "@")
+        assert status_of(store, address) == status and mail.count(address) == 0
 
 
 def test_the_form_never_adds_a_list_to_an_active_subscriber_without_confirmation(

@@ -107,6 +107,25 @@ def test_the_preferences_page_changes_lists_and_language_for_the_next_issue(sent
     assert web.get("/preferences/" + "x" * 10 + "." + "y" * 32).status == 400
 
 
+def test_an_old_preferences_link_does_not_subscribe_again_someone_who_left(sent: Path, store: Store, web: Web) -> None:
+    """After a one-click unsubscribe the footer's link shows a page pointing to /subscribe; a POST changes nothing."""
+    text = parsed(_mail_to(sent, "bo@example.org")).get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    link = re.search(r"https://cepei\.example\.org/preferences/\S+?(?=>)", text)
+    assert link is not None
+    secret = link_secret(load_site(sent, env=ENV), outbox=False)
+    assert secret is not None
+    one_click = "/unsubscribe/" + make_token(secret, "bo@example.org", "news")
+    assert web.request("POST", one_click, b"List-Unsubscribe=One-Click", FORM).status == 200
+    before = subscribers.get(store, "bo@example.org")
+    assert before is not None and before.status == "unsubscribed"
+    for reply in (web.get(_path(link.group(0))), web.post(_path(link.group(0)), {"list-news": "on", "language": "es"})):
+        assert reply.status == 200
+        assert "not subscribed" in reply.text and 'href="/subscribe"' in reply.text
+        assert not any(f.get("type") == "checkbox" for f in Page(reply.text).fields)
+    assert subscribers.get(store, "bo@example.org") == before
+    assert recipients.active_addresses(store, "news") == ["ana@example.org"]
+
+
 def test_the_archive_is_served_and_an_unsent_issue_is_not(web: Web) -> None:
     assert web.get(f"/archive/{PARIS}.html").status == 200
     assert PARIS in web.get("/archive/").text

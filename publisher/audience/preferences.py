@@ -22,7 +22,7 @@ from collections.abc import Iterable, Sequence
 
 import sqlalchemy as sa
 
-from publisher.audience.subscribers import Subscriber, get, unsubscribe
+from publisher.audience.subscribers import Subscriber, locked, suppress_in, unsubscribe
 from publisher.audience.tokens import sign, signed_payload
 from publisher.errors import InvalidInput, Problem
 from publisher.site.records import check_language
@@ -40,8 +40,9 @@ __all__ = [
 
 S = subscribers.c
 _PURPOSE = b"publisher-preferences"
-# Who may change their own choices: someone on the lists, or someone who left them and comes back.
-_MAY_CHOOSE = frozenset({"active", "unsubscribed"})
+# Who may change their own choices: someone on the lists. The link never expires and sits in every issue
+# ever sent, so someone who left comes back only through the subscribe form (double opt-in).
+_MAY_CHOOSE = frozenset({"active"})
 
 
 def make_preferences_token(secret: str, email: str) -> str:
@@ -72,10 +73,8 @@ def preferences_url(site_url: str, token: str) -> str:
     return f"{site_url.rstrip('/')}/preferences/{token}"
 
 
-def _write(store: Store, subscriber: Subscriber, values: dict[str, object]) -> Subscriber | None:
-    with store.write() as connection:
-        connection.execute(sa.update(subscribers).where(S.id == subscriber.id).values(values))
-    return get(store, subscriber.email)
+def _change(connection: sa.Connection, subscriber: Subscriber, values: dict[str, object]) -> None:
+    connection.execute(sa.update(subscribers).where(S.id == subscriber.id).values(values))
 
 
 def leave_list(store: Store, email: str, list_name: str, now: dt.datetime) -> Subscriber | None:
@@ -84,14 +83,19 @@ def leave_list(store: Store, email: str, list_name: str, now: dt.datetime) -> Su
     Leaving the only list left is leaving everything (`leave_everything`): an
     active subscriber on no list would be a row nobody mails, and a plain
     ``unsubscribed`` row is what keeps imports from adding the address back.
+    The row is read and written in one transaction, locked (`subscribers.locked`):
+    two lists left at the same moment never write back each other's list.
     """
-    subscriber = get(store, email)
-    if subscriber is None or subscriber.suppressed or list_name not in subscriber.lists:
-        return subscriber
-    left = tuple(name for name in subscriber.lists if name != list_name)
-    if not left:
-        return leave_everything(store, email, now)
-    return _write(store, subscriber, {"lists": list(left), "updated_at": now})
+    with store.write() as connection:
+        subscriber = locked(connection, email)
+        if subscriber is None or subscriber.suppressed or list_name not in subscriber.lists:
+            return subscriber
+        left = tuple(name for name in subscriber.lists if name != list_name)
+        if left:
+            _change(connection, subscriber, {"lists": list(left), "updated_at": now})
+        else:
+            suppress_in(connection, email, now, "unsubscribed")
+        return locked(connection, email)
 
 
 def leave_everything(store: Store, email: str, now: dt.datetime) -> Subscriber | None:
@@ -110,10 +114,11 @@ def choose(
 ) -> Subscriber | None:
     """Set `email`'s lists (among `offered`) and language; the next dispatch follows them.
 
-    No list chosen is leaving everything. Someone who had unsubscribed and
-    chooses lists again is active again, with this as their consent (they
-    followed the link mailed to them). A bounced or complained address is left
-    as it is (the mail server or the reader's own complaint said no more mail).
+    No list chosen is leaving everything. Only an active subscriber chooses:
+    anyone else (pending, unsubscribed, bounced, complained) is left as they
+    are. The token never expires and is in the footer of every issue ever
+    sent, so holding one is no fresh consent: someone who left comes back
+    through the subscribe form, confirming from their inbox.
     Raises InvalidInput naming a list not offered or a bad language tag; None
     when there is no such subscriber.
     """
@@ -128,17 +133,17 @@ def choose(
             problems.append(Problem("form", 1, "language", str(exc)))
     if problems:
         raise InvalidInput(problems)
-    subscriber = get(store, email)
-    if subscriber is None or subscriber.status not in _MAY_CHOOSE:
-        return subscriber
-    kept = tuple(name for name in subscriber.lists if name not in offered)  # lists the site no longer offers
-    if not chosen:
+    with store.write() as connection:  # read and written at once, locked: see `leave_list`
+        subscriber = locked(connection, email)
+        if subscriber is None or subscriber.status not in _MAY_CHOOSE:
+            return subscriber
+        kept = tuple(name for name in subscriber.lists if name not in offered)  # lists the site no longer offers
+        values: dict[str, object] = {"updated_at": now}
         if language:
-            _write(store, subscriber, {"language": language, "updated_at": now})
-        return leave_everything(store, email, now)
-    values: dict[str, object] = {"lists": list(dict.fromkeys(chosen + kept)), "updated_at": now}
-    if language:
-        values["language"] = language
-    if subscriber.status != "active":
-        values.update(status="active", consent_at=now, consent_source="preferences", unsubscribed_at=None)
-    return _write(store, subscriber, values)
+            values["language"] = language
+        if chosen:
+            values["lists"] = list(dict.fromkeys(chosen + kept))
+        _change(connection, subscriber, values)
+        if not chosen:
+            suppress_in(connection, email, now, "unsubscribed")
+        return locked(connection, email)

@@ -46,6 +46,7 @@ __all__ = [
     "get",
     "import_csv",
     "list_subscribers",
+    "locked",
     "mark_bounced",
     "mark_complained",
     "normalise_email",
@@ -53,6 +54,7 @@ __all__ = [
     "remove",
     "save",
     "split_lists",
+    "suppress_in",
     "unsubscribe",
 ]
 
@@ -176,7 +178,19 @@ class Saved:
 def save(
     store: Store, people: Sequence[Incoming], now: dt.datetime, source: str, *, resubscribe: bool = False
 ) -> Saved:
-    """Add or merge `people` (one entry per address) in one transaction."""
+    """Add or merge `people` (one entry per address) in one transaction.
+
+    Two callers adding one new address at once (two sign-ups on PostgreSQL) both find no row; the
+    second to insert breaks the address's unique key, its transaction rolls back, and it is run again:
+    then it finds the row the first made and merges into it, as for any address already there.
+    """
+    try:
+        return _save(store, people, now, source, resubscribe)
+    except sa.exc.IntegrityError:
+        return _save(store, people, now, source, resubscribe)
+
+
+def _save(store: Store, people: Sequence[Incoming], now: dt.datetime, source: str, resubscribe: bool) -> Saved:
     counts = {"added": 0, "updated": 0, "unchanged": 0, "skipped": 0}
     with store.write() as connection:
         existing = _by_key(connection, [person.email.lower() for person in people])
@@ -280,14 +294,31 @@ def find(store: Store, emails: Iterable[str]) -> dict[str, Subscriber]:
     return {given[key]: subscriber for key, subscriber in found.items()}
 
 
-def _suppress(store: Store, email: str, now: dt.datetime, status: str) -> Subscriber | None:
+def locked(connection: sa.Connection, email: str) -> Subscriber | None:
+    """The subscriber with this address, read in `connection` (a write transaction) to be changed in it.
+
+    On PostgreSQL the row stays locked until the transaction ends (``FOR UPDATE``), so two changes made
+    at once follow each other instead of each writing back what it read; SQLite's write transaction
+    (``BEGIN IMMEDIATE``) already holds the whole database, and ignores the clause.
+    """
+    query = sa.select(subscribers).where(S.email_key == email_key(email)).with_for_update()
+    row = connection.execute(query).first()
+    return None if row is None else _subscriber(row)
+
+
+def suppress_in(connection: sa.Connection, email: str, now: dt.datetime, status: str) -> None:
+    """Give `email` the suppressed `status`, in `connection`; the first time it left stays."""
     # A bounce or complaint after an unsubscribe is still recorded; the first time stays.
     first = sa.func.coalesce(S.unsubscribed_at, sa.literal(now, S.unsubscribed_at.type))
     values = {"status": status, "updated_at": now, "unsubscribed_at": first}
+    where = (S.email_key == email_key(email), S.status != status)
+    connection.execute(sa.update(subscribers).where(*where).values(values))
+
+
+def _suppress(store: Store, email: str, now: dt.datetime, status: str) -> Subscriber | None:
     with store.write() as connection:
-        key = email_key(email)
-        connection.execute(sa.update(subscribers).where(S.email_key == key, S.status != status).values(values))
-        row = connection.execute(sa.select(subscribers).where(S.email_key == key)).first()
+        suppress_in(connection, email, now, status)
+        row = connection.execute(sa.select(subscribers).where(S.email_key == email_key(email))).first()
     return None if row is None else _subscriber(row)
 
 

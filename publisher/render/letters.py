@@ -28,6 +28,7 @@ from __future__ import annotations
 import binascii
 import datetime as dt
 import hashlib
+import hmac
 from collections.abc import Mapping
 from email.message import EmailMessage
 from email.parser import BytesHeaderParser
@@ -54,11 +55,23 @@ _STAND_INS = {
     "html": "PUBLISHERSTANDINHTML",
 }
 _FOLD_AT = 78
+_MESSAGE_ID_PURPOSE = b"publisher-message-id\x00"
 
 
-def message_id(dispatch_id: str, email: str, host: str) -> str:
-    """Stable per dispatch and recipient: a resend after a crash carries the same Message-ID."""
-    digest = hashlib.blake2b(email.lower().encode(), digest_size=8).hexdigest()
+def message_id(dispatch_id: str, email: str, host: str, secret: str | None) -> str:
+    """Stable per dispatch and recipient: a resend after a crash carries the same Message-ID.
+
+    Its digest of the address is keyed with the link secret (HMAC-SHA256, the same 16 hex digits as
+    before): a bounce or complaint report is matched by the Message-ID it quotes, and anyone who knew
+    an address could otherwise write a report for it. Without a secret it is the unkeyed digest of
+    old. Reports match what the ledger stored for each message sent, never a recomputation, so
+    messages sent before the digest was keyed still match.
+    """
+    address = email.lower().encode()
+    if secret:
+        digest = hmac.new(secret.encode("utf-8"), _MESSAGE_ID_PURPOSE + address, hashlib.sha256).hexdigest()[:16]
+    else:
+        digest = hashlib.blake2b(address, digest_size=8).hexdigest()
     return f"<{dispatch_id}.{digest}@{host}>"
 
 
@@ -210,7 +223,8 @@ class Letters:
         link = self.unsubscribe_link(email)
         prefs = self.preferences_link(email)
         html, text = personalise(self.issue, name=name, unsubscribe_url=link, email=email, preferences_url=prefs)
-        return self._build(email, html, text, self._headers(link), message_id(self.dispatch_id, email, self.host), date)
+        ident = message_id(self.dispatch_id, email, self.host, self.secret)
+        return self._build(email, html, text, self._headers(link), ident, date)
 
     def letter(self, email: str, name: str, date: dt.datetime) -> WireMessage:
         """One recipient's message in wire form (CRLF lines), ready to send.
@@ -222,7 +236,7 @@ class Letters:
         prefs = self.preferences_link(email)
         text, html = self.parts.encode(name=name, unsubscribe_url=link, email=email, preferences_url=prefs)
         headers = self._headers(link)
-        ident = message_id(self.dispatch_id, email, self.host)
+        ident = message_id(self.dispatch_id, email, self.host, self.secret)
         when = self._date(date)
         for header, value in (("Message-ID", ident), ("List-Unsubscribe", headers["List-Unsubscribe"])):
             check_header(header, value)  # the other headers are the same for everyone: checked once

@@ -170,7 +170,7 @@ def _preferences(ctx: WebContext, email: str, status: int = 200, *, saved: bool 
         language=language,
         saved=saved,
         error=error,
-        known=subscriber is not None and subscriber.status in ("active", "unsubscribed"),
+        known=subscriber is not None and subscriber.status == "active",
     )
 
 
@@ -181,12 +181,19 @@ def preferences_page(ctx: WebContext, request: Request, token: str) -> Response:
 
 
 def preferences(ctx: WebContext, request: Request, token: str) -> Response:
-    """POST /preferences/<token>: the lists ticked (``list-<id>``) and the language; the next dispatch follows."""
+    """POST /preferences/<token>: the lists ticked (``list-<id>``) and the language; the next dispatch follows.
+
+    Only for an active subscriber: the token never expires and is in every issue's footer, so for someone
+    who left (unsubscribed, bounced, complained) it changes nothing and the page points to /subscribe.
+    """
     if not same_origin(request, ctx.site_url):  # a page elsewhere must not choose lists for the reader
         return _foreign(ctx)
     email = _chooser(ctx, token)
     if isinstance(email, Response):
         return email
+    found = subscribers.get(ctx.store(), email)
+    if found is None or found.status != "active":  # someone who left comes back through /subscribe only
+        return _preferences(ctx, email)
     offered = ctx.site.settings.newsletter.lists
     chosen = [name for name in offered if request.field(f"list-{name}")]
     try:

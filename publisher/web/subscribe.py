@@ -2,9 +2,12 @@
 
 Nobody becomes an active subscriber without confirming from their own inbox.
 A new address is stored as ``pending``; an address already on the list or
-suppressed (unsubscribed, bounced, complained) is left exactly as it is until
-its owner confirms. Every answer to the form is the same whoever the address
-belongs to, so the form tells no one who is subscribed. The confirmation email
+unsubscribed is left exactly as it is until its owner confirms. An address
+that bounced or complained gets no email at all (the mail server or the
+reader's own complaint said no more mail), and one erased on request (GDPR
+art. 17, `publisher.audience.erasure`) is neither stored nor mailed. Every
+answer to the form is the same whoever the address belongs to, so the form
+tells no one who is subscribed (or erased, or bounced). The confirmation email
 carries no text from the form but the address itself (no name), so the form
 cannot be used to send someone else a message of one's choosing.
 """
@@ -30,6 +33,7 @@ from publisher.audience.confirm import (
     make_confirm_token,
     read_confirm_token,
 )
+from publisher.audience.erasure import Erased
 from publisher.audience.tokens import link_secret
 from publisher.dispatch.email import send_now
 from publisher.errors import InvalidInput, PublisherError
@@ -41,6 +45,7 @@ log = logging.getLogger("publisher.web.app")
 MAX_NAME = 200
 HONEYPOT = "website"  # hidden from people (off-screen, aria-hidden, no tab stop); robots fill in every field
 SOURCE = "web"
+NO_MAIL = ("bounced", "complained")  # no confirmation email either: told what everyone is told, sent nothing
 
 
 def confirm_secret(ctx: WebContext) -> str | None:
@@ -131,14 +136,18 @@ def subscribe(ctx: WebContext, request: Request) -> Response:
     form = request.form.to_dict()
     if form.get(HONEYPOT):  # a field people never see: a robot filled it in; it is told what people are told
         log.info("a sign-up with the hidden field filled in was ignored")
-        shown = ctx.local(now + DEFAULT_LIFETIME)
-        return ctx.page("check_inbox.html", title="Check your inbox", email=form.get("email", ""), expires=shown)
+        return _check_inbox(ctx, form.get("email", ""), now)
     values, errors = _checked(ctx, form)
     if errors:
         return _form(ctx, 400, values, errors)
     email, list_name = values["email"], values["list"]
     store = ctx.store()
+    refuse = Erased(store, secret).refusal  # the key `forget` hashed with (admin_forget, the CLI)
     existing = subscribers.get(store, email)
+    if refuse(email) is not None or (existing is not None and existing.status in NO_MAIL):
+        # Erased, bounced or complained: the same answer as anyone's (a different one would tell who), no email.
+        log.info("a sign-up for an address that gets no mail was answered and nothing was sent")
+        return _check_inbox(ctx, email, now)
     if existing is None:  # a pending row keeps the name and language it was made with
         try:
             subscribers.add(
@@ -150,6 +159,7 @@ def subscribe(ctx: WebContext, request: Request) -> Response:
                 now=now,
                 source=SOURCE,
                 status="pending",
+                refuse=refuse,
             )
         except InvalidInput:
             return _form(ctx, 400, values, {"email": "This address cannot be used."})
@@ -163,7 +173,12 @@ def subscribe(ctx: WebContext, request: Request) -> Response:
         except PublisherError as exc:
             log.error("could not send a confirmation email: %s", exc)
             return ctx.message(503, "Please try again later", "We could not send the confirmation email just now.")
-    return ctx.page("check_inbox.html", title="Check your inbox", email=email, expires=ctx.local(expires))
+    return _check_inbox(ctx, email, now)
+
+
+def _check_inbox(ctx: WebContext, email: str, now: dt.datetime) -> Response:
+    expires = ctx.local(now + DEFAULT_LIFETIME)
+    return ctx.page("check_inbox.html", title="Check your inbox", email=email, expires=expires)
 
 
 def confirmation_message(
@@ -227,7 +242,8 @@ def _confirmation(ctx: WebContext, token: str) -> Confirmation | Response:
             "Confirmation links work for a few days. Please subscribe again.",
             link=("/subscribe", "Subscribe again"),
         )
-    if not _usable(subscribers.get(ctx.store(), found.email), found):
+    store = ctx.store()
+    if not _usable(subscribers.get(store, found.email), found) or Erased(store, secret).holds(found.email):
         return ctx.message(
             409,
             "This link has been used",
@@ -274,17 +290,21 @@ def confirm(ctx: WebContext, request: Request, token: str) -> Response:
     store = ctx.store()
     existing = subscribers.get(store, found.email)
     # The name and language asked for are a new row's only: a form (whoever sent it) never renames anyone.
-    subscribers.add(
-        store,
-        found.email,
-        name=found.name if existing is None else None,
-        language=found.language if existing is None else None,
-        lists=[found.list_name],
-        now=ctx.now(),
-        source=SOURCE,
-        status="active",
-        resubscribe=True,  # they asked, and confirmed from their own inbox
-    )
+    try:
+        subscribers.add(
+            store,
+            found.email,
+            name=found.name if existing is None else None,
+            language=found.language if existing is None else None,
+            lists=[found.list_name],
+            now=ctx.now(),
+            source=SOURCE,
+            status="active",
+            resubscribe=True,  # they asked, and confirmed from their own inbox
+            refuse=Erased(store, confirm_secret(ctx)).refusal,  # a link mailed before an erasure adds nobody back
+        )
+    except InvalidInput:  # erased since `_confirmation` looked
+        return ctx.message(409, "This link has been used", "It cannot be used again.", link=("/subscribe", "Subscribe"))
     return ctx.message(
         200,
         "You are subscribed",
