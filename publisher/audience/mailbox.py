@@ -17,18 +17,17 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import ssl
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
 from publisher.errors import WorkFailed
+from publisher.site.bounce_settings import IMAPS_URL
 from publisher.site.config import Site
 
 PASSWORD_ENV = "PUBLISHER_BOUNCES_PASSWORD"
 PROCESSED_SUFFIX = ".processed"
-_IMAPS = re.compile(r"imaps://(?P<user>[^@/]+)@(?P<host>[^/:\[\]]+|\[[^\]]+\])(?::(?P<port>\d+))?/(?P<folder>.+)")
 
 
 class MailboxUnavailable(WorkFailed):
@@ -70,7 +69,7 @@ class ImapBox:
     def __init__(self, url: str, password: str | None, ssl_context: ssl.SSLContext | None = None) -> None:
         from imapclient import IMAPClient
 
-        found = _IMAPS.fullmatch(url)
+        found = IMAPS_URL.fullmatch(url)
         if found is None:
             raise MailboxUnavailable(f"bounce mailbox {url}: not imaps://user@host/FOLDER")
         if not password:

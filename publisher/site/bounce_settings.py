@@ -8,7 +8,7 @@ from pydantic import Field, field_validator
 
 from publisher.site.section import Section
 
-__all__ = ["SNS_URL", "BouncesSettings", "check_mailbox"]
+__all__ = ["IMAPS_URL", "SNS_URL", "BouncesSettings", "check_mailbox"]
 
 # Production: https, and a host of Amazon SNS in any region (the China regions end in .amazonaws.com.cn).
 SNS_URL = (
@@ -65,7 +65,9 @@ class BouncesSettings(Section):
         return value
 
 
-_IMAPS = re.compile(
+# The one spelling of an IMAPS mailbox: checked here when publisher.toml is read, parsed with the same
+# pattern when the mailbox is opened (`publisher.audience.mailbox`).
+IMAPS_URL = re.compile(
     r"imaps://(?P<user>[^@/\s]+)@(?P<host>[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::(?P<port>\d{1,5}))?/(?P<folder>\S+)"
 )
 
@@ -79,7 +81,7 @@ def check_mailbox(value: str) -> None:
     if value.startswith("imaps://"):
         if ":" in value.removeprefix("imaps://").partition("@")[0]:
             raise ValueError("carries no password: set PUBLISHER_BOUNCES_PASSWORD instead")
-        if not _IMAPS.fullmatch(value):
+        if not IMAPS_URL.fullmatch(value):
             raise ValueError(f"is not imaps://user@host/FOLDER (got {value!r})")
         return
     raise ValueError(f"is not 'maildir:PATH' or 'imaps://user@host/FOLDER' (got {value!r})")
