@@ -48,7 +48,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.routing import Map, Rule
 
 from publisher.audience.erasure import erased_count, forget
-from publisher.audience.tokens import SECRET_ENV, link_secret
+from publisher.audience.tokens import SECRET_ENV
 from publisher.dispatch.status import approve, open_runner, plan_lines
 from publisher.errors import PublisherError
 from publisher.site.config import Site
@@ -203,7 +203,7 @@ def admin_forget(ctx: WebContext, request: Request) -> Response:
     if not same_origin(request, ctx.site_url):
         return ctx.message(403, "Not allowed", "Please use the button on the plan page.")
     back = ("/admin/plan", "Back to the plan")
-    key = link_secret(ctx.site, outbox=False)  # never the outbox placeholder: anyone could test addresses with it
+    key = ctx.link_secret()
     if key is None:
         why = f"set {SECRET_ENV}: erased addresses are kept as hashes keyed with it."
         return ctx.message(503, "Nothing was erased", why, link=back)

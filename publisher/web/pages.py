@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from publisher.audience.tokens import link_secret
 from publisher.site.config import Site
 from publisher.site.templates import environment
 from publisher.store.dispatches import Store
@@ -74,6 +75,12 @@ class WebContext:
     @property
     def site_url(self) -> str:
         return self.site.settings.site.url
+
+    def link_secret(self) -> str | None:
+        """PUBLISHER_SECRET, which signs the readers' links (confirm, unsubscribe, preferences) and keys erased
+        addresses; None when it is not set. Never the outbox placeholder: anyone can read it in the source and
+        would unsubscribe anyone with it, add someone without consent, or learn who is on the list."""
+        return link_secret(self.site, outbox=False)
 
     def local(self, moment: dt.datetime) -> str:
         """A time as the team reads it: in the site's time zone."""

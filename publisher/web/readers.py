@@ -22,7 +22,6 @@ from publisher.audience.preferences import (
     preferences_url,
     verify_preferences_token,
 )
-from publisher.audience.tokens import link_secret
 from publisher.audience.unsubscribe import verify_token
 from publisher.errors import InvalidInput
 from publisher.web.http import PREVIEW_POLICY, Request, Response, file_response, inside, same_origin
@@ -42,12 +41,6 @@ __all__ = [
 ARCHIVE_TYPES = {".html": "text/html; charset=utf-8", ".xml": "application/atom+xml; charset=utf-8"}
 
 
-def _secret(ctx: WebContext) -> str | None:
-    # PUBLISHER_SECRET only: no SMTP or DKIM setting needed, and never the outbox placeholder, which anyone
-    # can read in the source and would let them unsubscribe anyone (or learn who is on the list).
-    return link_secret(ctx.site, outbox=False)
-
-
 def _links_off(ctx: WebContext) -> Response:
     return ctx.message(
         503,
@@ -62,7 +55,7 @@ def _foreign(ctx: WebContext) -> Response:
 
 
 def _unsubscriber(ctx: WebContext, token: str) -> tuple[str, str] | Response:
-    secret = _secret(ctx)
+    secret = ctx.link_secret()
     if secret is None:
         return _links_off(ctx)
     found = verify_token(secret, token)
@@ -76,7 +69,7 @@ def _unsubscriber(ctx: WebContext, token: str) -> tuple[str, str] | Response:
 
 
 def _preferences_link(ctx: WebContext, email: str) -> str:
-    secret = _secret(ctx)
+    secret = ctx.link_secret()
     assert secret is not None  # the caller checked a token signed with it
     return preferences_url(ctx.site_url, make_preferences_token(secret, email))
 
@@ -142,7 +135,7 @@ def unsubscribe_everything(ctx: WebContext, request: Request, token: str) -> Res
 
 
 def _chooser(ctx: WebContext, token: str) -> str | Response:
-    secret = _secret(ctx)
+    secret = ctx.link_secret()
     if secret is None:
         return _links_off(ctx)
     email = verify_preferences_token(secret, token)

@@ -34,7 +34,6 @@ from publisher.audience.confirm import (
     read_confirm_token,
 )
 from publisher.audience.erasure import Erased
-from publisher.audience.tokens import link_secret
 from publisher.dispatch.email import send_now
 from publisher.errors import InvalidInput, PublisherError
 from publisher.render.message import check_header
@@ -46,11 +45,6 @@ MAX_NAME = 200
 HONEYPOT = "website"  # hidden from people (off-screen, aria-hidden, no tab stop); robots fill in every field
 SOURCE = "web"
 NO_MAIL = ("bounced", "complained")  # no confirmation email either: told what everyone is told, sent nothing
-
-
-def confirm_secret(ctx: WebContext) -> str | None:
-    """Confirmation links need the real PUBLISHER_SECRET: a forged one would add someone without consent."""
-    return link_secret(ctx.site, outbox=False)
 
 
 def _no_secret(ctx: WebContext) -> Response:
@@ -80,7 +74,7 @@ def _language_name(tag: str) -> str:
 
 def subscribe_form(ctx: WebContext, request: Request) -> Response:
     """GET /subscribe: the form (``?list=weekly`` preselects a list)."""
-    if confirm_secret(ctx) is None:
+    if ctx.link_secret() is None:
         return _no_secret(ctx)
     lists = ctx.site.settings.newsletter.lists
     chosen = request.args.get("list")
@@ -130,7 +124,7 @@ def subscribe(ctx: WebContext, request: Request) -> Response:
     if not ctx.subscribes.hit(request.client, now):
         wait = ctx.subscribes.retry_after(now)
         return ctx.message(429, "Too many requests", "Please try again later.", headers=[("Retry-After", str(wait))])
-    secret = confirm_secret(ctx)
+    secret = ctx.link_secret()
     if secret is None:
         return _no_secret(ctx)
     form = request.form.to_dict()
@@ -224,7 +218,7 @@ def _send_confirmation(
 
 
 def _confirmation(ctx: WebContext, token: str) -> Confirmation | Response:
-    secret = confirm_secret(ctx)
+    secret = ctx.link_secret()
     if secret is None:
         return _no_secret(ctx)
     found = read_confirm_token(secret, token)
@@ -301,7 +295,7 @@ def confirm(ctx: WebContext, request: Request, token: str) -> Response:
             source=SOURCE,
             status="active",
             resubscribe=True,  # they asked, and confirmed from their own inbox
-            refuse=Erased(store, confirm_secret(ctx)).refusal,  # a link mailed before an erasure adds nobody back
+            refuse=Erased(store, ctx.link_secret()).refusal,  # a link mailed before an erasure adds nobody back
         )
     except InvalidInput:  # erased since `_confirmation` looked
         return ctx.message(409, "This link has been used", "It cannot be used again.", link=("/subscribe", "Subscribe"))
