@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import threading
 from collections.abc import Iterator
 from datetime import timedelta
@@ -276,3 +277,20 @@ def test_a_name_reserved_for_examples_is_never_looked_up(url: str, monkeypatch: 
 )
 def test_an_ipv4_address_carried_in_ipv6_is_judged_as_itself(address: str, public: bool) -> None:
     assert remote_image._is_public(address) is public
+
+
+def test_build_warns_of_a_broken_image_url_also_when_the_record_comes_from_its_cache(
+    server: ImageServer, fakes: Fakes, tmp_path: Path
+) -> None:
+    root = remote_site(tmp_path / "site", fakes, f"{server.url}/missing.png")
+    line = RECORD.splitlines().index("  src: media/foro.png") + 1
+    record = root / "events" / "2026-11-27-foro.md"
+    os.utime(record, ns=(record.stat().st_mtime_ns - 5 * 10**9,) * 2)  # old enough for its times to be trusted
+    warning = f"warning: events/2026-11-27-foro.md:{line}: image.src: the image cannot be had"
+
+    first = CliRunner().invoke(cli, ["--site", str(root), "build"], env={})
+    again = CliRunner().invoke(cli, ["--site", str(root), "build"], env={})  # the record is not parsed again
+
+    assert first.exit_code == 0 and again.exit_code == 0, first.output + again.output
+    assert warning in first.stderr and warning in again.stderr
+    assert server.asked.count("/missing.png") == 2  # asked on each build: it may be there by now

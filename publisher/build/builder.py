@@ -146,6 +146,9 @@ class _Build:
             feeds = self._feeds(shown, {w.id for w in todo})
             manifest = self._finish(live, previewed, produced, feeds)
             manifest.scheduled = len(live) - len(shown)
+            for source in sources:
+                if source.remote is not None:
+                    manifest.images.setdefault(source.remote[0], []).append((source.shown, source.remote[1]))
             return manifest
         finally:
             if self.pool is not None:

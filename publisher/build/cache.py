@@ -106,8 +106,9 @@ def now_ns() -> int:
 
 
 _ROW = operator.attrgetter(
-    "key", "id", "status", "published", "membership", "image", "name", "shown", "tags", "language", "starts", "ends"
-)  # a Source as the cache keeps it: `Source(*row)` makes it again
+    "key", "id", "status", "published", "membership", "image", "name", "shown", "tags", "language", "starts", "ends",
+    "remote",
+)  # fmt: skip  # a Source as the cache keeps it: `Source(*row)` makes it again
 
 
 class Source:
@@ -117,6 +118,8 @@ class Source:
     name), `membership` a digest of what decides which feeds show it; `tags`
     and `language` say which feeds may show it without the record at hand, and
     `published`, `starts` and `ends` (timestamps) what the timeline plans it by.
+    `remote` is its image's http(s) URL and the line of its `image.src` (the
+    build fetches it ahead of the posts: `publisher.build.images`).
     """
 
     __slots__ = (
@@ -129,6 +132,7 @@ class Source:
         "name",
         "published",
         "record",
+        "remote",
         "shown",
         "starts",
         "status",
@@ -149,12 +153,13 @@ class Source:
         language: str | None = None,
         starts: float | None = None,
         ends: float | None = None,
+        remote: tuple[str, int] | None = None,
         record: Record | None = None,
     ) -> None:
         self.key, self.id, self.status, self.published = key, id, status, published
         self.membership, self.image, self.name, self.shown = membership, image, name, shown
         self.tags, self.language, self.record = tags, language, record
-        self.starts, self.ends = starts, ends
+        self.starts, self.ends, self.remote = starts, ends, remote
 
     @classmethod
     def of(cls, record: Record, key: str | None = None, name: str | None = None) -> Source:
@@ -174,6 +179,8 @@ class Source:
         source.tags, source.language = record.tags, record.language
         source.starts = record.starts.timestamp() if record.starts else None
         source.ends = record.ends.timestamp() if record.ends else None
+        src = record.image.src if record.image else ""
+        source.remote = (src, record.line("image.src")) if src.startswith(("http://", "https://")) else None
         return source
 
     @property
@@ -192,11 +199,12 @@ class Source:
 
 def _source_row(value: Any) -> tuple[Any, ...]:
     """A `Source.row()` as JSON gives it back, checked field by field."""
-    key, id, status, published, membership, image, name, shown, tags, language, starts, ends = value
+    key, id, status, published, membership, image, name, shown, tags, language, starts, ends, remote = value
     return (
         text(key), text(id), text(status), moment_of(published), text(membership),
         maybe_text(image), maybe_text(name), text(shown), texts(tags), maybe_text(language),
         None if starts is None else moment_of(starts), None if ends is None else moment_of(ends),
+        None if remote is None else (text(remote[0]), count(remote[1])),
     )  # fmt: skip
 
 

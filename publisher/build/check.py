@@ -107,7 +107,7 @@ def check_everything(
     except InvalidInput as exc:
         problems.extend(exc.problems)
     problems.extend(channel_problems(site, config_text))
-    images = check_images(site, revalidate=True, local=True)
+    images = check_images(site, revalidate=True)
     problems.extend(images.errors)
     images.warnings = sorted([*images.warnings, *cut_by_comments(site)])
     if problems:

@@ -9,7 +9,6 @@ and newsletter are fine, and its posts will go out without the image.
 
 from __future__ import annotations
 
-import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -20,9 +19,6 @@ from publisher.site.files import record_names, shown_paths
 from publisher.site.front_matter import FrontMatter
 
 FETCHERS = 8
-# A `src:` whose value starts as an http(s) URL (quoted or not, block or flow style): what `build` looks for
-# before parsing a record's front matter again. One it misses is still fetched when its post goes out.
-_REMOTE_SRC = re.compile(r"""\bsrc:\s*["']?https?://""")
 
 
 @dataclass
@@ -31,9 +27,10 @@ class ImageReport:
     warnings: list[Problem] = field(default_factory=list)
 
 
-def check_images(site: Site, *, revalidate: bool, local: bool) -> ImageReport:
-    """Every record's image: remote ones fetched (asked again with their ETag when `revalidate`), local
-    ones decoded when `local`. Records whose front matter does not parse are left to the record checks."""
+def check_images(site: Site, *, revalidate: bool) -> ImageReport:
+    """Every record's image (`publisher check`): remote ones fetched (asked again with their ETag when
+    `revalidate`), local ones decoded. Records whose front matter does not parse are left to the record
+    checks. (`build` fetches the remote ones its records name with `fetch_images`, parsing nothing again.)"""
     report = ImageReport()
     remote: dict[str, list[tuple[str, int]]] = {}
     names = record_names(site.events)
@@ -42,8 +39,8 @@ def check_images(site: Site, *, revalidate: bool, local: bool) -> ImageReport:
             text = (site.events / name).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError):
             continue
-        if "image" not in text or (not local and _REMOTE_SRC.search(text) is None):
-            continue  # build wants only remote images: a record without one is not parsed a second time
+        if "image" not in text:
+            continue
         front = FrontMatter(text)
         image = front.data.get("image")
         src = image.get("src") if isinstance(image, dict) else None
@@ -52,12 +49,22 @@ def check_images(site: Site, *, revalidate: bool, local: bool) -> ImageReport:
         line = front.lines.get("image.src", 1)
         if src.startswith(("http://", "https://")):
             remote.setdefault(src, []).append((shown, line))
-        elif local and (site.root / src).is_file() and (site.root / src).resolve().is_relative_to(site.root.resolve()):
+        elif (site.root / src).is_file() and (site.root / src).resolve().is_relative_to(site.root.resolve()):
             try:
                 image_format((site.root / src).read_bytes(), src)
             except (ImageUnavailable, OSError) as error:
                 report.errors.append(Problem(shown, line, "image.src", f"is not an image: {error}"))
+    report.warnings += fetch_images(site, remote, revalidate=revalidate)
+    report.errors.sort()
+    report.warnings.sort()
+    return report
+
+
+def fetch_images(site: Site, remote: dict[str, list[tuple[str, int]]], *, revalidate: bool) -> list[Problem]:
+    """Fetch each image URL (`remote`: url → where records name it, path and line) into the cache, in
+    threads; a warning at each of those places for one that cannot be had."""
     policy = site_policy(site)
+    warnings: list[Problem] = []
 
     def fetch(url: str) -> str | None:
         try:
@@ -71,7 +78,5 @@ def check_images(site: Site, *, revalidate: bool, local: bool) -> ImageReport:
             for url, why in zip(remote, pool.map(fetch, remote), strict=True):
                 if why is not None:
                     message = f"the image cannot be had, its posts will go out without it: {why}"
-                    report.warnings += [Problem(shown, line, "image.src", message) for shown, line in remote[url]]
-    report.errors.sort()
-    report.warnings.sort()
-    return report
+                    warnings += [Problem(shown, line, "image.src", message) for shown, line in remote[url]]
+    return sorted(warnings)

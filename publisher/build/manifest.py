@@ -40,6 +40,9 @@ class Manifest:
     removed: list[str] = field(default_factory=list)
     # The `--json` line of a file this build rendered, as `manifest_lines` made it, by path.
     lines: dict[str, str] = field(default_factory=dict)
+    # Each http(s) image URL of a record (drafts too), with where each record names it (path, line):
+    # what the CLI fetches ahead of the posts (`publisher.build.images.fetch_images`).
+    images: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
 
     @cached_property
     def outputs(self) -> list[Output]:

@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from publisher.site.files import FileInfo, file_stat, unchanged_since
 from publisher.site.records import Record
 
-VERSION = 5  # of the cache's files: one of another version reads as empty
+VERSION = 6  # of the cache's files: one of another version reads as empty
 ENCODER = json.JSONEncoder(ensure_ascii=False, check_circular=False, separators=(",", ":"))
 NOT_THE_SHAPE = (TypeError, ValueError, KeyError, IndexError, AttributeError, RecursionError)
 T = TypeVar("T")

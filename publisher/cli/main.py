@@ -108,10 +108,11 @@ def build(c: Context, out: Path | None, every: bool, now_text: str | None, verbo
         click.echo(manifest.to_json())
     elif not quiet:
         click.echo("\n".join(manifest.report(verbose=verbose)))
-    from publisher.build.images import check_images  # remote images fetched once, ahead of their posts
+    if manifest.images:  # the records' remote images, fetched once ahead of their posts
+        from publisher.build.images import fetch_images
 
-    for warning in check_images(c.site, revalidate=False, local=False).warnings:
-        click.echo(f"warning: {warning}", err=True)
+        for warning in fetch_images(c.site, manifest.images, revalidate=False):
+            click.echo(f"warning: {warning}", err=True)
 
 
 @cli.command()
