@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import shutil
 from collections.abc import Callable, Sequence
@@ -120,6 +121,40 @@ def test_a_spoilt_cache_file_means_a_cold_build_with_the_same_bytes(
     assert outputs(example_site) == first
     build(load_site(example_site))  # and the cache it wrote instead is trusted again
     assert renders() == 0
+
+
+# One field of every row of records.json given a value of another type (a bool for a count, text for a
+# list, a list for text, a number for text): each makes the whole file read as empty.
+WRONG_FIELDS = [(0, True), (1, "12"), ("source", 1, ["x"]), ("source", 3, "2026"), ("source", 8, "a-tag")]
+
+
+@pytest.mark.parametrize("wrong", WRONG_FIELDS, ids=lambda w: "-".join(map(str, w)))
+def test_one_field_of_another_type_in_records_json_means_every_file_is_parsed_again(
+    example_site: Path, monkeypatch: pytest.MonkeyPatch, wrong: tuple[Any, ...]
+) -> None:
+    files = sorted((example_site / "events").rglob("*.md"))
+    for file in files:  # old enough for the cache to trust their times
+        os.utime(file, ns=(file.stat().st_mtime_ns - 10**10,) * 2)
+    parsed: list[Path] = []
+    original = work.load_record
+    monkeypatch.setattr(work, "load_record", lambda path, *a, **k: parsed.append(path) or original(path, *a, **k))
+    build(load_site(example_site))
+    first = outputs(example_site)
+    build(load_site(example_site))
+    assert len(parsed) == len(files)  # the second build trusted every row
+    path = example_site / CACHE_FOLDER / "records.json"
+    loaded = json.loads(path.read_bytes())
+    for row in loaded["rows"].values():
+        if wrong[0] == "source":
+            row[2][wrong[1]] = wrong[2]
+        else:
+            row[wrong[0]] = wrong[1]
+    path.write_text(json.dumps(loaded), encoding="utf-8")
+
+    build(load_site(example_site))
+
+    assert len(parsed) == 2 * len(files)  # every file parsed again, no row trusted
+    assert outputs(example_site) == first
 
 
 def test_a_record_read_back_from_the_cache_is_the_record(example_site: Path) -> None:

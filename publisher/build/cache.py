@@ -23,7 +23,10 @@ JSON, never pickle: whoever can write `.publisher/` must not get code run by
 the next build. Every file is read as untrusted: one that does not parse, is
 of another version, or holds anything of another shape is taken as empty (the
 build is then cold for what it held), never an error. Values are plain lists,
-strings and numbers, turned back into tuples as they are read.
+strings and numbers, turned back into tuples as they are read. `records.json`,
+the one that grows with the site (a row per record file, read by every
+build), is decoded and shape-checked in one pass by msgspec against the
+`RecordsFile` type, rather than row by row in Python: a tenth of the time.
 """
 
 from __future__ import annotations
@@ -39,18 +42,20 @@ from dataclasses import astuple, dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import msgspec
+
 import publisher
 from publisher.build.stored import (
     NOT_THE_SHAPE,
+    VERSION,
     count,
     file_info,
     items_of,
     load_json,
-    maybe_text,
-    moment_of,
     out_path,
     read_as,
     record_of,
+    save_bytes,
     save_json,
     text,
     texts,
@@ -197,20 +202,23 @@ class Source:
         return cls(*row)
 
 
-def _source_row(value: Any) -> tuple[Any, ...]:
-    """A `Source.row()` as JSON gives it back, checked field by field."""
-    key, id, status, published, membership, image, name, shown, tags, language, starts, ends, remote = value
-    return (
-        text(key), text(id), text(status), moment_of(published), text(membership),
-        maybe_text(image), maybe_text(name), text(shown), texts(tags), maybe_text(language),
-        None if starts is None else moment_of(starts), None if ends is None else moment_of(ends),
-        None if remote is None else (text(remote[0]), count(remote[1])),
-    )  # fmt: skip
+# A `Source.row()` and a row of `records.json`, as types msgspec decodes the file against.
+SourceRow = tuple[
+    str, str, str, float, str, str | None, str | None, str, tuple[str, ...], str | None, float | None, float | None,
+    tuple[str, int] | None,
+]  # fmt: skip
+FileRow = tuple[int, int, SourceRow]  # the file's mtime_ns (-1: not to be trusted on its times) and size
 
 
-def _file_row(value: Any) -> tuple[int, int, tuple[Any, ...]]:
-    mtime_ns, size, row = value
-    return count(mtime_ns), count(size), _source_row(row)
+class RecordsFile(msgspec.Struct):
+    """`records.json`: the code the rows were made by, and a row per record file by its name."""
+
+    version: int
+    code: str
+    rows: dict[str, FileRow]
+
+
+_RECORDS_FILE = msgspec.json.Decoder(RecordsFile)
 
 
 def _parsed_entry(value: Any) -> tuple[str, str]:
@@ -303,12 +311,14 @@ class RecordFiles:
 
     def __init__(self, root: Path, code: str) -> None:
         self.path = root / CACHE_FOLDER / "records.json"
-        data = load_json(self.path)
         self.code = code
-        rows = data.get("rows") if data.get("code") == code else None
-        self.rows: dict[str, tuple[int, int, tuple[Any, ...]]] = (
-            read_as(items_of(_file_row), rows, {}) if rows is not None else {}
-        )
+        self.rows: dict[str, FileRow] = {}
+        try:
+            kept = _RECORDS_FILE.decode(self.path.read_bytes())
+        except (OSError, msgspec.DecodeError, RecursionError):  # missing, not JSON, or not of the shape
+            kept = None
+        if kept is not None and kept.version == VERSION and kept.code == code:
+            self.rows = kept.rows
         self.parsed = Shards(root / CACHE_FOLDER / "records-parsed", code, _parsed_entry)
         self.changed = False
 
@@ -322,7 +332,7 @@ class RecordFiles:
     def store(self, name: str, stat: FileStat, source: Source, read_at_ns: int, blob: str) -> None:
         """Remember a file as parsed: its source, and the record itself (`blob`: its `record_blob`)."""
         racy = read_at_ns - stat.mtime_ns < RACY_NS
-        row = (-1 if racy else stat.mtime_ns, stat.size, source.row())
+        row: FileRow = (-1 if racy else stat.mtime_ns, stat.size, source.row())
         if self.rows.get(name) != row:
             self.rows[name] = row
             self.changed = True
@@ -348,7 +358,7 @@ class RecordFiles:
 
     def save(self) -> None:
         if self.changed:
-            save_json(self.path, {"code": self.code, "rows": self.rows})
+            save_bytes(self.path, msgspec.json.encode(RecordsFile(VERSION, self.code, self.rows)))
             self.changed = False
         self.parsed.save()
 

@@ -43,10 +43,15 @@ def save_json(path: Path, data: dict[str, Any]) -> None:
     A cache that cannot be written (a read-only site, a full disk) is left as it was: the next build is
     cold for what it would have held, and `check` in a folder it may only read still checks.
     """
+    save_bytes(path, ENCODER.encode({"version": VERSION, **data}).encode("utf-8"))
+
+
+def save_bytes(path: Path, content: bytes) -> None:
+    """`save_json`'s write, of a file already encoded (with its version)."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_bytes(ENCODER.encode({"version": VERSION, **data}).encode("utf-8"))
+        tmp.write_bytes(content)
         tmp.replace(path)
     except OSError:
         with contextlib.suppress(OSError):
