@@ -319,7 +319,7 @@ class RecordFiles:
             kept = None
         if kept is not None and kept.version == VERSION and kept.code == code:
             self.rows = kept.rows
-        self.parsed = Shards(root / CACHE_FOLDER / "records-parsed", code, _parsed_entry)
+        self.parsed = Shards(root / CACHE_FOLDER / "records-parsed", code, _parsed_entry, count=128)
         self.changed = False
 
     def trusted(self, name: str, stat: FileStat) -> Source | None:
