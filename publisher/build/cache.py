@@ -197,10 +197,6 @@ class Source:
         row: tuple[Any, ...] = _ROW(self)  # attrgetter of several names: a tuple
         return row
 
-    @classmethod
-    def from_row(cls, row: tuple[Any, ...]) -> Source:
-        return cls(*row)
-
 
 # A `Source.row()` and a row of `records.json`, as types msgspec decodes the file against.
 SourceRow = tuple[
@@ -322,12 +318,18 @@ class RecordFiles:
         self.parsed = Shards(root / CACHE_FOLDER / "records-parsed", code, _parsed_entry, count=128)
         self.changed = False
 
-    def trusted(self, name: str, stat: FileStat) -> Source | None:
-        """The cached source of `name` when its file provably has not changed since."""
+    def trusted(self, name: str, path: str) -> Source | None:
+        """The cached source of `name` (its file at `path`) when the file provably has not changed since."""
         row = self.rows.get(name)
-        if row is None or row[0] < 0 or row[0] != stat.mtime_ns or row[1] != stat.size:
+        if row is None or row[0] < 0:
+            return None  # nothing to trust: no need to look at the file here
+        try:
+            st = os.stat(path)
+        except OSError:
             return None
-        return Source.from_row(row[2])
+        if row[0] != st.st_mtime_ns or row[1] != st.st_size:
+            return None
+        return Source(*row[2])
 
     def store(self, name: str, stat: FileStat, source: Source, read_at_ns: int, blob: str) -> None:
         """Remember a file as parsed: its source, and the record itself (`blob`: its `record_blob`)."""
