@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import pickle
@@ -195,3 +196,12 @@ def test_a_crafted_cache_never_removes_a_file_outside_the_output_folder(example_
     manifest = build(load_site(example_site), out, every=True)
     assert all(victim.read_text() == "not publisher's" for victim in victims)
     assert not [path for path in manifest.removed if "victim" in path]
+
+
+def test_a_digest_is_of_each_part_then_a_nul() -> None:
+    from publisher.site.files import digest
+
+    assert digest("a", "b") == hashlib.sha256(b"a\0b\0").hexdigest()[:32]
+    assert digest("ab") != digest("a", "b")
+    assert digest(b"\xff", "\u00fc") == hashlib.sha256(b"\xff\0\xc3\xbc\0").hexdigest()[:32]
+    assert digest() == hashlib.sha256(b"").hexdigest()[:32]

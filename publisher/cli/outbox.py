@@ -8,8 +8,6 @@ would have gone out.
 
 from __future__ import annotations
 
-import email.parser
-import email.policy
 import json
 from pathlib import Path
 from typing import Any
@@ -41,6 +39,9 @@ def outbox_command(c: Context, limit: int) -> None:
 
 def _messages(folder: Path) -> list[dict[str, Any]]:
     """Each message of the Maildir (`new/` and `cur/`), read for its headers only."""
+    import email.parser  # here: every command loads this module, few read the outbox
+    import email.policy
+
     parser = email.parser.BytesHeaderParser(policy=email.policy.default)
     found = []
     for path in sorted([*folder.glob("new/*"), *folder.glob("cur/*")]):

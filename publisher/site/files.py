@@ -131,11 +131,9 @@ def shown_paths(events: Path, root: Path | None, names: list[tuple[str, bool]]) 
 
 def digest(*parts: bytes | str) -> str:
     """A short content digest (SHA-256: fast where the CPU has SHA instructions)."""
-    h = hashlib.sha256()
-    for part in parts:
-        h.update(part.encode() if isinstance(part, str) else part)
-        h.update(b"\0")
-    return h.hexdigest()[:32]
+    # Each part, then a NUL: hashed at once (a build digests 10,000 parts in one call)
+    joined = b"\0".join([part.encode() if isinstance(part, str) else part for part in parts])
+    return hashlib.sha256(joined + b"\0" if parts else b"").hexdigest()[:32]
 
 
 class FileStat(NamedTuple):
