@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -152,3 +156,36 @@ def test_an_edit_to_a_record_the_feeds_show_but_not_the_previews_renders_its_fee
     cold = {path: data for path, data in tree(tmp_path / "cold").items() if path.startswith("feeds/")}
     assert feeds and feeds == cold
     assert b"Record 185, retitled" in feeds["feeds/atom.xml"]
+
+
+RENDERERS = (
+    "jinja2", "mjml", "feedgen", "lxml", "markdown_it", "icalendar", "concurrent.futures.process", "httpx", "PIL",
+    "sqlalchemy", "publisher.render.email", "publisher.render.feeds", "publisher.render.social", "publisher.channels",
+)  # fmt: skip
+LOADED = """
+import atexit, json, sys
+atexit.register(lambda: print(json.dumps(sorted(sys.modules)), file=sys.stderr))
+sys.argv = ["publisher", "build", "--now", sys.argv[1]]
+from publisher.cli.main import main
+main()
+"""
+
+
+def test_a_rebuild_that_renders_nothing_loads_no_renderer(site: Path) -> None:
+    """The edit of a record outside the previews and the feeds: one file parsed, nothing rendered, and none of
+    the rendering libraries loaded (a rebuild at 10,000 records is mostly the time of its imports)."""
+    old = dt.datetime.now(dt.UTC).timestamp() - 10
+    for path in (site / "events").glob("*.md"):
+        os.utime(path, (old, old))  # old enough for the build cache to trust their times
+    command = [sys.executable, "-c", LOADED, NOW.isoformat()]
+    first = subprocess.run(command, cwd=site, capture_output=True, text=True, check=True)
+    edited = site / "events" / "r010.md"
+    edited.write_text(edited.read_text().replace("The summary of record 10.", "An edited summary."))
+    os.utime(edited, (old + 5, old + 5))
+
+    again = subprocess.run(command, cwd=site, capture_output=True, text=True, check=True)
+
+    assert "publisher.render.email" in json.loads(first.stderr.splitlines()[-1])  # the cold build rendered
+    assert "0 files written" in again.stdout, again.stdout
+    loaded = json.loads(again.stderr.splitlines()[-1])
+    assert [m for m in loaded if m.startswith(RENDERERS)] == []

@@ -28,9 +28,8 @@ from __future__ import annotations
 import datetime as dt
 import gc
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Executor
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from publisher.build import work
 from publisher.build.cache import (
@@ -54,6 +53,9 @@ from publisher.site.config import Site
 from publisher.site.files import FileInfo, digest, file_stat, record_names, shown_paths, unchanged_since, write_file
 from publisher.site.media import image_sizes
 from publisher.site.records import Record, load_record, unique_ids
+
+if TYPE_CHECKING:
+    from concurrent.futures import Executor
 
 PARALLEL_FROM = 200  # records to work on; below this a process pool costs more than it saves
 Progress = Callable[[int, int], None]

@@ -18,7 +18,6 @@ from typing import NamedTuple
 from publisher.build.cache import Source
 from publisher.errors import InvalidInput
 from publisher.site.config import Settings
-from publisher.timeline.plan import plan
 
 
 class _Planned(NamedTuple):
@@ -46,6 +45,8 @@ def preview_ids(live: Sequence[Source], settings: Settings, now: dt.datetime | N
     wanted = {source.id for source in live[: settings.build.previews]}
     if now is None or not settings.timeline:
         return wanted
+    from publisher.timeline.plan import plan  # here: a site without a timeline never loads it (nor APScheduler)
+
     planned = [
         _Planned(s.id, s.status, dt.datetime.fromtimestamp(s.published, dt.UTC), _moment(s.starts), _moment(s.ends))
         for s in live

@@ -19,12 +19,9 @@ import json
 import os
 import signal
 from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
-
-import jinja2
 
 from publisher.build.cache import Source, now_ns
 from publisher.build.stored import record_blob, record_of
@@ -35,6 +32,8 @@ from publisher.site.records import Record, load_record
 from publisher.site.templates import default_templates
 
 if TYPE_CHECKING:
+    from concurrent.futures import Executor
+
     from publisher.render.email import Issue
 
 # A newsletter issue file's name ends → (kind, format) in the manifest.
@@ -114,6 +113,8 @@ def render_post_files(record: Record, settings: Settings, templates: Path | None
 
 def render_issue_files(record: Record, settings: Settings, templates: Path | None) -> list[Rendered]:
     """The record's newsletter issue as `build` writes it: .html, .txt, .eml and (with `starts`) .ics."""
+    import jinja2  # here, as in the functions below: a rebuild that renders nothing never loads Jinja
+
     from publisher.render.email import render_issue
 
     try:
@@ -162,6 +163,8 @@ def render_record(record: Record, settings: Settings, templates: Path | None) ->
 
 def template_problem(exc: BaseException, templates: Path | None) -> Problem | None:
     """A template's error as `path:line: template: message`, or None when it is not a template's."""
+    import jinja2
+
     root = templates.parent if templates is not None else None
     if isinstance(exc, jinja2.TemplateSyntaxError):
         path = exc.filename or exc.name or "template"
@@ -192,6 +195,8 @@ WEB_TEMPLATES = "web/"  # the web side's pages: not rendered by a build
 
 def check_templates(templates: Path | None) -> list[Problem]:
     """Every template a build can use, compiled: syntax errors show before anything is rendered."""
+    import jinja2
+
     from publisher.site.templates import environment
 
     env = environment(templates)
@@ -377,6 +382,7 @@ def _record(blob: str) -> Record:
 def pool(job: Job) -> Executor:
     """Worker processes, forked where the system can: they start at once, with the renderers loaded once, here."""
     import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
 
     import icalendar  # noqa: F401  (for the workers to inherit, as below: calendar files of events)
 

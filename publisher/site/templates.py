@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import jinja2
+if TYPE_CHECKING:
+    import jinja2
 
 
 def default_templates() -> Path:
@@ -19,6 +21,8 @@ def default_templates() -> Path:
 @lru_cache(maxsize=8)
 def environment(site_templates: Path | None) -> jinja2.Environment:
     """A Jinja2 environment: the site's templates override the defaults by file name."""
+    import jinja2  # here: finding the templates (a build's cache digests them) needs no Jinja
+
     folders = [str(site_templates)] if site_templates is not None and site_templates.is_dir() else []
     folders.append(str(default_templates()))
     return jinja2.Environment(
