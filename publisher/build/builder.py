@@ -50,7 +50,7 @@ from publisher.build.stored import record_of, remove_unchanged
 from publisher.build.work import Output, post_text, render_record
 from publisher.errors import InvalidInput, Problem, WorkFailed
 from publisher.site.config import Site
-from publisher.site.files import FileInfo, digest, file_stat, record_names, shown_paths, unchanged_since, write_file
+from publisher.site.files import FileInfo, digest, file_stat, record_stats, shown_paths, unchanged_since, write_file
 from publisher.site.media import image_sizes
 from publisher.site.records import Record, load_record, unique_ids
 
@@ -232,11 +232,12 @@ class _Build:
                 yield record.source, None, Source.of(record)
             return
         events = self.site.events
-        names = record_names(events)
+        found = record_stats(events)
+        names = [(name, plain) for name, plain, _ in found]
         self.files.keep_only(name for name, _ in names)
-        folder, trusted = str(events), self.files.trusted
-        for (name, _), shown in zip(names, shown_paths(events, self.site.root, names), strict=True):
-            source = trusted(name, f"{folder}/{name}")  # at 10,000 records this loop is most of a rebuild
+        trusted = self.files.trusted
+        for (name, _, stat), shown in zip(found, shown_paths(events, self.site.root, names), strict=True):
+            source = trusted(name, stat) if stat is not None else None  # at 10,000 records: most of a rebuild
             if source is not None and source.image and not (self.site.root / source.image).is_file():
                 source = None  # its image is gone: parse it again, to report that
             yield shown, name, source

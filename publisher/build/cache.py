@@ -318,16 +318,10 @@ class RecordFiles:
         self.parsed = Shards(root / CACHE_FOLDER / "records-parsed", code, _parsed_entry, count=128)
         self.changed = False
 
-    def trusted(self, name: str, path: str) -> Source | None:
-        """The cached source of `name` (its file at `path`) when the file provably has not changed since."""
+    def trusted(self, name: str, stat: FileStat) -> Source | None:
+        """The cached source of `name` when its file provably has not changed since."""
         row = self.rows.get(name)
-        if row is None or row[0] < 0:
-            return None  # nothing to trust: no need to look at the file here
-        try:
-            st = os.stat(path)
-        except OSError:
-            return None
-        if row[0] != st.st_mtime_ns or row[1] != st.st_size:
+        if row is None or row[0] < 0 or row[0] != stat.mtime_ns or row[1] != stat.size:
             return None
         return Source(*row[2])
 

@@ -28,6 +28,7 @@ __all__ = [
     "record_files",
     "record_names",
     "record_stamps",
+    "record_stats",
     "same_stamps",
     "shown_paths",
     "unchanged_since",
@@ -48,13 +49,33 @@ def record_names(events: Path) -> list[tuple[str, bool]]:
     One `scandir` per folder: pathlib's glob and `is_file` cost a stat or more per file. A folder that
     cannot be read raises InvalidInput (its records would otherwise be left out without a word).
     """
-    found: list[tuple[tuple[str, ...], bool]] = []
+    return [(name, plain) for name, plain, _ in _record_entries(events)]
+
+
+def record_stats(events: Path) -> list[tuple[str, bool, FileStat | None]]:
+    """`record_names` with each file's mtime and size (None: it went meanwhile), from the folder listing's
+    own entries: no path is built or looked up again for the stat (a build at 10,000 records does this)."""
+    found: list[tuple[str, bool, FileStat | None]] = []
+    for name, plain, entry in _record_entries(events):
+        try:
+            st = entry.stat()
+        except OSError:
+            found.append((name, plain, None))
+            continue
+        found.append((name, plain, FileStat(st.st_mtime_ns, st.st_size)))
+    return found
+
+
+def _record_entries(events: Path) -> list[tuple[str, bool, os.DirEntry[str]]]:
+    found: list[tuple[tuple[str, ...], bool, os.DirEntry[str]]] = []
     _scan(str(events), (), True, found)
-    found.sort()
-    return [("/".join(parts), plain) for parts, plain in found]
+    found.sort(key=lambda item: (item[0], item[1]))
+    return [("/".join(parts), plain, entry) for parts, plain, entry in found]
 
 
-def _scan(folder: str, parts: tuple[str, ...], plain: bool, found: list[tuple[tuple[str, ...], bool]]) -> None:
+def _scan(
+    folder: str, parts: tuple[str, ...], plain: bool, found: list[tuple[tuple[str, ...], bool, os.DirEntry[str]]]
+) -> None:
     try:
         entries = list(os.scandir(folder))
     except (FileNotFoundError, NotADirectoryError):
@@ -66,7 +87,7 @@ def _scan(folder: str, parts: tuple[str, ...], plain: bool, found: list[tuple[tu
             if entry.is_dir():
                 _scan(entry.path, (*parts, entry.name), plain and not entry.is_symlink(), found)
             elif entry.name.endswith(".md") and not entry.name.startswith(".") and entry.is_file():
-                found.append(((*parts, entry.name), plain and not entry.is_symlink()))
+                found.append(((*parts, entry.name), plain and not entry.is_symlink(), entry))
         except OSError:
             continue
 
