@@ -47,7 +47,7 @@ from publisher.build.manifest import SEPARATOR, Manifest
 from publisher.build.media import publish_media
 from publisher.build.previews import preview_ids
 from publisher.build.stored import record_of, remove_unchanged
-from publisher.build.work import Output, post_text, render_record
+from publisher.build.work import Output
 from publisher.errors import InvalidInput, Problem, WorkFailed
 from publisher.site.config import Site
 from publisher.site.files import FileInfo, digest, file_stat, record_stats, shown_paths, unchanged_since, write_file
@@ -60,7 +60,7 @@ if TYPE_CHECKING:
 PARALLEL_FROM = 200  # records to work on; below this a process pool costs more than it saves
 Progress = Callable[[int, int], None]
 
-__all__ = ["Manifest", "Output", "Progress", "build", "check_site", "post_text", "render_record"]
+__all__ = ["Manifest", "Output", "Progress", "build", "check_site"]
 
 
 def build(
@@ -247,10 +247,7 @@ class _Build:
         held = self.at_hand.get(source.id)
         if isinstance(held, str):
             return held
-        if source.record is not None or source.name is None:
-            return None
-        entry = self.files.parsed.get(source.name)
-        return entry[1] if entry is not None and entry[0] == source.key else None
+        return self.files.blob(source) if source.record is None else None
 
     def _fresh(self) -> dict[str, str]:
         """Records whose files an earlier build wrote, in this context, from the same key, and still there."""
