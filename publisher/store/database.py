@@ -14,15 +14,17 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import StaticPool
 
 from publisher.errors import WorkFailed
 from publisher.site import extras
+
+if TYPE_CHECKING:  # each dialect is imported when it is used: PostgreSQL's is a tenth of a second
+    from sqlalchemy.dialects import postgresql, sqlite
 
 SUPPORTED = ("sqlite", "postgresql")
 _READ_ONLY = "publisher_read_only"
@@ -183,7 +185,11 @@ class Database:
     def insert(self, table: sa.Table) -> postgresql.Insert | sqlite.Insert:
         """An INSERT with ON CONFLICT clauses, for this database's dialect."""
         if self.engine.dialect.name == "postgresql":
+            from sqlalchemy.dialects import postgresql
+
             return postgresql.insert(table)
+        from sqlalchemy.dialects import sqlite
+
         return sqlite.insert(table)
 
     @property
