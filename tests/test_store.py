@@ -11,6 +11,7 @@ import threading
 import zoneinfo
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
@@ -23,8 +24,8 @@ from alembic.script import ScriptDirectory
 
 from publisher.errors import WorkFailed
 from publisher.store import database
-from publisher.store.dispatches import PlannedDispatch, SentMessage, Store, open_store
-from publisher.store.tables import metadata
+from publisher.store.dispatches import DispatchRow, PlannedDispatch, SentMessage, Store, open_store
+from publisher.store.tables import dispatches, metadata
 from tests import store_support
 from tests.store_support import NOW
 
@@ -133,6 +134,10 @@ def test_opening_a_database_at_the_newest_revision_does_not_import_alembic(tmp_p
     code += "print(sorted(name for name in sys.modules if name.split('.')[0] == 'alembic'))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_the_dispatches_table_has_the_fields_of_a_dispatch_row_in_order() -> None:
+    assert [column.name for column in dispatches.c] == [field.name for field in fields(DispatchRow)]
 
 
 def test_opening_again_keeps_the_data_and_changes_nothing(store_url: str) -> None:
