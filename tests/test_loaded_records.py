@@ -28,6 +28,10 @@ def _shape(records: list[Record]) -> list[tuple[str, str, dict[str, int]]]:
     return [(r.model_dump_json(), r.source, r.lines) for r in records]
 
 
+def _header(site: Path) -> Any:
+    return json.loads((site / loaded.LOADED_FILE).read_bytes().partition(b"\n")[0])
+
+
 def _problems(events: Path, root: Path, *, keep: bool) -> list[str]:
     with pytest.raises(InvalidInput) as caught:
         load_records(events, root, keep=keep)
@@ -66,9 +70,26 @@ def test_a_record_with_problems_is_never_kept_and_its_messages_are_the_parsers(e
     expected = _problems(events, example_site, keep=False)
     assert any(f"{broken.name}:" in problem for problem in expected)
     assert _problems(events, example_site, keep=True) == expected
-    kept = json.loads((example_site / loaded.LOADED_FILE).read_bytes())["records"]
+    kept = [name for name, *_ in _header(example_site)["records"]]
     assert broken.name not in kept and len(kept) == len(list(events.glob("*.md"))) - 1
     assert _problems(events, example_site, keep=True) == expected
+
+
+HEADER = b'{"version": 2, "code": "CODE", "records": [["NAME", 0, 0, "SHOWN"]]}'
+RECORD = json.dumps({"id": "kept", "title": "Kept", "published": "2018-02-09T09:00:00+01:00", "summary": "S"})
+
+
+def _written(site: Path, content: bytes) -> Path:
+    """`content` as the site's kept file, its placeholders filled in for the site's first record file."""
+    events = _aged(site)
+    name = sorted(events.glob("*.md"))[0].name
+    stat = (events / name).stat()
+    content = content.replace(b"CODE", loaded.code_tag().encode()).replace(b"NAME", name.encode())
+    content = content.replace(b"0, 0,", f"{stat.st_mtime_ns}, {stat.st_size},".encode())
+    content = content.replace(b"SHOWN", f"events/{name}".encode())
+    (site / ".publisher").mkdir(exist_ok=True)
+    (site / loaded.LOADED_FILE).write_bytes(content)
+    return events
 
 
 @pytest.mark.parametrize(
@@ -76,20 +97,25 @@ def test_a_record_with_problems_is_never_kept_and_its_messages_are_the_parsers(e
     [
         b"not json",
         b"[1, 2]",
-        json.dumps({"version": loaded.VERSION, "code": "another", "records": {}}).encode(),
-        b'{"version": 1, "code": "CODE", "records": {"NAME": [1, 2, "x"]}}',
-        b'{"version": 1, "code": "CODE", "records": {"NAME": [0, 0, "SHOWN", "{\\"id\\": 3}"]}}',
-        b'{"version": 1, "code": "CODE", "records": {"NAME": "x"}}',
+        HEADER.replace(b"CODE", b"another") + b"\n" + RECORD.encode(),
+        HEADER.replace(b'"version": 2', b'"version": 1') + b"\n" + RECORD.encode(),
+        b'{"version": 1, "code": "CODE", "records": {"NAME": [0, 0, "SHOWN", ' + json.dumps(RECORD).encode() + b"]}}",
+        HEADER.replace(b', "SHOWN"', b"") + b"\n" + RECORD.encode(),  # a header entry of another shape
+        HEADER.replace(b'[["NAME", 0, 0, "SHOWN"]]', b'"x"') + b"\n" + RECORD.encode(),
+        HEADER + b"\n" + RECORD.encode() + b"\n" + RECORD.encode(),  # one record more than the header lists
+        HEADER,  # one less
+        HEADER + b'\n{"id": 3}',  # a record of another shape
+        HEADER + b"\n" + RECORD.replace("2018-02-09T09:00:00+01:00", "2018-02-09T09:00:00").encode(),  # naive
+        HEADER + b"\n" + RECORD.encode()[:-1],  # cut short
+        HEADER + b"\n" + RECORD.encode().replace(b"Kept", b"K\xffpt"),  # not UTF-8
     ],
 )
 def test_a_kept_file_of_another_shape_reads_as_nothing(example_site: Path, content: bytes) -> None:
-    events = _aged(example_site)
-    parsed = load_records(events, example_site)
-    name = sorted(events.glob("*.md"))[0].name
-    stat = (events / name).stat()
-    content = content.replace(b"CODE", loaded.code_tag().encode()).replace(b"NAME", name.encode())
-    content = content.replace(b"[0, 0,", f"[{stat.st_mtime_ns}, {stat.st_size},".encode())
-    content = content.replace(b"SHOWN", f"events/{name}".encode())
-    (example_site / ".publisher").mkdir(exist_ok=True)
-    (example_site / loaded.LOADED_FILE).write_bytes(content)
+    parsed = load_records(_aged(example_site), example_site)
+    events = _written(example_site, content)
     assert _shape(load_records(events, example_site, keep=True)) == _shape(parsed)
+
+
+def test_a_kept_record_of_the_right_shape_is_taken_as_it_is(example_site: Path) -> None:
+    events = _written(example_site, HEADER + b"\n" + RECORD.encode())  # what the cases above spoil
+    assert "kept" in {record.id for record in load_records(events, example_site, keep=True)}

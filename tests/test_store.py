@@ -5,20 +5,27 @@ from __future__ import annotations
 import datetime as dt
 import multiprocessing
 import multiprocessing.synchronize
+import subprocess
+import sys
 import threading
 import zoneinfo
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 
 from publisher.errors import WorkFailed
-from publisher.store.dispatches import PlannedDispatch, SentMessage, Store, open_store
-from publisher.store.tables import metadata
+from publisher.store import database
+from publisher.store.dispatches import DispatchRow, PlannedDispatch, SentMessage, Store, open_store
+from publisher.store.tables import dispatches, metadata
 from tests import store_support
 from tests.store_support import NOW
 
@@ -71,6 +78,66 @@ def test_migrations_build_the_schema_on_an_empty_database_and_match_the_tables(s
     assert {"subscribers", "dispatches", "deliveries", "scheduler_lock", "feedback", "alembic_version"} <= names
     assert version == "0003"
     assert differences == []
+
+
+def test_the_head_revision_opened_without_alembic_is_the_newest_in_the_migrations_folder() -> None:
+    config = Config()
+    config.set_main_option("script_location", "publisher.store:migrations")
+    scripts = ScriptDirectory.from_config(config)
+    assert scripts.get_heads() == [database.HEAD_REVISION]
+
+
+def upgraded_to(url: str, revision: str) -> None:
+    """Migrate the database at `url` to `revision` only, as an older publisher left it."""
+    engine = database.create_engine(url)
+    config = Config()
+    config.set_main_option("script_location", "publisher.store:migrations")
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+    engine.dispose()
+
+
+def test_a_database_of_an_older_revision_is_migrated_to_the_newest(store_url: str) -> None:
+    upgraded_to(store_url, "0002")
+    store = open_store(store_url)
+    with store.engine.connect() as connection:
+        names = set(sa.inspect(connection).get_table_names())
+        versions = connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalars().all()
+    store.close()
+    assert "erased" in names  # what 0003 adds
+    assert versions == [database.HEAD_REVISION]
+
+
+def test_a_database_at_the_newest_revision_is_opened_without_running_alembic(
+    store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    open_store(store_url).close()
+    upgrades: list[str] = []
+    monkeypatch.setattr(command, "upgrade", lambda config, revision: upgrades.append(revision))
+    again = open_store(store_url)
+    again.close()
+    assert upgrades == []
+
+
+def test_an_empty_database_goes_through_alembic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    upgrades: list[str] = []
+    monkeypatch.setattr(command, "upgrade", lambda config, revision: upgrades.append(revision))
+    open_store(f"sqlite:///{tmp_path / 'publisher.db'}").close()
+    assert upgrades == ["head"]
+
+
+def test_opening_a_database_at_the_newest_revision_does_not_import_alembic(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'publisher.db'}"
+    open_store(url).close()
+    code = f"import sys; from publisher.store.dispatches import open_store; open_store({url!r}).close(); "
+    code += "print(sorted(name for name in sys.modules if name.split('.')[0] == 'alembic'))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+
+
+def test_the_dispatches_table_has_the_fields_of_a_dispatch_row_in_order() -> None:
+    assert [column.name for column in dispatches.c] == [field.name for field in fields(DispatchRow)]
 
 
 def test_opening_again_keeps_the_data_and_changes_nothing(store_url: str) -> None:

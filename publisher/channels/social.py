@@ -11,12 +11,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from publisher.channels.loopback import https_problem
 from publisher.errors import ChannelError, InvalidInput, Problem
-from publisher.render.social import Post
 from publisher.site.config import CONFIG_FILE, Site, key_line
+
+if TYPE_CHECKING:  # rendering (Jinja, Markdown) is not imported to ask whether a network has credentials
+    from publisher.render.social import Post
 
 PostOutcome = Literal["posted", "unknown", "failed", "rate_limited", "duplicate"]
 

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
 from typing import Any, NamedTuple
 
-from publisher.audience import bounces, recipients
+from publisher.audience import recipients
 from publisher.dispatch.context import Outcome, Runner
 from publisher.dispatch.release import lateness
 from publisher.dispatch.runner import dispatch_of, skip_reason
@@ -63,9 +63,9 @@ def outbox_note(site: Site, channel: str) -> str | None:
         return None if url.startswith("smtp") else f"outbox only: mail goes to {url} (no SMTP URL set)"
     if channel == "feeds":
         return None
-    from publisher.dispatch.social import is_outbox
+    from publisher.channels.social import credentials  # not dispatch.social's is_outbox: it imports all sending
 
-    if is_outbox(site, channel):
+    if credentials(channel, site.env) is None:
         return f"outbox only: outbox/posts/{channel}/ (PUBLISHER_{channel.upper()}_* not set)"
     return None
 
@@ -127,6 +127,10 @@ def plan_lines(runner: Runner, now: dt.datetime) -> list[PlanLine]:
             )
         )
     came_back = feedback.counts(store, [line.id for line in lines if line.channel == "email" and line.counts])
+    if not came_back:
+        return lines
+    from publisher.audience import bounces  # only when something came back: it reads mailboxes, a slow import
+
     return [replace(line, feedback=bounces.rates_note(came_back[line.id], line.counts.get("sent", 0)))
             if line.id in came_back else line for line in lines]  # fmt: skip
 

@@ -383,13 +383,13 @@ def load_records(events: Path, root: Path | None = None, *, drafts: bool = False
     kept = None
     if keep and root is not None:
         kept = LoadedRecords(root)
+    parse = partial(_parse_file, root)
     for (name, _), shown in zip(names, shown_paths(events, root, names), strict=True):
         try:
             if kept is None:
                 records.append(load_record(events / name, root, shown=shown))
             else:
-                parse = partial(_parse_file, events / name, root, shown)
-                records.append(kept.load(name, events / name, shown, parse, Record.model_validate_json))
+                records.append(kept.load(events, name, shown, parse, Record.model_validate_json))
         except InvalidInput as exc:
             problems.extend(exc.problems)
     if kept is not None:
@@ -406,7 +406,7 @@ def load_records(events: Path, root: Path | None = None, *, drafts: bool = False
     return sort_newest_first(records)
 
 
-def _parse_file(path: Path, root: Path | None, shown: str, data: bytes) -> Record:
+def _parse_file(root: Path | None, path: Path, shown: str, data: bytes) -> Record:
     return load_record(path, root, data=data, shown=shown)
 
 
