@@ -3,6 +3,7 @@ and records are those of parsing every file, and a kept file of any other shape 
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 from pathlib import Path
@@ -11,8 +12,10 @@ from typing import Any
 import pytest
 
 from publisher.errors import InvalidInput
+from publisher.site import dated as dated_module
 from publisher.site import loaded
 from publisher.site import records as records_module
+from publisher.site.dated import load_dated
 from publisher.site.records import Record, load_records
 
 OLD_NS = 1_500_000_000 * 1_000_000_000  # 2017: long before the test ran, so no file is too new to keep
@@ -75,7 +78,8 @@ def test_a_record_with_problems_is_never_kept_and_its_messages_are_the_parsers(e
     assert _problems(events, example_site, keep=True) == expected
 
 
-HEADER = b'{"version": 2, "code": "CODE", "records": [["NAME", 0, 0, "SHOWN"]]}'
+DATES = b'"kept", "published", "2018-02-09T09:00:00+01:00", null, null'
+HEADER = b'{"version": 3, "code": "CODE", "records": [["NAME", 0, 0, "SHOWN", ' + DATES + b"]]}"
 RECORD = json.dumps({"id": "kept", "title": "Kept", "published": "2018-02-09T09:00:00+01:00", "summary": "S"})
 
 
@@ -98,10 +102,12 @@ def _written(site: Path, content: bytes) -> Path:
         b"not json",
         b"[1, 2]",
         HEADER.replace(b"CODE", b"another") + b"\n" + RECORD.encode(),
-        HEADER.replace(b'"version": 2', b'"version": 1') + b"\n" + RECORD.encode(),
+        HEADER.replace(b'"version": 3', b'"version": 2') + b"\n" + RECORD.encode(),
         b'{"version": 1, "code": "CODE", "records": {"NAME": [0, 0, "SHOWN", ' + json.dumps(RECORD).encode() + b"]}}",
         HEADER.replace(b', "SHOWN"', b"") + b"\n" + RECORD.encode(),  # a header entry of another shape
-        HEADER.replace(b'[["NAME", 0, 0, "SHOWN"]]', b'"x"') + b"\n" + RECORD.encode(),
+        HEADER.replace(b'[["NAME", 0, 0, "SHOWN", ' + DATES + b"]]", b'"x"') + b"\n" + RECORD.encode(),
+        HEADER.replace(b'"published", "2018', b'1, "2018') + b"\n" + RECORD.encode(),  # a status of another type
+        HEADER.replace(b"null, null", b"null") + b"\n" + RECORD.encode(),  # dates cut short
         HEADER + b"\n" + RECORD.encode() + b"\n" + RECORD.encode(),  # one record more than the header lists
         HEADER,  # one less
         HEADER + b'\n{"id": 3}',  # a record of another shape
@@ -119,3 +125,54 @@ def test_a_kept_file_of_another_shape_reads_as_nothing(example_site: Path, conte
 def test_a_kept_record_of_the_right_shape_is_taken_as_it_is(example_site: Path) -> None:
     events = _written(example_site, HEADER + b"\n" + RECORD.encode())  # what the cases above spoil
     assert "kept" in {record.id for record in load_records(events, example_site, keep=True)}
+
+
+def _dated(records: list[Record]) -> list[tuple[Any, ...]]:
+    return [(r.id, r.status, r.published, r.starts, r.ends, r.source) for r in records]
+
+
+def test_dated_records_are_the_records_dates_and_come_from_the_header_alone(
+    example_site: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`load_dated` (what `publisher plan` reads) gives each record's id, status and dates, offsets kept, in
+    `load_records`' order; once kept, no file is parsed and no record validated again."""
+    events = _aged(example_site)
+    expected = _dated(load_records(events, example_site))
+    assert [tuple(d) for d in load_dated(events, example_site)] == expected  # parsed, and kept
+    assert any(r[2].utcoffset() != dt.timedelta(0) for r in expected)  # the example has offsets to keep
+
+    def refused(*args: Any, **kw: Any) -> Record:
+        raise AssertionError("parsed or validated again")
+
+    monkeypatch.setattr(dated_module, "load_record", refused)
+    monkeypatch.setattr(Record, "model_validate_json", refused)
+    assert [tuple(d) for d in load_dated(events, example_site)] == expected
+
+
+@pytest.mark.parametrize("spoil", [b'"2018-02-09T09:00:00"', b'"not a time"', b"null"])
+def test_a_kept_date_that_is_not_a_time_means_the_file_is_parsed_again(example_site: Path, spoil: bytes) -> None:
+    events = _aged(example_site)
+    expected = _dated(load_records(events, example_site))
+    load_dated(events, example_site)
+    path = example_site / loaded.LOADED_FILE
+    header, _, rest = path.read_bytes().partition(b"\n")
+    first = json.loads(header)["records"][0][6]  # the first file's published time, as kept
+    path.write_bytes(header.replace(f'"{first}"'.encode(), spoil, 1) + b"\n" + rest)
+
+    assert [tuple(d) for d in load_dated(events, example_site)] == expected
+
+
+def test_dated_records_have_the_problems_of_the_records(example_site: Path) -> None:
+    events = _aged(example_site)
+    load_dated(events, example_site)
+    first, second = sorted(events.glob("*.md"))[:2]
+    record_id = next(r.id for r in load_records(events, example_site) if r.source.endswith(first.name))
+    second.write_text(second.read_text(encoding="utf-8").replace("---\n", f"---\nid: {record_id}\n", 1))
+    os.utime(second, ns=(OLD_NS + 10**9, OLD_NS + 10**9))
+    expected = _problems(events, example_site, keep=False)
+    assert any("is already used by" in problem for problem in expected)
+
+    with pytest.raises(InvalidInput) as caught:
+        load_dated(events, example_site)
+
+    assert [str(problem) for problem in caught.value.problems] == expected

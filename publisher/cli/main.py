@@ -123,13 +123,13 @@ def plan(c: Context, now_text: str | None) -> None:
 
     Example: publisher plan --now 2018-02-09T09:00+01:00
     """
-    from publisher.dispatch.status import open_runner, plan_lines, render_lines
+    from publisher.dispatch.status import plan_lines, render_lines, timeline_records
     from publisher.store.dispatches import open_store
 
     now = parse_now(now_text)
     store = open_store(c.site.database_url)
     try:
-        lines = plan_lines(open_runner(c.site, store, now), now)
+        lines = plan_lines(c.site, store, timeline_records(c.site), now)
     finally:
         store.close()
     if c.as_json:  # only the form that is printed is made: each takes a while at 6,000 lines

@@ -16,6 +16,7 @@ from typing import NoReturn
 from publisher.dispatch.context import Runner
 from publisher.dispatch.runner import skip_reason
 from publisher.errors import InvalidInput, Problem
+from publisher.site.config import Settings
 from publisher.store.dispatches import DispatchRow, PlannedDispatch
 from publisher.timeline.plan import Dispatch, plan
 
@@ -23,7 +24,7 @@ from publisher.timeline.plan import Dispatch, plan
 RELEASABLE = frozenset({"skipped", "planned", "due"})
 
 
-def lateness(runner: Runner, d: Dispatch, row: DispatchRow | None, now: dt.datetime) -> str | None:
+def lateness(settings: Settings, d: Dispatch, row: DispatchRow | None, now: dt.datetime) -> str | None:
     """Why `d` is (or would be, at `now`) skipped as too late, when a release can send it; else None.
 
     None for a feeds dispatch (never late), one with nothing to send, one that
@@ -35,7 +36,7 @@ def lateness(runner: Runner, d: Dispatch, row: DispatchRow | None, now: dt.datet
         return None
     if row is not None and row.state == "skipped" and row.note and row.note.startswith("late by"):
         return row.note
-    return skip_reason(runner, d, now)
+    return skip_reason(settings, d, now)
 
 
 def late_dispatch(runner: Runner, dispatch_id: str, now: dt.datetime) -> tuple[Dispatch, str]:
@@ -45,7 +46,7 @@ def late_dispatch(runner: Runner, dispatch_id: str, now: dt.datetime) -> tuple[D
     if found is None:
         gone = "" if row is None else f" any more ({row.state.replace('_', ' ')})"
         _refuse(f"no dispatch {dispatch_id!r} in the plan{gone} (see `publisher plan`)")
-    why = lateness(runner, found, row, now)
+    why = lateness(runner.site.settings, found, row, now)
     if why is None:
         state = row.state if row is not None else ("waiting_review" if found.review else "planned")
         if state == "waiting_review":

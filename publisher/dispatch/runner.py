@@ -28,7 +28,7 @@ from typing import Literal
 from publisher.dispatch import metrics
 from publisher.dispatch.context import Clock, Outcome, Runner, duration
 from publisher.errors import InvalidInput, Problem, PublisherError
-from publisher.site.config import Site
+from publisher.site.config import Settings, Site
 from publisher.store.dispatches import DispatchRow, PlannedDispatch, Store
 from publisher.store.tables import DISPATCH_STATES, FINAL, UNSTARTED
 from publisher.timeline.plan import LOOKBACK, Dispatch, plan, rule_grace, rule_key
@@ -122,7 +122,9 @@ def for_each_due(
     return outcomes
 
 
-def skip_reason(runner: Runner, d: Dispatch, now: dt.datetime, approved_at: dt.datetime | None = None) -> str | None:
+def skip_reason(
+    settings: Settings, d: Dispatch, now: dt.datetime, approved_at: dt.datetime | None = None
+) -> str | None:
     """Why a due dispatch that has not started will not run, or None when it should.
 
     A dispatch held for review (or released after a skip) counts its lateness from its approval when that
@@ -132,8 +134,8 @@ def skip_reason(runner: Runner, d: Dispatch, now: dt.datetime, approved_at: dt.d
         return d.note or "nothing to send"
     if d.channel == "feeds":
         return None
-    rule = runner.site.settings.timeline[d.rule_index]
-    grace = rule_grace(rule, runner.site.settings)
+    rule = settings.timeline[d.rule_index]
+    grace = rule_grace(rule, settings)
     late = (now - max(d.due, approved_at or d.due)).total_seconds()
     if late > grace:
         return f"late by {duration(late)}, past the grace of {duration(grace)}"
@@ -161,7 +163,7 @@ def admit(runner: Runner, d: Dispatch, now: dt.datetime) -> Outcome | bool:
     if row is None or _turned_away(row, now):
         return False
     if row.started_at is None:
-        reason = skip_reason(runner, d, now, row.review_approved_at)
+        reason = skip_reason(runner.site.settings, d, now, row.review_approved_at)
         if reason is not None:
             runner.store.set_dispatch_state(d.id, "skipped", now, note=reason)
             return Outcome(d.id, d.channel, "skipped", note=reason)

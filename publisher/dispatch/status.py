@@ -12,17 +12,20 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from publisher.audience import recipients
 from publisher.dispatch.context import Outcome, Runner
 from publisher.dispatch.release import lateness
 from publisher.dispatch.runner import dispatch_of, skip_reason
-from publisher.site.config import CONFIG_FILE, Site
+from publisher.site.config import CONFIG_FILE, Settings, Site
 from publisher.store import feedback
 from publisher.store.dispatches import DispatchRow, PlannedDispatch, Store
 from publisher.store.tables import UNSTARTED
-from publisher.timeline.plan import LOOKBACK, Dispatch, check_rules, plan
+from publisher.timeline.plan import LOOKBACK, Dispatch, Planned, check_rules, plan
+
+if TYPE_CHECKING:
+    from publisher.site.dated import Dated
 
 
 @dataclass(frozen=True)
@@ -70,7 +73,7 @@ def outbox_note(site: Site, channel: str) -> str | None:
     return None
 
 
-def _state(runner: Runner, d: Dispatch, row: DispatchRow | None, now: dt.datetime) -> tuple[str, str]:
+def _state(settings: Settings, d: Dispatch, row: DispatchRow | None, now: dt.datetime) -> tuple[str, str]:
     """The state to show and why: the store's once started, else what `run` would do at `now`."""
     if row is not None and (row.started_at is not None or row.state not in UNSTARTED):
         return row.state, row.note or ""
@@ -78,17 +81,17 @@ def _state(runner: Runner, d: Dispatch, row: DispatchRow | None, now: dt.datetim
     if state == "waiting_review":
         return state, f"held for review: publisher approve {d.id}"
     if d.due <= now:
-        reason = skip_reason(runner, d, now, row.review_approved_at if row is not None else None)
+        reason = skip_reason(settings, d, now, row.review_approved_at if row is not None else None)
         return ("skipped", reason) if reason else ("due", "")
     if not d.record_ids:
         return state, f"nothing to send yet: {d.note}"
     return state, ""
 
 
-def plan_lines(runner: Runner, now: dt.datetime) -> list[PlanLine]:
-    """The plan at `now`, with what the store knows of each dispatch. Writes nothing."""
-    site, store = runner.site, runner.store
-    dispatches = plan(runner.records, site.settings, now)
+def plan_lines(site: Site, store: Store, records: Sequence[Planned], now: dt.datetime) -> list[PlanLine]:
+    """The plan of `records` (`timeline_records`) at `now`, with what the store knows of each dispatch.
+    Writes nothing."""
+    dispatches = plan(records, site.settings, now)
     rows = {row.id: row for row in store.list_dispatches(due_from=now - LOOKBACK)}
     planned = {d.id for d in dispatches}
     history = [dispatch_of(site, row) for row in rows.values() if row.started_at and row.id not in planned]
@@ -97,8 +100,8 @@ def plan_lines(runner: Runner, now: dt.datetime) -> list[PlanLine]:
     lines = []
     for d in sorted((*dispatches, *history), key=lambda one: (one.due, one.id)):
         row = rows.get(d.id)
-        state, note = _state(runner, d, row, now)
-        late = state == "skipped" and d.id in planned and lateness(runner, d, row, now) is not None
+        state, note = _state(site.settings, d, row, now)
+        late = state == "skipped" and d.id in planned and lateness(site.settings, d, row, now) is not None
         counts = store.counts(d.id) if row is not None and row.started_at is not None else {}
         count = None
         if d.channel == "email":
@@ -163,6 +166,15 @@ def render_lines(lines: Sequence[PlanLine]) -> str:
         out.append(f"{line.id}  {when}  {line.channel:<8} {line.target:<10} {state:<14} {what}")
         out.extend(f"    {e}" for e in extra)
     return "\n".join(out)
+
+
+def timeline_records(site: Site) -> list[Dated]:
+    """The site's records as the timeline plans them (`publisher.site.dated`: at 10,000 records, no record
+    validated again); a bad timeline rule is refused here with its own line in publisher.toml."""
+    from publisher.site.dated import load_dated
+
+    check_rules(site.settings, CONFIG_FILE, (site.root / CONFIG_FILE).read_text(encoding="utf-8-sig"))
+    return load_dated(site.events, site.root)
 
 
 def open_runner(site: Site, store: Store, now: dt.datetime) -> Runner:

@@ -49,7 +49,7 @@ from werkzeug.routing import Map, Rule
 
 from publisher.audience.erasure import erased_count, forget
 from publisher.audience.tokens import SECRET_ENV
-from publisher.dispatch.status import approve, open_runner, plan_lines
+from publisher.dispatch.status import approve, plan_lines, timeline_records
 from publisher.errors import PublisherError
 from publisher.site.config import Site
 from publisher.web import hooks, readers
@@ -188,7 +188,7 @@ def admin_plan(ctx: WebContext, request: Request) -> Response:
         return refusal
     now = ctx.now()
     try:
-        lines = plan_lines(open_runner(ctx.site, ctx.store(), now), now)
+        lines = plan_lines(ctx.site, ctx.store(), timeline_records(ctx.site), now)
     except PublisherError as exc:
         return ctx.message(500, "The plan cannot be made", *str(exc).splitlines())
     erased = erased_count(ctx.store())
