@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import subprocess
 import sys
@@ -10,7 +11,10 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from publisher.cli.context import indented_json
 from publisher.cli.main import cli
 from publisher.cli.progress import ProgressBars
 from tests.conftest import REPO
@@ -340,3 +344,23 @@ def test_a_post_override_that_does_not_fit_is_an_error_at_its_line(example_site:
 
 def test_the_bundled_example_site_is_where_the_repository_says(tmp_path: Path) -> None:
     assert (REPO / "publisher.toml").is_file() and len(list((REPO / "events").glob("*.md"))) >= 6
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True, allow_infinity=True) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(JSON_VALUES)
+def test_json_output_is_the_standard_librarys_indented_json_byte_for_byte(value: Any) -> None:
+    assert indented_json(value) == json.dumps(value, indent=2, ensure_ascii=False, default=str)
+
+
+def test_json_output_writes_what_json_cannot_hold_as_text() -> None:
+    when = dt.datetime(2026, 12, 6, 9, 30, tzinfo=dt.UTC)
+    expected = json.dumps({"at": when, "path": Path("a")}, indent=2, ensure_ascii=False, default=str)
+    assert indented_json({"at": when, "path": Path("a")}) == expected
+    assert '"at": "2026-12-06 09:30:00+00:00"' in expected

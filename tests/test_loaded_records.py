@@ -176,3 +176,23 @@ def test_dated_records_have_the_problems_of_the_records(example_site: Path) -> N
         load_dated(events, example_site)
 
     assert [str(problem) for problem in caught.value.problems] == expected
+
+
+def test_a_file_changed_under_dated_records_keeps_every_other_record_whole(
+    example_site: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`load_dated` reads only the header; when it keeps a changed file again, the other records' lines are
+    written back as they were: `load_records` then parses nothing."""
+    events = _aged(example_site)
+    load_records(events, example_site, drafts=True, keep=True)
+    changed = sorted(events.glob("*.md"))[0]
+    changed.write_text(changed.read_text(encoding="utf-8").replace("title: ", "title: Changed ", 1))
+    os.utime(changed, ns=(OLD_NS + 10**9, OLD_NS + 10**9))
+    load_dated(events, example_site)  # parses the changed file, keeps it
+    expected = _shape(load_records(events, example_site, drafts=True))
+
+    def refused(*args: Any, **kw: Any) -> Record:
+        raise AssertionError("parsed again")
+
+    monkeypatch.setattr(records_module, "load_record", refused)
+    assert _shape(load_records(events, example_site, drafts=True, keep=True)) == expected

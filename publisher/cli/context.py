@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import click
+import msgspec
 
 from publisher.errors import InvalidInput, Problem, PublisherError
 from publisher.site.config import Site, load_site
@@ -43,9 +44,23 @@ class Context:
 
     def emit(self, human: str, data: Any) -> None:
         if self.as_json:
-            click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+            click.echo(indented_json(data))
         elif human:
             click.echo(human)
+
+
+def indented_json(data: Any) -> str:
+    """`json.dumps(data, indent=2, ensure_ascii=False, default=str)`, byte for byte, in a fraction of the time.
+
+    The standard library's C encoder runs only without `indent` (`plan --json` lists 6,000 dispatches): the
+    compact text it makes is laid out by msgspec, which keeps every string and number as written. A text
+    msgspec will not read (a NaN, which the standard library writes) is laid out by the standard library.
+    """
+    compact = json.dumps(data, ensure_ascii=False, default=str)
+    try:
+        return msgspec.json.format(compact, indent=2)
+    except msgspec.DecodeError:
+        return json.dumps(data, indent=2, ensure_ascii=False, default=str)
 
 
 class PublisherGroup(click.Group):

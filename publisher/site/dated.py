@@ -34,7 +34,7 @@ class Dated(NamedTuple):
 
 def load_dated(events: Path, root: Path) -> list[Dated]:
     """Every record under `events` but drafts, newest first, as `Dated`; InvalidInput with all problems."""
-    kept = LoadedRecords(root)
+    kept = LoadedRecords(root, records=False)
     found = record_stats(events)
     names = [(name, plain) for name, plain, _ in found]
     problems: list[Problem] = []

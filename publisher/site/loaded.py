@@ -49,7 +49,8 @@ RACY_NS = 1_000_000_000
 _ENCODER = json.JSONEncoder(ensure_ascii=False, check_circular=False, separators=(",", ":"))
 # A record's id, status, and its published, starts and ends as ISO text (as the record has them, offset included)
 Dates = tuple[str, str, str, str | None, str | None]
-Entry = tuple[int, int, str, bytes, Dates]  # the file's mtime_ns and size, its shown path, the record's JSON, dates
+# The file's mtime_ns and size, its shown path, the record's JSON (None: not read, see `LoadedRecords`), its dates
+Entry = tuple[int, int, str, bytes | None, Dates]
 # A header's line for one file: its name, mtime_ns, size and shown path, then its record's `Dates`.
 FileLine = tuple[str, int, int, str, str, str, str, str | None, str | None]
 
@@ -105,21 +106,35 @@ def code_tag() -> str:
 
 
 class LoadedRecords:
-    """The kept records of one site, by file name under events/; `save` writes them back when they changed."""
+    """The kept records of one site, by file name under events/; `save` writes them back when they changed.
 
-    def __init__(self, root: Path) -> None:
+    With `records=False` only the header is read (`dated` needs no more): `get` then keeps nothing but
+    what this process `put`, and `save` takes the other records' lines from the file as it is then, when its
+    header is still the one read here (else those records are not kept: they are parsed next time).
+    """
+
+    def __init__(self, root: Path, *, records: bool = True) -> None:
         self.path = root / LOADED_FILE
         self.code = code_tag()
         self.entries: dict[str, Entry] = {}
         self.changed = False
+        self._header = b""
         try:
-            lines = self.path.read_bytes().split(b"\n")  # one copy of 26 MB, not two (partition, then split)
+            if records:
+                lines = self.path.read_bytes().split(b"\n")  # one copy of 26 MB, not two (partition, then split)
+            else:
+                with self.path.open("rb") as file:
+                    lines = [file.readline().rstrip(b"\n")]
             header = _HEADER.decode(lines[0])
         except (OSError, msgspec.DecodeError, RecursionError):  # missing, not JSON, or not of the shape
             return
-        if header.version != VERSION or header.code != self.code or len(header.records) != len(lines) - 1:
+        if header.version != VERSION or header.code != self.code:
             return
-        files = zip(header.records, lines[1:], strict=True)
+        if records and len(header.records) != len(lines) - 1:
+            return
+        self._header = lines[0]
+        blobs: list[bytes | None] = [*lines[1:]] if records else [None] * len(header.records)
+        files = zip(header.records, blobs, strict=True)
         self.entries = {f[0]: (f[1], f[2], f[3], blob, f[4:]) for f, blob in files}
 
     def get(self, name: str, path: str, shown: str, revive: Callable[[bytes], R]) -> R | None:
@@ -134,7 +149,7 @@ class LoadedRecords:
             st = os.stat(path)
         except OSError:
             return None
-        if entry[0] != st.st_mtime_ns or entry[1] != st.st_size:
+        if entry[0] != st.st_mtime_ns or entry[1] != st.st_size or entry[3] is None:
             return None
         try:
             return revive(entry[3])
@@ -193,17 +208,36 @@ class LoadedRecords:
         """Write the file whole or not at all; a site folder that cannot be written keeps it as it was."""
         if not self.changed:
             return
+        self._read_records()
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         files = [(name, *entry[:3], *entry[4]) for name, entry in self.entries.items()]
         header = msgspec.json.encode(Header(VERSION, self.code, files))
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_bytes(b"\n".join([header, *(entry[3] for entry in self.entries.values())]))
+            tmp.write_bytes(b"\n".join([header, *(entry[3] or b"" for entry in self.entries.values())]))
             tmp.replace(self.path)
         except OSError:
             with contextlib.suppress(OSError):
                 tmp.unlink(missing_ok=True)
         self.changed = False
+
+    def _read_records(self) -> None:
+        """The lines of the records not read yet (`records=False`), from the file when its header is still the
+        one read first; the records whose lines cannot be had so are no longer kept."""
+        if all(entry[3] is not None for entry in self.entries.values()):
+            return
+        try:
+            lines = self.path.read_bytes().split(b"\n")
+        except OSError:
+            lines = []
+        if lines and lines[0] == self._header:
+            names = [name for name, *_ in _HEADER.decode(self._header).records]
+            if len(names) == len(lines) - 1:
+                found = dict(zip(names, lines[1:], strict=True))
+                for name, entry in self.entries.items():
+                    if entry[3] is None and name in found:
+                        self.entries[name] = (*entry[:3], found[name], entry[4])
+        self.entries = {name: entry for name, entry in self.entries.items() if entry[3] is not None}
 
 
 def dates_of(record: Kept) -> Dates:
