@@ -110,7 +110,7 @@ def deliver(
     site = load_site(Path(root))
     store = open_store(site.database_url)
     try:
-        records = load_records(site.events, site.root)
+        records = load_records(site.events, site.root, keep=True)  # unchanged files from the kept records
         runner = Runner(site, store, records, clock, worker=worker_id(), stopping=stopping)
         d = find_dispatch(runner, dispatch_id, moment)
         if d is None:
