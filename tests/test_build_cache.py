@@ -205,3 +205,27 @@ def test_a_digest_is_of_each_part_then_a_nul() -> None:
     assert digest("ab") != digest("a", "b")
     assert digest(b"\xff", "\u00fc") == hashlib.sha256(b"\xff\0\xc3\xbc\0").hexdigest()[:32]
     assert digest() == hashlib.sha256(b"").hexdigest()[:32]
+
+
+def test_a_records_manifest_lines_say_which_of_its_files_changed() -> None:
+    """`build --json` lists a record rendered by this build from the lines its worker made ("changed": false),
+    with "changed" set for each file written: the same text as each file's own line."""
+    from publisher.build.manifest import Made, Manifest, manifest_lines
+    from publisher.build.work import Output, file_line
+
+    files = [
+        Output("newsletters/a.html", "issue", "html", ("a",), digest="d1", changed=True),
+        Output("newsletters/a.txt", "issue", "text", ("a",), digest="d2"),
+        Output("posts/x/a.txt", "post", "text", ("a",), "x", 12, 280, digest="d3", changed=True),
+    ]
+    manifest = Manifest(Path("out"), 1)
+    manifest.parts.append(Made(tuple(files), manifest_lines(files)))
+    manifest.parts.append(Made(tuple(f.done(f.digest, changed=False) for f in files), manifest_lines(files)))
+
+    data = json.loads(manifest.to_json())
+
+    assert data["files"] == [json.loads(file_line(f)) for f in files] + [
+        {**json.loads(file_line(f)), "changed": False} for f in files
+    ]
+    assert [f.path for f in manifest.written] == ["newsletters/a.html", "posts/x/a.txt"]
+    assert manifest.files == 6 and data["written"] == 2 and data["unchanged"] == 4

@@ -43,7 +43,7 @@ from publisher.build.cache import (
     present,
     templates_digest,
 )
-from publisher.build.manifest import SEPARATOR, Manifest
+from publisher.build.manifest import Made, Manifest
 from publisher.build.media import publish_media
 from publisher.build.previews import preview_ids
 from publisher.build.stored import record_of, remove_unchanged
@@ -145,8 +145,10 @@ class _Build:
             self.total = self.done + len(todo)
             produced = self._map(work.produce, todo, size=50)
             shown = live if self.now is None else [s for s in live if s.published <= self.now]
-            feeds = self._feeds(shown, {w.id for w in todo})
-            manifest = self._finish(live, previewed, produced, feeds)
+            rendered = {w.id for w in todo}
+            del todo  # each record's work is let go as its result comes back
+            feeds = self._feeds(shown, rendered)
+            manifest = self._finish(live, previewed, rendered, produced, feeds)
             manifest.scheduled = len(live) - len(shown)
             for source in sources:
                 if source.remote is not None:
@@ -371,26 +373,34 @@ class _Build:
     # --- the manifest, removals and the caches -------------------------------------------
 
     def _finish(
-        self, live: list[Source], previewed: list[Source], produced: Iterable[work.Produced], feeds: list[Output]
+        self,
+        live: list[Source],
+        previewed: list[Source],
+        rendered: set[str],
+        produced: Iterable[work.Produced],
+        feeds: list[Output],
     ) -> Manifest:
-        results = {p.id: p for p in produced}
-        problems = [problem for p in results.values() for problem in p.problems]
+        """The manifest and the caches, from each rendered record's result (`produced`, in the order of the
+        `rendered` ones among `previewed`) and the feeds."""
+        problems: list[Problem] = []
         manifest = Manifest(self.out, len(live), self.drafts)
         before = self.outputs.entries
         entries: dict[str, Kept] = {}
+        results = iter(produced)  # one per record rendered, in the order of `previewed`: each let go once read
         for source in previewed:
-            result = results.get(source.id)
-            if result is None:  # as the last build left it
+            if source.id not in rendered:  # as the last build left it
                 entries[source.id] = before[source.id]
                 manifest.parts.append(before[source.id])
-            elif result.problems:  # remember what was there before
+                continue
+            result = next(results)
+            assert result.id == source.id, "produced in the order of the work"
+            if result.problems:  # remember what was there before
+                problems += result.problems
                 if source.id in before:
                     entries[source.id] = before[source.id]
             else:
                 entries[source.id] = self._kept(source, result.files, result.lines)
-                manifest.parts += [output for output, _ in result.files]
-                paths = (output.path for output, _ in result.files)
-                manifest.lines.update(zip(paths, result.lines.split(SEPARATOR), strict=True))
+                manifest.parts.append(Made(tuple(output for output, _ in result.files), result.lines))
         manifest.parts += feeds
         if not problems:  # the site's images and logo, published with the output (`publisher.build.media`)
             logo = [self.site.settings.site.logo]

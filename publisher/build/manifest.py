@@ -13,33 +13,40 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from publisher.build.cache import Kept
 from publisher.build.work import MANIFEST_SEPARATOR as SEPARATOR
 from publisher.build.work import Output, file_json, file_line, manifest_lines
 
-__all__ = ["SEPARATOR", "Manifest", "file_line", "manifest_lines"]
+__all__ = ["SEPARATOR", "Made", "Manifest", "file_line", "manifest_lines"]
 
 _UNCHANGED, _CHANGED = '"changed": false}', '"changed": true}'  # how a line of `file_line` ends
+
+
+class Made(NamedTuple):
+    """One record's files rendered by this build, and their `--json` lines as `manifest_lines` made them
+    ("changed": false, each): kept whole, not one string and one dict entry per file (60,000 of them)."""
+
+    outputs: tuple[Output, ...]
+    lines: str
 
 
 @dataclass
 class Manifest:
     """What a build did: every file of the site's outputs, and which ones it wrote or removed.
 
-    `parts` holds, in order, each file rendered by this build (an `Output`) and,
-    for each record left as it was, its files as the last build listed them.
+    `parts` holds, in order, each record's files rendered by this build (`Made`),
+    each file rendered by itself (a feed, an image: an `Output`) and, for each
+    record left as it was, its files as the last build listed them (`Kept`).
     """
 
     out: Path
     records: int = 0
     drafts: int = 0
     scheduled: int = 0  # records dated after the build's `now`: rendered, not in the feeds yet
-    parts: list[Output | Kept] = field(default_factory=list)
+    parts: list[Output | Made | Kept] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
-    # The `--json` line of a file this build rendered, as `manifest_lines` made it, by path.
-    lines: dict[str, str] = field(default_factory=dict)
     # Each http(s) image URL of a record (drafts too), with where each record names it (path, line):
     # what the CLI fetches ahead of the posts (`publisher.build.images.fetch_images`).
     images: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
@@ -51,17 +58,25 @@ class Manifest:
         for part in self.parts:
             if isinstance(part, Output):
                 outputs.append(part)
+            elif isinstance(part, Made):
+                outputs += part.outputs
             else:
                 outputs += [_output(entry) for entry in json.loads(f"[{part.json}]")]
         return outputs
 
     @property
     def written(self) -> list[Output]:
-        return [part for part in self.parts if isinstance(part, Output) and part.changed]
+        written = []
+        for part in self.parts:
+            if isinstance(part, Output) and part.changed:
+                written.append(part)
+            elif isinstance(part, Made):
+                written += [output for output in part.outputs if output.changed]
+        return written
 
     @property
     def files(self) -> int:
-        return sum(1 if isinstance(part, Output) else part.paths.count("\n") + 1 for part in self.parts)
+        return sum(_count(part) for part in self.parts)
 
     def _head(self) -> dict[str, Any]:
         written = len(self.written)
@@ -80,15 +95,8 @@ class Manifest:
     def to_json(self) -> str:
         """`as_json()` as text, one line per file; unchanged records' lines come ready-made from the cache."""
         head = json.dumps(self._head(), ensure_ascii=False)[:-1]
-        lines = SEPARATOR.join(part.json if isinstance(part, Kept) else self._line(part) for part in self.parts)
+        lines = SEPARATOR.join(_lines(part) for part in self.parts)
         return f'{head}, "files": [\n  {lines}\n]}}\n' if lines else f'{head}, "files": []}}\n'
-
-    def _line(self, output: Output) -> str:
-        """`file_line(output)`, from the line made for it (with `"changed": false` last) when there is one."""
-        line = self.lines.get(output.path)
-        if line is None:
-            return file_line(output)
-        return line[: -len(_UNCHANGED)] + _CHANGED if output.changed else line
 
     def report(self, *, verbose: bool = False) -> list[str]:
         """Lines for people: a count of files written per folder, then a summary; `verbose`: every file."""
@@ -117,6 +125,29 @@ def _per_folder(outputs: Sequence[Output]) -> list[str]:
         folder = "/".join(parts[:2] if parts[0] == "posts" and len(parts) > 2 else parts[:1])
         counts[folder] = counts.get(folder, 0) + 1
     return [f"wrote {count} files in {folder}/" for folder, count in sorted(counts.items())]
+
+
+def _count(part: Output | Made | Kept) -> int:
+    if isinstance(part, Output):
+        return 1
+    return len(part.outputs) if isinstance(part, Made) else part.paths.count("\n") + 1
+
+
+def _lines(part: Output | Made | Kept) -> str:
+    """A part's `--json` lines: a file's made now, a record's as made by its worker ("changed" set as it
+    was), or as the last build listed them."""
+    if isinstance(part, Output):
+        return file_line(part)
+    if isinstance(part, Kept):
+        return part.json
+    if not any(output.changed for output in part.outputs):
+        return part.lines
+    lines = part.lines.split(SEPARATOR)
+    flipped = (
+        line[: -len(_UNCHANGED)] + _CHANGED if output.changed else line
+        for output, line in zip(part.outputs, lines, strict=True)
+    )
+    return SEPARATOR.join(flipped)
 
 
 def _output(entry: dict[str, Any]) -> Output:
