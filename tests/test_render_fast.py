@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from publisher.render import dates
 from publisher.render.email import Issue
-from publisher.render.markdown import to_html
+from publisher.render.markdown import paragraphs_html, paragraphs_text, plain_paragraphs, to_html
 from publisher.render.message import PREVIEW_TO, build_message, issue_eml, preview, preview_unsubscribe_url
 from publisher.render.plaintext import _SPACE, _collapsed, _Walker, html_to_text, wrap
 from publisher.site.config import Settings
@@ -184,3 +184,50 @@ def _outcome(function: Callable[[str], str], html: str) -> tuple[str, str]:
 def test_html_to_text_of_any_body_is_as_before(markdown: str) -> None:
     html = to_html(markdown, "https://site.example/news/1")
     assert html_to_text(html) == _html_to_text_by_htmlparser(html)
+
+
+# Bodies made of prose and of everything Markdown or HTML reads otherwise: where
+# `plain_paragraphs` takes a body for plain prose, its HTML and text must be Markdown's.
+_PROSE_PIECES = [
+    *"aZé日Ωß019½²ⅷ .,;:?!'\"()/%+-",
+    *"*_[]<>&\\~|#=`{}$@^\t\r\x00\x0b\x0c\x85\xa0\u2028\u3000\ufeff\u0301",
+    "\n", "\n\n", "\n\n\n", "  ", " \n", "\n ", "    ", "1. ", "1) ", "- ", "+ ", "* ", "> ", "---", "===", "```",
+    "&amp;", "&quot;", "<b>", "<!-- x -->", "https://x.example/a", "word", "Word", "e\u0301",
+]  # fmt: skip
+_MOSTLY_PROSE = [*"abcXYZéΩ ", " ", "word ", "Word", ".", ",", "\n", "\n\n", "'", '"', "(", ")", "-", "1", "½"]
+
+
+def _as_markdown_gives(markdown: str) -> None:
+    paragraphs = plain_paragraphs(markdown)
+    if paragraphs is not None:
+        html = to_html(markdown, "https://site.example/news/1")
+        assert paragraphs_html(paragraphs) == html
+        assert paragraphs_text(paragraphs) == html_to_text(html)
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_joined(_PROSE_PIECES, max_size=40))
+@example("Plain words.\n\nMore words, and (some) marks: 50% + 1/2 - \"quoted\" 'too'; ok? yes!\nA line.\n")
+@example("a\n-")
+@example("a\n===")
+@example("Word\n1. item")
+@example("Word\n\n\n\n")
+def test_plain_prose_is_what_markdown_makes_of_it(markdown: str) -> None:
+    _as_markdown_gives(markdown)
+
+
+@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_joined(_MOSTLY_PROSE, max_size=80))
+def test_mostly_prose_is_what_markdown_makes_of_it(markdown: str) -> None:
+    _as_markdown_gives(markdown)
+
+
+def test_plain_prose_is_taken_for_it() -> None:
+    """The fast path is taken for what it is for: paragraphs of words, in any script."""
+    assert plain_paragraphs("\nOne line,\nanother (two).\n\n\nÉtape 2: 50% + \"ça\" / 'oui'!\n") == [
+        "One line,\nanother (two).",
+        "Étape 2: 50% + \"ça\" / 'oui'!",
+    ]
+    assert plain_paragraphs("日本語の文。\n") is None  # "。" is punctuation Markdown does not know: not taken
+    for markdown in ("a *b*", "a\n- b", "a  \nb", "a\n b", "2024 was", "a_b", "a & b", "a <b>", "a\tb", "a "):
+        assert plain_paragraphs(markdown) is None, markdown

@@ -26,8 +26,8 @@ from markupsafe import Markup, escape
 from publisher.errors import InvalidInput, Problem, relative
 from publisher.render import dates
 from publisher.render.calendar import calendar_url, render_ics
-from publisher.render.markdown import body_html, media_url
-from publisher.render.plaintext import first_sentence, html_to_text, shorten, underline, wrap
+from publisher.render.markdown import body_html_and_text, media_url
+from publisher.render.plaintext import first_sentence, shorten, underline, wrap
 from publisher.render.wording import words_for
 from publisher.site.config import Settings, SiteSettings
 from publisher.site.records import Record, sort_newest_first
@@ -297,8 +297,9 @@ def _render_issues(
     site, source = settings.site, list_name or "newsletter"
     ordered = [sort_newest_first({record.id: record for record in group}.values()) for group in groups]
     languages = [(rs[0].language or site.language) if len(rs) == 1 else site.language for rs in ordered]
-    htmls = [[body_html(record, site) for record in rs] for rs in ordered]
-    texts = [[html_to_text(html) if html else "" for html in hs] for hs in htmls]
+    bodies = [[body_html_and_text(record, site) for record in rs] for rs in ordered]
+    htmls = [[html for html, _ in bs] for bs in bodies]
+    texts = [[text for _, text in bs] for bs in bodies]
     pages = [archive_url(site.url, issue_id(rs)) for rs in ordered]
     items = [
         [
