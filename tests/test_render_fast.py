@@ -2,7 +2,9 @@
 
 `issue_eml` writes the message bytes itself: it must equal what the email
 package's generator writes for `build_message`'s message. `wrap` lays out
-single-spaced text itself: it must equal `textwrap.TextWrapper`.
+single-spaced text itself: it must equal `textwrap.TextWrapper`. A body of
+plain prose is written without Markdown: it must equal what Markdown makes of
+it. A file's line in `build --json` is written without the JSON encoder.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import email.policy
+import json
 import textwrap
 from collections.abc import Callable
 from urllib.parse import urlsplit
@@ -18,8 +21,9 @@ from babel.dates import format_date
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from publisher.build.work import Output, file_json, file_line
 from publisher.render import dates
-from publisher.render.email import Issue
+from publisher.render.email import _CONTROL, Issue, without_control
 from publisher.render.markdown import paragraphs_html, paragraphs_text, plain_paragraphs, to_html
 from publisher.render.message import PREVIEW_TO, build_message, issue_eml, preview, preview_unsubscribe_url
 from publisher.render.plaintext import _SPACE, _collapsed, _Walker, html_to_text, wrap
@@ -231,3 +235,45 @@ def test_plain_prose_is_taken_for_it() -> None:
     assert plain_paragraphs("日本語の文。\n") is None  # "。" is punctuation Markdown does not know: not taken
     for markdown in ("a *b*", "a\n- b", "a  \nb", "a\n b", "2024 was", "a_b", "a & b", "a <b>", "a\tb", "a "):
         assert plain_paragraphs(markdown) is None, markdown
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.text(max_size=40)
+    | _joined(
+        [*"ab \t\n\r\x00\x08\x0b\x0c\x0e\x1f\x7f\x80\x85\ufffe\uffff\ufffd\ud800\udfff", "é", "日", "😀"], max_size=30
+    )
+)
+@example("Bench · 1 rue de la Paix\n")
+def test_without_control_is_the_regex(text: str) -> None:
+    assert without_control(text) == _CONTROL.sub("", text)
+
+
+_JSON_TEXT = st.text(max_size=12) | _joined([*'a"\\/\n\x00\x1f\x7f\u2028é日😀', "\ud800"], max_size=8)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    path=_JSON_TEXT,
+    kind=st.sampled_from(["issue", "post", "calendar", "feed"]),
+    format=_JSON_TEXT,
+    records=st.lists(_JSON_TEXT, max_size=3).map(tuple),
+    network=st.none() | _JSON_TEXT,
+    length=st.none() | st.integers(min_value=-(2**70), max_value=2**70),
+    limit=st.none() | st.integers(min_value=0, max_value=10**6),
+    digest=_JSON_TEXT,
+    changed=st.booleans(),
+)
+def test_a_files_manifest_line_is_the_json_encoders(
+    path: str,
+    kind: str,
+    format: str,
+    records: tuple[str, ...],
+    network: str | None,
+    length: int | None,
+    limit: int | None,
+    digest: str,
+    changed: bool,
+) -> None:
+    output = Output(path, kind, format, records, network, length, limit, digest, changed)
+    assert file_line(output) == json.dumps(file_json(output), ensure_ascii=False)
