@@ -14,16 +14,21 @@ import datetime as dt
 import email.policy
 import json
 import textwrap
+import traceback
 from collections.abc import Callable
+from types import TracebackType
 from urllib.parse import urlsplit
 
+import jinja2
+import pytest
 from babel.dates import format_date
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from publisher.build.work import Output, file_json, file_line
 from publisher.render import dates
-from publisher.render.email import _CONTROL, Issue, without_control
+from publisher.render.email import Issue
+from publisher.render.filling import _CONTROL, fill, without_control
 from publisher.render.markdown import paragraphs_html, paragraphs_text, plain_paragraphs, to_html
 from publisher.render.message import PREVIEW_TO, build_message, issue_eml, preview, preview_unsubscribe_url
 from publisher.render.plaintext import _SPACE, _collapsed, _Walker, html_to_text, wrap
@@ -277,3 +282,34 @@ def test_a_files_manifest_line_is_the_json_encoders(
 ) -> None:
     output = Output(path, kind, format, records, network, length, limit, digest, changed)
     assert file_line(output) == json.dumps(file_json(output), ensure_ascii=False)
+
+
+def test_a_filled_template_is_what_render_gives() -> None:
+    """Globals, an include, an imported macro that reads a global, a loop: the same text; an error: the same error."""
+    loader = jinja2.DictLoader(
+        {
+            "page.txt": '{% import "macros.txt" as m %}{{ site }}: {% for x in xs %}{% include "one.txt" %}{% endfor %}'
+            "{{ m.shout(name) }}{{ x | default('none') }}",
+            "one.txt": "[{{ x }}]",
+            "macros.txt": "{% macro shout(s) %}{{ s | upper }} @ {{ site }}{% endmacro %}",
+            "broken.txt": "line one\n{{ missing.attribute }}",
+        }
+    )
+    env = jinja2.Environment(loader=loader, undefined=jinja2.StrictUndefined, autoescape=True)
+    env.globals["site"] = "Site <1>"
+    page = env.get_template("page.txt", globals={"extra": 1})
+    for context in ({"xs": [1, "<b>"], "name": "ana"}, {"xs": [], "name": ""}):
+        assert fill(page, context) == page.render(context)
+        assert fill(page, context) == page.render(context)  # the globals kept from the first call
+    broken = env.get_template("broken.txt")
+    with pytest.raises(jinja2.UndefinedError) as filled_error:
+        fill(broken, {})
+    with pytest.raises(jinja2.UndefinedError) as render_error:
+        broken.render({})
+    assert str(filled_error.value) == str(render_error.value)
+    assert _template_lines(filled_error.tb) == _template_lines(render_error.tb) == [("<template>", 2)]
+
+
+def _template_lines(tb: TracebackType) -> list[tuple[str, int | None]]:
+    """The template frames of a traceback, as `email._render` reads them to name the line."""
+    return [(f.filename, f.lineno) for f in traceback.extract_tb(tb) if f.filename == "<template>"]
