@@ -2,7 +2,9 @@
 
 `issue_eml` writes the message bytes itself: it must equal what the email
 package's generator writes for `build_message`'s message. `wrap` lays out
-single-spaced text itself: it must equal `textwrap.TextWrapper`.
+single-spaced text itself: it must equal `textwrap.TextWrapper`. A body of
+plain prose is written without Markdown: it must equal what Markdown makes of
+it. A file's line in `build --json` is written without the JSON encoder.
 """
 
 from __future__ import annotations
@@ -10,17 +12,24 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import email.policy
+import json
 import textwrap
+import traceback
 from collections.abc import Callable
+from types import TracebackType
 from urllib.parse import urlsplit
 
+import jinja2
+import pytest
 from babel.dates import format_date
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from publisher.build.work import Output, file_json, file_line
 from publisher.render import dates
 from publisher.render.email import Issue
-from publisher.render.markdown import to_html
+from publisher.render.filling import _CONTROL, fill, without_control
+from publisher.render.markdown import paragraphs_html, paragraphs_text, plain_paragraphs, to_html
 from publisher.render.message import PREVIEW_TO, build_message, issue_eml, preview, preview_unsubscribe_url
 from publisher.render.plaintext import _SPACE, _collapsed, _Walker, html_to_text, wrap
 from publisher.site.config import Settings
@@ -184,3 +193,123 @@ def _outcome(function: Callable[[str], str], html: str) -> tuple[str, str]:
 def test_html_to_text_of_any_body_is_as_before(markdown: str) -> None:
     html = to_html(markdown, "https://site.example/news/1")
     assert html_to_text(html) == _html_to_text_by_htmlparser(html)
+
+
+# Bodies made of prose and of everything Markdown or HTML reads otherwise: where
+# `plain_paragraphs` takes a body for plain prose, its HTML and text must be Markdown's.
+_PROSE_PIECES = [
+    *"aZé日Ωß019½²ⅷ .,;:?!'\"()/%+-",
+    *"*_[]<>&\\~|#=`{}$@^\t\r\x00\x0b\x0c\x85\xa0\u2028\u3000\ufeff\u0301",
+    "\n", "\n\n", "\n\n\n", "  ", " \n", "\n ", "    ", "1. ", "1) ", "- ", "+ ", "* ", "> ", "---", "===", "```",
+    "&amp;", "&quot;", "<b>", "<!-- x -->", "https://x.example/a", "word", "Word", "e\u0301",
+]  # fmt: skip
+_MOSTLY_PROSE = [*"abcXYZéΩ ", " ", "word ", "Word", ".", ",", "\n", "\n\n", "'", '"', "(", ")", "-", "1", "½"]
+
+
+def _as_markdown_gives(markdown: str) -> None:
+    paragraphs = plain_paragraphs(markdown)
+    if paragraphs is not None:
+        html = to_html(markdown, "https://site.example/news/1")
+        assert paragraphs_html(paragraphs) == html
+        assert paragraphs_text(paragraphs) == html_to_text(html)
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_joined(_PROSE_PIECES, max_size=40))
+@example("Plain words.\n\nMore words, and (some) marks: 50% + 1/2 - \"quoted\" 'too'; ok? yes!\nA line.\n")
+@example("a\n-")
+@example("a\n===")
+@example("Word\n1. item")
+@example("Word\n\n\n\n")
+def test_plain_prose_is_what_markdown_makes_of_it(markdown: str) -> None:
+    _as_markdown_gives(markdown)
+
+
+@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_joined(_MOSTLY_PROSE, max_size=80))
+def test_mostly_prose_is_what_markdown_makes_of_it(markdown: str) -> None:
+    _as_markdown_gives(markdown)
+
+
+def test_plain_prose_is_taken_for_it() -> None:
+    """The fast path is taken for what it is for: paragraphs of words, in any script."""
+    assert plain_paragraphs("\nOne line,\nanother (two).\n\n\nÉtape 2: 50% + \"ça\" / 'oui'!\n") == [
+        "One line,\nanother (two).",
+        "Étape 2: 50% + \"ça\" / 'oui'!",
+    ]
+    assert plain_paragraphs("日本語の文。\n") is None  # "。" is punctuation Markdown does not know: not taken
+    for markdown in ("a *b*", "a\n- b", "a  \nb", "a\n b", "2024 was", "a_b", "a & b", "a <b>", "a\tb", "a "):
+        assert plain_paragraphs(markdown) is None, markdown
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.text(max_size=40)
+    | _joined(
+        [*"ab \t\n\r\x00\x08\x0b\x0c\x0e\x1f\x7f\x80\x85\ufffe\uffff\ufffd\ud800\udfff", "é", "日", "😀"], max_size=30
+    )
+)
+@example("Bench · 1 rue de la Paix\n")
+def test_without_control_is_the_regex(text: str) -> None:
+    assert without_control(text) == _CONTROL.sub("", text)
+
+
+_JSON_TEXT = st.text(max_size=12) | _joined([*'a"\\/\n\x00\x1f\x7f\u2028é日😀', "\ud800"], max_size=8)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    path=_JSON_TEXT,
+    kind=st.sampled_from(["issue", "post", "calendar", "feed"]),
+    format=_JSON_TEXT,
+    records=st.lists(_JSON_TEXT, max_size=3).map(tuple),
+    network=st.none() | _JSON_TEXT,
+    length=st.none() | st.integers(min_value=-(2**70), max_value=2**70),
+    limit=st.none() | st.integers(min_value=0, max_value=10**6),
+    digest=_JSON_TEXT,
+    changed=st.booleans(),
+)
+def test_a_files_manifest_line_is_the_json_encoders(
+    path: str,
+    kind: str,
+    format: str,
+    records: tuple[str, ...],
+    network: str | None,
+    length: int | None,
+    limit: int | None,
+    digest: str,
+    changed: bool,
+) -> None:
+    output = Output(path, kind, format, records, network, length, limit, digest, changed)
+    assert file_line(output) == json.dumps(file_json(output), ensure_ascii=False)
+
+
+def test_a_filled_template_is_what_render_gives() -> None:
+    """Globals, an include, an imported macro that reads a global, a loop: the same text; an error: the same error."""
+    loader = jinja2.DictLoader(
+        {
+            "page.txt": '{% import "macros.txt" as m %}{{ site }}: {% for x in xs %}{% include "one.txt" %}{% endfor %}'
+            "{{ m.shout(name) }}{{ x | default('none') }}",
+            "one.txt": "[{{ x }}]",
+            "macros.txt": "{% macro shout(s) %}{{ s | upper }} @ {{ site }}{% endmacro %}",
+            "broken.txt": "line one\n{{ missing.attribute }}",
+        }
+    )
+    env = jinja2.Environment(loader=loader, undefined=jinja2.StrictUndefined, autoescape=True)
+    env.globals["site"] = "Site <1>"
+    page = env.get_template("page.txt", globals={"extra": 1})
+    for context in ({"xs": [1, "<b>"], "name": "ana"}, {"xs": [], "name": ""}):
+        assert fill(page, context) == page.render(context)
+        assert fill(page, context) == page.render(context)  # the globals kept from the first call
+    broken = env.get_template("broken.txt")
+    with pytest.raises(jinja2.UndefinedError) as filled_error:
+        fill(broken, {})
+    with pytest.raises(jinja2.UndefinedError) as render_error:
+        broken.render({})
+    assert str(filled_error.value) == str(render_error.value)
+    assert _template_lines(filled_error.tb) == _template_lines(render_error.tb) == [("<template>", 2)]
+
+
+def _template_lines(tb: TracebackType) -> list[tuple[str, int | None]]:
+    """The template frames of a traceback, as `email._render` reads them to name the line."""
+    return [(f.filename, f.lineno) for f in traceback.extract_tb(tb) if f.filename == "<template>"]

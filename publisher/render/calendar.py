@@ -10,8 +10,8 @@ from __future__ import annotations
 import datetime as dt
 from urllib.parse import urlsplit
 
-from publisher.render.markdown import body_html, record_url
-from publisher.render.plaintext import first_sentence, html_to_text
+from publisher.render.markdown import body_html_and_text, record_url
+from publisher.render.plaintext import first_sentence
 from publisher.site.config import SiteSettings
 from publisher.site.records import Record
 
@@ -32,7 +32,7 @@ def description(record: Record, site: SiteSettings) -> str:
     """The record's summary, or the first sentence of its body."""
     if record.summary:
         return record.summary
-    return first_sentence(html_to_text(body_html(record, site)))
+    return first_sentence(body_html_and_text(record, site)[1])
 
 
 def _utc(when: dt.datetime) -> dt.datetime:

@@ -26,8 +26,9 @@ from markupsafe import Markup, escape
 from publisher.errors import InvalidInput, Problem, relative
 from publisher.render import dates
 from publisher.render.calendar import calendar_url, render_ics
-from publisher.render.markdown import body_html, media_url
-from publisher.render.plaintext import first_sentence, html_to_text, shorten, underline, wrap
+from publisher.render.filling import fill, without_control
+from publisher.render.markdown import body_html_and_text, media_url
+from publisher.render.plaintext import first_sentence, shorten, underline, wrap
 from publisher.render.wording import words_for
 from publisher.site.config import Settings, SiteSettings
 from publisher.site.records import Record, sort_newest_first
@@ -39,8 +40,6 @@ UNSUBSCRIBE_URL = "%%PUBLISHER_UNSUBSCRIBE_URL%%"
 EMAIL = "%%PUBLISHER_EMAIL%%"
 PREFERENCES_URL = "%%PUBLISHER_PREFERENCES_URL%%"
 _PLACEHOLDERS = re.compile("%%PUBLISHER_(NAME|UNSUBSCRIBE_URL|EMAIL|PREFERENCES_URL)%%")
-# Control characters: MJML's parser refuses them and no reader needs them.
-_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]")
 
 PREHEADER_LIMIT = 150
 TEASER_LIMIT = 300
@@ -297,8 +296,9 @@ def _render_issues(
     site, source = settings.site, list_name or "newsletter"
     ordered = [sort_newest_first({record.id: record for record in group}.values()) for group in groups]
     languages = [(rs[0].language or site.language) if len(rs) == 1 else site.language for rs in ordered]
-    htmls = [[body_html(record, site) for record in rs] for rs in ordered]
-    texts = [[html_to_text(html) if html else "" for html in hs] for hs in htmls]
+    bodies = [[body_html_and_text(record, site) for record in rs] for rs in ordered]
+    htmls = [[html for html, _ in bs] for bs in bodies]
+    texts = [[text for _, text in bs] for bs in bodies]
     pages = [archive_url(site.url, issue_id(rs)) for rs in ordered]
     items = [
         [
@@ -360,7 +360,7 @@ def _render(name: str, context: Mapping[str, Any], templates: Path | None) -> st
     """One template filled; a broken (site) template is bad input naming its file and line."""
     root = templates.parent if templates is not None else None
     try:
-        return _CONTROL.sub("", environment(templates).get_template(name).render(context))
+        return without_control(fill(environment(templates).get_template(name), context))
     except jinja2.TemplateSyntaxError as exc:
         where = relative(Path(exc.filename), root) if exc.filename else name
         raise InvalidInput([Problem(where, exc.lineno or 1, "template", exc.message or str(exc))]) from None
@@ -379,10 +379,14 @@ def _compile(source: str, templates: Path | None) -> str:
         raise InvalidInput([Problem(where, 1, "template", f"MJML does not compile: {exc}")]) from None
 
 
+_BLANK_LINES = re.compile(r"\n{3,}")
+
+
 def _tidy(text: str) -> str:
     """No trailing spaces (but the '-- ' signature line), at most one blank line in a row."""
-    lines = [line if line == "-- " else line.rstrip() for line in text.splitlines()]
-    tidy = re.sub(r"\n{3,}", "\n\n", "\n".join(lines))
+    tidy = "\n".join([line if line == "-- " else line.rstrip() for line in text.splitlines()])
+    if "\n\n\n" in tidy:
+        tidy = _BLANK_LINES.sub("\n\n", tidy)
     return tidy.strip("\n") + "\n"
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from urllib.parse import urljoin
 
 import nh3
 from markdown_it import MarkdownIt
 
+from publisher.render.plaintext import html_to_text, wrap
 from publisher.site.config import SiteSettings
 from publisher.site.records import Record
 
@@ -65,4 +67,62 @@ def media_url(src: str, site: SiteSettings) -> str:
 
 def body_html(record: Record, site: SiteSettings) -> str:
     """The record's body as sanitised HTML, its relative links resolved against its URL."""
-    return to_html(record.body, record_url(record, site)) if record.body.strip() else ""
+    if not record.body.strip():
+        return ""
+    paragraphs = plain_paragraphs(record.body)
+    if paragraphs is not None:
+        return paragraphs_html(paragraphs)
+    return to_html(record.body, record_url(record, site))
+
+
+def body_html_and_text(record: Record, site: SiteSettings) -> tuple[str, str]:
+    """`body_html` and that as plain text (`html_to_text`, "" for no body): an issue needs both."""
+    if not record.body.strip():
+        return "", ""
+    paragraphs = plain_paragraphs(record.body)
+    if paragraphs is not None:
+        return paragraphs_html(paragraphs), paragraphs_text(paragraphs)
+    html = to_html(record.body, record_url(record, site))
+    return html, html_to_text(html) if html else ""
+
+
+# Plain prose, which Markdown leaves as it is: lines that start with a letter (so no block
+# syntax: no list, heading, quote, code, table or HTML), words apart by single spaces (so no
+# hard break), and none of the characters inline syntax or HTML starts with (`*_[]<>&\\~|#=`
+# and the rest): paragraphs of text, nothing else. For them `to_html` gives `<p>lines</p>`
+# (nh3 writes a `"` as it is, as Markdown's `&quot;` means). Parsing them costs several times
+# more than the rest of an issue's text; these checks are in C (a regex only past ASCII).
+_PROSE_MARKS = b" .,;:?!'\"()/%+-\n"
+_ASCII_PROSE = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789" + _PROSE_MARKS
+_NOT_PROSE = re.compile(r"[^\w .,;:?!'\"()/%+\n-]|_")
+_ASCII_NOT_A_LINE = re.compile(r"\n[^A-Za-z\n]")  # a line that starts with something else than a letter
+_NOT_A_LINE = re.compile(r"\n[^\w\n]|\n[\d_]")
+_PARAGRAPH_BREAK = re.compile(r"\n\n+")
+
+
+def plain_paragraphs(markdown: str) -> list[str] | None:
+    """The paragraphs of a body of plain prose (see above), each its lines; None for any other body."""
+    core = markdown.strip("\n")
+    if not core or core.endswith(" ") or "  " in core or " \n" in core:
+        return None
+    if core.isascii():
+        if core.encode("ascii").translate(None, _ASCII_PROSE):  # a character left that is not prose
+            return None
+        not_a_line = _ASCII_NOT_A_LINE
+    elif _NOT_PROSE.search(core):
+        return None
+    else:
+        not_a_line = _NOT_A_LINE
+    if not_a_line.search("\n" + core):
+        return None
+    return _PARAGRAPH_BREAK.split(core)
+
+
+def paragraphs_html(paragraphs: list[str]) -> str:
+    """`to_html` of plain prose (`plain_paragraphs`), written directly."""
+    return "\n".join([f"<p>{paragraph}</p>" for paragraph in paragraphs])
+
+
+def paragraphs_text(paragraphs: list[str]) -> str:
+    """`html_to_text(paragraphs_html(paragraphs))`, written directly: each paragraph's lines joined and wrapped."""
+    return "\n\n".join([wrap(paragraph.replace("\n", " ")) for paragraph in paragraphs]) + "\n"

@@ -43,21 +43,23 @@ def _single_spaced(text: str) -> bool:
 
 
 def _greedy(text: str, first: str, rest: str, width: int) -> list[str]:
-    """TextWrapper's lines (long words kept whole, no hyphen breaks) for single-spaced words, faster."""
-    head = _line(width - len(first)).match(text)
-    assert head is not None  # the text starts with a word: it matches
-    lines = [first + head.group(1)]
-    if head.end() < len(text):
-        lines += [rest + line for line in _line(width - len(rest)).findall(text, head.end())]
+    """TextWrapper's lines (long words kept whole, no hyphen breaks) for single-spaced words, faster.
+
+    Each line is the longest run of words that fits (the last space within
+    reach ends it), or one longer word alone: found with `str.rfind`, in C.
+    """
+    lines = []
+    prefix, room, at, end = first, width - len(first), 0, len(text)
+    while end - at > room:
+        cut = text.rfind(" ", at, at + room + 1) if room > 0 else -1
+        if cut <= at:  # no space within reach: a word longer than the line, alone on it
+            cut = text.find(" ", at)
+            if cut < 0:
+                break
+        lines.append(prefix + text[at:cut])
+        prefix, room, at = rest, width - len(rest), cut + 1
+    lines.append(prefix + text[at:])
     return lines
-
-
-@lru_cache(maxsize=256)
-def _line(room: int) -> re.Pattern[str]:
-    """One line of single-spaced words and the space after it: as many words as fit in `room`
-    characters (the longest run that ends before a space), or else one longer word alone."""
-    fitting = f".{{1,{room}}}|" if room > 0 else ""
-    return re.compile(f"({fitting}[^ ]+)(?: |$)")
 
 
 @lru_cache(maxsize=64)
