@@ -28,7 +28,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from build import make_site, published_at  # bench/build.py's records
+from build import compile_package, make_site, published_at  # bench/build.py's records
 
 
 def peak_mb(args: list[str], cwd: Path) -> float:
@@ -46,6 +46,7 @@ def main() -> None:
     parser.add_argument("counts", nargs="?", default="2500,5000,10000,20000")
     args = parser.parse_args()
     counts = [int(n) for n in args.counts.split(",")]
+    compile_package()
     work = Path(tempfile.mkdtemp(prefix="publisher-memory-"))
     rows = []
     try:

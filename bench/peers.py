@@ -37,7 +37,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from build import CONFIG, LANGUAGES, TAGS, WORDS, edit, published_at  # bench/build.py's records
+from build import CONFIG, LANGUAGES, TAGS, WORDS, compile_package, edit, published_at  # bench/build.py's records
 
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "publisher-peers"
 PELICAN_VENV = CACHE / "pelican"
@@ -175,6 +175,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     pelican, hugo = install()
+    compile_package()
     work = Path(tempfile.mkdtemp(prefix="publisher-peers-"))
     try:
         items = records(args.n)

@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from build import CONFIG, baseline, make_site, published_at  # bench/build.py's records
+from build import CONFIG, baseline, compile_package, make_site, published_at  # bench/build.py's records
 
 CHANNELS = ("feeds", "email", "x", "mastodon", "bluesky")
 STILL_TO_COME = 113
@@ -102,6 +102,7 @@ def main() -> None:
     parser.add_argument("n", type=int, nargs="?", default=10_000)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
+    compile_package()
     root = Path(tempfile.mkdtemp(prefix="publisher-bench-plan-"))
     os.environ.setdefault("PUBLISHER_SECRET", "bench-secret-bench-secret-bench-secret")
     try:
