@@ -13,21 +13,11 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from typing import NamedTuple
 
 from publisher.build.cache import Source
 from publisher.errors import InvalidInput
 from publisher.site.config import Settings
-
-
-class _Planned(NamedTuple):
-    """A record as the plan reads it, made from what the build cache keeps (no record parsed)."""
-
-    id: str
-    status: str
-    published: dt.datetime
-    starts: dt.datetime | None
-    ends: dt.datetime | None
+from publisher.site.dated import Dated  # a record as the plan reads it, here from the build cache's row
 
 
 def _moment(timestamp: float | None) -> dt.datetime | None:
@@ -48,7 +38,9 @@ def preview_ids(live: Sequence[Source], settings: Settings, now: dt.datetime | N
     from publisher.timeline.plan import plan  # here: a site without a timeline never loads it (nor APScheduler)
 
     planned = [
-        _Planned(s.id, s.status, dt.datetime.fromtimestamp(s.published, dt.UTC), _moment(s.starts), _moment(s.ends))
+        Dated(
+            s.id, s.status, dt.datetime.fromtimestamp(s.published, dt.UTC), _moment(s.starts), _moment(s.ends), s.shown
+        )
         for s in live
     ]
     try:

@@ -19,10 +19,11 @@ from publisher.dispatch.context import Outcome, Runner
 from publisher.dispatch.release import lateness
 from publisher.dispatch.runner import dispatch_of, skip_reason
 from publisher.site.config import CONFIG_FILE, Settings, Site
+from publisher.site.planned import Planned
 from publisher.store import feedback
 from publisher.store.dispatches import DispatchRow, PlannedDispatch, Store
 from publisher.store.tables import UNSTARTED
-from publisher.timeline.plan import LOOKBACK, Dispatch, Planned, check_rules, plan
+from publisher.timeline.plan import LOOKBACK, Dispatch, check_rules, plan
 
 if TYPE_CHECKING:
     from publisher.site.dated import Dated

@@ -27,7 +27,6 @@ and shape-checked in one pass by msgspec, with no record validated again.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import hashlib
 import json
 import os
@@ -42,6 +41,7 @@ from pydantic import ValidationError
 import publisher
 from publisher.errors import InvalidInput
 from publisher.site.files import FileStat, read_file
+from publisher.site.planned import Planned
 
 LOADED_FILE = Path(".publisher") / "records-loaded.json"
 VERSION = 3
@@ -64,29 +64,15 @@ class Header(msgspec.Struct):
 _HEADER = msgspec.json.Decoder(Header)
 
 
-class Kept(Protocol):
-    """What is kept of a record: its model's JSON, and where it came from (which that JSON leaves out)."""
+class Kept(Planned, Protocol):
+    """What is kept of a record: its model's JSON, where it came from (which that JSON leaves out), and
+    what the timeline plans it by (in the header)."""
 
     @property
     def source(self) -> str: ...
 
     @property
     def lines(self) -> dict[str, int]: ...
-
-    @property
-    def id(self) -> str: ...
-
-    @property
-    def status(self) -> str: ...
-
-    @property
-    def published(self) -> dt.datetime: ...
-
-    @property
-    def starts(self) -> dt.datetime | None: ...
-
-    @property
-    def ends(self) -> dt.datetime | None: ...
 
     def model_dump_json(self) -> str: ...
 

@@ -44,11 +44,12 @@ import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, NamedTuple, Protocol
+from typing import Literal, NamedTuple
 from zoneinfo import ZoneInfo
 
 from publisher.errors import InvalidInput, Problem
 from publisher.site.config import Settings, TimelineRule, key_line
+from publisher.site.planned import Planned
 from publisher.timeline.cron import Cron
 
 Anchor = Literal["published", "starts", "ends"]
@@ -63,21 +64,6 @@ _WHEN = re.compile(
 )
 _GRACE = re.compile(r"^\s*(?P<count>\d+(?:\.\d+)?)\s*(?P<unit>second|minute|hour|day|week)s?\s*$")
 _UNIT_SECONDS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400, "week": 604800}
-
-
-class Planned(Protocol):
-    """What the plan reads of a record (a Record is one; a build plans from what its cache keeps)."""
-
-    @property
-    def id(self) -> str: ...
-    @property
-    def status(self) -> str: ...
-    @property
-    def published(self) -> dt.datetime: ...
-    @property
-    def starts(self) -> dt.datetime | None: ...
-    @property
-    def ends(self) -> dt.datetime | None: ...
 
 
 class Offset(NamedTuple):
