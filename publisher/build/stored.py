@@ -76,10 +76,6 @@ def text(value: Any) -> str:
     return value
 
 
-def maybe_text(value: Any) -> str | None:
-    return None if value is None else text(value)
-
-
 def count(value: Any) -> int:
     if not isinstance(value, int) or isinstance(value, bool):
         raise TypeError("not an integer")
@@ -151,13 +147,6 @@ def items_of(convert: Callable[[Any], T]) -> Callable[[Any], dict[str, T]]:
         return {text(key): convert(item) for key, item in value.items()}
 
     return items
-
-
-def moment_of(value: Any) -> float:
-    """A timestamp (a JSON number that is no boolean)."""
-    if not isinstance(value, float | int) or isinstance(value, bool):
-        raise TypeError("not a time")
-    return value
 
 
 def record_blob(record: Record) -> str:

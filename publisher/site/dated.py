@@ -41,8 +41,10 @@ def load_dated(events: Path, root: Path) -> list[Dated]:
     dated: list[Dated] = []
     files: dict[str, str] = {}  # shown path → file name, to find a duplicate id's line
 
+    def parse(path: Path, shown: str, data: bytes) -> Record:
+        return load_record(path, root, data=data, shown=shown)
+
     def record(name: str, shown: str) -> Record:
-        parse = lambda path, shown, data: load_record(path, root, data=data, shown=shown)  # noqa: E731
         return kept.load(events, name, shown, parse, Record.model_validate_json)
 
     for (name, _, stat), shown in zip(found, shown_paths(events, root, names), strict=True):

@@ -104,7 +104,8 @@ class LoadedRecords:
         self.code = code_tag()
         self.entries: dict[str, Entry] = {}
         self.changed = False
-        self._header = b""
+        self._header = b""  # as read, with the file names in its order: what `_read_records` matches
+        self._names: list[str] = []
         try:
             if records:
                 lines = self.path.read_bytes().split(b"\n")  # one copy of 26 MB, not two (partition, then split)
@@ -118,7 +119,7 @@ class LoadedRecords:
             return
         if records and len(header.records) != len(lines) - 1:
             return
-        self._header = lines[0]
+        self._header, self._names = lines[0], [f[0] for f in header.records]
         blobs: list[bytes | None] = [*lines[1:]] if records else [None] * len(header.records)
         files = zip(header.records, blobs, strict=True)
         self.entries = {f[0]: (f[1], f[2], f[3], blob, f[4:]) for f, blob in files}
@@ -216,13 +217,11 @@ class LoadedRecords:
             lines = self.path.read_bytes().split(b"\n")
         except OSError:
             lines = []
-        if lines and lines[0] == self._header:
-            names = [name for name, *_ in _HEADER.decode(self._header).records]
-            if len(names) == len(lines) - 1:
-                found = dict(zip(names, lines[1:], strict=True))
-                for name, entry in self.entries.items():
-                    if entry[3] is None and name in found:
-                        self.entries[name] = (*entry[:3], found[name], entry[4])
+        if lines and lines[0] == self._header and len(self._names) == len(lines) - 1:
+            found = dict(zip(self._names, lines[1:], strict=True))
+            for name, entry in self.entries.items():
+                if entry[3] is None and name in found:
+                    self.entries[name] = (*entry[:3], found[name], entry[4])
         self.entries = {name: entry for name, entry in self.entries.items() if entry[3] is not None}
 
 
