@@ -12,7 +12,7 @@ from publisher.channels.loopback import is_loopback_host, is_loopback_url
 from publisher.channels.social import CREDENTIAL_NAMES, OutboxChannel, credentials, fetch_image, image_bytes
 from publisher.errors import ChannelError
 from publisher.render.social import Post, PostImage
-from publisher.site.records import NETWORKS
+from publisher.site.rules import NETWORKS
 from tests.fakes import Answer, FakeServer, Recorded
 
 REPO = Path(__file__).resolve().parent.parent

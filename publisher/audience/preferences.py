@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from publisher.audience.subscribers import Subscriber, locked, suppress_in, unsubscribe
 from publisher.audience.tokens import sign, signed_payload
 from publisher.errors import InvalidInput, Problem
-from publisher.site.records import check_language
+from publisher.site.rules import check_language
 from publisher.store.dispatches import Store
 from publisher.store.tables import subscribers
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from email_validator import EmailNotValidError, validate_email
 
 from publisher.errors import InvalidInput, Problem
-from publisher.site.records import check_language
+from publisher.site.rules import check_language
 from publisher.store.tables import SUBSCRIBER_STATES, SUPPRESSED
 
 LIST_SEPARATORS = (";", "|")

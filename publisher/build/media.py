@@ -19,7 +19,7 @@ from pathlib import Path
 from publisher.build.stored import load_json, read_as, remove_unchanged, save_json, written_files
 from publisher.build.work import Output
 from publisher.site.files import FileInfo, write_file
-from publisher.site.records import is_image_file
+from publisher.site.rules import is_image_file
 
 __all__ = ["MEDIA_STATE", "publish_media"]
 

@@ -178,7 +178,7 @@ def run(c: Context, once: bool, now_text: str | None, standby: bool, metrics: st
             run_forever(c.site, clock, on_outcome=report, on_progress=progress, standby=standby, say=say)
             return
         run_once(c.site, now, clock, on_outcome=report, on_progress=progress)
-    from publisher.site.records import NETWORKS
+    from publisher.site.rules import NETWORKS
 
     sent = sum(o.sent_now for o in outcomes if o.channel == "email")
     posts = sum(1 for o in outcomes if o.channel in NETWORKS and o.state == "sent")  # one post (or thread) each

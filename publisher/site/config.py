@@ -17,7 +17,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from publisher.errors import InvalidInput, Problem, relative
 from publisher.site.bounce_settings import BouncesSettings
-from publisher.site.records import absolute_url, check_language
+from publisher.site.rules import absolute_url, check_language
 from publisher.site.section import Section
 
 CONFIG_FILE = "publisher.toml"

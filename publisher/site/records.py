@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
-import re
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from functools import partial
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -21,82 +20,15 @@ from publisher.site.files import record_files as record_files  # re-exported: re
 from publisher.site.files import record_names, shown_paths
 from publisher.site.front_matter import FrontMatter
 from publisher.site.loaded import LoadedRecords
-
-NETWORKS = ("x", "mastodon", "bluesky")
-#: Record times and `--now` stay this far from the calendar's ends (years 1 and 9999), so that a rule's
-#: offset, a digest's window or a time zone never moves a date the plan computes off the calendar.
-FIRST_YEAR, LAST_YEAR = 1000, 8999
-T = TypeVar("T")
-
-_LANGUAGE = re.compile(
-    r"^(?P<lang>[a-zA-Z]{2,3})(-[a-zA-Z]{4})?(-(?:[a-zA-Z]{2}|\d{3}))?(-(?:[a-zA-Z0-9]{5,8}|\d[a-zA-Z0-9]{3}))*$"
-)
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".webp", ".avif", ".svg")  # what `image.src` may name
-_URL = re.compile(r"^https?://[^\s/$.?#][^\s]*$", re.IGNORECASE)
-_KNOWN_LANGUAGES: dict[str, bool] = {}
-
-
-def valid_language(tag: str) -> bool:
-    """A well-formed BCP 47 tag whose primary language is one Babel knows."""
-    match = _LANGUAGE.match(tag)
-    if not match:
-        return False
-    lang = match.group("lang").lower()
-    if lang not in _KNOWN_LANGUAGES:
-        from babel import localedata
-
-        _KNOWN_LANGUAGES[lang] = localedata.exists(lang)
-    return _KNOWN_LANGUAGES[lang]
-
-
-def check_language(tag: str) -> str:
-    """`tag` when `valid_language`, else ValueError with the one message every place shows.
-
-    Used by publisher.toml's `site.language`, a record's and a network text's `language`, and
-    subscriber rows, so the rule and its words cannot drift apart.
-    """
-    if not valid_language(tag):
-        raise ValueError(f"is not a BCP 47 language tag (got {tag!r})")
-    return tag
-
-
-_NONCHARACTERS = str.maketrans("", "", "\ufeff\ufffe\uffff")
-_TAG = re.compile(r"[\w][\w.-]*")
-_HASHTAG = re.compile(r"\w+")
-
-
-def clean_text(value: Any) -> Any:
-    """Text without byte-order marks and noncharacters (editors leave them; X refuses them).
-
-    Looked for before `translate`, which copies the text character by character (a record's whole body).
-    """
-    if isinstance(value, str) and ("\ufeff" in value or "\ufffe" in value or "\uffff" in value):
-        return value.translate(_NONCHARACTERS)
-    return value
-
-
-def absolute_url(value: str) -> str:
-    """`value` when it is an absolute http(s) URL, else ValueError (a record's URLs and `site.url`)."""
-    if not _URL.match(value):
-        raise ValueError(f"must be an absolute http(s) URL (got {value!r})")
-    return value
-
-
-def _aware(value: dt.datetime | dt.date | str) -> dt.datetime:
-    if isinstance(value, dt.datetime):
-        parsed = value
-    elif isinstance(value, dt.date):
-        raise ValueError(f"needs a time with a UTC offset or time zone (got {value.isoformat()!r})")
-    else:
-        try:
-            parsed = dt.datetime.fromisoformat(str(value).strip())
-        except ValueError:
-            raise ValueError(f"is not a date and time (got {value!r})") from None
-    if parsed.tzinfo is None or parsed.utcoffset() is None:
-        raise ValueError(f"needs a UTC offset or time zone (got {str(value)!r})")
-    if not FIRST_YEAR <= parsed.year <= LAST_YEAR:
-        raise ValueError(f"is out of the years publisher can plan, {FIRST_YEAR} to {LAST_YEAR} (got {str(value)!r})")
-    return parsed
+from publisher.site.rules import FIRST_YEAR as FIRST_YEAR
+from publisher.site.rules import HASHTAG, TAG, URL, absolute_url, aware, check_language
+from publisher.site.rules import IMAGE_SUFFIXES as IMAGE_SUFFIXES
+from publisher.site.rules import LAST_YEAR as LAST_YEAR
+from publisher.site.rules import NETWORKS as NETWORKS
+from publisher.site.rules import clean_text as clean_text
+from publisher.site.rules import is_image_file as is_image_file
+from publisher.site.rules import unique_ids as unique_ids
+from publisher.site.rules import valid_language as valid_language
 
 
 class _Strict(BaseModel):
@@ -164,7 +96,7 @@ class Social(_Strict):
     def _hashtags(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         cleaned = tuple(tag.lstrip("#") for tag in value)
         for tag in cleaned:
-            if not _HASHTAG.fullmatch(tag):
+            if not HASHTAG.fullmatch(tag):
                 raise ValueError(f"a hashtag is letters, digits and underscores (got {tag!r})")
         return cleaned
 
@@ -206,7 +138,7 @@ class Record(_Strict):
     @field_validator("published", "updated", "starts", "ends", mode="before")
     @classmethod
     def _datetimes(cls, value: Any) -> Any:
-        return None if value is None else _aware(value)
+        return None if value is None else aware(value)
 
     @field_validator("url")
     @classmethod
@@ -222,7 +154,7 @@ class Record(_Strict):
     @classmethod
     def _tags(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         for tag in value:
-            if not _TAG.fullmatch(tag):
+            if not TAG.fullmatch(tag):
                 raise ValueError(f"a tag is letters, digits, '-', '_' or '.' (got {tag!r})")
         return value
 
@@ -331,16 +263,11 @@ def parse_record(text: str, path: Path, root: Path | None = None, *, shown: str 
     return record
 
 
-def is_image_file(src: str) -> bool:
-    """Whether a site file's name is an image's: only those are published with the output and posted."""
-    return Path(src).suffix.lower() in IMAGE_SUFFIXES
-
-
 def _image_problems(image: Any, shown: str, line: int, root: Path | None) -> list[Problem]:
     """An image `src` is an absolute http(s) URL or an image file inside the site (not through a link out
     of it: its bytes would be posted to a network; nor another file, which `build --out` would publish)."""
     src = image.get("src") if isinstance(image, dict) else None
-    if not isinstance(src, str) or not src.strip() or _URL.match(src):
+    if not isinstance(src, str) or not src.strip() or URL.match(src):
         return []
     if "://" in src or src.startswith(("/", "\\")) or ".." in Path(src).parts:
         return [Problem(shown, line, "image.src", f"is neither an http(s) URL nor a file in the site (got {src!r})")]
@@ -408,30 +335,6 @@ def load_records(events: Path, root: Path | None = None, *, drafts: bool = False
 
 def _parse_file(root: Path | None, path: Path, shown: str, data: bytes) -> Record:
     return load_record(path, root, data=data, shown=shown)
-
-
-def unique_ids(
-    items: Iterable[T], *, id_of: Callable[[T], str], shown: Callable[[T], str], id_line: Callable[[T], int]
-) -> tuple[list[T], list[Problem]]:
-    """The items with the first of each id (in the order given), and a problem for each later one.
-
-    Items are records, or what a build knows of them before parsing (`build.cache.Source`): `id_of` and
-    `shown` (the path in messages) are read from each, `id_line` only from a duplicate (it may have
-    to parse the file), so the same rule and message hold for `load_records` and `publisher build`.
-    """
-    items = list(items)
-    if len(set(map(id_of, items))) == len(items):
-        return items, []  # the common case, at a tenth of the cost of the loop below
-    kept: list[T] = []
-    problems: list[Problem] = []
-    seen: dict[str, T] = {}
-    for item in items:
-        first = seen.setdefault(id_of(item), item)
-        if first is item:
-            kept.append(item)
-            continue
-        problems.append(Problem(shown(item), id_line(item), "id", f"{id_of(item)!r} is already used by {shown(first)}"))
-    return kept, problems
 
 
 def sort_newest_first(records: Iterable[Record]) -> list[Record]:
