@@ -16,8 +16,8 @@ import random
 import time
 
 from publisher.render.feeds import feed_set
-from publisher.site.config import Settings, SiteSettings
 from publisher.site.records import Image, Record
+from publisher.site.settings import Settings, SiteSettings
 
 WORDS = ("cooperation", "development", "data", "goals", "agenda", "report", "meeting", "partners", "policy")
 LANGUAGES = ("en", "en", "es", "fr", "pt")

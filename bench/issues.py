@@ -19,8 +19,8 @@ import time
 
 from publisher.render import email as issues
 from publisher.render.message import build_message
-from publisher.site.config import Settings, SiteSettings
 from publisher.site.records import Image, Link, Person, Record
+from publisher.site.settings import Settings, SiteSettings
 
 WORDS = ("cooperation", "development", "data", "goals", "agenda", "report", "meeting", "partners", "policy")
 LANGUAGES = ("en", "en", "es", "fr", "pt")

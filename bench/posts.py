@@ -22,8 +22,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from publisher.render.social import render_posts
-from publisher.site.config import Settings
 from publisher.site.records import Record
+from publisher.site.settings import Settings
 
 WORDS = (
     "cooperation",

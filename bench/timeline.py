@@ -10,8 +10,8 @@ import random
 import sys
 import time
 
-from publisher.site.config import Settings
 from publisher.site.records import Record
+from publisher.site.settings import Settings
 from publisher.timeline.plan import plan
 
 RULES = [

@@ -6,8 +6,9 @@ from pathlib import Path
 
 from publisher.render.email import Issue, render_issue
 from publisher.render.message import issue_files
-from publisher.site.config import Settings, load_site
+from publisher.site.config import load_site
 from publisher.site.records import Record, load_records
+from publisher.site.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
 

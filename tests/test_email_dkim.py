@@ -16,7 +16,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from publisher.channels.email import EmailChannel, dkim_sign
 from publisher.errors import InvalidInput
-from publisher.site.config import EmailSettings, Site, load_site
+from publisher.site.config import Site, load_site
+from publisher.site.settings import EmailSettings
 from tests.smtp_support import MailServer, sample_message
 
 

@@ -21,8 +21,9 @@ from hypothesis import strategies as st
 from lxml import etree
 
 from publisher.render.feeds import FeedFile, feed_set, render_atom, render_rss, xml_text
-from publisher.site.config import FeedSettings, Settings, SiteSettings, load_site
+from publisher.site.config import load_site
 from publisher.site.records import Image, Record, clean_text, load_records
+from publisher.site.settings import FeedSettings, Settings, SiteSettings
 from tests import regenerate_golden
 
 REPO = Path(__file__).resolve().parent.parent

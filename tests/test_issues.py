@@ -20,8 +20,8 @@ from publisher.render.calendar import render_ics
 from publisher.render.dates import date_range, long_date
 from publisher.render.email import EMAIL, NAME, UNSUBSCRIBE_URL, Issue, personalise, render_issue
 from publisher.render.message import build_message, issue_eml, issue_files
-from publisher.site.config import Settings
 from publisher.site.records import Record
+from publisher.site.settings import Settings
 from tests import regenerate_golden
 from tests.issues_support import example, example_issues
 

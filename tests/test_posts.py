@@ -21,8 +21,9 @@ from publisher.errors import InvalidInput
 from publisher.render.lengths import LIMITS, mastodon_length, measure
 from publisher.render.links import utm
 from publisher.render.social import Post, PostImage, check_posts, render_post, render_posts
-from publisher.site.config import Settings, load_site
+from publisher.site.config import load_site
 from publisher.site.records import Record, load_records, parse_record
+from publisher.site.settings import Settings
 from tests import regenerate_golden
 from tests.posts_support import post_file
 

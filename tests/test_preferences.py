@@ -24,8 +24,9 @@ from publisher.audience.unsubscribe import make_token
 from publisher.errors import InvalidInput
 from publisher.render.email import render_issue
 from publisher.render.letters import Letters
-from publisher.site.config import Settings, load_settings, load_site
+from publisher.site.config import load_site
 from publisher.site.records import load_records
+from publisher.site.settings import Settings, load_settings
 from publisher.store.dispatches import Store
 from tests import store_support
 from tests.dispatch_support import PARIS, SECRET

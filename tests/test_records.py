@@ -145,7 +145,7 @@ def test_duplicate_ids_and_missing_images_across_a_folder(tmp_path: Path) -> Non
 
 def test_a_body_with_script_never_reaches_html() -> None:
     from publisher.render.markdown import body_html
-    from publisher.site.config import SiteSettings
+    from publisher.site.settings import SiteSettings
 
     text = GOOD.replace(
         "Body **text**.",

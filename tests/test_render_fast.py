@@ -32,7 +32,7 @@ from publisher.render.filling import _CONTROL, fill, without_control
 from publisher.render.markdown import paragraphs_html, paragraphs_text, plain_paragraphs, to_html
 from publisher.render.message import PREVIEW_TO, build_message, issue_eml, preview, preview_unsubscribe_url
 from publisher.render.plaintext import _SPACE, _collapsed, _Walker, html_to_text, wrap
-from publisher.site.config import Settings
+from publisher.site.settings import Settings
 from tests.issues_support import example as example_site
 from tests.issues_support import example_issues
 

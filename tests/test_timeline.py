@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from publisher.errors import InvalidInput
-from publisher.site.config import Settings, load_settings
 from publisher.site.records import Record
+from publisher.site.settings import Settings, load_settings
 from publisher.timeline.cron import Cron, weekdays
 from publisher.timeline.plan import (
     Dispatch,

@@ -16,7 +16,7 @@ RENDER = """
 import json
 import publisher
 from pathlib import Path
-from publisher.site.config import Settings, SiteSettings
+from publisher.site.settings import Settings, SiteSettings
 from publisher.site.records import parse_record
 from publisher.render.email import render_issue
 from publisher.render.social import render_posts

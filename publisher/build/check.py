@@ -14,9 +14,10 @@ from publisher.channels.email_url import EmailUrlError
 from publisher.channels.signing import site_signer
 from publisher.channels.social import refuse_plain_http
 from publisher.errors import InvalidInput, Problem
-from publisher.site.config import CONFIG_FILE, Site, key_line
+from publisher.site.config import CONFIG_FILE, Site
 from publisher.site.files import record_names, shown_paths
 from publisher.site.front_matter import FrontMatter
+from publisher.site.settings import key_line
 from publisher.timeline.plan import validate_rules
 
 COMMENTED = ("title", "summary")  # text a person types, where a `#` is meant as text

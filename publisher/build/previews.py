@@ -16,8 +16,8 @@ from collections.abc import Sequence
 
 from publisher.build.cache import Source
 from publisher.errors import InvalidInput
-from publisher.site.config import Settings
 from publisher.site.dated import Dated  # a record as the plan reads it, here from the build cache's row
+from publisher.site.settings import Settings
 
 
 def _moment(timestamp: float | None) -> dt.datetime | None:

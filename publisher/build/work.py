@@ -26,9 +26,9 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from publisher.build.cache import Source, now_ns
 from publisher.build.stored import record_blob, record_of
 from publisher.errors import InvalidInput, Problem, relative
-from publisher.site.config import Settings
 from publisher.site.files import FileInfo, FileStat, digest, file_stat, read_file, write_file
 from publisher.site.records import Record, load_record
+from publisher.site.settings import Settings
 from publisher.site.templates import default_templates
 
 if TYPE_CHECKING:

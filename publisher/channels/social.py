@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Literal, Protocol
 
 from publisher.channels.loopback import https_problem
 from publisher.errors import ChannelError, InvalidInput, Problem
-from publisher.site.config import CONFIG_FILE, Site, key_line
+from publisher.site.config import CONFIG_FILE, Site
+from publisher.site.settings import key_line
 
 if TYPE_CHECKING:  # rendering (Jinja, Markdown) is not imported to ask whether a network has credentials
     from publisher.render.social import Post

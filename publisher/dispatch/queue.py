@@ -41,7 +41,8 @@ from publisher.dispatch.context import Outcome, Runner, wall_clock
 from publisher.dispatch.runner import admit, execute, for_each_due, run_due
 from publisher.errors import InvalidInput, Problem, PublisherError, WorkFailed
 from publisher.site import extras
-from publisher.site.config import CONFIG_FILE, QUEUE_SCHEMES, Site, key_line
+from publisher.site.config import CONFIG_FILE, Site
+from publisher.site.settings import QUEUE_SCHEMES, key_line
 from publisher.timeline.plan import Dispatch
 
 TASK = "publisher.deliver"

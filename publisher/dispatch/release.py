@@ -16,7 +16,7 @@ from typing import NoReturn
 from publisher.dispatch.context import Runner
 from publisher.dispatch.runner import skip_reason
 from publisher.errors import InvalidInput, Problem
-from publisher.site.config import Settings
+from publisher.site.settings import Settings
 from publisher.store.dispatches import DispatchRow, PlannedDispatch
 from publisher.timeline.plan import Dispatch, plan
 

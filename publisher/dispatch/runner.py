@@ -29,7 +29,8 @@ from typing import Literal
 from publisher.dispatch import metrics
 from publisher.dispatch.context import Clock, Outcome, Runner, duration
 from publisher.errors import InvalidInput, Problem, PublisherError
-from publisher.site.config import Settings, Site
+from publisher.site.config import Site
+from publisher.site.settings import Settings
 from publisher.store.dispatches import DispatchRow, PlannedDispatch, Store
 from publisher.store.tables import DISPATCH_STATES, FINAL, UNSTARTED
 from publisher.timeline.plan import LOOKBACK, Dispatch, plan, rule_grace, rule_key

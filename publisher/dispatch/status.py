@@ -18,8 +18,9 @@ from publisher.audience import recipients
 from publisher.dispatch.context import Outcome, Runner
 from publisher.dispatch.release import lateness
 from publisher.dispatch.runner import dispatch_of, skip_reason
-from publisher.site.config import CONFIG_FILE, Settings, Site
+from publisher.site.config import CONFIG_FILE, Site
 from publisher.site.planned import Planned
+from publisher.site.settings import Settings
 from publisher.store import feedback
 from publisher.store.dispatches import DispatchRow, PlannedDispatch, Store
 from publisher.store.tables import UNSTARTED

@@ -23,7 +23,7 @@ from markupsafe import Markup, escape
 
 from publisher.render.email import Issue, archive_url, personalise
 from publisher.render.message import preview_unsubscribe_url
-from publisher.site.config import Settings
+from publisher.site.settings import Settings
 
 __all__ = ["ArchiveEntry", "archive_feed", "archive_index", "archive_page", "entry_for"]
 

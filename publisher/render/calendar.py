@@ -12,8 +12,8 @@ from urllib.parse import urlsplit
 
 from publisher.render.markdown import body_html_and_text, record_url
 from publisher.render.plaintext import first_sentence
-from publisher.site.config import SiteSettings
 from publisher.site.records import Record
+from publisher.site.settings import SiteSettings
 
 PRODID = "-//publisher//newsletter issues//EN"
 

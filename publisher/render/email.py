@@ -30,8 +30,8 @@ from publisher.render.filling import fill, without_control
 from publisher.render.markdown import body_html_and_text, media_url
 from publisher.render.plaintext import first_sentence, shorten, underline, wrap
 from publisher.render.wording import words_for
-from publisher.site.config import Settings, SiteSettings
 from publisher.site.records import Record, sort_newest_first
+from publisher.site.settings import Settings, SiteSettings
 from publisher.site.templates import environment
 
 # Per-recipient placeholders, filled after the one MJML compile of an issue.

@@ -45,8 +45,8 @@ from feedgen.feed import FeedGenerator
 from feedgen.util import xml_elem  # lxml's SubElement
 
 from publisher.render.markdown import body_html, media_url, record_url
-from publisher.site.config import FeedSettings, Settings, SiteSettings
 from publisher.site.records import Record, sort_newest_first
+from publisher.site.settings import FeedSettings, Settings, SiteSettings
 
 Format = Literal["atom", "rss"]
 

@@ -10,8 +10,8 @@ import nh3
 from markdown_it import MarkdownIt
 
 from publisher.render.plaintext import html_to_text, wrap
-from publisher.site.config import SiteSettings
 from publisher.site.records import Record
+from publisher.site.settings import SiteSettings
 
 _TAGS = {
     "a", "abbr", "b", "blockquote", "br", "code", "dd", "del", "div", "dl", "dt", "em", "figcaption",

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 from publisher.errors import HeaderInjection
 from publisher.render.base64_lines import base64_lines
 from publisher.render.email import Issue, personalise
-from publisher.site.config import Settings
+from publisher.site.settings import Settings
 
 PREVIEW_TO = "subscriber@example.invalid"
 TEST_PREFIX = "[TEST] "

@@ -36,8 +36,8 @@ from publisher.render.fitting import DoesNotFit, Fitter, compose, fit, hashtags_
 from publisher.render.lengths import LIMITS, URL_LENGTH, measure, too_long
 from publisher.render.links import utm
 from publisher.render.markdown import media_url, record_url
-from publisher.site.config import Settings
 from publisher.site.records import NETWORKS, Record
+from publisher.site.settings import Settings
 from publisher.site.templates import environment
 
 __all__ = [

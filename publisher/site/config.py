@@ -1,279 +1,83 @@
-"""`publisher.toml` → typed settings. Secrets come only from the environment."""
+"""A site on disk: its folder, its `publisher.toml` (validated by `publisher.site.settings`), its secrets.
+
+Secrets come only from the environment. A build reads the settings as its last
+build validated them when `publisher.toml` is unchanged (`load_site(kept=True)`):
+the file's TOML data and the validated settings as JSON, in
+`.publisher/settings.json`, so that a rebuild imports no pydantic. The full
+models are validated again from that data the first time any code asks for
+`site.settings`.
+"""
 
 from __future__ import annotations
 
-import difflib
-import ipaddress
+import hashlib
+import importlib.util
 import os
-import re
-import tomllib
-import zoneinfo
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+import msgspec
 
-from publisher.errors import InvalidInput, Problem, relative
-from publisher.site.bounce_settings import BouncesSettings
-from publisher.site.rules import absolute_url, check_language
-from publisher.site.section import Section
+import publisher
+
+if TYPE_CHECKING:
+    from publisher.site.settings import Settings
 
 CONFIG_FILE = "publisher.toml"
-CHANNELS = ("email", "feeds", "x", "mastodon", "bluesky")
+KEPT_FILE = ".publisher/settings.json"
+#: What validating `publisher.toml` depends on besides its bytes: the kept settings hold while these are the same.
+_VALIDATORS = ("settings.py", "bounce_settings.py", "section.py", "rules.py")
+_LIBRARIES = ("pydantic", "pydantic_core", "babel")
 
 
-class SiteSettings(Section):
-    title: str = Field(min_length=1)
-    url: str
-    language: str = "en"
-    timezone: str = "UTC"
-    author: str | None = None
-    logo: str | None = None
+class Kept(msgspec.Struct, frozen=True):
+    """`publisher.toml` as a build last validated it (`KEPT_FILE`)."""
 
-    @field_validator("url")
-    @classmethod
-    def _url(cls, value: str) -> str:
-        return absolute_url(value).rstrip("/")
-
-    @field_validator("language")
-    @classmethod
-    def _language(cls, value: str) -> str:
-        return check_language(value)
-
-    @field_validator("timezone")
-    @classmethod
-    def _timezone(cls, value: str) -> str:
-        check_timezone(value)
-        return value
-
-    @property
-    def zone(self) -> zoneinfo.ZoneInfo:
-        return zoneinfo.ZoneInfo(self.timezone)
+    key: str  # the file's bytes and what validates them (`_key`)
+    data: dict[str, Any]  # its TOML data: validated again only when the models are needed
+    plain: dict[str, Any]  # the validated settings as JSON data, by alias
 
 
-class FeedSettings(Section):
-    max_items: int = Field(default=50, ge=1)
-    by_tag: bool = True
-    by_language: bool = True
-
-
-class BuildSettings(Section):
-    """`[build]`: `previews` is how many of the newest records get their issue and posts written."""
-
-    previews: int = 50
-
-    @field_validator("previews", mode="before")
-    @classmethod
-    def _previews(cls, value: Any) -> Any:
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"must be a positive integer (got {value!r})")
-        return value
-
-
-class NewsletterList(Section):
-    """One list as readers see it: `id` is the internal name (rules, CSV files, ``List-Id``), never shown.
-
-    `name` and `description` are what the preferences page shows; a list given
-    as a bare string shows its id as its name until the site gives it one.
-    """
-
-    id: str = Field(min_length=1)
-    name: str = ""
-    description: str = ""
-
-    @field_validator("id")
-    @classmethod
-    def _id(cls, value: str) -> str:
-        if any(c.isspace() or c in "<>,;|" for c in value):
-            raise ValueError(f"a list id has no spaces, '<', '>', ',', ';' or '|' (got {value!r})")
-        return value
-
-    @property
-    def public_name(self) -> str:
-        return self.name.strip() or self.id
-
-
-class NewsletterSettings(Section):
-    """``[newsletter]``; `lists` holds the list ids, `offered` each list's public name and description.
-
-    In the file, ``lists`` takes bare ids (``["news", "weekly"]``) or tables
-    (``{id = "news", name = "News from Cepei", description = "…"}``), mixed as
-    the site likes; the rest of publisher reads the ids from `lists`.
-    """
-
-    from_: str = Field(default="newsletter@example.org", alias="from")
-    reply_to: str | None = None
-    footer: str = ""
-    lists: tuple[str, ...] = ("news",)
-    offered: tuple[NewsletterList, ...] = ()
-
-    @model_validator(mode="before")
-    @classmethod
-    def _lists(cls, data: Any) -> Any:
-        if not isinstance(data, dict) or "lists" not in data:
-            return data
-        if "offered" in data:
-            raise ValueError("'offered' is not a key of [newsletter]: give each list's name and description in lists")
-        raw = data["lists"]
-        if not isinstance(raw, list | tuple) or not raw:
-            raise ValueError("lists: needs at least one list")
-        offered = [
-            NewsletterList(id=one) if isinstance(one, str) else NewsletterList.model_validate(one) for one in raw
-        ]
-        ids = [one.id for one in offered]
-        repeated = sorted({i for i in ids if ids.count(i) > 1})
-        if repeated:
-            raise ValueError(f"lists: {repeated[0]!r} is given twice")
-        return {**data, "lists": tuple(ids), "offered": tuple(offered)}
-
-    def model_post_init(self, context: Any) -> None:
-        if not self.offered:  # the default list, or settings made in code with ids only
-            object.__setattr__(self, "offered", tuple(NewsletterList(id=name) for name in self.lists))
-
-    def about(self, list_id: str) -> NewsletterList:
-        """The public face of list `list_id` (its id as name when the site gives none)."""
-        return next((one for one in self.offered if one.id == list_id), NewsletterList(id=list_id))
-
-    @field_validator("from_", "reply_to")
-    @classmethod
-    def _address(cls, value: str | None) -> str | None:
-        if value is not None and ("\n" in value or "\r" in value or "@" not in value):
-            raise ValueError(f"is not an email address (got {value!r})")
-        return value
-
-
-class EmailSettings(Section):
-    url: str = "maildir:outbox/mail"
-    username: str | None = None
-    connections: int = Field(default=4, ge=1, le=64)
-    rate: float | None = Field(default=None, gt=0, description="messages per second, all connections")
-    retry_budget: float = Field(default=3600.0, gt=0, description="seconds to keep retrying 4xx")
-    dkim_selector: str | None = None
-    dkim_domain: str | None = None
-    dkim_key: str | None = None
-
-
-class DatabaseSettings(Section):
-    url: str = "sqlite:///.publisher/publisher.db"
-
-
-QUEUE_SCHEMES = ("redis", "rediss", "amqp", "amqps")
-
-
-class QueueSettings(Section):
-    url: str = "none"
-
-    @field_validator("url")
-    @classmethod
-    def _url(cls, value: str) -> str:
-        """The file's queue is refused by every command, `check` too (PUBLISHER_QUEUE_URL when it is used)."""
-        scheme = value.strip().partition("://")[0].lower()
-        if value.strip().lower() != "none" and scheme not in QUEUE_SCHEMES:
-            raise ValueError(f"must be none, redis://… or amqp://… (got a {scheme or 'bare'!r} URL)")
-        return value
-
-
-class WebSettings(Section):
-    """How `publisher serve` runs: the reverse proxies whose X-Forwarded-For it believes, its worker threads."""
-
-    trusted_proxies: tuple[str, ...] = ()  # addresses or networks ("127.0.0.1", "10.0.0.0/8")
-    threads: int = Field(default=8, ge=1, le=256)
-
-    @field_validator("trusted_proxies")
-    @classmethod
-    def _proxies(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for address in value:
-            try:
-                ipaddress.ip_network(address, strict=False)
-            except ValueError:
-                raise ValueError(f"is an IP address or network (got {address!r})") from None
-        return value
-
-
-class XSettings(Section):
-    api_url: str = "https://api.x.com"
-    upload_url: str | None = None
-    media_route: Literal["v2", "v1.1"] = "v2"
-
-
-class MastodonSettings(Section):
-    instance: str = "https://mastodon.social"
-    visibility: Literal["public", "unlisted", "private", "direct"] = "public"
-
-
-class BlueskySettings(Section):
-    service: str = "https://bsky.social"
-
-
-class SocialSettings(Section):
-    # Fetch a post's image from a private, loopback or link-local address (tests, closed networks).
-    allow_private_images: bool = False
-
-
-class UtmSettings(Section):
-    enabled: bool = False
-    medium: str = "social"
-    email_medium: str = "email"
-
-
-class TimelineRule(Section):
-    when: str | None = None
-    cron: str | None = None
-    timezone: str | None = None
-    channel: Literal["email", "feeds", "x", "mastodon", "bluesky"]
-    list: str | None = None
-    review: bool = False
-    grace: str | None = None
-    name: str | None = None
-
-    @field_validator("timezone")
-    @classmethod
-    def _timezone(cls, value: str | None) -> str | None:
-        if value is not None:
-            check_timezone(value)
-        return value
-
-
-class SchedulerSettings(Section):
-    grace: str = "6 hours"
-    poll: float = Field(default=60.0, gt=0)
-
-
-class Settings(Section):
-    site: SiteSettings
-    feeds: FeedSettings = Field(default_factory=FeedSettings)
-    build: BuildSettings = Field(default_factory=BuildSettings)
-    newsletter: NewsletterSettings = Field(default_factory=NewsletterSettings)
-    email: EmailSettings = Field(default_factory=EmailSettings)
-    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
-    queue: QueueSettings = Field(default_factory=QueueSettings)
-    web: WebSettings = Field(default_factory=WebSettings)
-    x: XSettings = Field(default_factory=XSettings)
-    mastodon: MastodonSettings = Field(default_factory=MastodonSettings)
-    bluesky: BlueskySettings = Field(default_factory=BlueskySettings)
-    social: SocialSettings = Field(default_factory=SocialSettings)
-    utm: UtmSettings = Field(default_factory=UtmSettings)
-    scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
-    timeline: tuple[TimelineRule, ...] = ()
-    bounces: BouncesSettings = Field(default_factory=BouncesSettings)
-
-
-def check_timezone(name: str) -> None:
-    try:
-        zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"is not an IANA time zone (got {name!r})") from None
-
-
-@dataclass(frozen=True)
 class Site:
     """A site on disk: its folder, its settings and where its parts live."""
 
-    root: Path
-    settings: Settings
-    env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    def __init__(
+        self,
+        root: Path,
+        settings: Settings | None = None,
+        env: Mapping[str, str] | None = None,
+        *,
+        kept: Kept | None = None,
+    ) -> None:
+        if settings is None and kept is None:
+            raise TypeError("a site needs its settings, validated or kept")
+        self.root = root
+        self.env: Mapping[str, str] = dict(os.environ) if env is None else env
+        self._settings = settings
+        self._kept = kept
+        self._plain = kept.plain if kept is not None else None
+
+    def __repr__(self) -> str:
+        return f"Site({str(self.root)!r})"
+
+    @property
+    def settings(self) -> Settings:
+        """The validated settings (validated now from the kept TOML data, the first time, when kept)."""
+        if self._settings is None:
+            from publisher.site.settings import Settings
+
+            assert self._kept is not None
+            self._settings = Settings.model_validate(self._kept.data)
+        return self._settings
+
+    @property
+    def plain(self) -> dict[str, Any]:
+        """The validated settings as JSON data, by alias (`[newsletter] from`): what a build reads without
+        pydantic, the same whether the settings were validated by this process or kept from the last build."""
+        if self._plain is None:
+            self._plain = msgspec.json.decode(self.settings.model_dump_json(by_alias=True))
+        return self._plain
 
     @property
     def events(self) -> Path:
@@ -319,96 +123,66 @@ class Site:
         return self.secret("PUBLISHER_QUEUE_URL") or self.settings.queue.url
 
 
-def key_line(text: str, loc: list[str]) -> int:
-    """The line of a dotted key in TOML text (best effort: tomllib keeps no positions).
+def load_site(root: Path, env: Mapping[str, str] | None = None, *, kept: bool = False) -> Site:
+    """The site in `root`: its `publisher.toml`, with the environment beside it.
 
-    `loc` is the key's path as pydantic gives it (``["timeline", "0", "channel"]``); 1 when not found.
-    Every problem in publisher.toml is reported at its line with this, here and by the timeline and
-    the queue, which check their own sections.
+    With `kept` (`publisher build`), the settings as the last such load validated them when neither the
+    file nor what validates it changed since (else validated, and kept for the next time).
     """
-    lines = text.splitlines()
-    section: list[str] = []
-    table_index: dict[str, int] = {}
-    wanted_section = [p for p in loc[:-1] if not p.isdigit()]
-    wanted_index = next((int(p) for p in loc if p.isdigit()), None)
-    best = 1
-    for number, raw in enumerate(lines, start=1):
-        stripped = raw.split("#", 1)[0].strip()
-        header = re.fullmatch(r"\[\[?\s*([\w.-]+)\s*\]\]?", stripped)
-        if header:
-            section = header.group(1).split(".")
-            if stripped.startswith("[["):
-                table_index[header.group(1)] = table_index.get(header.group(1), -1) + 1
-            if section == loc[: len(section)] or (section == wanted_section and loc[-1] == section[-1]):
-                best = number
-            continue
-        key = re.match(r"([\w-]+)\s*=", stripped)
-        if not key or not loc:
-            continue
-        same_table = section == wanted_section
-        if wanted_index is not None and section:
-            same_table = same_table and table_index.get(".".join(section)) == wanted_index
-        if same_table and key.group(1) == loc[-1]:
-            return number
-        if same_table and wanted_index is not None:
-            best = best if best > 1 else number
-    return best
-
-
-def _problems(exc: ValidationError, text: str, shown: str) -> list[Problem]:
-    problems = []
-    for error in exc.errors():
-        loc = [str(p) for p in error["loc"]]
-        if loc and loc[-1] == "from_":
-            loc[-1] = "from"
-        message = str(error["msg"]).removeprefix("Value error, ")
-        if error["type"] == "extra_forbidden":
-            parent: Any = Settings
-            for part in loc[:-1]:
-                if part.isdigit():
-                    continue
-                info = getattr(parent, "model_fields", {}).get(part)
-                args = getattr(info.annotation, "__args__", None) if info else None
-                parent = args[0] if args else (info.annotation if info else None)
-            names = list(getattr(parent, "model_fields", {}))
-            close = difflib.get_close_matches(loc[-1], names, n=1)
-            message = "unknown key" + (f" (did you mean {close[0]!r}?)" if close else "")
-        elif error["type"] == "missing":
-            message = "is required"
-        problems.append(Problem(shown, key_line(text, loc), ".".join(loc), message))
-    return problems
-
-
-def load_settings(path: Path, root: Path | None = None) -> Settings:
-    """Read and validate one `publisher.toml`."""
-    shown = relative(path, root)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise InvalidInput(
-            [Problem(shown, 1, "file", f"not found in {path.parent} (run `publisher init DIR` to start a site)")]
-        ) from None
-    except IsADirectoryError:
-        raise InvalidInput([Problem(shown, 1, "file", "is a folder, not the settings file")]) from None
-    except UnicodeDecodeError as exc:
-        raise InvalidInput([Problem(shown, 1, "file", f"is not UTF-8 text ({exc.reason})")]) from None
-    except OSError as exc:
-        raise InvalidInput([Problem(shown, 1, "file", f"cannot be read ({exc.strerror})")]) from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        match = re.search(r"line (\d+)", str(exc))
-        line = int(match.group(1)) if match else 1
-        raise InvalidInput([Problem(shown, line, "toml", str(exc))]) from None
-    try:
-        settings = Settings.model_validate(data)
-    except ValidationError as exc:
-        raise InvalidInput(_problems(exc, text, shown)) from None
-    return settings
-
-
-def load_site(root: Path, env: Mapping[str, str] | None = None) -> Site:
-    """The site in `root`: its `publisher.toml`, with the environment beside it."""
     root = root.resolve()
-    settings = load_settings(root / CONFIG_FILE, root)
-    return Site(root=root, settings=settings, env=dict(os.environ if env is None else env))
+    env = dict(os.environ if env is None else env)
+    path = root / CONFIG_FILE
+    if kept:
+        try:
+            raw = path.read_bytes()
+        except OSError:
+            raw = None  # validating says what is wrong with it
+        found = _read_kept(root, raw) if raw is not None else None
+        if found is not None:
+            return Site(root, env=env, kept=found)
+    from publisher.site.settings import read_settings
+
+    settings, raw, data = read_settings(path, root)
+    site = Site(root, settings, env)
+    if kept:
+        _keep(root, Kept(_key(raw), data, site.plain))
+    return site
+
+
+def _key(raw: bytes) -> str:
+    """A digest of the settings file's bytes, publisher's version, its validating modules' and the libraries'
+    files (size and mtime: an edit or an upgrade of any of them changes it)."""
+    h = hashlib.sha256(raw)
+    h.update(publisher.__version__.encode())
+    here = Path(__file__).parent
+    files = [str(here / name) for name in _VALIDATORS]
+    for library in _LIBRARIES:
+        spec = importlib.util.find_spec(library)  # found, not imported
+        files.append(spec.origin if spec is not None and spec.origin else library)
+    for name in files:
+        try:
+            st = os.stat(name)
+            h.update(f"{name}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+        except OSError:
+            h.update(f"{name}:-\n".encode())
+    return h.hexdigest()[:32]
+
+
+def _read_kept(root: Path, raw: bytes) -> Kept | None:
+    try:
+        kept = msgspec.json.decode((root / KEPT_FILE).read_bytes(), type=Kept)
+    except (OSError, msgspec.DecodeError):  # none yet, or spoilt: validated again
+        return None
+    return kept if kept.key == _key(raw) else None
+
+
+def _keep(root: Path, kept: Kept) -> None:
+    """Write the kept settings (atomically); a site folder that cannot be written keeps nothing."""
+    target = root / KEPT_FILE
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        target.parent.mkdir(exist_ok=True)
+        temporary.write_bytes(msgspec.json.encode(kept))
+        os.replace(temporary, target)
+    except (OSError, TypeError, msgspec.EncodeError):
+        temporary.unlink(missing_ok=True)

@@ -48,8 +48,8 @@ from typing import Literal, NamedTuple
 from zoneinfo import ZoneInfo
 
 from publisher.errors import InvalidInput, Problem
-from publisher.site.config import Settings, TimelineRule, key_line
 from publisher.site.planned import Planned
+from publisher.site.settings import Settings, TimelineRule, key_line
 from publisher.timeline.cron import Cron
 
 Anchor = Literal["published", "starts", "ends"]
