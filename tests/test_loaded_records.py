@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 
 from publisher.errors import InvalidInput
-from publisher.site import dated as dated_module
 from publisher.site import loaded
 from publisher.site import records as records_module
 from publisher.site.dated import load_dated
@@ -144,7 +143,7 @@ def test_dated_records_are_the_records_dates_and_come_from_the_header_alone(
     def refused(*args: Any, **kw: Any) -> Record:
         raise AssertionError("parsed or validated again")
 
-    monkeypatch.setattr(dated_module, "load_record", refused)
+    monkeypatch.setattr(records_module, "load_record", refused)  # dated imports it when it parses
     monkeypatch.setattr(Record, "model_validate_json", refused)
     assert [tuple(d) for d in load_dated(events, example_site)] == expected
 

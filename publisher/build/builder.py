@@ -31,6 +31,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
+import msgspec
+
 from publisher.build import work
 from publisher.build.cache import (
     FeedList,
@@ -52,10 +54,12 @@ from publisher.errors import InvalidInput, Problem, WorkFailed
 from publisher.site.config import Site
 from publisher.site.files import FileInfo, digest, file_stat, record_stats, shown_paths, unchanged_since, write_file
 from publisher.site.media import image_sizes
-from publisher.site.records import Record, load_record, unique_ids
+from publisher.site.rules import unique_ids
 
 if TYPE_CHECKING:
     from concurrent.futures import Executor
+
+    from publisher.site.records import Record
 
 PARALLEL_FROM = 200  # records to work on; below this a process pool costs more than it saves
 Progress = Callable[[int, int], None]
@@ -115,11 +119,11 @@ class _Build:
         self.now, self.moment, self.every = (now.timestamp() if now is not None else None), now, every
         self.templates = site.template_folder
         code = code_digest()
-        settings = site.settings.model_dump_json(by_alias=True, exclude={"build"})  # which previews, not their bytes
+        settings = msgspec.json.encode({k: v for k, v in site.plain.items() if k != "build"})  # not which previews
         self.context = digest(code, settings, templates_digest(site), str(out))
         self.outputs = Outputs(site.root, out, self.context, write=write)
         self.files = RecordFiles(site.root, code)
-        self.job = work.Job(site.root, site.events, out, site.settings, self.templates, {}, write, not write)
+        self.job = work.Job(site.root, site.events, out, site, self.templates, {}, write, not write)
         self.pool: Executor | None = None
         self.done = self.total = self.drafts = 0
         self.at_hand: dict[str, Record | str] = {}  # records this build parsed (as `record_blob`s) or was given
@@ -136,7 +140,7 @@ class _Build:
         try:
             sources, posts = self._prepare()
             live = sorted((s for s in sources if s.status != "draft"), key=lambda s: s.order, reverse=True)
-            wanted = None if self.every else preview_ids(live, self.site.settings, self.moment)
+            wanted = None if self.every else preview_ids(live, self.site, self.moment)
             previewed = live if wanted is None else [s for s in live if s.id in wanted]
             posts.update(self._posts(previewed, sources, posts))
             todo = [
@@ -263,11 +267,13 @@ class _Build:
         at_hand = self.at_hand.get(source.id) if source.record is None else source.record
         if isinstance(at_hand, str):
             at_hand = record_of(at_hand)
-        record = at_hand if isinstance(at_hand, Record) and at_hand.source == source.shown else None
+        record = at_hand if at_hand is not None and at_hand.source == source.shown else None
         if record is None:
             record = self.files.record(source)
         if record is None:
             assert source.name is not None
+            from publisher.site.records import load_record
+
             record = load_record(self.site.events / source.name, self.site.root, shown=source.shown)
         self.at_hand[source.id] = record
         return record
@@ -403,7 +409,7 @@ class _Build:
                 manifest.parts.append(Made(tuple(output for output, _ in result.files), result.lines))
         manifest.parts += feeds
         if not problems:  # the site's images and logo, published with the output (`publisher.build.media`)
-            logo = [self.site.settings.site.logo]
+            logo = [self.site.plain["site"]["logo"]]
             media, manifest.removed = publish_media(
                 self.site.root, self.out, [s.image for s in live] + logo, self.outputs.folder, write=self.write
             )

@@ -40,7 +40,7 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import astuple, dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import msgspec
 
@@ -64,8 +64,10 @@ from publisher.build.stored import (
 from publisher.site.config import Site
 from publisher.site.files import FileInfo, FileStat, digest
 from publisher.site.media import site_image
-from publisher.site.records import Record
 from publisher.site.templates import default_templates
+
+if TYPE_CHECKING:
+    from publisher.site.records import Record
 
 RACY_NS = 1_000_000_000
 CACHE_FOLDER = ".publisher"

@@ -16,15 +16,15 @@ from collections.abc import Sequence
 
 from publisher.build.cache import Source
 from publisher.errors import InvalidInput
+from publisher.site.config import Site
 from publisher.site.dated import Dated  # a record as the plan reads it, here from the build cache's row
-from publisher.site.settings import Settings
 
 
 def _moment(timestamp: float | None) -> dt.datetime | None:
     return None if timestamp is None else dt.datetime.fromtimestamp(timestamp, dt.UTC)
 
 
-def preview_ids(live: Sequence[Source], settings: Settings, now: dt.datetime | None) -> set[str]:
+def preview_ids(live: Sequence[Source], site: Site, now: dt.datetime | None) -> set[str]:
     """The ids of the records (`live`: not drafts, newest first) whose previews a build writes.
 
     Without `now` (the library's default: every record counts as published)
@@ -32,8 +32,9 @@ def preview_ids(live: Sequence[Source], settings: Settings, now: dt.datetime | N
     not hold (`check` reports them) leave no way to know what is to come: every
     record's previews are written then, as before this rule.
     """
-    wanted = {source.id for source in live[: settings.build.previews]}
-    if now is None or not settings.timeline:
+    settings = site.plain  # without pydantic, when the settings were kept
+    wanted = {source.id for source in live[: settings["build"]["previews"]]}
+    if now is None or not settings["timeline"]:
         return wanted
     from publisher.timeline.plan import plan  # here: a site without a timeline never loads it (nor APScheduler)
 
@@ -44,7 +45,7 @@ def preview_ids(live: Sequence[Source], settings: Settings, now: dt.datetime | N
         for s in live
     ]
     try:
-        dispatches = plan(planned, settings, now)
+        dispatches = plan(planned, site.settings, now)
     except InvalidInput:
         return {source.id for source in live}
     for dispatch in dispatches:

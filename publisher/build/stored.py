@@ -15,13 +15,14 @@ import json
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path, PureWindowsPath
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
-from pydantic import ValidationError
 
 from publisher.site.files import FileInfo, file_stat, unchanged_since
-from publisher.site.records import Record
+
+if TYPE_CHECKING:
+    from publisher.site.records import Record
 
 VERSION = 6  # of the cache's files: one of another version reads as empty
 ENCODER = json.JSONEncoder(ensure_ascii=False, check_circular=False, separators=(",", ":"))
@@ -158,7 +159,9 @@ def record_blob(record: Record) -> str:
 
 def record_of(blob: str) -> Record | None:
     """The record a `record_blob` holds; None when it holds none (then its file is parsed again)."""
+    from publisher.site.records import Record  # pydantic: only when a record is needed
+
     try:
         return Record.model_validate_json(blob)
-    except (ValidationError, ValueError):
+    except ValueError:  # pydantic's ValidationError too
         return None

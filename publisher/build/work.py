@@ -27,14 +27,15 @@ from publisher.build.cache import Source, now_ns
 from publisher.build.stored import record_blob, record_of
 from publisher.errors import InvalidInput, Problem, relative
 from publisher.site.files import FileInfo, FileStat, digest, file_stat, read_file, write_file
-from publisher.site.records import Record, load_record
-from publisher.site.settings import Settings
 from publisher.site.templates import default_templates
 
 if TYPE_CHECKING:
     from concurrent.futures import Executor
 
     from publisher.render.email import Issue
+    from publisher.site.config import Site
+    from publisher.site.records import Record
+    from publisher.site.settings import Settings
 
 # A newsletter issue file's name ends → (kind, format) in the manifest.
 ISSUE_FILES = {
@@ -227,12 +228,16 @@ class Job:
     root: Path
     events: Path
     out: Path
-    settings: Settings
+    site: Site  # its settings validated, when they were kept, only once a record is rendered
     templates: Path | None
     # Records whose outputs are present and were rendered from this key: no render needed.
     fresh: Mapping[str, str] = field(default_factory=dict)
     write: bool = True
     drafts: bool = False  # `check`: drafts' posts are checked too
+
+    @property
+    def settings(self) -> Settings:
+        return self.site.settings
 
 
 _job: Job | None = None
@@ -328,6 +333,13 @@ def _parse(item: Item, job: Job) -> tuple[Prepared, Record | None]:
     return Prepared(item.name, stat, read_at, source, blob, None, []), record
 
 
+def load_record(path: Path, root: Path, *, data: bytes, shown: str) -> Record:
+    """`publisher.site.records.load_record`, imported (with pydantic) only once a file changed."""
+    from publisher.site.records import load_record as load
+
+    return load(path, root, data=data, shown=shown)
+
+
 def _add_posts(prepared: Prepared, record: Record, job: Job) -> None:
     """The record's posts, when they must be rendered again (or the problems with them)."""
     source = prepared.source
@@ -361,7 +373,7 @@ def produce(items: Sequence[Work]) -> list[Produced]:
     """Pass 2: render each record's issue; write its files (or, for `check`, only render them)."""
     job = current()
     out = str(job.out)  # joined as text: a Path per file costs more than writing a small one
-    records = [work.record if isinstance(work.record, Record) else _record(work.record) for work in items]
+    records = [_record(work.record) if isinstance(work.record, str) else work.record for work in items]
     done = []
     for work, issue in zip(items, render_issues_files(records, job.settings, job.templates), strict=True):
         if isinstance(issue, InvalidInput):
@@ -399,6 +411,7 @@ def pool(job: Job) -> Executor:
     from publisher.render.lengths import preload
 
     preload()
+    job.settings  # noqa: B018  (validated here, once, for the workers to inherit)
 
     # The workers fork at the first task: what this process holds by then stays out of their
     # collections (whose writes to it would copy every page it is on), as the gc docs advise.

@@ -12,14 +12,17 @@ import json
 import sys
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 import msgspec
 
 from publisher.errors import InvalidInput, Problem, PublisherError
 from publisher.site.config import Site, load_site
-from publisher.site.records import FIRST_YEAR, LAST_YEAR, Record, load_records
+from publisher.site.rules import FIRST_YEAR, LAST_YEAR
+
+if TYPE_CHECKING:
+    from publisher.site.records import Record
 
 
 class Context:
@@ -34,12 +37,21 @@ class Context:
             self._site = load_site(self.site_dir)
         return self._site
 
+    def kept_site(self) -> Site:
+        """The site, its settings as the last build validated them while `publisher.toml` is unchanged
+        (`publisher build`: a rebuild then imports no pydantic; `publisher.site.config`)."""
+        if self._site is None:
+            self._site = load_site(self.site_dir, kept=True)
+        return self._site
+
     @property
     def shows_progress(self) -> bool:
         """Progress bars are for a person at a terminal: never with --json, never off a terminal."""
         return not self.as_json and sys.stderr.isatty()
 
     def records(self, *, drafts: bool = False) -> list[Record]:
+        from publisher.site.records import load_records  # pydantic: only for the commands that validate
+
         return load_records(self.site.events, self.site.root, drafts=drafts, keep=True)
 
     def emit(self, human: str, data: Any) -> None:

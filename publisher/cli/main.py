@@ -103,7 +103,7 @@ def build(c: Context, out: Path | None, every: bool, now_text: str | None, verbo
         except OSError as exc:
             bad_flag("--out", f"cannot be made ({exc.strerror or exc}): {out}")
     with ProgressBars(c.shows_progress and not quiet) as bars:
-        manifest = run_build(c.site, out, progress=bars.for_build(), now=now, every=every)
+        manifest = run_build(c.kept_site(), out, progress=bars.for_build(), now=now, every=every)
     if c.as_json:
         click.echo(manifest.to_json())
     elif not quiet:
@@ -111,7 +111,7 @@ def build(c: Context, out: Path | None, every: bool, now_text: str | None, verbo
     if manifest.images:  # the records' remote images, fetched once ahead of their posts
         from publisher.build.images import fetch_images
 
-        for warning in fetch_images(c.site, manifest.images, revalidate=False):
+        for warning in fetch_images(c.kept_site(), manifest.images, revalidate=False):
             click.echo(f"warning: {warning}", err=True)
 
 

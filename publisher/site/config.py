@@ -10,6 +10,7 @@ models are validated again from that data the first time any code asks for
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import os
@@ -185,4 +186,5 @@ def _keep(root: Path, kept: Kept) -> None:
         temporary.write_bytes(msgspec.json.encode(kept))
         os.replace(temporary, target)
     except (OSError, TypeError, msgspec.EncodeError):
-        temporary.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            temporary.unlink(missing_ok=True)

@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from publisher.errors import InvalidInput, Problem
 from publisher.site.files import record_stats, shown_paths
 from publisher.site.loaded import Dates, LoadedRecords, dates_of
-from publisher.site.records import Record, load_record, unique_ids
+from publisher.site.rules import unique_ids
+
+if TYPE_CHECKING:
+    from publisher.site.records import Record
 
 
 class Dated(NamedTuple):
@@ -42,9 +45,13 @@ def load_dated(events: Path, root: Path) -> list[Dated]:
     files: dict[str, str] = {}  # shown path → file name, to find a duplicate id's line
 
     def parse(path: Path, shown: str, data: bytes) -> Record:
+        from publisher.site.records import load_record
+
         return load_record(path, root, data=data, shown=shown)
 
     def record(name: str, shown: str) -> Record:
+        from publisher.site.records import Record  # pydantic: only for a file not kept as it is
+
         return kept.load(events, name, shown, parse, Record.model_validate_json)
 
     for (name, _, stat), shown in zip(found, shown_paths(events, root, names), strict=True):

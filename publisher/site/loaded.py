@@ -36,7 +36,6 @@ from pathlib import Path
 from typing import Protocol, TypeVar
 
 import msgspec
-from pydantic import ValidationError
 
 import publisher
 from publisher.errors import InvalidInput
@@ -140,7 +139,7 @@ class LoadedRecords:
             return None
         try:
             return revive(entry[3])
-        except (ValidationError, ValueError):
+        except ValueError:  # pydantic's ValidationError too
             return None
 
     def dated(self, name: str, stat: FileStat, shown: str) -> Dates | None:

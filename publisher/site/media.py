@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from publisher.site.files import file_stat
-from publisher.site.records import Record
+
+if TYPE_CHECKING:
+    from publisher.site.records import Record
 
 __all__ = ["image_sizes", "site_image"]
 
