@@ -53,17 +53,58 @@ def record_names(events: Path) -> list[tuple[str, bool]]:
 
 
 def record_stats(events: Path) -> list[tuple[str, bool, FileStat | None]]:
-    """`record_names` with each file's mtime and size (None: it went meanwhile), from the folder listing's
-    own entries: no path is built or looked up again for the stat (a build at 10,000 records does this)."""
-    found: list[tuple[str, bool, FileStat | None]] = []
-    for name, plain, entry in _record_entries(events):
+    """`record_names` with each file's mtime and size (None: it went meanwhile), each stat made as the folder
+    is listed, from the listing's own entry: no path is built or looked up again (a build at 10,000 records
+    does this; a second pass over the entries, after sorting them, cost half as much again as the stats)."""
+    found: list[tuple[str, str, bool, FileStat | None]] = []
+    _scan_stats(str(events), (), True, found)
+    found.sort(key=_first)
+    return [(name, plain, stat) for _, name, plain, stat in found]
+
+
+def _first(item: tuple[str, str, bool, FileStat | None]) -> str:
+    return item[0]
+
+
+def _scan_stats(
+    folder: str,
+    parts: tuple[str, ...],
+    plain: bool,
+    found: list[tuple[str, str, bool, FileStat | None]],
+) -> None:
+    """`_scan`, stating each record file as it is listed (its entry's `stat` follows a link, as `is_file`).
+
+    Each file is found with its sort key: its path's parts joined by NUL, which no name holds and which sorts
+    before every other character, so that the keys sort as the parts' tuples do (as `sorted(Path)`), but as
+    plain strings, at a third of the cost.
+    """
+    try:
+        entries = list(os.scandir(folder))
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    except OSError as exc:  # unreadable: its records would be missing without a word
+        raise InvalidInput([Problem(folder, 1, "folder", f"cannot be read ({exc.strerror or exc})")]) from None
+    prefix, key_prefix = ("/".join(parts) + "/", SEPARATOR.join(parts) + SEPARATOR) if parts else ("", "")
+    for entry in entries:
+        name = entry.name
+        try:
+            if entry.is_dir():
+                _scan_stats(entry.path, (*parts, name), plain and not entry.is_symlink(), found)
+                continue
+            if not name.endswith(".md") or name.startswith(".") or not entry.is_file():
+                continue
+            mine = plain and not entry.is_symlink()
+        except OSError:
+            continue
         try:
             st = entry.stat()
-        except OSError:
-            found.append((name, plain, None))
-            continue
-        found.append((name, plain, FileStat(st.st_mtime_ns, st.st_size)))
-    return found
+            stat: FileStat | None = FileStat(st.st_mtime_ns, st.st_size)
+        except OSError:  # it went meanwhile
+            stat = None
+        found.append((key_prefix + name, prefix + name, mine, stat))
+
+
+SEPARATOR = "\0"  # of a sort key's parts (`_scan_stats`)
 
 
 def _record_entries(events: Path) -> list[tuple[str, bool, os.DirEntry[str]]]:
