@@ -21,7 +21,7 @@ from publisher.site.files import record_names, shown_paths
 from publisher.site.front_matter import FrontMatter
 from publisher.site.loaded import LoadedRecords
 from publisher.site.rules import FIRST_YEAR as FIRST_YEAR
-from publisher.site.rules import HASHTAG, TAG, URL, absolute_url, aware, check_language
+from publisher.site.rules import HASHTAG, TAG, absolute_url, aware, check_language, image_problems
 from publisher.site.rules import IMAGE_SUFFIXES as IMAGE_SUFFIXES
 from publisher.site.rules import LAST_YEAR as LAST_YEAR
 from publisher.site.rules import NETWORKS as NETWORKS
@@ -252,7 +252,7 @@ def parse_record(text: str, path: Path, root: Path | None = None, *, shown: str 
     data["body"] = front.body
     data["source"] = shown
     data["lines"] = {**front.lines, "body": front.body_line}
-    problems.extend(_image_problems(data.get("image"), shown, front.lines.get("image.src", 1), root))
+    problems.extend(image_problems(data.get("image"), shown, front.lines.get("image.src", 1), root))
     try:
         record = Record.model_validate(data)
     except ValidationError as exc:
@@ -261,24 +261,6 @@ def parse_record(text: str, path: Path, root: Path | None = None, *, shown: str 
     if problems:
         raise InvalidInput(problems)
     return record
-
-
-def _image_problems(image: Any, shown: str, line: int, root: Path | None) -> list[Problem]:
-    """An image `src` is an absolute http(s) URL or an image file inside the site (not through a link out
-    of it: its bytes would be posted to a network; nor another file, which `build --out` would publish)."""
-    src = image.get("src") if isinstance(image, dict) else None
-    if not isinstance(src, str) or not src.strip() or URL.match(src):
-        return []
-    if "://" in src or src.startswith(("/", "\\")) or ".." in Path(src).parts:
-        return [Problem(shown, line, "image.src", f"is neither an http(s) URL nor a file in the site (got {src!r})")]
-    if not is_image_file(src):
-        suffixes = ", ".join(IMAGE_SUFFIXES)
-        return [Problem(shown, line, "image.src", f"is not an image file (one of {suffixes}; got {src!r})")]
-    if root is not None and not (root / src).is_file():
-        return [Problem(shown, line, "image.src", f"no such file in the site (got {src!r})")]
-    if root is not None and not (root / src).resolve().is_relative_to(root.resolve()):  # a symlink out
-        return [Problem(shown, line, "image.src", f"leads out of the site folder, through a link (got {src!r})")]
-    return []
 
 
 def load_record(path: Path, root: Path | None = None, *, data: bytes | None = None, shown: str | None = None) -> Record:

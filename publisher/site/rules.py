@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Callable, Iterable
-from pathlib import PurePath
+from pathlib import Path, PurePath
 from typing import Any, TypeVar
 
 from publisher.errors import Problem
@@ -96,6 +96,24 @@ def aware(value: dt.datetime | dt.date | str) -> dt.datetime:
 def is_image_file(src: str) -> bool:
     """Whether a site file's name is an image's: only those are published with the output and posted."""
     return PurePath(src).suffix.lower() in IMAGE_SUFFIXES
+
+
+def image_problems(image: Any, shown: str, line: int, root: Path | None) -> list[Problem]:
+    """An image `src` is an absolute http(s) URL or an image file inside the site (not through a link out
+    of it: its bytes would be posted to a network; nor another file, which `build --out` would publish)."""
+    src = image.get("src") if isinstance(image, dict) else None
+    if not isinstance(src, str) or not src.strip() or URL.match(src):
+        return []
+    if "://" in src or src.startswith(("/", "\\")) or ".." in Path(src).parts:
+        return [Problem(shown, line, "image.src", f"is neither an http(s) URL nor a file in the site (got {src!r})")]
+    if not is_image_file(src):
+        suffixes = ", ".join(IMAGE_SUFFIXES)
+        return [Problem(shown, line, "image.src", f"is not an image file (one of {suffixes}; got {src!r})")]
+    if root is not None and not (root / src).is_file():
+        return [Problem(shown, line, "image.src", f"no such file in the site (got {src!r})")]
+    if root is not None and not (root / src).resolve().is_relative_to(root.resolve()):  # a symlink out
+        return [Problem(shown, line, "image.src", f"leads out of the site folder, through a link (got {src!r})")]
+    return []
 
 
 def unique_ids(
