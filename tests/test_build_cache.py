@@ -137,8 +137,8 @@ def test_one_field_of_another_type_in_records_json_means_every_file_is_parsed_ag
     for file in files:  # old enough for the cache to trust their times
         os.utime(file, ns=(file.stat().st_mtime_ns - 10**10,) * 2)
     parsed: list[Path] = []
-    original = work.load_record
-    monkeypatch.setattr(work, "load_record", lambda path, *a, **k: parsed.append(path) or original(path, *a, **k))
+    original = work.read_record
+    monkeypatch.setattr(work, "read_record", lambda path, *a, **k: parsed.append(path) or original(path, *a, **k))
     build(load_site(example_site))
     first = outputs(example_site)
     build(load_site(example_site))

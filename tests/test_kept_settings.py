@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -22,6 +23,7 @@ from publisher.cli.main import cli
 from publisher.site import config
 from publisher.site.config import KEPT_FILE, load_site
 from publisher.site.settings import load_settings
+from tests.test_build import outputs
 
 LOADED = """
 import atexit, json, sys
@@ -131,3 +133,38 @@ def test_a_site_folder_that_cannot_be_written_still_builds(example_site: Path) -
 
     assert site.settings.site.title == "Cepei"
     assert load_site(example_site, kept=True)._settings is not None  # nothing kept: validated each time
+
+
+def test_an_edited_record_outside_the_previews_is_parsed_without_pydantic_as_the_model_would(tmp_path: Path) -> None:
+    """60 records, no timeline: the oldest is in no preview and no feed. Its edit is taken by the quick check
+    (`site.plain`), and what the rebuild leaves is what a cold build of the same files writes."""
+    site = tmp_path / "site"
+    (site / "events").mkdir(parents=True)
+    (site / "publisher.toml").write_text(
+        '[site]\ntitle = "Kept"\nurl = "https://kept.example.org"\n\n'
+        '[newsletter]\nfrom = "News <news@kept.example.org>"\n'
+    )
+    for n in range(60):
+        (site / "events" / f"r{n:03d}.md").write_text(
+            f"---\ntitle: Record {n}\npublished: 2025-01-{1 + n % 28:02d}T{n // 28:02d}:00:00+01:00\n"
+            f"summary: The summary of record {n}.\ntags: [kept]\n---\nThe body of record {n}.\n"
+        )
+    old = time.time() - 10
+    for path in (site / "events").glob("*.md"):
+        os.utime(path, (old, old))
+    _build(site)
+    edited = site / "events" / "r000.md"
+    edited.write_text(edited.read_text().replace("The summary of record 0.", "An edited summary, with été."))
+    os.utime(edited, (old + 5, old + 5))
+
+    report, loaded = _build(site)
+
+    assert "0 files written" in report, report
+    assert [m for m in loaded if m.startswith("pydantic")] == []
+    assert "publisher.site.plain" in loaded  # the edited file was parsed, by the quick check
+    cold = tmp_path / "cold"
+    shutil.copytree(site, cold, ignore=shutil.ignore_patterns(".publisher"))
+    _build(cold)
+    assert outputs(cold) == outputs(site)
+    kept = json.loads((site / ".publisher" / "records.json").read_bytes())["rows"]
+    assert kept == json.loads((cold / ".publisher" / "records.json").read_bytes())["rows"]

@@ -67,6 +67,7 @@ from publisher.site.media import site_image
 from publisher.site.templates import default_templates
 
 if TYPE_CHECKING:
+    from publisher.site.plain import PlainRecord
     from publisher.site.records import Record
 
 RACY_NS = 1_000_000_000
@@ -170,9 +171,15 @@ class Source:
 
     @classmethod
     def of(cls, record: Record, key: str | None = None, name: str | None = None) -> Source:
-        """A record's source; `key` defaults to a digest of its content (for records not read from a file)."""
-        if key is None:
-            key = digest(record.model_dump_json(), record.source)
+        """A record's source, holding the record; `key` defaults to a digest of its content (for records not
+        read from a file)."""
+        source = cls.parsed(record, digest(record.model_dump_json(), record.source) if key is None else key, name)
+        source.record = record
+        return source
+
+    @classmethod
+    def parsed(cls, record: Record | PlainRecord, key: str, name: str | None) -> Source:
+        """The source of a record parsed from a file (`key`: of its bytes), by the model or the quick check."""
         membership = digest(
             record.status,
             record.published.isoformat(),
@@ -182,7 +189,7 @@ class Source:
         )
         published = record.published.timestamp()
         image = site_image(record)
-        source = cls(key, record.id, record.status, published, membership, image, name, record.source, record=record)
+        source = cls(key, record.id, record.status, published, membership, image, name, record.source)
         source.tags, source.language = record.tags, record.language
         source.starts = record.starts.timestamp() if record.starts else None
         source.ends = record.ends.timestamp() if record.ends else None

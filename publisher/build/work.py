@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
     from publisher.render.email import Issue
     from publisher.site.config import Site
+    from publisher.site.plain import PlainRecord
     from publisher.site.records import Record
     from publisher.site.settings import Settings
 
@@ -301,13 +302,14 @@ def prepare(items: Sequence[Item]) -> list[Prepared]:
     job = current()
     parsed = [_parse(item, job) for item in items]
     for item, (prepared, record) in zip(items, parsed, strict=True):
-        if record is not None and item.posts:
+        if prepared.source is not None and item.posts:
             _add_posts(prepared, record, job)
     return [prepared for prepared, _ in parsed]
 
 
 def _parse(item: Item, job: Job) -> tuple[Prepared, Record | None]:
-    """The item's record (parsed from its file when it has none), and what pass 1 tells of it so far."""
+    """What pass 1 tells of the item so far (its record parsed from its file when it has none), and its record
+    when one was made here (None for a file the quick check took: its blob is made into one if it renders)."""
     stat, read_at = None, now_ns()
     source, record, blob = item.source, None, None
     if source is not None:
@@ -318,33 +320,43 @@ def _parse(item: Item, job: Job) -> tuple[Prepared, Record | None]:
         path = job.events / item.name
         try:
             stat, data = read_file(str(path))
-            record = load_record(path, job.root, data=data, shown=item.shown)
+            parsed, blob = read_record(path, job.root, data=data, shown=item.shown)
         except OSError as exc:
             stat = file_stat(str(path))
             problem = Problem(item.shown, 1, "file", f"cannot be read ({exc.strerror})")
             return Prepared(item.name, stat, read_at, None, None, None, [problem]), None
         except InvalidInput as exc:
             return Prepared(item.name, stat, read_at, None, None, None, exc.problems), None
-        source = Source.of(record, digest(item.shown, data), item.name)
-        source.record = None  # it travels as JSON, once
+        source = Source.parsed(parsed, digest(item.shown, data), item.name)  # the record travels as JSON, once
+        return Prepared(item.name, stat, read_at, source, blob, None, []), None
     assert source is not None
     if source.record is None and blob is None:
         blob = record_blob(record)
     return Prepared(item.name, stat, read_at, source, blob, None, []), record
 
 
-def load_record(path: Path, root: Path, *, data: bytes, shown: str) -> Record:
-    """`publisher.site.records.load_record`, imported (with pydantic) only once a file changed."""
-    from publisher.site.records import load_record as load
+def read_record(path: Path, root: Path, *, data: bytes, shown: str) -> tuple[Record | PlainRecord, str]:
+    """A changed file's record and its `record_blob`: checked without pydantic when it is of the common case
+    (`publisher.site.plain`), else by the model (imported then), which says what is wrong with it."""
+    from publisher.site.plain import plain_record
 
-    return load(path, root, data=data, shown=shown)
+    plain = plain_record(data, path, root, shown)
+    if plain is not None:
+        return plain, plain.blob()
+    from publisher.site.records import load_record
+
+    record = load_record(path, root, data=data, shown=shown)
+    return record, record_blob(record)
 
 
-def _add_posts(prepared: Prepared, record: Record, job: Job) -> None:
+def _add_posts(prepared: Prepared, record: Record | None, job: Job) -> None:
     """The record's posts, when they must be rendered again (or the problems with them)."""
     source = prepared.source
     assert source is not None
     if (source.status != "draft" or job.drafts) and job.fresh.get(source.id) != source.key:
+        if record is None:
+            assert isinstance(prepared.record, str), "a file the quick check took: its blob"
+            record = _record(prepared.record)
         try:
             prepared.posts = render_post_files(record, job.settings, job.templates)
         except InvalidInput as exc:

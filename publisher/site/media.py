@@ -14,12 +14,13 @@ from typing import TYPE_CHECKING
 from publisher.site.files import file_stat
 
 if TYPE_CHECKING:
+    from publisher.site.plain import PlainRecord
     from publisher.site.records import Record
 
 __all__ = ["image_sizes", "site_image"]
 
 
-def site_image(record: Record) -> str | None:
+def site_image(record: Record | PlainRecord) -> str | None:
     """The record's image `src` when it is a file of the site (feeds give its size), not a URL."""
     return record.image.src if record.image and "://" not in record.image.src else None
 
