@@ -98,15 +98,23 @@ def test_a_changed_setting_reaches_the_build(example_site: Path) -> None:
 
 @pytest.mark.parametrize(
     "spoilt",
-    [b"", b"not json", b'{"key": 1}', b"[]", None],
-    ids=["empty", "not-json", "wrong-shape", "array", "other-key"],
+    [b"", b"not json", b'{"key": 1}', b"[]", "other-key", "previews", "logo", "no-timeline"],
+    ids=["empty", "not-json", "wrong-shape", "array", "other-key", "previews", "logo", "no-timeline"],
 )
-def test_a_spoilt_or_stale_kept_file_is_validated_again(example_site: Path, spoilt: bytes | None) -> None:
+def test_a_spoilt_or_stale_kept_file_is_validated_again(example_site: Path, spoilt: bytes | str) -> None:
     load_site(example_site, kept=True)
     kept_file = example_site / KEPT_FILE
-    if spoilt is None:  # well formed, but kept for other bytes: the settings it holds are not the file's
+    if isinstance(spoilt, str):  # well formed, but kept for other bytes, or forged: not of the models' types
         held = msgspec.json.decode(kept_file.read_bytes())
-        held["key"], held["plain"]["site"]["title"] = "0" * 32, "Not the file's"
+        held["plain"]["site"]["title"] = "Not the file's"
+        if spoilt == "other-key":
+            held["key"] = "0" * 32
+        elif spoilt == "previews":
+            held["plain"]["build"]["previews"] = "many"
+        elif spoilt == "logo":
+            held["plain"]["site"]["logo"] = ["a", "list"]
+        else:
+            del held["plain"]["timeline"]
         spoilt = msgspec.json.encode(held)
     kept_file.write_bytes(spoilt)
 

@@ -16,7 +16,7 @@ import importlib.util
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
 
@@ -38,6 +38,24 @@ class Kept(msgspec.Struct, frozen=True):
     key: str  # the file's bytes and what validates them (`_key`)
     data: dict[str, Any]  # its TOML data: validated again only when the models are needed
     plain: dict[str, Any]  # the validated settings as JSON data, by alias
+
+
+class _Read(msgspec.Struct):
+    """The part of `Kept.plain` a build reads without pydantic, checked for its shape before it is trusted: a
+    kept file whose values are not of the models' types (damaged, or forged) means the file is validated
+    again, never a build that fails on them."""
+
+    build: _ReadBuild
+    site: _ReadSite
+    timeline: list[Any]
+
+
+class _ReadBuild(msgspec.Struct):
+    previews: Annotated[int, msgspec.Meta(ge=0)]
+
+
+class _ReadSite(msgspec.Struct):
+    logo: str | None
 
 
 class Site:
@@ -174,7 +192,13 @@ def _read_kept(root: Path, raw: bytes) -> Kept | None:
         kept = msgspec.json.decode((root / KEPT_FILE).read_bytes(), type=Kept)
     except (OSError, msgspec.DecodeError):  # none yet, or spoilt: validated again
         return None
-    return kept if kept.key == _key(raw) else None
+    if kept.key != _key(raw):
+        return None
+    try:
+        msgspec.convert(kept.plain, _Read)
+    except msgspec.ValidationError:
+        return None
+    return kept
 
 
 def _keep(root: Path, kept: Kept) -> None:
