@@ -156,7 +156,7 @@ def _record(data: bytes, path: Path, root: Path | None, shown: str) -> PlainReco
     given = front.data
     source = _trim(_str(shown))
     lines = {**front.lines, "body": front.body_line}
-    if any(_trim(key) != key for key in lines):
+    if any(key != key.strip() for key in lines):  # (never, for the keys handled here: the model would strip them)
         raise _Unsure
     record = PlainRecord(
         id=_identifier(given.get("id", path.stem)),
