@@ -117,6 +117,13 @@ CASES += [
         "(got '2018-02-09T18:00:00+25:00': a UTC offset is less than 24 hours)",
     ),
     (
+        "a value its explicit YAML tag does not fit (PyYAML fails on it with AttributeError)",
+        write("events/tagged.md", RECORD.format(published="!!timestamp 'soon'")),
+        ["check"],
+        2,
+        "events/tagged.md:3: published: is not a date and time (got 'soon')",
+    ),
+    (
         "a date near year 1",
         write("events/year-one.md", RECORD.format(published="0001-01-01T00:30:00+01:00")),
         ["check"],

@@ -93,7 +93,7 @@ class FrontMatter:
             if isinstance(node, yaml.MappingNode) and node.tag == _MAP:
                 self.data = self._walk(loader, node, "", set())
                 return
-        except (yaml.YAMLError, _Unusual, ValueError, OverflowError, TypeError, RecursionError):
+        except (yaml.YAMLError, _Unusual, ValueError, OverflowError, TypeError, AttributeError, RecursionError):
             pass  # PyYAML's own path below says what it is
         finally:
             loader.dispose()
@@ -139,7 +139,8 @@ class FrontMatter:
             problem = getattr(exc, "problem", None) or str(exc)
             self.error = (line, f"bad YAML: {problem}")
             return
-        except (ValueError, OverflowError):  # e.g. a timestamp with a UTC offset of 25 hours
+        # e.g. a timestamp with a UTC offset of 25 hours; `!!timestamp 'x'` fails in PyYAML with AttributeError
+        except (ValueError, OverflowError, AttributeError, TypeError):
             self.problems = _unbuildable(node) if node is not None else [(1, "front matter", "cannot be read")]
             self.unreadable = True
             return
@@ -204,4 +205,8 @@ def _unbuildable(node: yaml.Node, name: str = "front matter") -> list[tuple[int,
     except (ValueError, OverflowError) as exc:
         why = "a UTC offset is less than 24 hours" if "offset" in str(exc) else str(exc)
         return [(node.start_mark.line + 1, name, f"is not a date and time (got {node.value!r}: {why})")]
+    except (AttributeError, TypeError):  # PyYAML's own failure on a value its tag does not fit: `!!timestamp 'x'`
+        tag = str(node.tag).rpartition(":")[2]
+        what = "a date and time" if tag == "timestamp" else f"YAML's !!{tag}"
+        return [(node.start_mark.line + 1, name, f"is not {what} (got {node.value!r})")]
     return []
