@@ -8,6 +8,7 @@ failure while doing the work, 2 on bad input, each problem listed as
 from __future__ import annotations
 
 import errno
+import gc
 import sys
 from pathlib import Path
 from typing import Any
@@ -113,6 +114,10 @@ def build(c: Context, out: Path | None, every: bool, now_text: str | None, verbo
 
         for warning in fetch_images(c.kept_site(), manifest.images, revalidate=False):
             click.echo(f"warning: {warning}", err=True)
+    # The process ends here: its last collection would walk every object the build kept (10 ms of a 0.2 s
+    # rebuild at 10,000 records) to free nothing the exit does not. Files are written and closed by now
+    # (`publisher.site.files`, without file objects), and the output streams are flushed at exit either way.
+    gc.freeze()
 
 
 @cli.command()
