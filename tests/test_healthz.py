@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +14,8 @@ from publisher.dispatch.clock_lock import take_clock
 from publisher.dispatch.context import wall_clock
 from publisher.site.config import load_site
 from publisher.store.dispatches import Store, open_store
+from publisher.web.http import Looks
+from publisher.web.pages import HEALTH_EVERY_S
 from tests.web_support import Clock, running
 
 OWNER = "clock-host-7f3a:4242:abcd"
@@ -30,6 +33,7 @@ def test_healthz_says_whether_a_clock_holds_the_database_and_names_no_host(examp
     with running(site, store, Clock(dt.datetime(2018, 2, 1, tzinfo=dt.UTC))) as web:
         before = web.get("/healthz")
         take_clock(store, OWNER, wall_clock())
+        time.sleep(HEALTH_EVERY_S)  # the answer is looked again at most once a second
         after = web.get("/healthz")
 
     assert (before.status, before.header("Content-Type"), before.header("Cache-Control")) == (
@@ -63,3 +67,28 @@ def test_healthz_answers_503_when_the_database_cannot_be_asked(example_site: Pat
         broken.close()
     assert reply.status == 503
     assert json.loads(reply.body) == {"ok": False, "database": "cannot be asked"}
+
+
+def test_healthz_asks_the_database_at_most_once_a_second_whoever_asks(example_site: Path, store: Store) -> None:
+    """A flood of requests to the one page anyone may ask costs the database one look a second."""
+    site = load_site(example_site, env={})
+    with running(site, store, Clock(dt.datetime(2018, 2, 1, tzinfo=dt.UTC))) as web:
+        first = json.loads(web.get("/healthz").body)
+        take_clock(store, OWNER, wall_clock())
+        flood = [json.loads(web.get("/healthz").body) for _ in range(5)]
+    assert first["clock"]["alive"] is False
+    assert flood == [first] * 5  # the answer of the first look, shared (the clock taken since is not seen yet)
+
+
+def test_looks_are_paced_by_their_clock() -> None:
+    moments = iter([0.0, 0.5, 0.99, 1.0, 1.2, 2.5])
+    looks: list[int] = []
+
+    def look() -> tuple[int, dict[str, object]]:
+        looks.append(len(looks))
+        return 200, {"look": len(looks)}
+
+    paced = Looks(1.0, monotonic=lambda: next(moments))
+    answers = [paced.answer(look)[1]["look"] for _ in range(6)]
+
+    assert answers == [1, 1, 1, 2, 2, 3]

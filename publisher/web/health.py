@@ -6,11 +6,18 @@ how many workers are alive, how deep the queue is and how late the oldest due
 dispatch is (`publisher.dispatch.health`, what `publisher status` shows). 503
 when the database cannot be asked. Never a host name, process id, queue URL or
 dispatch id: those are for `publisher status`, run by the team.
+
+The database is asked at most once a second, whoever asks and
+however often: the answer is shared (`publisher.web.http.Looks`, on the context), so that a flood of requests to
+this unauthenticated page costs the database one look a second, not one a
+request. A load balancer polls every few seconds; an answer a second old is
+as good to it.
 """
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.wrappers import Request, Response
@@ -26,14 +33,18 @@ log = logging.getLogger("publisher.web.health")
 
 def healthz(ctx: WebContext, request: Request) -> Response:
     """GET /healthz: 200 and a small JSON body when the database answers; 503 when it does not."""
+    return json_response(*ctx.health.answer(lambda: _look(ctx)))
+
+
+def _look(ctx: WebContext) -> tuple[int, dict[str, Any]]:
     try:
         seen = snapshot(
             ctx.site, ctx.store(), wall_clock()
         )  # real time: heartbeats are real times, not the pages' clock
     except (SQLAlchemyError, PublisherError, OSError) as exc:
         log.warning("health check: the database cannot be asked: %s", exc)
-        return json_response(503, {"ok": False, "database": "cannot be asked"})
-    return json_response(
+        return 503, {"ok": False, "database": "cannot be asked"}
+    return (
         200,
         {
             "ok": True,

@@ -16,7 +16,7 @@ from publisher.audience.tokens import link_secret
 from publisher.site.config import Site
 from publisher.site.templates import environment
 from publisher.store.dispatches import Store
-from publisher.web.http import PAGE_POLICY, GzipCache, Response
+from publisher.web.http import PAGE_POLICY, GzipCache, Looks, Response
 from publisher.web.published import Published
 from publisher.web.throttle import Limit, storage_for
 
@@ -36,6 +36,9 @@ PAGE_HEADERS = (
 )
 
 
+HEALTH_EVERY_S = 1.0
+
+
 class WebContext:
     """The site being served, its clock, its store (opened on first use) and the rate limits."""
 
@@ -52,6 +55,7 @@ class WebContext:
         self.failed_logins = Limit(storage, "failed-login", *FAILED_LOGINS_PER_CLIENT)
         self.gzip = GzipCache()
         self.published = Published(site.events)
+        self.health = Looks(HEALTH_EVERY_S)  # /healthz's answer (`publisher.web.health`), shared for a second
 
     def now(self) -> dt.datetime:
         now = self.clock()
