@@ -28,6 +28,7 @@ from __future__ import annotations
 import datetime as dt
 import gc
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from operator import attrgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
@@ -61,6 +62,7 @@ if TYPE_CHECKING:
 
     from publisher.site.records import Record
 
+ORDER = attrgetter("published", "id")  # `Source.order`, made in C: a build sorts 10,000 of them
 PARALLEL_FROM = 200  # records to work on; below this a process pool costs more than it saves
 Progress = Callable[[int, int], None]
 
@@ -139,7 +141,7 @@ class _Build:
         gc.disable()  # a build makes almost no reference cycles: collecting over its many objects costs ~25% here
         try:
             sources, posts = self._prepare()
-            live = sorted((s for s in sources if s.status != "draft"), key=lambda s: s.order, reverse=True)
+            live = sorted((s for s in sources if s.status != "draft"), key=ORDER, reverse=True)
             wanted = None if self.every else preview_ids(live, self.site, self.moment)
             previewed = live if wanted is None else [s for s in live if s.id in wanted]
             posts.update(self._posts(previewed, sources, posts))
@@ -183,7 +185,7 @@ class _Build:
             ordered[slot] = source
         sources, duplicates = unique_ids(
             [s for s in ordered if s is not None],
-            id_of=lambda s: s.id,
+            id_of=attrgetter("id"),
             shown=lambda s: s.shown,
             id_line=lambda s: self._record(s).line("id"),
         )
