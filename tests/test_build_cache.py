@@ -233,10 +233,9 @@ def test_a_records_manifest_lines_say_which_of_its_files_changed() -> None:
 
 def test_the_builds_sort_key_is_a_sources_order() -> None:
     from publisher.build.builder import ORDER
+    from publisher.build.cache import Source
 
-    sources = [
-        Source("k", id, "published", at, "m", None, None, f"events/{id}.md")
-        for id, at in [("b", 1.0), ("a", 1.0), ("c", 0.5)]
-    ]
+    made = [("b", 1.0), ("a", 1.0), ("c", 0.5)]
+    sources = [Source("k", id, "published", at, "m", None, None, f"events/{id}.md") for id, at in made]
     assert [ORDER(s) for s in sources] == [s.order for s in sources]
     assert [s.id for s in sorted(sources, key=ORDER, reverse=True)] == ["b", "a", "c"]
