@@ -221,7 +221,10 @@ def test_the_window_edges_count_as_the_plan_counts_them(
 # --- what makes the kept plan be planned again --------------------------------------------------------
 
 NOW = dt.datetime(2024, 6, 1, 12, tzinfo=dt.UTC)
-RULES = [{"when": "starts - 1 day", "channel": "x"}, {"cron": "0 9 * * mon", "channel": "x", "review": True}]
+RULES: list[dict[str, Any]] = [
+    {"when": "starts - 1 day", "channel": "x"},
+    {"cron": "0 9 * * mon", "channel": "x", "review": True},
+]
 
 
 def invalidation_site() -> list[Source]:
