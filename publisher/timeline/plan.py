@@ -51,12 +51,12 @@ from publisher.errors import InvalidInput, Problem
 from publisher.site.planned import Planned
 from publisher.site.settings import Settings, TimelineRule, key_line
 from publisher.timeline.cron import Cron
+from publisher.timeline.window import HORIZON as HORIZON  # re-exported: callers import them from here too
+from publisher.timeline.window import LOOKBACK as LOOKBACK
 
 Anchor = Literal["published", "starts", "ends"]
 Kind = Literal["single", "digest"]
 UTC = dt.UTC
-LOOKBACK = dt.timedelta(days=7)
-HORIZON = dt.timedelta(days=35)
 
 _WHEN = re.compile(
     r"^\s*(?P<anchor>published|starts|ends)\s*"
