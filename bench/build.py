@@ -1,6 +1,6 @@
 """Benchmark: a cold `publisher build` of N records, then a rebuild after one change.
 
-    python bench/build.py 10000
+    python bench/build.py 10000 [--timeline]
 
 Generates N records (mixed languages and tags, ~200-word bodies) in a temporary
 site, runs the real `publisher --json build` as a child process (cold, then
@@ -12,6 +12,9 @@ memory, nothing written: what a build costs besides writing its files. The
 baseline, measured in the same run, is the least any build must do: read every
 file and parse its YAML front matter with PyYAML's C loader; figures are also
 quoted as ratios to it. On a busy machine the CPU figures are the steadier ones.
+With `--timeline` the site has three timeline rules (a post two hours after
+publication, a weekly digest, a post held for review): a build then chooses
+its previews from the plan.
 """
 
 from __future__ import annotations
@@ -54,6 +57,22 @@ from = "Bench <news@bench.example.org>"
 footer = "Bench · 1 rue de la Paix, Paris"
 """
 
+TIMELINE = """
+[[timeline]]
+when = "published + 2 hours"
+channel = "mastodon"
+
+[[timeline]]
+cron = "0 9 * * mon"
+channel = "email"
+list = "news"
+
+[[timeline]]
+when = "published"
+channel = "x"
+review = true
+"""
+
 
 FIRST = dt.datetime(2020, 1, 1, 9, tzinfo=dt.UTC)
 
@@ -92,10 +111,10 @@ def record_text(i: int, rng: random.Random) -> str:
     )
 
 
-def make_site(root: Path, n: int) -> None:
+def make_site(root: Path, n: int, *, timeline: bool = False) -> None:
     rng = random.Random(42)
     (root / "events").mkdir(parents=True)
-    (root / "publisher.toml").write_text(CONFIG)
+    (root / "publisher.toml").write_text(CONFIG + (TIMELINE if timeline else ""))
     for i in range(n):
         (root / "events" / f"record-{i:06d}.md").write_text(record_text(i, rng))
 
@@ -144,11 +163,12 @@ def main() -> None:
     parser.add_argument("n", type=int, nargs="?", default=10_000)
     parser.add_argument("--repeat", type=int, default=3, help="rebuilds to time (the best is reported)")
     parser.add_argument("--keep", action="store_true", help="keep the generated site")
+    parser.add_argument("--timeline", action="store_true", help="give the site three timeline rules")
     args = parser.parse_args()
     compile_package()
     root = Path(tempfile.mkdtemp(prefix="publisher-bench-"))
     try:
-        make_site(root, args.n)
+        make_site(root, args.n, timeline=args.timeline)
         now = published_at(args.n)  # every record is out: the same feeds whatever the day of the run
         base = baseline(root)
         render_only = Run(root, now, check=True)  # before the build: no cache to lean on
@@ -164,6 +184,7 @@ def main() -> None:
             "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
             "load_average": [round(x, 2) for x in os.getloadavg()],
             "records": args.n,
+            "timeline_rules": 3 if args.timeline else 0,
             "baseline_read_yaml_s": round(base, 3),
             "cold_build_s": round(cold.wall, 3),
             "cold_build_cpu_s": round(cold.cpu, 3),
