@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import importlib.util
+import json
 import random
 import subprocess
 import sys
@@ -336,3 +337,12 @@ def test_the_quick_path_never_imports_pydantic(tmp_path: Path) -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path)
     assert done.stdout.split() == ["True", "False"]
+
+
+def test_the_quick_record_has_the_models_fields_but_those_it_leaves_to_the_model() -> None:
+    """A field added to the model and not here would be dropped from the quick path's blob without a word."""
+    mine = {field.name for field in dataclasses.fields(PlainRecord)}
+    assert mine | {"people", "links"} == set(Record.model_fields)
+    assert list(json.loads(PlainRecord("a", "A", dt.datetime(2024, 1, 1, tzinfo=dt.UTC), summary="s").blob())) == [
+        *Record.model_fields
+    ]  # the blob names every field of the model, in its order

@@ -49,30 +49,33 @@ def record_names(events: Path) -> list[tuple[str, bool]]:
     One `scandir` per folder: pathlib's glob and `is_file` cost a stat or more per file. A folder that
     cannot be read raises InvalidInput (its records would otherwise be left out without a word).
     """
-    return [(name, plain) for name, plain, _ in _record_entries(events)]
+    return [(name, plain) for name, plain, _ in _listed(events, stat=False)]
 
 
 def record_stats(events: Path) -> list[tuple[str, bool, FileStat | None]]:
     """`record_names` with each file's mtime and size (None: it went meanwhile), each stat made as the folder
     is listed, from the listing's own entry: no path is built or looked up again (a build at 10,000 records
     does this; a second pass over the entries, after sorting them, cost half as much again as the stats)."""
-    found: list[tuple[str, str, bool, FileStat | None]] = []
-    _scan_stats(str(events), (), True, found)
+    return _listed(events, stat=True)
+
+
+_Found = tuple[str, str, bool, "FileStat | None"]  # sort key, relative path, no symlink on the way, stat
+
+
+def _listed(events: Path, *, stat: bool) -> list[tuple[str, bool, FileStat | None]]:
+    found: list[_Found] = []
+    _scan(str(events), (), True, found, stat)
     found.sort(key=_first)
-    return [(name, plain, stat) for _, name, plain, stat in found]
+    return [(name, plain, stated) for _, name, plain, stated in found]
 
 
-def _first(item: tuple[str, str, bool, FileStat | None]) -> str:
+def _first(item: _Found) -> str:
     return item[0]
 
 
-def _scan_stats(
-    folder: str,
-    parts: tuple[str, ...],
-    plain: bool,
-    found: list[tuple[str, str, bool, FileStat | None]],
-) -> None:
-    """`_scan`, stating each record file as it is listed (its entry's `stat` follows a link, as `is_file`).
+def _scan(folder: str, parts: tuple[str, ...], plain: bool, found: list[_Found], stat: bool) -> None:
+    """The record files under `folder`, each stated as it is listed when `stat` (its entry's `stat` follows
+    a link, as `is_file`).
 
     Each file is found with its sort key: its path's parts joined by NUL, which no name holds and which sorts
     before every other character, so that the keys sort as the parts' tuples do (as `sorted(Path)`), but as
@@ -89,48 +92,24 @@ def _scan_stats(
         name = entry.name
         try:
             if entry.is_dir():
-                _scan_stats(entry.path, (*parts, name), plain and not entry.is_symlink(), found)
+                _scan(entry.path, (*parts, name), plain and not entry.is_symlink(), found, stat)
                 continue
             if not name.endswith(".md") or name.startswith(".") or not entry.is_file():
                 continue
             mine = plain and not entry.is_symlink()
         except OSError:
             continue
-        try:
-            st = entry.stat()
-            stat: FileStat | None = FileStat(st.st_mtime_ns, st.st_size)
-        except OSError:  # it went meanwhile
-            stat = None
-        found.append((key_prefix + name, prefix + name, mine, stat))
+        stated: FileStat | None = None
+        if stat:
+            try:
+                st = entry.stat()
+                stated = FileStat(st.st_mtime_ns, st.st_size)
+            except OSError:  # it went meanwhile
+                pass
+        found.append((key_prefix + name, prefix + name, mine, stated))
 
 
-SEPARATOR = "\0"  # of a sort key's parts (`_scan_stats`)
-
-
-def _record_entries(events: Path) -> list[tuple[str, bool, os.DirEntry[str]]]:
-    found: list[tuple[tuple[str, ...], bool, os.DirEntry[str]]] = []
-    _scan(str(events), (), True, found)
-    found.sort(key=lambda item: (item[0], item[1]))
-    return [("/".join(parts), plain, entry) for parts, plain, entry in found]
-
-
-def _scan(
-    folder: str, parts: tuple[str, ...], plain: bool, found: list[tuple[tuple[str, ...], bool, os.DirEntry[str]]]
-) -> None:
-    try:
-        entries = list(os.scandir(folder))
-    except (FileNotFoundError, NotADirectoryError):
-        return
-    except OSError as exc:  # unreadable: its records would be missing without a word
-        raise InvalidInput([Problem(folder, 1, "folder", f"cannot be read ({exc.strerror or exc})")]) from None
-    for entry in entries:
-        try:
-            if entry.is_dir():
-                _scan(entry.path, (*parts, entry.name), plain and not entry.is_symlink(), found)
-            elif entry.name.endswith(".md") and not entry.name.startswith(".") and entry.is_file():
-                found.append(((*parts, entry.name), plain and not entry.is_symlink(), entry))
-        except OSError:
-            continue
+SEPARATOR = "\0"  # of a sort key's parts (`_scan`)
 
 
 Stamp = tuple[str, int, int]  # a path under the folder, its size and its mtime_ns
