@@ -313,3 +313,31 @@ def test_a_filled_template_is_what_render_gives() -> None:
 def _template_lines(tb: TracebackType) -> list[tuple[str, int | None]]:
     """The template frames of a traceback, as `email._render` reads them to name the line."""
     return [(f.filename, f.lineno) for f in traceback.extract_tb(tb) if f.filename == "<template>"]
+
+
+def test_an_event_without_a_summary_has_its_body_rendered_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its issue shows the body; its calendar file's description is the body's first sentence: one render."""
+    from publisher.build import work
+    from publisher.render import markdown
+    from publisher.site.records import Record
+    from publisher.site.settings import Settings
+
+    settings = Settings.model_validate({"site": {"title": "T", "url": "https://t.example.org"}})
+    record = Record(
+        id="meeting",
+        title="A meeting",
+        published=dt.datetime(2024, 5, 1, 9, tzinfo=dt.UTC),
+        starts=dt.datetime(2024, 6, 1, 9, tzinfo=dt.UTC),
+        body="We meet in *Bogotá*. Everyone is [welcome](https://t.example.org/come).",
+    )
+    markdown._html_and_text.cache_clear()
+    renders: list[str] = []
+    original = markdown.to_html
+    monkeypatch.setattr(markdown, "to_html", lambda text, url: renders.append(text) or original(text, url))
+
+    files = {
+        rendered[0].path.rsplit(".", 1)[1]: rendered[1] for rendered in work.render_issue_files(record, settings, None)
+    }
+
+    assert "ics" in files and b"We meet in Bogot" in files["ics"]
+    assert renders == [record.body]

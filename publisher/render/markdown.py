@@ -79,10 +79,15 @@ def body_html_and_text(record: Record, site: SiteSettings) -> tuple[str, str]:
     """`body_html` and that as plain text (`html_to_text`, "" for no body): an issue needs both."""
     if not record.body.strip():
         return "", ""
-    paragraphs = plain_paragraphs(record.body)
+    return _html_and_text(record.body, record_url(record, site))
+
+
+@lru_cache(maxsize=64)  # an event's issue and its calendar file (a summary from its body) ask in turn
+def _html_and_text(body: str, url: str) -> tuple[str, str]:
+    paragraphs = plain_paragraphs(body)
     if paragraphs is not None:
         return paragraphs_html(paragraphs), paragraphs_text(paragraphs)
-    html = to_html(record.body, record_url(record, site))
+    html = to_html(body, url)
     return html, html_to_text(html) if html else ""
 
 
