@@ -244,7 +244,7 @@ def assert_agree(data: bytes, stem: str = "2024-05-01-forum") -> None:
     assert_same(plain, again)
     assert plain.blob() == record_blob(record)  # the cache holds the same bytes, whichever path parsed the file
     mine, theirs = Source.parsed(plain, "key", "name"), Source.parsed(record, "key", "name")
-    for slot in Source.__slots__:
+    for slot in Source.__struct_fields__:
         assert getattr(mine, slot) == getattr(theirs, slot), slot
 
 

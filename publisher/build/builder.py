@@ -118,6 +118,7 @@ class _Build:
         every: bool = False,
     ) -> None:
         self.site, self.out, self.given, self.progress, self.write = site, out, records, progress, write
+        self.given_records = {record.id: record for record in records or ()}  # the records given, by id
         self.now, self.moment, self.every = (now.timestamp() if now is not None else None), now, every
         self.templates = site.template_folder
         code = code_digest()
@@ -209,7 +210,7 @@ class _Build:
             sources.append(source)
             if source is None:
                 continue
-            held = result.record if result.record is not None else source.record
+            held = result.record if result.record is not None else self.given_records.get(source.id)
             if held is not None:
                 self.at_hand[source.id] = held
             if result.posts is not None:
@@ -226,7 +227,7 @@ class _Build:
         wanted = [s for s in previewed if fresh.get(s.id) != s.key and s.id not in done]
         if not self.write:  # a draft's own text is checked before it is published
             wanted += [s for s in sources if s.status == "draft" and s.id not in done]
-        items = [work.Item(s.shown, s.name, s, self._blob(s), posts=True) for s in wanted]
+        items = [work.Item(s.shown, s.name, s, self._blob(s), self.given_records.get(s.id)) for s in wanted]
         posts: dict[str, list[work.Rendered]] = {}
         _, problems = self._parse(items, posts)
         if problems:
@@ -255,7 +256,7 @@ class _Build:
         held = self.at_hand.get(source.id)
         if isinstance(held, str):
             return held
-        return self.files.blob(source) if source.record is None else None
+        return self.files.blob(source) if source.id not in self.given_records else None
 
     def _fresh(self) -> dict[str, str]:
         """Records whose files an earlier build wrote, in this context, from the same key, and still there."""
@@ -266,7 +267,7 @@ class _Build:
 
     def _record(self, source: Source) -> Record:
         """The record of a source: given, parsed by this build, cached, or else parsed now."""
-        at_hand = self.at_hand.get(source.id) if source.record is None else source.record
+        at_hand = self.given_records.get(source.id) or self.at_hand.get(source.id)
         if isinstance(at_hand, str):
             at_hand = record_of(at_hand)
         record = at_hand if at_hand is not None and at_hand.source == source.shown else None

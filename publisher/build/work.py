@@ -269,7 +269,8 @@ def current() -> Job:
 
 @dataclass(frozen=True, slots=True)
 class Item:
-    """A record for `prepare`: a file to parse (`name`), or a source with its record (or its `record_blob`).
+    """A record for `prepare`: a file to parse (`name`), or a source with its `record_blob` (or, given to the
+    build, the record itself).
 
     `posts`: whether to render its posts too (those of a record whose files
     are there from the same key are not rendered again).
@@ -279,6 +280,7 @@ class Item:
     name: str | None = None
     source: Source | None = None
     blob: str | None = None
+    record: Record | None = None
     posts: bool = True
 
 
@@ -313,7 +315,7 @@ def _parse(item: Item, job: Job) -> tuple[Prepared, Record | None]:
     stat, read_at = None, now_ns()
     source, record, blob = item.source, None, None
     if source is not None:
-        record = source.record or (record_of(item.blob) if item.blob is not None else None)
+        record = item.record or (record_of(item.blob) if item.blob is not None else None)
         blob = item.blob if record is not None else None  # a blob that holds no record is parsed again
     if record is None:
         assert item.name is not None
@@ -330,7 +332,7 @@ def _parse(item: Item, job: Job) -> tuple[Prepared, Record | None]:
         source = Source.parsed(parsed, digest(item.shown, data), item.name)  # the record travels as JSON, once
         return Prepared(item.name, stat, read_at, source, blob, None, []), None
     assert source is not None
-    if source.record is None and blob is None:
+    if item.record is None and blob is None:
         blob = record_blob(record)
     return Prepared(item.name, stat, read_at, source, blob, None, []), record
 
