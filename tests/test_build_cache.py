@@ -239,3 +239,23 @@ def test_the_builds_sort_key_is_a_sources_order() -> None:
     sources = [Source("k", id, "published", at, "m", None, None, f"events/{id}.md") for id, at in made]
     assert [ORDER(s) for s in sources] == [s.order for s in sources]
     assert [s.id for s in sorted(sources, key=ORDER, reverse=True)] == ["b", "a", "c"]
+
+
+@pytest.mark.parametrize(("extra", "quick"), [("", True), ("people:\n  - name: Ana\n", False)], ids=["plain", "model"])
+def test_a_changed_file_is_validated_once_to_render_its_posts(
+    example_site: Path, monkeypatch: pytest.MonkeyPatch, extra: str, quick: bool
+) -> None:
+    """The quick check's record is made from its blob to be rendered; the model's is rendered as it is."""
+    (example_site / "events" / "once.md").write_text(
+        f"---\ntitle: Once\npublished: 2018-03-01T10:00:00Z\nsummary: Said once.\n{extra}---\nThe body.\n"
+    )
+    site = load_site(example_site)
+    work.start(work.Job(site.root, site.events, site.root, site, None, {}, False, False))
+    made: list[str] = []
+    original = work.record_of
+    monkeypatch.setattr(work, "record_of", lambda blob: made.append(blob) or original(blob))
+
+    [prepared] = work.prepare([work.Item("events/once.md", "once.md", posts=True)])
+
+    assert prepared.problems == [] and prepared.posts  # its posts rendered
+    assert len(made) == (1 if quick else 0)

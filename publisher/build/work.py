@@ -330,7 +330,10 @@ def _parse(item: Item, job: Job) -> tuple[Prepared, Record | None]:
         except InvalidInput as exc:
             return Prepared(item.name, stat, read_at, None, None, None, exc.problems), None
         source = Source.parsed(parsed, digest(item.shown, data), item.name)  # the record travels as JSON, once
-        return Prepared(item.name, stat, read_at, source, blob, None, []), None
+        from publisher.site.plain import PlainRecord  # (imported already, by `read_record`)
+
+        made = None if isinstance(parsed, PlainRecord) else parsed  # the model's: its posts need no other
+        return Prepared(item.name, stat, read_at, source, blob, None, []), made
     assert source is not None
     if item.record is None and blob is None:
         blob = record_blob(record)
