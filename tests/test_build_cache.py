@@ -16,8 +16,9 @@ import pytest
 from publisher.build import work
 from publisher.build.builder import build
 from publisher.build.cache import CACHE_FOLDER
-from publisher.build.stored import record_blob, record_of
+from publisher.build.stored import record_blob, record_of, remove_unchanged
 from publisher.site.config import load_site
+from publisher.site.files import FileInfo
 from publisher.site.records import load_records
 from tests.test_build import LIVE, outputs, tree
 
@@ -259,3 +260,47 @@ def test_a_changed_file_is_validated_once_to_render_its_posts(
 
     assert prepared.problems == [] and prepared.posts  # its posts rendered
     assert len(made) == (1 if quick else 0)
+
+
+def test_removing_many_files_looks_at_each_folder_once_and_keeps_what_is_not_publishers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A build after `build --all` removes tens of thousands of files from one folder. Asking after each
+    removal whether the folder was empty read past every entry deleted so far (minutes at 10,000 records):
+    each folder is now looked at once. Folders left empty go, deepest first; a changed file, a folder
+    holding someone's file, and a path whose link leads out of the output folder stay."""
+    out, outside = tmp_path / "out", tmp_path / "outside"
+    outside.mkdir()
+    (outside / "kept.txt").write_text("not publisher's")
+    files: dict[str, FileInfo] = {}
+    for folder in ("posts/x", "posts/mastodon", "newsletters"):
+        for i in range(50):
+            path = out / folder / f"{i}.txt"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(str(i))
+            files[f"{folder}/{i}.txt"] = (path.stat().st_size, path.stat().st_mtime_ns, "")
+    (out / "newsletters" / "mine.txt").write_text("someone's")
+    changed = out / "posts" / "mastodon" / "7.txt"
+    changed.write_text("edited by hand")
+    os.utime(changed, ns=(1, 1))
+    (out / "linked").symlink_to(outside)
+    stat = (outside / "kept.txt").stat()
+    files["linked/kept.txt"] = (stat.st_size, stat.st_mtime_ns, "")
+    looked: list[str] = []
+
+    def counted(list_folder: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        def listed(path: Any) -> Any:
+            looked.append(str(path))
+            return list_folder(path)
+
+        return listed
+
+    monkeypatch.setattr(os, "scandir", counted(os.scandir))
+    monkeypatch.setattr(os, "listdir", counted(os.listdir))
+    removed = remove_unchanged(out, files)
+    assert sorted(looked) == sorted(str(out / f) for f in ("posts/x", "posts/mastodon", "posts", "newsletters"))
+    assert len(removed) == 149 and "posts/mastodon/7.txt" not in removed and "linked/kept.txt" not in removed
+    assert not (out / "posts" / "x").exists()
+    assert sorted(p.name for p in (out / "posts" / "mastodon").iterdir()) == ["7.txt"]
+    assert sorted(p.name for p in (out / "newsletters").iterdir()) == ["mine.txt"]
+    assert (outside / "kept.txt").read_text() == "not publisher's"

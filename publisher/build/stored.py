@@ -119,26 +119,53 @@ def remove_unchanged(out: Path, files: Mapping[str, FileInfo]) -> list[str]:
 
     A file the cache names is removed only when it is still under `out` once
     its links are resolved, and unchanged by size and mtime (else it is
-    someone else's now); a folder left empty by a removal goes too, so an
+    someone else's now); a folder left empty by the removals goes too, so an
     incremental build leaves the same tree a cold one would. Gives the paths removed.
+
+    Folders are looked at once, after every removal: a folder's first entry is
+    found by reading past every entry deleted from it, so asking after each of
+    a folder's 40,000 removals (a build after `build --all`) took minutes.
     """
     root = out.resolve()
+    resolved: dict[Path, Path] = {}  # a folder → where its links lead: resolved once, not once per file
     removed = []
+    folders = set()
     for path in sorted(files):
         target = out / path
         try:
-            inside = out_path(path) == path and target.resolve().is_relative_to(root)
+            inside = out_path(path) == path and _resolved(target, resolved).is_relative_to(root)
         except (*NOT_THE_SHAPE, OSError):
             inside = False
         if not inside or not unchanged_since(files[path], file_stat(str(target))):
             continue  # not publisher's to touch, gone already, or changed by someone else: theirs now
         target.unlink()
         removed.append(path)
-        folder = target.parent
-        while folder != out and out in folder.parents and not any(folder.iterdir()):
-            folder.rmdir()
-            folder = folder.parent
+        folders.add(target.parent)
+    _remove_empty(out, folders)
     return removed
+
+
+def _resolved(target: Path, folders: dict[Path, Path]) -> Path:
+    """`target.resolve()`, its folder's resolution kept for the next file in it."""
+    if target.is_symlink():
+        return target.resolve()
+    folder = folders.get(target.parent)
+    if folder is None:
+        folder = folders[target.parent] = target.parent.resolve()
+    return folder / target.name
+
+
+def _remove_empty(out: Path, folders: set[Path]) -> None:
+    """Remove each of these folders under `out` that is empty, and each parent it leaves empty, deepest first."""
+    candidates = {parent for folder in folders for parent in (folder, *folder.parents) if out in parent.parents}
+    for folder in sorted(candidates, key=lambda f: len(f.parts), reverse=True):
+        try:
+            with os.scandir(folder) as entries:
+                empty = next(entries, None) is None
+        except FileNotFoundError:
+            continue
+        if empty:
+            folder.rmdir()
 
 
 def items_of(convert: Callable[[Any], T]) -> Callable[[Any], dict[str, T]]:
