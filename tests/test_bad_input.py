@@ -124,6 +124,42 @@ CASES += [
         "events/tagged.md:3: published: is not a date and time (got 'soon')",
     ),
     (
+        "a YAML bomb: nine lines of aliases of aliases stand for 387 million values (minutes and gigabytes)",
+        write(
+            "events/bomb.md",
+            "---\ntitle: T\npublished: 2018-01-01T00:00:00Z\nsummary: s\na: &a [lol, lol, lol, lol, lol, lol, lol]\n"
+            + "".join(f"{x}: &{x} [{', '.join([f'*{p}'] * 9)}]\n" for p, x in zip("abcdefgh", "bcdefghi", strict=True))
+            + "---\nBody.\n",
+        ),
+        ["check"],
+        2,
+        "events/bomb.md:13: front matter: its YAML aliases (*name) stand for more than 10,000 values; "
+        "write the values out",
+    ),
+    (
+        "lists inside lists deeper than Python's recursion (a traceback from the line-of-every-key walk)",
+        write(
+            "events/deep.md",
+            "---\ntitle: T\npublished: 2018-01-01T00:00:00Z\nsummary: s\nx: " + "[" * 990 + "]" * 990 + "\n---\nB.\n",
+        ),
+        ["check"],
+        2,
+        "events/deep.md:5: x: nests more lists and mappings inside each other than a record can hold",
+    ),
+    (
+        "aliases nested deeper than Python's recursion",
+        write(
+            "events/deep.md",
+            "---\ntitle: T\npublished: 2018-01-01T00:00:00Z\nsummary: s\nx: &x "
+            + "[" * 990
+            + "]" * 990
+            + "\ny: *x\n---\n",
+        ),
+        ["check"],
+        2,
+        "events/deep.md:2: front matter: nests more lists and mappings inside each other than a record can hold",
+    ),
+    (
         "a date near year 1",
         write("events/year-one.md", RECORD.format(published="0001-01-01T00:30:00+01:00")),
         ["check"],

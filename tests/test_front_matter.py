@@ -27,6 +27,8 @@ CASES = {
     "dotted key": "image.src: x\nimage:\n  src: y\n",
     "anchors": "a: &x\n  b: 1\nc: *x\nd: &y [1, 2]\ne: *y\n",
     "merge": "base: &b\n  x: 1\nthing:\n  <<: *b\n  y: 2\n",
+    "aliases of aliases": "a: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+    + "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n",
     "set": "tags: !!set {a, b}\n",
     "omap": "tags: !!omap [a: 1, b: 2]\n",
     "binary": "image: !!binary aGVsbG8=\n",
@@ -118,3 +120,13 @@ def test_the_resolver_gives_pyyaml_tags() -> None:
             assert ours.resolve(yaml.ScalarNode, value, implicit) == theirs.resolve(yaml.ScalarNode, value, implicit)
     assert ours.resolve(yaml.SequenceNode, None, (True, False)) == "tag:yaml.org,2002:seq"
     assert ours.resolve(yaml.MappingNode, None, (True, False)) == "tag:yaml.org,2002:map"
+
+
+def test_aliases_may_stand_for_10000_values_and_no_more() -> None:
+    """An alias is a reference to one value: PyYAML builds it once, but every walk over the values (the line
+    of each key, the model, the JSON of a record) writes it out, and aliases of aliases multiply."""
+    level = "[" + ", ".join(["*a"] * 10) + "]"
+    at_most = FrontMatter(f"---\na: &a [{', '.join(['x'] * 9)}]\nb: &b {level}\nc: {level.replace('a', 'b')}\n---\n")
+    assert at_most.error is None and len(at_most.data["c"]) == 10  # about 1,100 values written out
+    over = FrontMatter(f"---\ntitle: T\n{CASES['aliases of aliases']}---\n")
+    assert over.error == (6, front_matter.TOO_MANY) and over.data == {}

@@ -56,6 +56,48 @@ class _Loader(yaml.CSafeLoader if hasattr(yaml, "CSafeLoader") else yaml.SafeLoa
 _FAST_RESOLVE = not yaml.SafeLoader.yaml_path_resolvers and None not in yaml.SafeLoader.yaml_implicit_resolvers
 
 
+#: How many values front matter may stand for once its aliases are written out. A record holds tens;
+#: aliases of aliases ("billion laughs") multiply: nine lines of them stand for 387 million values,
+#: which building or walking took minutes and gigabytes.
+EXPANDED_LIMIT = 10_000
+TOO_DEEP = "nests more lists and mappings inside each other than a record can hold"
+TOO_MANY = f"its YAML aliases (*name) stand for more than {EXPANDED_LIMIT:,} values; write the values out"
+
+
+def _expanded(node: yaml.Node, sizes: dict[int, int], above: set[int]) -> int:
+    """How many nodes `node` stands for with every alias written out; each node counted once (`sizes`)."""
+    known = sizes.get(id(node))
+    if known is not None:
+        return known
+    if isinstance(node, yaml.ScalarNode) or id(node) in above:  # (an alias inside its anchor: said elsewhere)
+        return 1
+    above.add(id(node))
+    children = [part for pair in node.value for part in pair] if isinstance(node, yaml.MappingNode) else node.value
+    total = 1 + sum(_expanded(child, sizes, above) for child in children)
+    above.discard(id(node))
+    sizes[id(node)] = total
+    return total
+
+
+def _too_many(node: yaml.Node) -> tuple[int, str] | None:
+    """(line, message) when the front matter's aliases stand for more than `EXPANDED_LIMIT` values."""
+    sizes: dict[int, int] = {}
+    try:
+        if _expanded(node, sizes, set()) <= EXPANDED_LIMIT:
+            return None
+    except RecursionError:
+        return (node.start_mark.line + 1, TOO_DEEP)
+    return (_largest(node, sizes).start_mark.line + 1, TOO_MANY)
+
+
+def _largest(node: yaml.Node, sizes: dict[int, int]) -> yaml.Node:
+    """The key whose value stands for the most nodes (`_expanded`'s `sizes`), or the node itself."""
+    if not isinstance(node, yaml.MappingNode) or not node.value:
+        return node
+    key: yaml.Node = max(node.value, key=lambda pair: sizes.get(id(pair[1]), 1))[0]
+    return key
+
+
 class _Unusual(Exception):
     """The fast walk met YAML it leaves to PyYAML's own constructor."""
 
@@ -90,6 +132,10 @@ class FrontMatter:
         loader = _Loader(front) if _FAST_RESOLVE else _safe_loader(front)
         try:
             node = loader.get_single_node()
+            if node is not None and "*" in front:  # aliases, maybe: never more values than a record can hold
+                self.error = _too_many(node)
+                if self.error:
+                    return
             if isinstance(node, yaml.MappingNode) and node.tag == _MAP:
                 self.data = self._walk(loader, node, "", set())
                 return
@@ -140,6 +186,9 @@ class FrontMatter:
             self.error = (line, f"bad YAML: {problem}")
             return
         # e.g. a timestamp with a UTC offset of 25 hours; `!!timestamp 'x'` fails in PyYAML with AttributeError
+        except RecursionError:
+            self.error = (node.start_mark.line + 1 if node is not None else 1, TOO_DEEP)
+            return
         except (ValueError, OverflowError, AttributeError, TypeError):
             self.problems = _unbuildable(node) if node is not None else [(1, "front matter", "cannot be read")]
             self.unreadable = True
@@ -154,7 +203,10 @@ class FrontMatter:
             return
         for key_node, value_node in node.value:
             self._key(str(key_node.value), key_node)
-            self._nested(str(key_node.value), value_node)
+            try:
+                self._nested(str(key_node.value), value_node)
+            except RecursionError:  # (the fast walk gave up on it for the same reason)
+                self.problems.append((key_node.start_mark.line + 1, str(key_node.value), TOO_DEEP))
 
     def _key(self, name: str, key_node: yaml.Node) -> None:
         """Note the line of key `name`; a key given twice is a problem (YAML would keep the last silently)."""
