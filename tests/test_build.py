@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import os
 import shutil
+import subprocess
+import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -335,3 +339,26 @@ def test_check_renders_drafts_posts_too_and_writes_nothing(example_site: Path) -
     draft.write_text(draft.read_text(encoding="utf-8").replace("x" * 300, "A short post"))
     assert check_site(load_site(example_site)).records == 5
     assert tree(example_site) == {**before, "events/2018-06-20-draft-annual-report.md": draft.read_bytes()}
+
+
+def test_a_build_waits_for_another_build_of_the_site_to_end(example_site: Path) -> None:
+    """Two builds at once each removed files the other had just written and saved caches the other's files
+    contradicted (seen with two `publisher build` processes on 1,500 records: one failed with "cannot write",
+    and the next build left out files a cold build writes). The second now waits for the first's lock."""
+    lock_file = example_site / ".publisher" / "build.lock"
+    lock_file.parent.mkdir()
+    with lock_file.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # a build of this site is running
+        second = subprocess.Popen(
+            [sys.executable, "-m", "publisher", "--site", str(example_site), "build"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert second.stderr is not None
+        assert second.stderr.readline().strip() == "another build of this site is running: waiting for it to end"
+        time.sleep(0.5)  # were it not waiting, it would write its files meanwhile
+        assert second.poll() is None and not (example_site / "feeds").exists()
+    out, err = second.communicate(timeout=60)
+    assert second.returncode == 0, err
+    assert "60 files written" in out and (example_site / "feeds" / "atom.xml").is_file()

@@ -26,7 +26,8 @@ Count = Callable[[], int]
 
 
 def cache_files(site: Path) -> list[Path]:
-    files = sorted(path for path in (site / CACHE_FOLDER).rglob("*") if path.is_file())
+    """The cache's files (not the build's lock, an empty file only ever locked)."""
+    files = sorted(path for path in (site / CACHE_FOLDER).rglob("*") if path.is_file() and path.name != "build.lock")
     assert files and all(path.suffix == ".json" for path in files)
     return files
 

@@ -25,7 +25,9 @@ process pool (`publisher.build.work` holds the work each process does).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import fcntl
 import gc
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from operator import attrgetter
@@ -36,6 +38,7 @@ import msgspec
 
 from publisher.build import work
 from publisher.build.cache import (
+    CACHE_FOLDER,
     FeedList,
     FeedState,
     Kept,
@@ -77,6 +80,7 @@ def build(
     progress: Progress | None = None,
     now: dt.datetime | None = None,
     every: bool = False,
+    waiting: Callable[[], None] | None = None,
 ) -> Manifest:
     """Render the outputs of `site` into `out` (default: the site folder); `records` default to its files.
 
@@ -84,12 +88,43 @@ def build(
     previews are written for the records `preview_ids` names at `now` (every
     record's with `every`). `progress(done, total)` is called as records are
     done. Raises InvalidInput (nothing written) when a record, a post or a
-    template is bad, WorkFailed when an output cannot be written.
+    template is bad, WorkFailed when an output cannot be written. One build
+    of a site runs at a time: another one waits for it (`waiting()` is called
+    first, when given).
     """
     try:
-        return _Build(site, (out or site.root).resolve(), records, progress, now=now, every=every).run()
+        with _one_at_a_time(site.root, waiting):
+            return _Build(site, (out or site.root).resolve(), records, progress, now=now, every=every).run()
     except OSError as exc:  # a folder that cannot be written, a full disk: what was written stays valid
         raise WorkFailed(f"cannot write {exc.filename or out or site.root} ({exc.strerror or exc})") from None
+
+
+@contextlib.contextmanager
+def _one_at_a_time(root: Path, waiting: Callable[[], None] | None) -> Iterator[None]:
+    """Hold the site's build lock (`.publisher/build.lock`), waiting for a build that holds it.
+
+    Two builds of one site at once (a cron job and someone at the keyboard)
+    each remove the files they think are theirs to remove and save caches that
+    the other's files contradict: one failed ("cannot write ...") and the next
+    build left out files a cold build writes. An `flock` ends with its process,
+    so a build killed mid-way never leaves the site locked. A site whose
+    `.publisher/` cannot be written builds without the lock (its caches cannot
+    be saved either).
+    """
+    try:
+        (root / CACHE_FOLDER).mkdir(exist_ok=True)
+        lock = open(root / CACHE_FOLDER / "build.lock", "a")  # noqa: SIM115  (closed below, which unlocks it)
+    except OSError:
+        yield
+        return
+    with lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if waiting is not None:
+                waiting()
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def check_site(

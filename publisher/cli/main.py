@@ -84,6 +84,9 @@ def check(c: Context, every: bool) -> None:
     c.emit(f"ok: {summary['records']} records ({drafts}), {summary['outputs']} outputs render", {"ok": True, **summary})
 
 
+WAITING = "another build of this site is running: waiting for it to end"
+
+
 @cli.command()
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Output folder (default: the site).")
 @click.option("--all", "every", is_flag=True, help="Write every record's issue and posts, not only the previews.")
@@ -104,7 +107,8 @@ def build(c: Context, out: Path | None, every: bool, now_text: str | None, verbo
         except OSError as exc:
             bad_flag("--out", f"cannot be made ({exc.strerror or exc}): {out}")
     with ProgressBars(c.shows_progress and not quiet) as bars:
-        manifest = run_build(c.kept_site(), out, progress=bars.for_build(), now=now, every=every)
+        waiting = None if quiet else lambda: click.echo(WAITING, err=True)
+        manifest = run_build(c.kept_site(), out, progress=bars.for_build(), now=now, every=every, waiting=waiting)
     if c.as_json:
         click.echo(manifest.to_json())
     elif not quiet:
