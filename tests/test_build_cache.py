@@ -221,8 +221,8 @@ def test_a_records_manifest_lines_say_which_of_its_files_changed() -> None:
         Output("posts/x/a.txt", "post", "text", ("a",), "x", 12, 280, digest="d3", changed=True),
     ]
     manifest = Manifest(Path("out"), 1)
-    manifest.parts.append(Made(tuple(files), manifest_lines(files)))
-    manifest.parts.append(Made(tuple(f.done(f.digest, changed=False) for f in files), manifest_lines(files)))
+    manifest.parts.append(Made.of(files, manifest_lines(files)))
+    manifest.parts.append(Made.of([f.done(f.digest, changed=False) for f in files], manifest_lines(files)))
 
     data = json.loads(manifest.to_json())
 
@@ -231,6 +231,7 @@ def test_a_records_manifest_lines_say_which_of_its_files_changed() -> None:
     ]
     assert [f.path for f in manifest.written] == ["newsletters/a.html", "posts/x/a.txt"]
     assert manifest.files == 6 and data["written"] == 2 and data["unchanged"] == 4
+    assert manifest.outputs == [*files, *(f.done(f.digest, changed=False) for f in files)]  # read back from the lines
 
 
 def test_the_builds_sort_key_is_a_sources_order() -> None:

@@ -184,6 +184,7 @@ class _Build:
             todo = [
                 work.Work(s.id, self.at_hand[s.id], posts[s.id], self._known(s.id)) for s in previewed if s.id in posts
             ]
+            del posts  # each record's posts, held by its work alone, are let go with it (below)
             self.total = self.done + len(todo)
             produced = self._map(work.produce, todo, size=50)
             shown = live if self.now is None else [s for s in live if s.published <= self.now]
@@ -444,7 +445,7 @@ class _Build:
                     entries[source.id] = before[source.id]
             else:
                 entries[source.id] = self._kept(source, result.files, result.lines)
-                manifest.parts.append(Made(tuple(output for output, _ in result.files), result.lines))
+                manifest.parts.append(Made.of([output for output, _ in result.files], result.lines))
         manifest.parts += feeds
         if not problems:  # the site's images and logo, published with the output (`publisher.build.media`)
             logo = [self.site.plain["site"]["logo"]]

@@ -116,7 +116,7 @@ def check_everything(
     summary: dict[str, Any] = {
         "records": manifest.records + manifest.drafts,
         "drafts": manifest.drafts,
-        "outputs": len(manifest.outputs),
+        "outputs": manifest.files,
     }
     if images.warnings:  # the key is there only when there is something to say
         summary["warnings"] = [str(warning) for warning in images.warnings]
