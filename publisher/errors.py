@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
+
+# C0 and C1 control characters: a file name or a YAML key may hold a line break, which printed as it is
+# would split a problem's line in two (and could forge a second problem line).
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
+def _visible(text: str) -> str:
+    """`text` with each control character written as Python writes it in a string (a line break as \\n)."""
+    return _CONTROL.sub(lambda match: repr(match.group())[1:-1], text) if _CONTROL.search(text) else text
 
 
 @dataclass(frozen=True, order=True)
@@ -16,7 +26,8 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
-        return f"{self.path}:{self.line}: {self.field}: {self.message}"
+        """One line, whatever the path, field or message hold."""
+        return f"{_visible(self.path)}:{self.line}: {_visible(self.field)}: {_visible(self.message)}"
 
 
 class PublisherError(Exception):

@@ -160,6 +160,31 @@ CASES += [
         "events/deep.md:2: front matter: nests more lists and mappings inside each other than a record can hold",
     ),
     (
+        "a file named in words, which its id would be (pydantic said: String should match pattern '^[A-Za-z0-9]…')",
+        write("events/Café in Paris.md", RECORD.format(published="2018-01-01T00:00:00Z")),
+        ["check"],
+        2,
+        "events/Café in Paris.md:1: id: the file's name 'Café in Paris' is not an id (letters, digits, '.', '_' "
+        "and '-', starting with a letter or a digit): rename the file, or give the record an `id:`",
+    ),
+    (
+        "an id given in words",
+        write("events/given.md", "---\nid: Café in Paris\n" + RECORD.format(published="2018-01-01T00:00:00Z")[4:]),
+        ["check"],
+        2,
+        "events/given.md:2: id: must be letters, digits, '.', '_' and '-', starting with a letter or a digit "
+        "(got 'Café in Paris')",
+    ),
+    (
+        "a line break in a file's name, which would split its problem in two lines (or forge a second one)",
+        write("events/x.md:1: title: forged\nreal.md", RECORD.format(published="2018-01-01T00:00:00Z")),
+        ["check"],
+        2,
+        "events/x.md:1: title: forged\\nreal.md:1: id: the file's name 'x.md:1: title: forged\\nreal' is not an id "
+        "(letters, digits, '.', '_' and '-', starting with a letter or a digit): rename the file, or give the record "
+        "an `id:`",
+    ),
+    (
         "a date near year 1",
         write("events/year-one.md", RECORD.format(published="0001-01-01T00:30:00+01:00")),
         ["check"],

@@ -205,8 +205,19 @@ def _problems_from(exc: ValidationError, shown: str, front: FrontMatter) -> list
         elif error["type"] == "string_too_short":
             message = "must not be empty"
         line = _line_for(loc, front)
+        if loc == ["id"] and error["type"] == "string_pattern_mismatch":
+            named = "id" not in front.data  # the id is the file's name
+            message = _bad_id(str(error["input"]), named=named)
+            line = 1 if named else line
         problems.append(Problem(shown, line, field, message))
     return problems
+
+
+def _bad_id(value: str, *, named: bool) -> str:
+    rule = "letters, digits, '.', '_' and '-', starting with a letter or a digit"
+    if named:
+        return f"the file's name {value!r} is not an id ({rule}): rename the file, or give the record an `id:`"
+    return f"must be {rule} (got {value!r})"
 
 
 def _model_of(annotation: Any) -> Any:
