@@ -159,6 +159,20 @@ def test_one_field_of_another_type_in_records_json_means_every_file_is_parsed_ag
     assert outputs(example_site) == first
 
 
+def test_a_file_gone_is_forgotten_also_when_another_came_meanwhile(example_site: Path) -> None:
+    """A rebuild keeps a row per record file there: a renamed file's old name is gone, though the rows are as
+    many as the files."""
+    events = example_site / "events"
+    build(load_site(example_site))
+    first = sorted(events.rglob("*.md"))[0]
+    first.rename(first.with_name(f"renamed-{first.name}"))
+
+    build(load_site(example_site))
+
+    rows = json.loads((example_site / CACHE_FOLDER / "records.json").read_bytes())["rows"]
+    assert sorted(rows) == sorted(str(path.relative_to(events)) for path in events.rglob("*.md"))
+
+
 def test_a_record_read_back_from_the_cache_is_the_record(example_site: Path) -> None:
     """Every example record, its source and the line of each key survive the trip through JSON."""
     records = load_records(example_site / "events", example_site, drafts=True)
