@@ -37,7 +37,6 @@ import os
 import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import astuple, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -374,8 +373,7 @@ class Kept(NamedTuple):
         return infos if list(infos) == self.paths.split("\n") else {}
 
 
-@dataclass
-class FeedState:
+class FeedState(msgspec.Struct):
     """The feeds of a build: what decided them, which records each shows, and the files as written.
 
     `keys` holds the key of each record a feed shows: a feed is rendered again
@@ -385,8 +383,8 @@ class FeedState:
     context: str
     membership: str
     feeds: FeedList
-    files: dict[str, FileInfo] = field(default_factory=dict)
-    keys: dict[str, str] = field(default_factory=dict)
+    files: dict[str, FileInfo] = msgspec.field(default_factory=dict)
+    keys: dict[str, str] = msgspec.field(default_factory=dict)
 
 
 class Outputs:
@@ -414,7 +412,7 @@ class Outputs:
                 self.records.put(id, tuple(kept))
         self.records.save()
         if feeds != self.feeds:
-            save_json(self.folder / "feeds.json", {"out": self.out, "feeds": astuple(feeds)})
+            save_json(self.folder / "feeds.json", {"out": self.out, "feeds": msgspec.structs.astuple(feeds)})
         self.entries, self.feeds = entries, feeds
 
 
