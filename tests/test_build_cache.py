@@ -16,7 +16,7 @@ import pytest
 from publisher.build import work
 from publisher.build.builder import build
 from publisher.build.cache import CACHE_FOLDER
-from publisher.build.stored import record_blob, record_of, remove_unchanged
+from publisher.build.stored import out_path, record_blob, record_of, remove_unchanged
 from publisher.site.config import load_site
 from publisher.site.files import FileInfo
 from publisher.site.records import load_records
@@ -211,6 +211,13 @@ def test_a_crafted_cache_never_removes_a_file_outside_the_output_folder(example_
     manifest = build(load_site(example_site), out, every=True)
     assert all(victim.read_text() == "not publisher's" for victim in victims)
     assert not [path for path in manifest.removed if "victim" in path]
+
+
+@pytest.mark.parametrize("path", ["c:victim.txt", "C:/victim.txt", "z:", "feeds/../c:x"])
+def test_a_path_with_a_drive_is_never_under_the_output_folder(path: str) -> None:
+    with pytest.raises(ValueError):
+        out_path(path)
+    assert out_path("feeds/a:b.xml") == "feeds/a:b.xml"  # a colon further on names no drive
 
 
 def test_a_digest_is_of_each_part_then_a_nul() -> None:
