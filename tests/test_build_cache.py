@@ -18,7 +18,7 @@ from publisher.build.builder import build
 from publisher.build.cache import CACHE_FOLDER
 from publisher.build.stored import out_path, record_blob, record_of, remove_unchanged
 from publisher.site.config import load_site
-from publisher.site.files import FileInfo
+from publisher.site.files import FileInfo, record_names
 from publisher.site.records import load_records
 from tests.test_build import LIVE, outputs, tree
 
@@ -160,17 +160,22 @@ def test_one_field_of_another_type_in_records_json_means_every_file_is_parsed_ag
 
 
 def test_a_file_gone_is_forgotten_also_when_another_came_meanwhile(example_site: Path) -> None:
-    """A rebuild keeps a row per record file there: a renamed file's old name is gone, though the rows are as
-    many as the files."""
+    """A rebuild keeps a row per record file there, in the order the files are listed in (a file renamed to
+    come first included), though the rows are as many as the files before and after."""
     events = example_site / "events"
     build(load_site(example_site))
-    first = sorted(events.rglob("*.md"))[0]
-    first.rename(first.with_name(f"renamed-{first.name}"))
+    last = sorted(events.rglob("*.md"))[-1]
+    last.rename(last.with_name(f"0-{last.name}"))
 
     build(load_site(example_site))
 
     rows = json.loads((example_site / CACHE_FOLDER / "records.json").read_bytes())["rows"]
-    assert sorted(rows) == sorted(str(path.relative_to(events)) for path in events.rglob("*.md"))
+    assert list(rows) == [name for name, _ in record_names(events)]
+    assert next(iter(rows)).startswith("0-")
+    parsed = [
+        json.loads(part.read_bytes())["items"] for part in (example_site / CACHE_FOLDER / "records-parsed").iterdir()
+    ]
+    assert sorted(name for items in parsed for name in items) == sorted(rows)  # the records themselves too
 
 
 def test_a_record_read_back_from_the_cache_is_the_record(example_site: Path) -> None:

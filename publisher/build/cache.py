@@ -36,7 +36,8 @@ import json
 import os
 import time
 import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from operator import itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -178,6 +179,8 @@ class Source(msgspec.Struct, array_like=True):
 
 
 FileRow = tuple[int, int, Source]  # the file's mtime_ns (-1: not to be trusted on its times), size, source
+Found = tuple[str, bool, FileStat | None]  # a file `record_stats` found: its name, whether plain, its stat
+_NAME = itemgetter(0)
 
 
 class RecordsFile(msgspec.Struct):
@@ -291,36 +294,40 @@ class RecordFiles:
             self.rows = kept.rows
         self.parsed = Shards(root / CACHE_FOLDER / "records-parsed", code, _parsed_entry, count=128)
         self.changed = False
+        self.found: Sequence[Found] = ()  # the files `trusted` was given, in their order
+        self.in_order = True  # whether the rows are in that order
 
-    def trusted(self, found: Iterable[tuple[str, bool, FileStat | None]]) -> list[Source | None]:
+    def trusted(self, found: Sequence[Found]) -> list[Source | None]:
         """The cached source of each file found (`record_stats`) when it provably has not changed since (else
         None: parse it); the files no longer found are forgotten.
 
-        One loop over 10,000 files, the most of a rebuild after the stats: when every row's file was found
-        (each name is found once), none is gone and there is nothing to forget.
+        The rows are kept in the order the files are listed in, so that when the files are those of the rows
+        (the common case: one compare of two lists of names, in C) each file's row is the next one: looking
+        each name up cost half as much again as the compares.
         """
+        self.found = found
         rows = self.rows
-        sources: list[Source | None] = []
-        seen = 0
-        for name, _, stat in found:
-            row = rows.get(name)
-            if row is None:
-                sources.append(None)
-                continue
-            seen += 1
-            same = stat is not None and 0 <= row[0] == stat.mtime_ns and row[1] == stat.size
-            sources.append(row[2] if same else None)
-        if seen != len(rows):
-            self.keep_only(name for name, _, _ in found)
-        return sources
+        kept: Iterable[FileRow | None] = rows.values()
+        if list(map(_NAME, found)) != list(rows):
+            kept = [rows.get(name) for name, _, _ in found]
+            if len(found) - kept.count(None) != len(rows):  # a row's file was not found (each is found once)
+                self.keep_only(name for name, _, _ in found)
+        return [
+            row[2]
+            if row is not None and stat is not None and 0 <= row[0] == stat.mtime_ns and row[1] == stat.size
+            else None
+            for (_, _, stat), row in zip(found, kept, strict=True)
+        ]
 
     def store(self, name: str, stat: FileStat, source: Source, read_at_ns: int, blob: str) -> None:
         """Remember a file as parsed: its source, and the record itself (`blob`: its `record_blob`)."""
         racy = read_at_ns - stat.mtime_ns < RACY_NS
         row: FileRow = (-1 if racy else stat.mtime_ns, stat.size, source)
-        if self.rows.get(name) != row:
+        kept = self.rows.get(name)
+        if kept != row:
             self.rows[name] = row
             self.changed = True
+            self.in_order &= kept is not None  # a new row goes last: `save` puts it in its place
         self.parsed.put(name, (source.key, blob))
 
     def blob(self, source: Source) -> str | None:
@@ -342,6 +349,10 @@ class RecordFiles:
             self.changed = True
 
     def save(self) -> None:
+        if self.changed and not self.in_order:  # rows in the order of the files found (`trusted`)
+            rows = self.rows
+            self.rows = {name: rows[name] for name, _, _ in self.found if name in rows}
+            self.in_order = True
         if self.changed:
             save_bytes(self.path, msgspec.json.encode(RecordsFile(VERSION, self.code, self.rows)))
             self.changed = False
