@@ -7,6 +7,7 @@ import json
 import os
 import pickle
 import shutil
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -176,6 +177,97 @@ def test_a_file_gone_is_forgotten_also_when_another_came_meanwhile(example_site:
         json.loads(part.read_bytes())["items"] for part in (example_site / CACHE_FOLDER / "records-parsed").iterdir()
     ]
     assert sorted(name for items in parsed for name in items) == sorted(rows)  # the records themselves too
+
+
+def many_records(site: Path, n: int = 30) -> Path:
+    """A site of `n` small records, their files old enough for the cache to trust their times."""
+    (site / "events").mkdir(parents=True)
+    (site / "publisher.toml").write_text('[site]\ntitle = "Many"\nurl = "https://many.example.org"\n')
+    old = time.time() - 100
+    for i in range(n):
+        path = site / "events" / f"r{i:03d}.md"
+        path.write_text(f"---\ntitle: Record {i}\npublished: 2025-01-01T{i % 24:02d}:00:00+01:00\n---\nBody {i}.\n")
+        os.utime(path, (old, old))
+    return site
+
+
+def edit(path: Path, text: str) -> None:
+    """A new summary in a record file, dated a little later than the others (long enough ago to be trusted)."""
+    path.write_text(path.read_text().replace("\n---\n", f"\nsummary: {text}\n---\n", 1))
+    when = path.stat().st_mtime - 90 + len(text)
+    os.utime(path, (when, when))
+
+
+@pytest.fixture
+def parsed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the record files the builds parse."""
+    names: list[str] = []
+    original = work.read_record
+    monkeypatch.setattr(work, "read_record", lambda path, *a, **k: names.append(path.name) or original(path, *a, **k))
+    return names
+
+
+def test_a_rebuild_after_one_edit_writes_its_row_apart_and_the_next_trusts_it(
+    tmp_path: Path, parsed: list[str]
+) -> None:
+    site = many_records(tmp_path / "site")
+    build(load_site(site))
+    whole = (site / CACHE_FOLDER / "records.json").read_bytes()
+    edit(site / "events" / "r007.md", "Edited.")
+    parsed.clear()
+
+    build(load_site(site))
+
+    assert parsed == ["r007.md"]
+    assert (site / CACHE_FOLDER / "records.json").read_bytes() == whole
+    edits = json.loads((site / CACHE_FOLDER / "records-edits.json").read_bytes())
+    assert list(edits["rows"]) == ["r007.md"] and edits["base"] == json.loads(whole)["base"] != ""
+    parsed.clear()
+    build(load_site(site))
+    assert parsed == []  # the edited file's row trusted from the edits
+
+
+@pytest.mark.parametrize("spoil", ["another base", "garbage", "another shape"])
+def test_edits_of_another_writing_of_records_json_or_spoilt_are_never_read(
+    tmp_path: Path, parsed: list[str], spoil: str
+) -> None:
+    """Edits left by a crash between the two writes, or written by someone else: the edited file is parsed
+    again (its row in records.json is of its old times), and the rest is trusted still."""
+    site = many_records(tmp_path / "site")
+    build(load_site(site))
+    edit(site / "events" / "r007.md", "Edited.")
+    build(load_site(site))
+    path = site / CACHE_FOLDER / "records-edits.json"
+    edits = json.loads(path.read_bytes())
+    if spoil == "another base":
+        path.write_text(json.dumps({**edits, "base": "0" * 16}), encoding="utf-8")
+    elif spoil == "garbage":
+        path.write_bytes(path.read_bytes()[::-1])
+    else:
+        path.write_text(json.dumps({**edits, "rows": {"r007.md": [1, "x"]}}), encoding="utf-8")
+    parsed.clear()
+
+    build(load_site(site))
+
+    assert parsed == ["r007.md"]
+
+
+def test_past_a_tenth_of_the_rows_edited_records_json_is_written_whole(tmp_path: Path) -> None:
+    site = many_records(tmp_path / "site", n=30)
+    build(load_site(site))
+    first = json.loads((site / CACHE_FOLDER / "records.json").read_bytes())
+    for n in range(3):
+        edit(site / "events" / f"r{n:03d}.md", f"Edit {n}.")
+        build(load_site(site))
+    assert len(json.loads((site / CACHE_FOLDER / "records-edits.json").read_bytes())["rows"]) == 3
+    edit(site / "events" / "r003.md", "Edit 3.")
+
+    build(load_site(site))
+
+    assert not (site / CACHE_FOLDER / "records-edits.json").exists()
+    whole = json.loads((site / CACHE_FOLDER / "records.json").read_bytes())
+    assert whole["base"] != first["base"] and list(whole["rows"]) == list(first["rows"])
+    assert [whole["rows"][f"r{n:03d}.md"] != first["rows"][f"r{n:03d}.md"] for n in range(5)] == [True] * 4 + [False]
 
 
 def test_a_record_read_back_from_the_cache_is_the_record(example_site: Path) -> None:

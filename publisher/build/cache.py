@@ -9,6 +9,9 @@ may be deleted at any time (the next build is then a cold one):
   (mtime_ns, size) are unchanged. A file changed less than `RACY_NS` before it
   was read is not trusted on its times alone (a second change within the file
   system's clock tick would keep them): it is parsed again next time.
+  `records-edits.json` holds the rows changed since records.json was written
+  whole, for that writing of it (its `base`): a rebuild after one edit writes
+  a row, not 10,000.
 - `records-parsed/NN.json`: the parsed records themselves (each as the JSON
   its model validates again), read only when a build needs records it did not
   parse (feeds that show a changed record).
@@ -31,6 +34,7 @@ build), is decoded and shape-checked in one pass by msgspec against the
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -184,14 +188,26 @@ _NAME = itemgetter(0)
 
 
 class RecordsFile(msgspec.Struct):
-    """`records.json`: the code the rows were made by, and a row per record file by its name."""
+    """`records.json`: the code the rows were made by, and a row per record file by its name; `base` names
+    this writing of it. Or `records-edits.json`: the rows changed since the writing of records.json it names."""
 
     version: int
     code: str
     rows: dict[str, FileRow]
+    base: str = ""
 
 
 _RECORDS_FILE = msgspec.json.Decoder(RecordsFile)
+EDITS_SHARE = 10  # records-edits.json holds at most a tenth of the rows: past that, records.json is written whole
+
+
+def _read_records(path: Path, code: str) -> RecordsFile | None:
+    """A `RecordsFile` of this version and code; None when it is missing, not JSON, or of another shape."""
+    try:
+        kept = _RECORDS_FILE.decode(path.read_bytes())
+    except (OSError, msgspec.DecodeError, RecursionError):
+        return None
+    return kept if kept.version == VERSION and kept.code == code else None
 
 
 def _parsed_entry(value: Any) -> tuple[str, str]:
@@ -284,18 +300,22 @@ class RecordFiles:
 
     def __init__(self, root: Path, code: str) -> None:
         self.path = root / CACHE_FOLDER / "records.json"
+        self.edits_path = root / CACHE_FOLDER / "records-edits.json"
         self.code = code
         self.rows: dict[str, FileRow] = {}
-        try:
-            kept = _RECORDS_FILE.decode(self.path.read_bytes())
-        except (OSError, msgspec.DecodeError, RecursionError):  # missing, not JSON, or not of the shape
-            kept = None
-        if kept is not None and kept.version == VERSION and kept.code == code:
-            self.rows = kept.rows
+        self.base = ""  # of records.json as read
+        self.edited: dict[str, FileRow] = {}  # the rows changed since it was written whole
+        kept = _read_records(self.path, code)
+        if kept is not None:
+            self.rows, self.base = kept.rows, kept.base
+            edits = _read_records(self.edits_path, code) if kept.base else None
+            if edits is not None and edits.base == kept.base:
+                self.rows.update(edits.rows)
+                self.edited = edits.rows
         self.parsed = Shards(root / CACHE_FOLDER / "records-parsed", code, _parsed_entry, count=128)
         self.changed = False
         self.found: Sequence[Found] = ()  # the files `trusted` was given, in their order
-        self.in_order = True  # whether the rows are in that order
+        self.whole = False  # whether records.json is to be written whole: a row is gone, or a new one out of order
 
     def trusted(self, found: Sequence[Found]) -> list[Source | None]:
         """The cached source of each file found (`record_stats`) when it provably has not changed since (else
@@ -325,9 +345,9 @@ class RecordFiles:
         row: FileRow = (-1 if racy else stat.mtime_ns, stat.size, source)
         kept = self.rows.get(name)
         if kept != row:
-            self.rows[name] = row
+            self.rows[name] = self.edited[name] = row
             self.changed = True
-            self.in_order &= kept is not None  # a new row goes last: `save` puts it in its place
+            self.whole |= kept is None  # a new row goes last: `save` puts it in its place
         self.parsed.put(name, (source.key, blob))
 
     def blob(self, source: Source) -> str | None:
@@ -346,16 +366,25 @@ class RecordFiles:
         for name in [n for n in self.rows if n not in wanted]:
             del self.rows[name]
             self.parsed.pop(name)
-            self.changed = True
+            self.changed = self.whole = True
 
     def save(self) -> None:
-        if self.changed and not self.in_order:  # rows in the order of the files found (`trusted`)
+        """Write the rows changed into records-edits.json, or, when there are too many of them or a row is new
+        or gone, records.json whole (in the order of the files found by `trusted`) under a new base.
+
+        Each file is replaced whole or not at all: records.json first, so that edits of the last base left
+        by a crash in between are never read over the new one.
+        """
+        if self.changed and (self.whole or len(self.edited) * EDITS_SHARE > len(self.rows)):
             rows = self.rows
-            self.rows = {name: rows[name] for name, _, _ in self.found if name in rows}
-            self.in_order = True
-        if self.changed:
-            save_bytes(self.path, msgspec.json.encode(RecordsFile(VERSION, self.code, self.rows)))
-            self.changed = False
+            self.rows = {name: rows[name] for name, _, _ in self.found if name in rows} if self.whole else rows
+            self.base, self.edited, self.whole = os.urandom(8).hex(), {}, False
+            save_bytes(self.path, msgspec.json.encode(RecordsFile(VERSION, self.code, self.rows, self.base)))
+            with contextlib.suppress(OSError):
+                self.edits_path.unlink(missing_ok=True)
+        elif self.changed:
+            save_bytes(self.edits_path, msgspec.json.encode(RecordsFile(VERSION, self.code, self.edited, self.base)))
+        self.changed = False
         self.parsed.save()
 
 
