@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
+import msgspec
 
-@dataclass(frozen=True, order=True)
-class Problem:
-    """One problem in one input file, at one line, about one field."""
+
+class Problem(msgspec.Struct, frozen=True, order=True):
+    """One problem in one input file, at one line, about one field (a struct: a dataclass cost every command
+    0.5 ms to make as it started)."""
 
     path: str
     line: int
