@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import os
 import pickle
 import shutil
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from publisher.build import work
+from publisher.build import builder, work
 from publisher.build.builder import build
 from publisher.build.cache import CACHE_FOLDER
 from publisher.build.stored import out_path, record_blob, record_of, remove_unchanged
@@ -268,6 +270,21 @@ def test_past_a_tenth_of_the_rows_edited_records_json_is_written_whole(tmp_path:
     whole = json.loads((site / CACHE_FOLDER / "records.json").read_bytes())
     assert whole["base"] != first["base"] and list(whole["rows"]) == list(first["rows"])
     assert [whole["rows"][f"r{n:03d}.md"] != first["rows"][f"r{n:03d}.md"] for n in range(5)] == [True] * 4 + [False]
+
+
+def test_a_build_lets_its_objects_go_as_one_cycle_that_the_collector_frees(
+    example_site: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Returning from `build` frees none of a build's objects one by one; the next collection frees them all."""
+    builds: list[weakref.ref[Any]] = []
+    run = builder._Build.run
+    monkeypatch.setattr(builder._Build, "run", lambda self: builds.append(weakref.ref(self)) or run(self))
+
+    build(load_site(example_site))
+
+    assert builds[0]() is not None
+    gc.collect()
+    assert builds[0]() is None
 
 
 def test_a_record_read_back_from_the_cache_is_the_record(example_site: Path) -> None:

@@ -89,7 +89,9 @@ def build(
     """
     try:
         with _uncollected():
-            return _Build(site, (out or site.root).resolve(), records, progress, now=now, every=every).run()
+            one = _Build(site, (out or site.root).resolve(), records, progress, now=now, every=every)
+            one.itself = one  # let go as one cycle: see `_Build`
+            return one.run()
     except OSError as exc:  # a folder that cannot be written, a full disk: what was written stays valid
         raise WorkFailed(f"cannot write {exc.filename or out or site.root} ({exc.strerror or exc})") from None
 
@@ -120,7 +122,14 @@ R = TypeVar("R")
 
 
 class _Build:
-    """One build (or, with `write=False`, one check): records → pass 1 → pass 2 and the feeds → caches."""
+    """One build (or, with `write=False`, one check): records → pass 1 → pass 2 and the feeds → caches.
+
+    A build's `itself` is the build, a reference cycle: returning from `build` then frees none of the 100,000
+    objects it holds at 10,000 records one by one (8 ms), the collector frees them later as one garbage cycle,
+    or, as `publisher build` ends its process, never.
+    """
+
+    itself: _Build | None = None
 
     def __init__(
         self,
