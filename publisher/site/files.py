@@ -199,8 +199,11 @@ def shown_paths(events: Path, root: Path | None, names: list[tuple[str, bool]]) 
 
 def digest(*parts: bytes | str) -> str:
     """A short content digest (SHA-256: fast where the CPU has SHA instructions)."""
-    # Each part, then a NUL: hashed at once (a build digests 10,000 parts in one call)
-    joined = b"\0".join([part.encode() if isinstance(part, str) else part for part in parts])
+    # Each part, then a NUL: hashed at once (a build digests 10,000 parts in one call), text encoded at once
+    try:
+        joined = "\0".join(parts).encode()  # type: ignore[arg-type]  # bytes among them: the TypeError below
+    except TypeError:  # bytes among them
+        joined = b"\0".join([part.encode() if isinstance(part, str) else part for part in parts])
     return hashlib.sha256(joined + b"\0" if parts else b"").hexdigest()[:32]
 
 
