@@ -19,7 +19,8 @@ import pytest
 from click.testing import CliRunner
 
 import publisher
-from publisher.build.cache import RecordFiles, code_digest
+from publisher.build.cache import code_digest
+from publisher.build.parsed import RecordFiles
 from publisher.cli.main import cli
 from publisher.site import config
 from publisher.site.config import KEPT_FILE, load_site

@@ -28,7 +28,6 @@ from __future__ import annotations
 import datetime as dt
 import gc
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
 from operator import attrgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
@@ -41,7 +40,6 @@ from publisher.build.cache import (
     FeedState,
     Kept,
     Outputs,
-    RecordFiles,
     Source,
     code_digest,
     present,
@@ -49,6 +47,7 @@ from publisher.build.cache import (
 )
 from publisher.build.manifest import Made, Manifest
 from publisher.build.media import publish_media
+from publisher.build.parsed import RecordFiles
 from publisher.build.previews import preview_ids
 from publisher.build.stored import record_of, remove_unchanged
 from publisher.build.work import Output
@@ -88,10 +87,7 @@ def build(
     template is bad, WorkFailed when an output cannot be written.
     """
     try:
-        with _uncollected():
-            one = _Build(site, (out or site.root).resolve(), records, progress, now=now, every=every)
-            one.itself = one  # let go as one cycle: see `_Build`
-            return one.run()
+        return _Build(site, (out or site.root).resolve(), records, progress, now=now, every=every).run()
     except OSError as exc:  # a folder that cannot be written, a full disk: what was written stays valid
         raise WorkFailed(f"cannot write {exc.filename or out or site.root} ({exc.strerror or exc})") from None
 
@@ -100,21 +96,7 @@ def check_site(
     site: Site, progress: Progress | None = None, *, now: dt.datetime | None = None, every: bool = False
 ) -> Manifest:
     """Parse every record (drafts too, and their posts), render in memory what `build` would; write no output."""
-    with _uncollected():
-        return _Build(site, site.root.resolve(), None, progress, write=False, now=now, every=every).run()
-
-
-@contextmanager
-def _uncollected() -> Iterator[None]:
-    """No garbage collection for the length of a build, which makes almost no reference cycles: collecting
-    over its many objects costs ~25% of a big build, and half of a rebuild's decoding of `records.json`."""
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if collecting:
-            gc.enable()
+    return _Build(site, site.root.resolve(), None, progress, write=False, now=now, every=every).run()
 
 
 T = TypeVar("T")
@@ -124,12 +106,13 @@ R = TypeVar("R")
 class _Build:
     """One build (or, with `write=False`, one check): records → pass 1 → pass 2 and the feeds → caches.
 
-    A build's `itself` is the build, a reference cycle: returning from `build` then frees none of the 100,000
+    A running build is `itself`, a reference cycle: returning from `build` then frees none of the 100,000
     objects it holds at 10,000 records one by one (8 ms), the collector frees them later as one garbage cycle,
     or, as `publisher build` ends its process, never.
     """
 
     itself: _Build | None = None
+    files: RecordFiles  # read as the build runs, not collecting garbage (which took half of decoding it)
 
     def __init__(
         self,
@@ -150,7 +133,7 @@ class _Build:
         settings = msgspec.json.encode({k: v for k, v in site.plain.items() if k != "build"})  # not which previews
         self.context = digest(code, settings, templates_digest(site), str(out))
         self.outputs = Outputs(site.root, out, self.context, write=write)
-        self.files = RecordFiles(site.root, code)
+        self.code = code
         self.job = work.Job(site.root, site.events, out, site, self.templates, {}, write, not write)
         self.pool: Executor | None = None
         self.done = self.total = self.drafts = 0
@@ -163,7 +146,11 @@ class _Build:
             problems = work.check_templates(self.templates)
             if problems:
                 raise InvalidInput(problems)
+        collecting = gc.isenabled()
+        gc.disable()  # a build makes almost no reference cycles: collecting over its many objects costs ~25% here
+        self.itself = self
         try:
+            self.files = RecordFiles(self.site.root, self.code)
             sources, posts = self._prepare()
             live = sorted((s for s in sources if s.status != "draft"), key=ORDER, reverse=True)
             wanted = None if self.every else preview_ids(live, self.site, self.moment, self.files.code)
@@ -188,6 +175,8 @@ class _Build:
             if self.pool is not None:
                 self.pool.shutdown(cancel_futures=True)
                 gc.unfreeze()
+            if collecting:
+                gc.enable()
 
     # --- pass 1: records -----------------------------------------------------------------
 
