@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from pathlib import Path
+
+import msgspec
 
 # C0 and C1 control characters: a file name or a YAML key may hold a line break, which printed as it is
 # would split a problem's line in two (and could forge a second problem line).
@@ -16,9 +17,9 @@ def _visible(text: str) -> str:
     return _CONTROL.sub(lambda match: repr(match.group())[1:-1], text) if _CONTROL.search(text) else text
 
 
-@dataclass(frozen=True, order=True)
-class Problem:
-    """One problem in one input file, at one line, about one field."""
+class Problem(msgspec.Struct, frozen=True, order=True):
+    """One problem in one input file, at one line, about one field (a struct: a dataclass cost every command
+    0.5 ms to make as it started)."""
 
     path: str
     line: int

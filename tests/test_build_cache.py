@@ -2,23 +2,26 @@
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import os
 import pickle
 import shutil
+import time
+import weakref
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from publisher.build import work
+from publisher.build import builder, work
 from publisher.build.builder import build
 from publisher.build.cache import CACHE_FOLDER
-from publisher.build.stored import record_blob, record_of, remove_unchanged
+from publisher.build.stored import out_path, record_blob, record_of, remove_unchanged
 from publisher.site.config import load_site
-from publisher.site.files import FileInfo
+from publisher.site.files import FileInfo, record_names
 from publisher.site.records import load_records
 from tests.test_build import LIVE, outputs, tree
 
@@ -160,6 +163,131 @@ def test_one_field_of_another_type_in_records_json_means_every_file_is_parsed_ag
     assert outputs(example_site) == first
 
 
+def test_a_file_gone_is_forgotten_also_when_another_came_meanwhile(example_site: Path) -> None:
+    """A rebuild keeps a row per record file there, in the order the files are listed in (a file renamed to
+    come first included), though the rows are as many as the files before and after."""
+    events = example_site / "events"
+    build(load_site(example_site))
+    last = sorted(events.rglob("*.md"))[-1]
+    last.rename(last.with_name(f"0-{last.name}"))
+
+    build(load_site(example_site))
+
+    rows = json.loads((example_site / CACHE_FOLDER / "records.json").read_bytes())["rows"]
+    assert list(rows) == [name for name, _ in record_names(events)]
+    assert next(iter(rows)).startswith("0-")
+    parsed = [
+        json.loads(part.read_bytes())["items"] for part in (example_site / CACHE_FOLDER / "records-parsed").iterdir()
+    ]
+    assert sorted(name for items in parsed for name in items) == sorted(rows)  # the records themselves too
+
+
+def many_records(site: Path, n: int = 30) -> Path:
+    """A site of `n` small records, their files old enough for the cache to trust their times."""
+    (site / "events").mkdir(parents=True)
+    (site / "publisher.toml").write_text('[site]\ntitle = "Many"\nurl = "https://many.example.org"\n')
+    old = time.time() - 100
+    for i in range(n):
+        path = site / "events" / f"r{i:03d}.md"
+        path.write_text(f"---\ntitle: Record {i}\npublished: 2025-01-01T{i % 24:02d}:00:00+01:00\n---\nBody {i}.\n")
+        os.utime(path, (old, old))
+    return site
+
+
+def edit(path: Path, text: str) -> None:
+    """A new summary in a record file, dated a little later than the others (long enough ago to be trusted)."""
+    path.write_text(path.read_text().replace("\n---\n", f"\nsummary: {text}\n---\n", 1))
+    when = path.stat().st_mtime - 90 + len(text)
+    os.utime(path, (when, when))
+
+
+@pytest.fixture
+def parsed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the record files the builds parse."""
+    names: list[str] = []
+    original = work.read_record
+    monkeypatch.setattr(work, "read_record", lambda path, *a, **k: names.append(path.name) or original(path, *a, **k))
+    return names
+
+
+def test_a_rebuild_after_one_edit_writes_its_row_apart_and_the_next_trusts_it(
+    tmp_path: Path, parsed: list[str]
+) -> None:
+    site = many_records(tmp_path / "site")
+    build(load_site(site))
+    whole = (site / CACHE_FOLDER / "records.json").read_bytes()
+    edit(site / "events" / "r007.md", "Edited.")
+    parsed.clear()
+
+    build(load_site(site))
+
+    assert parsed == ["r007.md"]
+    assert (site / CACHE_FOLDER / "records.json").read_bytes() == whole
+    edits = json.loads((site / CACHE_FOLDER / "records-edits.json").read_bytes())
+    assert list(edits["rows"]) == ["r007.md"] and edits["base"] == json.loads(whole)["base"] != ""
+    parsed.clear()
+    build(load_site(site))
+    assert parsed == []  # the edited file's row trusted from the edits
+
+
+@pytest.mark.parametrize("spoil", ["another base", "garbage", "another shape"])
+def test_edits_of_another_writing_of_records_json_or_spoilt_are_never_read(
+    tmp_path: Path, parsed: list[str], spoil: str
+) -> None:
+    """Edits left by a crash between the two writes, or written by someone else: the edited file is parsed
+    again (its row in records.json is of its old times), and the rest is trusted still."""
+    site = many_records(tmp_path / "site")
+    build(load_site(site))
+    edit(site / "events" / "r007.md", "Edited.")
+    build(load_site(site))
+    path = site / CACHE_FOLDER / "records-edits.json"
+    edits = json.loads(path.read_bytes())
+    if spoil == "another base":
+        path.write_text(json.dumps({**edits, "base": "0" * 16}), encoding="utf-8")
+    elif spoil == "garbage":
+        path.write_bytes(path.read_bytes()[::-1])
+    else:
+        path.write_text(json.dumps({**edits, "rows": {"r007.md": [1, "x"]}}), encoding="utf-8")
+    parsed.clear()
+
+    build(load_site(site))
+
+    assert parsed == ["r007.md"]
+
+
+def test_past_a_tenth_of_the_rows_edited_records_json_is_written_whole(tmp_path: Path) -> None:
+    site = many_records(tmp_path / "site", n=30)
+    build(load_site(site))
+    first = json.loads((site / CACHE_FOLDER / "records.json").read_bytes())
+    for n in range(3):
+        edit(site / "events" / f"r{n:03d}.md", f"Edit {n}.")
+        build(load_site(site))
+    assert len(json.loads((site / CACHE_FOLDER / "records-edits.json").read_bytes())["rows"]) == 3
+    edit(site / "events" / "r003.md", "Edit 3.")
+
+    build(load_site(site))
+
+    assert not (site / CACHE_FOLDER / "records-edits.json").exists()
+    whole = json.loads((site / CACHE_FOLDER / "records.json").read_bytes())
+    assert whole["base"] != first["base"] and list(whole["rows"]) == list(first["rows"])
+    assert [whole["rows"][f"r{n:03d}.md"] != first["rows"][f"r{n:03d}.md"] for n in range(5)] == [True] * 4 + [False]
+
+
+def test_a_build_lets_its_objects_go_as_one_cycle_that_the_collector_frees(
+    example_site: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Returning from `build` frees none of a build's objects one by one; the next collection frees them all."""
+    builds: list[weakref.ref[Any]] = []
+    run = builder._Build.run
+    monkeypatch.setattr(builder._Build, "run", lambda self: builds.append(weakref.ref(self)) or run(self))
+
+    build(load_site(example_site))
+
+    assert builds[0]() is not None
+    gc.collect()
+    assert builds[0]() is None
+
+
 def test_a_record_read_back_from_the_cache_is_the_record(example_site: Path) -> None:
     """Every example record, its source and the line of each key survive the trip through JSON."""
     records = load_records(example_site / "events", example_site, drafts=True)
@@ -198,6 +326,13 @@ def test_a_crafted_cache_never_removes_a_file_outside_the_output_folder(example_
     manifest = build(load_site(example_site), out, every=True)
     assert all(victim.read_text() == "not publisher's" for victim in victims)
     assert not [path for path in manifest.removed if "victim" in path]
+
+
+@pytest.mark.parametrize("path", ["c:victim.txt", "C:/victim.txt", "z:", "feeds/../c:x"])
+def test_a_path_with_a_drive_is_never_under_the_output_folder(path: str) -> None:
+    with pytest.raises(ValueError):
+        out_path(path)
+    assert out_path("feeds/a:b.xml") == "feeds/a:b.xml"  # a colon further on names no drive
 
 
 def test_a_digest_is_of_each_part_then_a_nul() -> None:

@@ -102,6 +102,31 @@ def test_the_real_command_runs_as_a_module(tmp_path: Path) -> None:
     ]
 
 
+COLLECTIONS_WHILE_IMPORTING = """
+import gc, sys
+from publisher import __main__ as entry
+
+during = []  # at each collection: whether the CLI was imported by then
+imported = lambda: hasattr(sys.modules.get("publisher.cli.main"), "main")
+gc.callbacks.append(lambda phase, _: phase == "start" and during.append(imported()))
+sys.argv = ["publisher", "--version"]
+try:
+    entry.main()
+except SystemExit:
+    pass
+print(during.count(False), gc.isenabled(), gc.get_freeze_count() > 10_000)
+"""
+
+
+def test_the_command_imports_its_modules_without_collecting_garbage_and_freezes_them() -> None:
+    """What `publisher` and `python -m publisher` run: no collection before the CLI is imported, its objects out
+    of every collection after, collection on again for the command."""
+    done = subprocess.run(
+        [sys.executable, "-c", COLLECTIONS_WHILE_IMPORTING], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.splitlines()[-1].split() == ["0", "True", "True"]  # after the version
+
+
 def test_one_kind_of_progress_bar_shows_only_long_builds_and_sends() -> None:
     with ProgressBars(enabled=True) as bars:
         build, send = bars.for_build(), bars.for_send()

@@ -3,12 +3,11 @@
 Three kinds of JSON file live in the site's `.publisher/` folder; any of them
 may be deleted at any time (the next build is then a cold one):
 
-- `records.json`: what a build needs to know of every record file without
+- `records.json` (and `records-edits.json`, the rows changed since it was
+  written whole): what a build needs to know of every record file without
   parsing it (its id, status, dates and tags as digests, the key its outputs
   are rendered from), found again by the file's name and trusted while its
-  (mtime_ns, size) are unchanged. A file changed less than `RACY_NS` before it
-  was read is not trusted on its times alone (a second change within the file
-  system's clock tick would keep them): it is parsed again next time.
+  (mtime_ns, size) are unchanged (`publisher.build.parsed`).
 - `records-parsed/NN.json`: the parsed records themselves (each as the JSON
   its model validates again), read only when a build needs records it did not
   parse (feeds that show a changed record).
@@ -26,7 +25,8 @@ build is then cold for what it held), never an error. Values are plain lists,
 strings and numbers, turned back into tuples as they are read. `records.json`,
 the one that grows with the site (a row per record file, read by every
 build), is decoded and shape-checked in one pass by msgspec against the
-`RecordsFile` type, rather than row by row in Python: a tenth of the time.
+`RecordsFile` type (`publisher.build.parsed`), rather than row by row in
+Python: a tenth of the time.
 """
 
 from __future__ import annotations
@@ -37,7 +37,6 @@ import os
 import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import astuple, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -46,22 +45,19 @@ import msgspec
 import publisher
 from publisher.build.stored import (
     NOT_THE_SHAPE,
-    VERSION,
     count,
     file_info,
     items_of,
     load_json,
     out_path,
     read_as,
-    record_of,
-    save_bytes,
     save_json,
     text,
     texts,
     written_files,
 )
 from publisher.site.config import Site
-from publisher.site.files import FileInfo, FileStat, digest
+from publisher.site.files import FileInfo, digest
 from publisher.site.media import site_image
 from publisher.site.templates import default_templates
 
@@ -69,7 +65,6 @@ if TYPE_CHECKING:
     from publisher.site.plain import PlainRecord
     from publisher.site.records import Record
 
-RACY_NS = 1_000_000_000
 CACHE_FOLDER = ".publisher"
 # What a build's outputs depend on: whole packages, every module in them found by walking their folders
 # (a new module is digested without anyone listing it), and the modules beside them. The store, the
@@ -178,25 +173,6 @@ class Source(msgspec.Struct, array_like=True):
         return (self.published, self.id)
 
 
-FileRow = tuple[int, int, Source]  # the file's mtime_ns (-1: not to be trusted on its times), size, source
-
-
-class RecordsFile(msgspec.Struct):
-    """`records.json`: the code the rows were made by, and a row per record file by its name."""
-
-    version: int
-    code: str
-    rows: dict[str, FileRow]
-
-
-_RECORDS_FILE = msgspec.json.Decoder(RecordsFile)
-
-
-def _parsed_entry(value: Any) -> tuple[str, str]:
-    key, blob = value
-    return text(key), text(blob)
-
-
 def _kept_entry(value: Any) -> tuple[Any, ...]:
     """A record's entry; its paths each an `out_path` (a build removes them when the record goes)."""
     key, context, paths, stats, lines = value
@@ -273,67 +249,6 @@ class Shards:
         self._dirty.clear()
 
 
-class RecordFiles:
-    """Record files as last parsed, by name under events/: (mtime_ns or -1, size, source row).
-
-    The parsed records themselves (as `record_blob`s, with the key they were
-    parsed from) live apart, in shards read only when a build needs them.
-    """
-
-    def __init__(self, root: Path, code: str) -> None:
-        self.path = root / CACHE_FOLDER / "records.json"
-        self.code = code
-        self.rows: dict[str, FileRow] = {}
-        try:
-            kept = _RECORDS_FILE.decode(self.path.read_bytes())
-        except (OSError, msgspec.DecodeError, RecursionError):  # missing, not JSON, or not of the shape
-            kept = None
-        if kept is not None and kept.version == VERSION and kept.code == code:
-            self.rows = kept.rows
-        self.parsed = Shards(root / CACHE_FOLDER / "records-parsed", code, _parsed_entry, count=128)
-        self.changed = False
-
-    def trusted(self, name: str, stat: FileStat) -> Source | None:
-        """The cached source of `name` when its file provably has not changed since."""
-        row = self.rows.get(name)
-        if row is None or row[0] < 0 or row[0] != stat.mtime_ns or row[1] != stat.size:
-            return None
-        return row[2]
-
-    def store(self, name: str, stat: FileStat, source: Source, read_at_ns: int, blob: str) -> None:
-        """Remember a file as parsed: its source, and the record itself (`blob`: its `record_blob`)."""
-        racy = read_at_ns - stat.mtime_ns < RACY_NS
-        row: FileRow = (-1 if racy else stat.mtime_ns, stat.size, source)
-        if self.rows.get(name) != row:
-            self.rows[name] = row
-            self.changed = True
-        self.parsed.put(name, (source.key, blob))
-
-    def blob(self, source: Source) -> str | None:
-        """The record a source was parsed into, as its `record_blob`, when the cache holds it."""
-        entry = self.parsed.get(source.name) if source.name is not None else None
-        return entry[1] if entry is not None and entry[0] == source.key else None
-
-    def record(self, source: Source) -> Record | None:
-        """The record a source was parsed into, when the cache holds it."""
-        blob = self.blob(source)
-        return record_of(blob) if blob is not None else None
-
-    def keep_only(self, names: Iterable[str]) -> None:
-        """Forget the files that are gone."""
-        wanted = set(names)
-        for name in [n for n in self.rows if n not in wanted]:
-            del self.rows[name]
-            self.parsed.pop(name)
-            self.changed = True
-
-    def save(self) -> None:
-        if self.changed:
-            save_bytes(self.path, msgspec.json.encode(RecordsFile(VERSION, self.code, self.rows)))
-            self.changed = False
-        self.parsed.save()
-
-
 class Kept(NamedTuple):
     """A record's files as a build left them, and the key and context they were rendered from."""
 
@@ -359,8 +274,7 @@ class Kept(NamedTuple):
         return infos if list(infos) == self.paths.split("\n") else {}
 
 
-@dataclass
-class FeedState:
+class FeedState(msgspec.Struct):
     """The feeds of a build: what decided them, which records each shows, and the files as written.
 
     `keys` holds the key of each record a feed shows: a feed is rendered again
@@ -370,8 +284,8 @@ class FeedState:
     context: str
     membership: str
     feeds: FeedList
-    files: dict[str, FileInfo] = field(default_factory=dict)
-    keys: dict[str, str] = field(default_factory=dict)
+    files: dict[str, FileInfo] = msgspec.field(default_factory=dict)
+    keys: dict[str, str] = msgspec.field(default_factory=dict)
 
 
 class Outputs:
@@ -399,7 +313,7 @@ class Outputs:
                 self.records.put(id, tuple(kept))
         self.records.save()
         if feeds != self.feeds:
-            save_json(self.folder / "feeds.json", {"out": self.out, "feeds": astuple(feeds)})
+            save_json(self.folder / "feeds.json", {"out": self.out, "feeds": msgspec.structs.astuple(feeds)})
         self.entries, self.feeds = entries, feeds
 
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any, NamedTuple
+
+import msgspec
 
 from publisher.build.cache import Kept
 from publisher.build.work import MANIFEST_SEPARATOR as SEPARATOR
@@ -46,8 +47,7 @@ class Made(NamedTuple):
         return tuple(_output({**entry, "changed": bool(self.changed >> i & 1)}) for i, entry in enumerate(entries))
 
 
-@dataclass
-class Manifest:
+class Manifest(msgspec.Struct, dict=True):
     """What a build did: every file of the site's outputs, and which ones it wrote or removed.
 
     `parts` holds, in order, each record's files rendered by this build (`Made`),
@@ -59,11 +59,11 @@ class Manifest:
     records: int = 0
     drafts: int = 0
     scheduled: int = 0  # records dated after the build's `now`: rendered, not in the feeds yet
-    parts: list[Output | Made | Kept] = field(default_factory=list)
-    removed: list[str] = field(default_factory=list)
+    parts: list[Output | Made | Kept] = msgspec.field(default_factory=list)
+    removed: list[str] = msgspec.field(default_factory=list)
     # Each http(s) image URL of a record (drafts too), with where each record names it (path, line):
     # what the CLI fetches ahead of the posts (`publisher.build.images.fetch_images`).
-    images: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
+    images: dict[str, list[tuple[str, int]]] = msgspec.field(default_factory=dict)
 
     @cached_property
     def outputs(self) -> list[Output]:

@@ -98,9 +98,16 @@ def out_path(value: Any) -> str:
     """
     path = text(value)
     parts = path.split("/")
-    if not path or path.startswith("/") or "\\" in path or "\0" in path or ".." in parts or PureWindowsPath(path).drive:
+    if not path or path.startswith("/") or "\\" in path or "\0" in path or ".." in parts or _drive(path):
         raise ValueError("not a path under the output folder")
     return path
+
+
+def _drive(path: str) -> bool:
+    """Whether Windows would read a drive at the start of `path` (a path with no backslash, not starting with
+    a slash): one takes a colon ("c:x"), so a path without one is spared making a PureWindowsPath (a build
+    checks every path its cache names)."""
+    return ":" in path and bool(PureWindowsPath(path).drive)
 
 
 def file_info(value: Any) -> FileInfo:

@@ -19,9 +19,10 @@ import json
 import os
 import signal
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
+
+import msgspec
 
 from publisher.build.cache import Source, now_ns
 from publisher.build.stored import record_blob, record_of
@@ -222,8 +223,7 @@ def check_templates(templates: Path | None) -> list[Problem]:
 # --- the work of one build, shipped to every worker once --------------------------------------
 
 
-@dataclass
-class Job:
+class Job(msgspec.Struct):
     """What every record of one build is rendered with."""
 
     root: Path
@@ -232,7 +232,7 @@ class Job:
     site: Site  # its settings validated, when they were kept, only once a record is rendered
     templates: Path | None
     # Records whose outputs are present and were rendered from this key: no render needed.
-    fresh: Mapping[str, str] = field(default_factory=dict)
+    fresh: Mapping[str, str] = msgspec.field(default_factory=dict)
     write: bool = True
     drafts: bool = False  # `check`: drafts' posts are checked too
 
@@ -267,8 +267,7 @@ def current() -> Job:
     return _job
 
 
-@dataclass(frozen=True, slots=True)
-class Item:
+class Item(msgspec.Struct, frozen=True):
     """A record for `prepare`: a file to parse (`name`), or a source with its `record_blob` (or, given to the
     build, the record itself).
 
@@ -284,8 +283,7 @@ class Item:
     posts: bool = True
 
 
-@dataclass(slots=True)
-class Prepared:
+class Prepared(msgspec.Struct):
     name: str | None
     stat: FileStat | None
     read_at_ns: int
@@ -368,8 +366,7 @@ def _add_posts(prepared: Prepared, record: Record | None, job: Job) -> None:
             prepared.problems = exc.problems
 
 
-@dataclass(frozen=True, slots=True)
-class Work:
+class Work(msgspec.Struct, frozen=True):
     """A record for `produce` (or its `record_blob`), its posts from pass 1, and what the last build wrote for it."""
 
     id: str
@@ -378,8 +375,7 @@ class Work:
     known: dict[str, FileInfo]
 
 
-@dataclass(slots=True)
-class Produced:
+class Produced(msgspec.Struct):
     id: str
     files: list[tuple[Output, FileInfo]]
     problems: list[Problem]

@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sys
-from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -83,7 +82,8 @@ class PublisherGroup(click.Group):
             return super().invoke(ctx)
         except InvalidInput as exc:
             if _as_json(ctx):
-                click.echo(json.dumps({"problems": [asdict(p) for p in exc.problems]}, indent=2, ensure_ascii=False))
+                problems = [msgspec.structs.asdict(p) for p in exc.problems]
+                click.echo(json.dumps({"problems": problems}, indent=2, ensure_ascii=False))
                 sys.exit(2)
             for problem in exc.problems:
                 click.echo(str(problem), err=True)

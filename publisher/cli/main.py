@@ -10,6 +10,8 @@ from __future__ import annotations
 import errno
 import gc
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +89,24 @@ def check(c: Context, every: bool) -> None:
 WAITING = "another build of this site is running: waiting for it to end"
 
 
+@contextmanager
+def _ending_the_process() -> Iterator[None]:
+    """No garbage collected while a command runs after which the process ends (`build`), and every object
+    frozen once it is done, so that the exit's last collection walks none of them (10 ms of a 0.2 s rebuild at
+    10,000 records) to free nothing the exit does not: nor the build's own objects, which `build` lets go as
+    one reference cycle rather than one by one (8 ms more). Files are written and closed by then
+    (`publisher.site.files`, without file objects), and the output streams are flushed at exit either way.
+    """
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        if collecting:
+            gc.enable()
+
+
 @cli.command()
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Output folder (default: the site).")
 @click.option("--all", "every", is_flag=True, help="Write every record's issue and posts, not only the previews.")
@@ -98,30 +118,27 @@ def build(c: Context, out: Path | None, every: bool, now_text: str | None, verbo
     """Write feeds, newsletter issues and posts.  Example: publisher build --out public"""
     if verbose and quiet:
         bad_flag("--quiet", "cannot be given with --verbose")
-    from publisher.build.builder import build as run_build
+    with _ending_the_process():
+        from publisher.build.builder import build as run_build
 
-    now = parse_now(now_text)
-    if out is not None:
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            bad_flag("--out", f"cannot be made ({exc.strerror or exc}): {out}")
-    with ProgressBars(c.shows_progress and not quiet) as bars:
-        waiting = None if quiet else lambda: click.echo(WAITING, err=True)
-        manifest = run_build(c.kept_site(), out, progress=bars.for_build(), now=now, every=every, waiting=waiting)
-    if c.as_json:
-        click.echo(manifest.to_json())
-    elif not quiet:
-        click.echo("\n".join(manifest.report(verbose=verbose)))
-    if manifest.images:  # the records' remote images, fetched once ahead of their posts
-        from publisher.build.images import fetch_images
+        now = parse_now(now_text)
+        if out is not None:
+            try:
+                out.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                bad_flag("--out", f"cannot be made ({exc.strerror or exc}): {out}")
+        with ProgressBars(c.shows_progress and not quiet) as bars:
+            waiting = None if quiet else lambda: click.echo(WAITING, err=True)
+            manifest = run_build(c.kept_site(), out, progress=bars.for_build(), now=now, every=every, waiting=waiting)
+        if c.as_json:
+            click.echo(manifest.to_json())
+        elif not quiet:
+            click.echo("\n".join(manifest.report(verbose=verbose)))
+        if manifest.images:  # the records' remote images, fetched once ahead of their posts
+            from publisher.build.images import fetch_images
 
-        for warning in fetch_images(c.kept_site(), manifest.images, revalidate=False):
-            click.echo(f"warning: {warning}", err=True)
-    # The process ends here: its last collection would walk every object the build kept (10 ms of a 0.2 s
-    # rebuild at 10,000 records) to free nothing the exit does not. Files are written and closed by now
-    # (`publisher.site.files`, without file objects), and the output streams are flushed at exit either way.
-    gc.freeze()
+            for warning in fetch_images(c.kept_site(), manifest.images, revalidate=False):
+                click.echo(f"warning: {warning}", err=True)
 
 
 @cli.command()

@@ -14,7 +14,6 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -58,8 +57,7 @@ class _Unsure(Exception):
     """A value the quick path does not judge: the model will."""
 
 
-@dataclass(frozen=True, slots=True)
-class PlainImage:
+class PlainImage(msgspec.Struct, frozen=True):
     """A record's `image`, as `publisher.site.records.Image` holds it."""
 
     src: str
@@ -67,8 +65,7 @@ class PlainImage:
     credit: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class PlainSocial:
+class PlainSocial(msgspec.Struct, frozen=True):
     """A record's `social` with hashtags only (own network texts are the model's to check)."""
 
     hashtags: tuple[str, ...] = ()
@@ -77,8 +74,7 @@ class PlainSocial:
     bluesky: None = None
 
 
-@dataclass(frozen=True, slots=True)
-class PlainRecord:
+class PlainRecord(msgspec.Struct, frozen=True):
     """A record as `publisher.site.records.Record` holds it, for the fields the quick path handles."""
 
     id: str
@@ -95,10 +91,10 @@ class PlainRecord:
     organisers: tuple[str, ...] = ()
     tags: tuple[str, ...] = ()
     image: PlainImage | None = None
-    social: PlainSocial = field(default_factory=PlainSocial)
+    social: PlainSocial = msgspec.field(default_factory=PlainSocial)
     status: str = "published"
     source: str = ""
-    lines: dict[str, int] = field(default_factory=dict)
+    lines: dict[str, int] = msgspec.field(default_factory=dict)
 
     @property
     def updated_or_published(self) -> dt.datetime:
