@@ -148,6 +148,7 @@ class Timed:
     """One command in a child process: wall and CPU seconds (with its children), its peak memory."""
 
     def __init__(self, args: list[str], cwd: Path) -> None:
+        os.sync()  # what earlier steps wrote is on disk first, not written back during this one
         start = time.perf_counter()
         child = subprocess.Popen(args, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         _, status, usage = os.wait4(child.pid, 0)
@@ -168,6 +169,8 @@ def fresh(template: Path, work: Path, name: str) -> Path:
     many makes the kernel look over every recently deleted inode
     (`ext4/ialloc.c: recently_deleted`, seen with `perf record`), which tripled
     `--all`'s system time when each round removed the last one's 60,000 files.
+    (The same slow-down follows a run's final removal while it is still being
+    written back: leave a minute between two runs.)
     """
     target = work / name
     assert not target.exists(), f"{target} is reused"
