@@ -156,7 +156,7 @@ class _Build:
             self.files = RecordFiles(self.site.root, self.code)
             sources, posts = self._prepare()
             live = sorted((s for s in sources if s.status != "draft"), key=ORDER, reverse=True)
-            wanted = None if self.every else preview_ids(live, self.site, self.moment, self.files.code)
+            wanted = None if self.every else preview_ids(live, self.site, self.moment, self.code)
             previewed = live if wanted is None else [s for s in live if s.id in wanted]
             posts.update(self._posts(previewed, sources, posts))
             todo = [
