@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import multiprocessing
 import multiprocessing.synchronize
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -162,6 +163,24 @@ def test_a_sqlite_file_gets_its_folder_and_wal_settings(tmp_path: Path) -> None:
     store.close()
     assert path.is_file()
     assert pragmas == {"journal_mode": "wal", "synchronous": 1, "foreign_keys": 1, "busy_timeout": 30000}
+
+
+def test_a_new_sqlite_file_written_by_another_connection_is_waited_for_not_refused(tmp_path: Path) -> None:
+    """Turning on WAL needs the file alone, and SQLite refuses that at once, busy timeout or not, while
+    another connection writes: a worker opening the store as the clock creates it must wait, not fail."""
+    path = tmp_path / "publisher.db"
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("CREATE TABLE elsewhere (x)")
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("INSERT INTO elsewhere VALUES (1)")
+    commit = threading.Timer(0.3, other.execute, ["COMMIT"])
+    commit.start()
+    store = open_store(f"sqlite:///{path}")
+    commit.join()
+    with store.engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    store.close()
+    other.close()
 
 
 @pytest.mark.postgres

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -55,11 +56,33 @@ def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     try:
         cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA journal_mode = WAL")
+        _into_wal(cursor)
         cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.execute("PRAGMA foreign_keys = ON")
     finally:
         cursor.close()
+
+
+def _into_wal(cursor: sqlite3.Cursor) -> None:
+    """Put the database in WAL mode (kept in the file, so once is enough), waiting out other openers.
+
+    The busy timeout does not cover this: when two connections open a new database at once, each
+    reads it under a shared lock and then needs it alone to change the journal mode, and SQLite
+    answers one of them "database is locked" at once rather than deadlock ("If SQLite determines
+    that invoking the busy handler could result in a deadlock, it will go ahead and return
+    SQLITE_BUSY", https://www.sqlite.org/c3ref/busy_handler.html). So the clock, a worker and
+    `serve` started together on a new deployment would see one of them fail; it tries again
+    until the busy timeout has passed.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() >= deadline:
+                raise
+        time.sleep(0.005)
 
 
 def _on_sqlite_begin(connection: sa.Connection) -> None:
