@@ -10,21 +10,25 @@ scheduler: ``get_next_fire_time`` is a pure function). Three things are added:
 * **Day of month and day of week together are refused.** crontab fires when
   *either* matches, APScheduler only when *both* do; rather than pick one
   silently, such an expression is an error (write two rules instead).
-* **Daylight saving.** Times are wall-clock times in the cron's zone.
+* **Daylight saving.** Times are wall-clock times in the cron's zone. The
+  trigger runs on that wall clock written as UTC, where no day is 23 or 25
+  hours long: APScheduler's own arithmetic in the zone skips occurrences after
+  an offset change (see `_wall`). Each wall time is then read in the zone:
   - A time that does not exist (spring forward, 02:30 in Europe/Paris on
     2026-03-29) fires once, read with the offset in force *before* the change:
-    02:30+01:00 = 01:30 UTC, i.e. 03:30 on the new wall clock. This is what
-    APScheduler 3.11.3 does, and what :mod:`zoneinfo` does with ``fold=0``.
+    02:30+01:00 = 01:30 UTC, i.e. 03:30 on the new wall clock: what
+    :mod:`zoneinfo` does with ``fold=0``. Where the cron also fires at 03:30,
+    the two are one occurrence.
   - A time that happens twice (fall back, 02:30 on 2026-10-25) fires once, the
-    first time (summer time, 00:30 UTC). APScheduler yields both; the second
-    (``fold=1``) is dropped here. A digest that runs every half hour therefore
-    has one longer window that night: nothing is lost, since windows are
-    contiguous.
+    first time (summer time, 00:30 UTC). A digest that runs every half hour
+    therefore has one longer window that night: nothing is lost, since windows
+    are contiguous.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import heapq
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -39,7 +43,8 @@ _DAY_ITEM = re.compile(r"^(?P<first>\*|\w+)(?:-(?P<last>\w+))?(?:/(?P<step>\d+))
 # How far back to look for the occurrence before a time: short first, up to
 # past the longest gap a valid expression can have (29 February, 8 years).
 _BACK = tuple(dt.timedelta(days=d) for d in (1 / 24, 1, 8, 32, 367, 9 * 366))
-_MICROSECOND = dt.timedelta(microseconds=1)
+#: More than any change of a zone's UTC offset (two hours at most): how far a wall time's instant can stray.
+_SLACK = dt.timedelta(hours=3)
 
 
 def _day_number(text: str) -> int:
@@ -99,7 +104,7 @@ class Cron:
             )
         ap_days = "*" if len(days) == 7 else ",".join(d for d in _AP_DAYS if _DAYS.index(d) in days)
         try:
-            trigger = CronTrigger(minute=minute, hour=hour, day=day, month=month, day_of_week=ap_days, timezone=zone)
+            trigger = CronTrigger(minute=minute, hour=hour, day=day, month=month, day_of_week=ap_days, timezone=dt.UTC)
         except ValueError as exc:
             raise ValueError(str(exc)) from None
         cron = cls(" ".join(fields).lower(), zone, trigger)
@@ -114,19 +119,34 @@ class Cron:
         return f"{self.expression}@{self.zone.key}"
 
     def after(self, start: dt.datetime, until: dt.datetime | None = None) -> Iterator[dt.datetime]:
-        """Occurrences strictly after `start` (and at or before `until`), in the cron's zone."""
+        """Occurrences strictly after `start` (and at or before `until`), in the cron's zone.
+
+        APScheduler's trigger runs on the zone's wall clock written as UTC (see `_wall`), where no
+        day is 23 or 25 hours long; each wall time is then read in the zone (`_instant`). A wall time
+        `_SLACK` around the zone's offset change may come out before one found earlier, so what is found
+        waits in a heap until the wall clock is `_SLACK` past it.
+        """
         if start.tzinfo is None:
             raise ValueError("start: needs a time zone")
         limit = (start + _BACK[-1] * 2) if until is None else until
-        previous: dt.datetime | None = None
-        # Strictly after: APScheduler starts at the next whole second at or after its `now`.
-        current = self.trigger.get_next_fire_time(None, (start + _MICROSECOND).astimezone(self.zone))
-        while current is not None and current <= limit:
-            if not _repeated(current):
-                # Through UTC: astimezone() to the same tzinfo would keep a wall time from the gap.
-                yield current.astimezone(dt.UTC).astimezone(self.zone)
-            previous = current
-            current = self.trigger.get_next_fire_time(previous, previous)
+        end = _wall(limit, self.zone) + _SLACK
+        found: list[dt.datetime] = []  # a heap of instants in UTC
+        last = start
+        current = self.trigger.get_next_fire_time(None, _wall(start, self.zone) - _SLACK)
+        while current is not None and current <= end:
+            moment = _instant(current, self.zone)
+            if start < moment <= limit:
+                heapq.heappush(found, moment)
+            while found and found[0] < moment - _SLACK:
+                earliest = heapq.heappop(found)
+                if earliest > last:  # a wall time of the gap and one an hour later are one instant
+                    last = earliest
+                    yield earliest.astimezone(self.zone)
+            current = self.trigger.get_next_fire_time(current, current)
+        for earliest in sorted(found):
+            if earliest > last:
+                last = earliest
+                yield earliest.astimezone(self.zone)
 
     def before(self, moment: dt.datetime) -> dt.datetime | None:
         """The last occurrence at or before `moment` (None if none in 9 years)."""
@@ -139,6 +159,19 @@ class Cron:
         return None
 
 
-def _repeated(moment: dt.datetime) -> bool:
-    """The second pass of a wall-clock time that happens twice (fall back)."""
-    return moment.fold == 1 and moment.replace(fold=0).utcoffset() != moment.utcoffset()
+def _wall(moment: dt.datetime, zone: ZoneInfo) -> dt.datetime:
+    """The wall-clock time `moment` shows in `zone`, written as a UTC time (a time with no daylight saving).
+
+    APScheduler 3.11.3 moves from one candidate to the next by adding the wall-clock difference in UTC
+    (`CronTrigger._increment_field_value`), so across a change of offset it lands an hour off and goes
+    on to the next day, month or year: from 2024-03-15, "0 0 1 * *" in Europe/Paris came out as
+    1 May, April's 1st skipped; from 00:00 on the day clocks go forward, "15 0 * * *" skipped the next
+    day (as in https://github.com/agronholm/apscheduler/issues/606). On a UTC clock nothing is skipped.
+    """
+    return moment.astimezone(zone).replace(tzinfo=dt.UTC, fold=0)
+
+
+def _instant(wall: dt.datetime, zone: ZoneInfo) -> dt.datetime:
+    """The instant (in UTC) of a `_wall` time, read as `zoneinfo` reads ``fold=0`` (PEP 495): in the gap of a
+    spring forward with the offset before it, in the repeated hour of a fall back the first time."""
+    return wall.replace(tzinfo=zone, fold=0).astimezone(dt.UTC)
