@@ -308,6 +308,26 @@ def test_bad_settings_are_named_at_their_line_with_a_hint(example_site: Path) ->
     )
 
 
+def test_a_time_zone_that_is_a_region_of_the_tz_database_is_named_at_its_line(example_site: Path) -> None:
+    """A folder of the tz database ("America", "Europe") is not a zone: zoneinfo raises IsADirectoryError for it,
+    which came out as "Error: …/tzdata/zoneinfo/America: Is a directory" and exit 1."""
+    config = example_site / "publisher.toml"
+    text = config.read_text()
+    text = text.replace('timezone = "America/Bogota"', 'timezone = "America"', 1)  # [site]'s
+    text = text.replace('timezone = "America/Bogota"', 'timezone = "Europe"', 1)  # a timeline rule's
+    config.write_text(text)
+    lines = text.splitlines()
+    site, rule = (number for number, line in enumerate(lines, start=1) if line.startswith("timezone = "))
+    index = sum(1 for line in lines[:rule] if line.strip() == "[[timeline]]") - 1
+    expected = [
+        f"publisher.toml:{site}: site.timezone: is not an IANA time zone (got 'America')",
+        f"publisher.toml:{rule}: timeline.{index}.timezone: is not an IANA time zone (got 'Europe')",
+        "Error: 2 problem(s); nothing was changed.",
+    ]
+    for command in ("check", "plan"):
+        assert publisher("--site", example_site, command, code=2).stderr.splitlines() == expected
+
+
 def test_build_json_lists_every_file_with_what_it_is(example_site: Path) -> None:
     data = manifest(example_site)
     files = files_of(data)

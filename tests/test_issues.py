@@ -223,6 +223,20 @@ def test_a_digest_names_its_count_and_date_range_and_holds_every_record(
     assert digest.preheader == "Title of second · Title of first"
 
 
+def test_a_digest_spans_the_dates_its_items_show_whatever_the_site_zone(
+    site: tuple[Settings, Path, list[Record]],
+) -> None:
+    """A record dated in another offset than the site zone's (Bogotá, UTC-05:00 here) keeps its own date in the
+    issue; the subject's span went by the site zone and named 17 February, a day no item of the issue shows."""
+    settings, templates, _ = site
+    paris = make_record("paris", "2018-02-09T10:00:00+01:00")
+    los_angeles = make_record("los-angeles", "2018-02-16T23:30:00-08:00")  # 17 February, 02:30 in Bogotá
+    digest = render_issue([paris, los_angeles], settings, templates, list_name="weekly")
+    shown = re.findall(r"^\d+ February 2018$", digest.text, flags=re.MULTILINE)
+    assert sorted(set(shown)) == ["16 February 2018", "9 February 2018"]
+    assert digest.subject == "Cepei: 2 updates, 9–16 February 2018"
+
+
 def test_the_example_digest(by_id: dict[str, Issue]) -> None:
     digest = by_id["digest"]
     # CLDR sets the dash of a range between thin spaces.

@@ -578,3 +578,43 @@ def test_skipping_early_records_plans_what_shifting_every_record_plans(
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr("publisher.timeline.plan._SHIFT_SLACK", dt.timedelta(days=3_000_000))  # every record
         assert plan(records, chosen, now) == fast
+
+
+# --- a plan depends on `now` only through its window ------------------------------------------------------
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    zone=st.sampled_from(["Europe/Paris", "America/New_York", "Australia/Lord_Howe", "America/Santiago"]),
+    cron=st.sampled_from(["*/30 1-3 * * *", "0 2 * * *", "15 0 * * *", "0 0 1 * *", "30 2 * * sun"]),
+    when=st.sampled_from(["published", "starts - 1 day", "starts + 1 week", "starts - 2 hours", "ends + 1 day"]),
+    minutes=st.lists(st.integers(min_value=0, max_value=60 * 24 * 365), max_size=12),
+    first=st.integers(min_value=0, max_value=60 * 24 * 365),
+    step=st.integers(min_value=1, max_value=60 * 24 * 3),
+)  # fmt: skip
+def test_plans_at_two_nows_agree_on_every_dispatch_both_windows_hold(
+    zone: str, cron: str, when: str, minutes: list[int], first: int, step: int
+) -> None:
+    """What the clock's kept plan relies on (`dispatch.runner.current_plan`), over a year of offset changes: the
+    same ids, due times and digest records, whichever `now` planned them."""
+    start = at(2026, 1, 1)
+    records = [
+        record(f"r{i}", start + dt.timedelta(minutes=m), starts=start + dt.timedelta(minutes=m + 3000),
+               ends=start + dt.timedelta(minutes=m + 3100))
+        for i, m in enumerate(minutes)
+    ]  # fmt: skip
+    chosen = make_settings({"cron": cron, "channel": "email", "list": "weekly"}, {"when": when, "channel": "x"},
+                           timezone=zone)  # fmt: skip
+    earlier = start + dt.timedelta(minutes=first)
+    later = earlier + dt.timedelta(minutes=step)
+
+    def shared(dispatches: list[Dispatch]) -> set[tuple[str, dt.datetime, tuple[str, ...]]]:
+        """Those after the later look-back, and digests up to the earlier horizon."""
+        reach = earlier + dt.timedelta(days=35)
+        return {
+            (d.id, d.due, d.record_ids)
+            for d in dispatches
+            if d.due > later - dt.timedelta(days=7) and (d.kind == "single" or d.due <= reach)
+        }
+
+    assert shared(plan(records, chosen, earlier)) == shared(plan(records, chosen, later))

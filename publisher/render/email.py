@@ -211,7 +211,9 @@ def _frame(records: Sequence[Record], items: Sequence[_Item], settings: Settings
         preheader = item.summary or first_sentence(item.body_text) or item.title
         return _Frame("single", language, item.title, item.title, shorten(preheader, PREHEADER_LIMIT), item.date)
     language = site.language
-    days = sorted(record.published.astimezone(site.zone).date() for record in records)
+    # The days its items show (`dates.long_date`: each record's date in its own offset), not the site zone's: a
+    # record published at 23:30-08:00 on the 3rd is dated the 3rd in the issue, and the span must hold that day.
+    days = sorted(record.published.date() for record in records)
     span = dates.date_range(days[0], days[-1], language)
     title = f"{site.title}: {words_for(language)['updates'].format(count=len(records))}"
     preheader = shorten(" · ".join(item.title for item in items), PREHEADER_LIMIT)

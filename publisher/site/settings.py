@@ -298,9 +298,16 @@ def key_line(text: str, loc: list[str]) -> int:
 
 
 def check_timezone(name: str) -> None:
+    """ValueError unless `name` is a time zone `zoneinfo` can load.
+
+    A key that names a folder of the tz database ("America", "Europe", "Etc") is
+    opened as a file by zoneinfo, which raises IsADirectoryError (an OSError, not a
+    ValueError: CPython's Lib/zoneinfo/_common.py, ``load_tzdata``); so does one it
+    may not read.
+    """
     try:
         zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
         raise ValueError(f"is not an IANA time zone (got {name!r})") from None
 
 
