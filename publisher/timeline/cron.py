@@ -43,7 +43,8 @@ _DAY_ITEM = re.compile(r"^(?P<first>\*|\w+)(?:-(?P<last>\w+))?(?:/(?P<step>\d+))
 # How far back to look for the occurrence before a time: short first, up to
 # past the longest gap a valid expression can have (29 February, 8 years).
 _BACK = tuple(dt.timedelta(days=d) for d in (1 / 24, 1, 8, 32, 367, 9 * 366))
-#: More than any change of a zone's UTC offset (two hours at most): how far a wall time's instant can stray.
+#: More than a zone's UTC offset has changed at once in the tz database since 2012 (two hours at most): how far a
+#: wall time's instant can stray. (Apia's whole day in 2011 was more: its skipped day's times are the next day's.)
 _SLACK = dt.timedelta(hours=3)
 
 
