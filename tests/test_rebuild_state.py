@@ -20,6 +20,7 @@ mtime (`_Build._intact`), and delete previews, which it must write again.
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import os
 import shutil
 import tempfile
@@ -31,7 +32,10 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
+from publisher.build import builder, media, parsed, previews, stored
 from publisher.cli.main import cli
+from publisher.site import files
+from publisher.site.templates import default_templates
 from tests.test_build import tree
 
 BASE = dt.datetime(2024, 3, 20, 12, tzinfo=dt.timezone(dt.timedelta(hours=-5)))
@@ -90,25 +94,55 @@ def record_text(fields: dict[str, Any]) -> str:
     if fields["starts"] is not None:
         lines.append(f"starts: {fields['starts'].isoformat()}")
         lines.append(f"ends: {(fields['starts'] + dt.timedelta(hours=3)).isoformat()}")
+    if fields["image"] is not None:
+        lines.append(f"image: {{src: {fields['image']}, alt: A picture of the event}}")
     if fields["status"] != "published":
         lines.append(f"status: {fields['status']}")
     return "\n".join([*lines, "---", fields["body"]])
 
 
-def publisher_build(site: Path, now: dt.datetime, every: bool) -> tuple[int, str]:
+class Killed(BaseException):
+    """The end of a build's process, as a kill makes it: no `except Exception` runs."""
+
+
+# Each write or removal of a build: its outputs, its cache files (records.json, the kept plan, the others),
+# the removals of files it no longer makes.
+KILL_POINTS = [
+    (files, "_create"),
+    (stored, "save_bytes"),
+    (parsed, "save_bytes"),
+    (previews, "save_bytes"),
+    (builder, "remove_unchanged"),
+    (media, "remove_unchanged"),
+]
+
+
+def publisher_build(site: Path, now: dt.datetime, every: bool, out: Path | None = None) -> tuple[int, str]:
     args = ["--site", str(site), "build", "--now", now.isoformat(), "--quiet", *(["--all"] if every else [])]
-    result = CliRunner().invoke(cli, args)
+    try:
+        result = CliRunner().invoke(cli, args + (["--out", str(out)] if out is not None else []))
+    finally:
+        gc.unfreeze()  # `publisher build` freezes every object as its process ends; this one goes on
+    if isinstance(result.exception, Killed):
+        raise result.exception
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         raise result.exception
-    return result.exit_code, result.output.replace(str(site), "SITE")
+    said = result.output if out is None else result.output.replace(str(out), "OUT")
+    return result.exit_code, said.replace(str(site), "SITE")
 
 
-def built(site: Path) -> dict[str, bytes]:
-    """Every file the build wrote (all but the inputs and `.publisher/`)."""
-    return {p: d for p, d in tree(site).items() if not p.startswith("events/") and p != "publisher.toml"}
+INPUTS = ("events/", "media/", "templates/", "publisher.toml")
 
 
-FIELDS = ["title", "body", "tags", "published", "starts", "status", "language"]
+def built(folder: Path, inputs: tuple[str, ...] = INPUTS) -> dict[str, bytes]:
+    """Every file the build wrote there (all but the site's own files and `.publisher/`)."""
+    return {p: d for p, d in tree(folder).items() if not p.startswith(inputs)} if folder.is_dir() else {}
+
+
+FIELDS = ["title", "body", "tags", "published", "starts", "status", "language", "image"]
+IMAGES = ["media/a.png", "media/b.png"]
+PNG = (Path(__file__).parent.parent / "media" / "forum-bogota.png").read_bytes()
+TEMPLATE = "issue_record.txt"
 records = st.fixed_dictionaries(
     {
         "title": st.sampled_from(TITLES),
@@ -118,6 +152,7 @@ records = st.fixed_dictionaries(
         "starts": st.none() | st.sampled_from(OFFSETS),
         "status": st.sampled_from(["published", "published", "draft", "cancelled"]),
         "language": st.sampled_from(["en", "es"]),
+        "image": st.none() | st.sampled_from(IMAGES),
     }
 )
 
@@ -130,6 +165,9 @@ class RebuildMachine(RuleBasedStateMachine):
         self.root = Path(tempfile.mkdtemp(prefix="rebuild-"))
         self.site = self.root / "site"
         (self.site / "events").mkdir(parents=True)
+        (self.site / "media").mkdir()
+        for image in IMAGES:
+            (self.site / image).write_bytes(PNG)
         self.records: dict[str, tuple[str, dict[str, Any]]] = {}
         self.previews: int | None = 2
         self.max_items: int | None = None
@@ -250,6 +288,26 @@ class RebuildMachine(RuleBasedStateMachine):
     def move_now(self, step: dt.timedelta, forward: bool) -> None:
         self.now = self.now + step if forward else self.now - step
 
+    @rule(image=st.sampled_from(IMAGES), extra=st.none() | st.integers(0, 3))
+    def change_image(self, image: str, extra: int | None) -> None:
+        """Another image of another size in its place (None: the image is removed)."""
+        path = self.site / image
+        if extra is None:
+            path.unlink(missing_ok=True)
+        else:
+            path.write_bytes(PNG + b"\0" * extra)
+
+    @rule(variant=st.none() | st.integers(0, 2))
+    def site_template(self, variant: int | None) -> None:
+        """The site's own template of an issue's record, or none (the default is used)."""
+        folder = self.site / "templates"
+        if variant is None:
+            shutil.rmtree(folder, ignore_errors=True)
+        else:
+            folder.mkdir(exist_ok=True)
+            default = (default_templates() / TEMPLATE).read_text(encoding="utf-8")
+            (folder / TEMPLATE).write_text(default + f"\nA note of the site, version {variant}.\n", encoding="utf-8")
+
     # --- someone at the output ------------------------------------------------------------
 
     @precondition(lambda self: self.built)
@@ -273,17 +331,21 @@ class RebuildMachine(RuleBasedStateMachine):
 
     # --- building -------------------------------------------------------------------------
 
-    @rule(every=st.booleans())
-    def build(self, every: bool) -> None:
-        code, said = publisher_build(self.site, self.now, every)
+    @rule(every=st.booleans(), elsewhere=st.booleans())
+    def build(self, every: bool, elsewhere: bool) -> None:
+        """`publisher build` into the site, or into a folder of its own (`--out`: the images are copied)."""
+        out = self.root / "public" if elsewhere else None
+        code, said = publisher_build(self.site, self.now, every, out)
         cold = self.root / f"cold{self.colds}"
         self.colds += 1
-        cold.mkdir()
-        shutil.copy(self.site / "publisher.toml", cold / "publisher.toml")
-        shutil.copytree(self.site / "events", cold / "events")
-        cold_code, cold_said = publisher_build(cold, self.now, every)
+        shutil.copytree(self.site, cold, ignore=shutil.ignore_patterns(".publisher", "feeds", "newsletters", "posts"))
+        cold_out = self.root / f"public{self.colds}" if elsewhere else None
+        cold_code, cold_said = publisher_build(cold, self.now, every, cold_out)
         assert (code, said) == (cold_code, cold_said.replace(str(cold), "SITE"))
-        if code == 0:
+        if elsewhere and code == 0:
+            assert out is not None and cold_out is not None
+            assert built(out, ()) == built(cold_out, ())
+        elif code == 0:
             self.built = True
             warm, fresh = built(self.site), built(cold)
             for path in sorted(self.theirs.keys() - fresh.keys()):  # edited by hand, no longer made: left as it is
@@ -292,6 +354,35 @@ class RebuildMachine(RuleBasedStateMachine):
             differ = sorted(p for p in warm.keys() | fresh.keys() if warm.get(p) != fresh.get(p))
             assert not differ, f"not as a cold build: {differ}"
         shutil.rmtree(cold)
+        if cold_out is not None:
+            shutil.rmtree(cold_out, ignore_errors=True)
+
+    @rule(every=st.booleans(), after=st.integers(1, 40))
+    def build_killed(self, every: bool, after: int) -> None:
+        """A build stopped right after its `after`-th write (an output, a cache file, a removal), as by a kill:
+        nothing after it runs, not even the saving of the caches. The next build must make up for it."""
+        steps = [0]
+        patches = [(module, name, getattr(module, name)) for module, name in KILL_POINTS]
+
+        def stopping(original: Any) -> Any:
+            def step(*args: Any, **kwargs: Any) -> Any:
+                result = original(*args, **kwargs)
+                steps[0] += 1
+                if steps[0] == after:
+                    raise Killed
+                return result
+
+            return step
+
+        try:
+            for module, name, original in patches:
+                setattr(module, name, stopping(original))
+            publisher_build(self.site, self.now, every)
+        except Killed:
+            pass
+        finally:
+            for module, name, original in patches:
+                setattr(module, name, original)
 
     @invariant()
     def inputs_are_what_the_model_says(self) -> None:
