@@ -306,7 +306,8 @@ class Outputs:
         self.journals = sorted(self.folder.glob(JOURNALS)) if write else []
         self.journal = str(self.folder / f"pending-{os.getpid()}-{os.urandom(4).hex()}.jsonl") if write else None
         if self.journal is not None:
-            self.folder.mkdir(parents=True, exist_ok=True)
+            with contextlib.suppress(OSError):  # a site that cannot be written keeps no cache: as `save_json`
+                self.folder.mkdir(parents=True, exist_ok=True)
 
     def orphans(self, made: set[str]) -> dict[str, FileInfo]:
         """The files a stopped build was about to write, that this one does not make and that still hold what
