@@ -49,7 +49,7 @@ from publisher.build.manifest import Made, Manifest
 from publisher.build.media import publish_media
 from publisher.build.parsed import RecordFiles
 from publisher.build.previews import preview_ids
-from publisher.build.stored import record_of, remove_unchanged
+from publisher.build.stored import journal, record_of, remove_unchanged
 from publisher.build.work import Output
 from publisher.errors import InvalidInput, Problem, WorkFailed
 from publisher.site.config import Site
@@ -132,12 +132,13 @@ class _Build:
         self.given_records = {record.id: record for record in records or ()}  # the records given, by id
         self.now, self.moment, self.every = (now.timestamp() if now is not None else None), now, every
         self.templates = site.template_folder
-        code = code_digest()
+        self.code = code = code_digest()
         settings = msgspec.json.encode({k: v for k, v in site.plain.items() if k != "build"})  # not which previews
         self.context = digest(code, settings, templates_digest(site), str(out))
         self.outputs = Outputs(site.root, out, self.context, write=write)
-        self.code = code
-        self.job = work.Job(site.root, site.events, out, site, self.templates, {}, write, not write)
+        self.job = work.Job(
+            site.root, site.events, out, site, self.templates, {}, write, not write, self.outputs.journal
+        )
         self.pool: Executor | None = None
         self.done = self.total = self.drafts = 0
         self.at_hand: dict[str, Record | str] = {}  # records this build parsed (as `record_blob`s) or was given
@@ -343,6 +344,7 @@ class _Build:
         known = before.files if before is not None else {}
         shown_keys = {id: keys[id] for _, _, ids in listed for id in ids if id in keys}
         self.new_feeds = FeedState(self.context, membership, listed, keys=shown_keys)
+        journal(self.outputs.journal if self.write else None, [(path, digest(data)) for path, data in fresh.items()])
         outputs = []
         for path, fmt, ids in listed:
             content = fresh.get(path)
@@ -425,7 +427,7 @@ class _Build:
             )
             manifest.parts += media
         if self.write and problems:  # remember what was written, remove nothing
-            self.outputs.save({**before, **entries}, self.new_feeds)
+            self.outputs.save({**before, **entries}, self.new_feeds, settled=False)
         elif self.write:
             manifest.removed = self._remove(before, entries) + manifest.removed
             self.outputs.save(entries, self.new_feeds)
@@ -440,11 +442,9 @@ class _Build:
 
     def _remove(self, before: dict[str, Kept], entries: dict[str, Kept]) -> list[str]:
         """Remove the files earlier builds wrote that this one no longer makes, unless someone changed them since."""
-        made = set(self.new_feeds.files)
-        for kept in entries.values():
-            made.update(kept.paths.split("\n"))
+        made = set(self.new_feeds.files).union(*(kept.paths.split("\n") for kept in entries.values()))
         old = dict(self.outputs.feeds.files) if self.outputs.feeds is not None else {}
         for id, kept in before.items():
             if entries.get(id) is not kept:
                 old.update(kept.infos())
-        return remove_unchanged(self.out, {path: old[path] for path in old.keys() - made})
+        return remove_unchanged(self.out, {path: old[path] for path in old.keys() - made} | self.outputs.orphans(made))

@@ -31,6 +31,7 @@ Python: a tenth of the time.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -44,10 +45,12 @@ import msgspec
 
 import publisher
 from publisher.build.stored import (
+    JOURNALS,
     NOT_THE_SHAPE,
     count,
     file_info,
     items_of,
+    journalled,
     load_json,
     out_path,
     read_as,
@@ -57,7 +60,7 @@ from publisher.build.stored import (
     written_files,
 )
 from publisher.site.config import Site
-from publisher.site.files import FileInfo, digest
+from publisher.site.files import FileInfo, digest, read_file
 from publisher.site.media import site_image
 from publisher.site.templates import default_templates
 
@@ -299,13 +302,36 @@ class Outputs:
         self.feeds: FeedState | None = read_as(_feed_state, feeds, None) if feeds else None
         self.records = Shards(self.folder, self.out, _kept_entry)
         self.entries: dict[str, Kept] = {id: Kept(*entry) for id, entry in self.records.items()} if write else {}
+        # the journals of builds stopped before they saved this cache, and this build's own (`stored.journal`)
+        self.journals = sorted(self.folder.glob(JOURNALS)) if write else []
+        self.journal = str(self.folder / f"pending-{os.getpid()}-{os.urandom(4).hex()}.jsonl") if write else None
+        if self.journal is not None:
+            with contextlib.suppress(OSError):  # a site that cannot be written keeps no cache: as `save_json`
+                self.folder.mkdir(parents=True, exist_ok=True)
+
+    def orphans(self, made: set[str]) -> dict[str, FileInfo]:
+        """The files a stopped build was about to write, that this one does not make and that still hold what
+        it wrote (their size and mtime now, for `remove_unchanged`): publisher's files no cache names."""
+        found = {}
+        for path, digests in journalled(self.journals).items():
+            if path in made:
+                continue
+            try:
+                stat, content = read_file(f"{self.out}/{path}")
+            except OSError:  # gone already, or a folder now
+                continue
+            if digest(content) in digests:
+                found[path] = (stat.size, stat.mtime_ns, "")
+        return found
 
     def fresh(self, id: str) -> Kept | None:
         """A record's entry when its files were rendered in this same context."""
         kept = self.entries.get(id)
         return kept if kept is not None and kept.context == self.context else None
 
-    def save(self, entries: dict[str, Kept], feeds: FeedState) -> None:
+    def save(self, entries: dict[str, Kept], feeds: FeedState, *, settled: bool = True) -> None:
+        """Keep what this build wrote; `settled` when it removed what it no longer makes (the stopped builds'
+        files among them): their journals go then, and this build's own in any case."""
         for id in [id for id in self.entries if id not in entries]:
             self.records.pop(id)
         for id, kept in entries.items():
@@ -315,6 +341,9 @@ class Outputs:
         if feeds != self.feeds:
             save_json(self.folder / "feeds.json", {"out": self.out, "feeds": msgspec.structs.astuple(feeds)})
         self.entries, self.feeds = entries, feeds
+        for path in [*(self.journals if settled else []), *([Path(self.journal)] if self.journal else [])]:
+            with contextlib.suppress(OSError):
+                path.unlink(missing_ok=True)
 
 
 def present(out: Path, folders: Iterable[str]) -> set[str]:

@@ -199,3 +199,45 @@ def record_of(blob: str) -> Record | None:
         return Record.model_validate_json(blob)
     except ValueError:  # pydantic's ValidationError too
         return None
+
+
+# --- the outputs a build is about to write ------------------------------------------------
+# A build records what it wrote in its cache once it is done; one stopped before (a kill, Ctrl-C, a power
+# cut after the writes reached the disk) wrote files no cache names, which no later build would remove when
+# their record went. So each writer first appends the paths and digests of what it is about to write to a
+# journal of its own (`pending-*.jsonl` in the build's folder): the next build removes a file a journal names
+# when it no longer makes it and it still holds those very bytes (else it is someone's), then the journals go.
+
+JOURNALS = "pending-*.jsonl"
+
+
+def journal(path: str | None, files: list[tuple[str, str]]) -> None:
+    """Append these (output path, digest of the bytes about to be written) to the journal at `path`, in one
+    write (O_APPEND: workers of one build append to one journal)."""
+    if path is None or not files:
+        return
+    line = msgspec.json.encode(files) + b"\n"
+    with contextlib.suppress(OSError):  # a cache that cannot be written: as `save_bytes`
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o666)
+        try:
+            os.write(fd, line)
+        finally:
+            os.close(fd)
+
+
+def journalled(journals: list[Path]) -> dict[str, set[str]]:
+    """What the journals say builds were about to write: each path's digests. A line cut short by the end of
+    its process, or of another shape, says nothing."""
+    found: dict[str, set[str]] = {}
+    for path in journals:
+        try:
+            lines = path.read_bytes().splitlines()
+        except OSError:
+            continue
+        for line in lines:
+            try:
+                for name, written in msgspec.json.decode(line, type=list[tuple[str, str]]):
+                    found.setdefault(out_path(name), set()).add(written)
+            except (msgspec.DecodeError, *NOT_THE_SHAPE):
+                continue
+    return found

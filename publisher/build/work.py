@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import msgspec
 
 from publisher.build.cache import Source, now_ns
-from publisher.build.stored import record_blob, record_of
+from publisher.build.stored import journal, record_blob, record_of
 from publisher.errors import InvalidInput, Problem, relative
 from publisher.site.files import FileInfo, FileStat, digest, file_stat, read_file, write_file
 from publisher.site.templates import default_templates
@@ -235,6 +235,7 @@ class Job(msgspec.Struct):
     fresh: Mapping[str, str] = msgspec.field(default_factory=dict)
     write: bool = True
     drafts: bool = False  # `check`: drafts' posts are checked too
+    journal: str | None = None  # where the build notes what it is about to write (`stored.journal`)
 
     @property
     def settings(self) -> Settings:
@@ -388,16 +389,25 @@ def produce(items: Sequence[Work]) -> list[Produced]:
     out = str(job.out)  # joined as text: a Path per file costs more than writing a small one
     records = [_record(work.record) if isinstance(work.record, str) else work.record for work in items]
     done = []
-    for work, issue in zip(items, render_issues_files(records, job.settings, job.templates), strict=True):
-        if isinstance(issue, InvalidInput):
-            done.append(Produced(work.id, [], issue.problems))
+    made = [
+        [(output, content, digest(content)) for output, content in issue + work.posts]
+        if isinstance(issue, list)
+        else issue
+        for work, issue in zip(items, render_issues_files(records, job.settings, job.templates), strict=True)
+    ]
+    if job.write:  # what is about to be written, before any of it is (`publisher.build.stored.journal`)
+        journal(job.journal, [(o.path, d) for outputs in made if isinstance(outputs, list) for o, _, d in outputs])
+    for work, outputs in zip(items, made, strict=True):
+        if isinstance(outputs, InvalidInput):
+            done.append(Produced(work.id, [], outputs.problems))
             continue
         files = []
-        for output, content in issue + work.posts:
+        for output, content, content_digest in outputs:
             if job.write:
-                changed, info = write_file(f"{out}/{output.path}", content, work.known.get(output.path))
+                path = f"{out}/{output.path}"
+                changed, info = write_file(path, content, work.known.get(output.path), content_digest)
             else:
-                changed, info = False, (len(content), 0, digest(content))
+                changed, info = False, (len(content), 0, content_digest)
             files.append((output.done(info[2], changed=changed), info))
         done.append(Produced(work.id, files, [], manifest_lines(output for output, _ in files)))
     return done

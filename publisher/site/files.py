@@ -252,14 +252,16 @@ def read_file(path: str) -> tuple[FileStat, bytes]:
     return FileStat(st.st_mtime_ns, st.st_size), b"".join(chunks)
 
 
-def write_file(target: str, content: bytes, known: FileInfo | None = None) -> tuple[bool, FileInfo]:
+def write_file(
+    target: str, content: bytes, known: FileInfo | None = None, content_digest: str | None = None
+) -> tuple[bool, FileInfo]:
     """Write `content` to `target` unless it already holds exactly that; (written?, what is there now).
 
     `known` is what the last build wrote there: when the file still has its
     size and mtime and the digest matches, the file is not even read. A new
     file is written in place; an existing one is replaced atomically.
     """
-    new_digest = digest(content)
+    new_digest = digest(content) if content_digest is None else content_digest  # the caller's, when it has it
     if known is not None and known[2] == new_digest and unchanged_since(known, file_stat(target)):
         return False, known
     try:
