@@ -470,3 +470,20 @@ def test_a_file_of_a_stopped_build_that_someone_changed_stays() -> None:
         assert not (machine.site / "newsletters" / "r00.html").exists()  # publisher's bytes: removed
     finally:
         machine.teardown()
+
+
+def test_a_forged_journal_naming_a_link_to_an_endless_file_is_not_read() -> None:
+    """A journal is read as untrusted: a path it names that is a link (here to /dev/zero, whose reading never
+    ends) is not publisher's file, and is neither read nor removed."""
+    machine = RebuildMachine()
+    machine.start([FORUM])
+    try:
+        machine.build(every=False, elsewhere=False)
+        link = machine.site / "feeds" / "endless.xml"
+        link.symlink_to("/dev/zero")
+        [folder] = (machine.site / ".publisher").glob("build-*")
+        (folder / "pending-1-forged.jsonl").write_text('[["feeds/endless.xml", "0"]]\n', encoding="utf-8")
+        assert publisher_build(machine.site, machine.now, every=False)[0] == 0
+        assert link.is_symlink()
+    finally:
+        machine.teardown()

@@ -39,6 +39,7 @@ import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from stat import S_ISREG
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import msgspec
@@ -316,7 +317,9 @@ class Outputs:
         for path, digests in journalled(self.journals).items():
             if path in made:
                 continue
-            try:
+            try:  # only a plain file is read: a journal is read as untrusted, and a link could lead to /dev/zero
+                if not S_ISREG(os.lstat(f"{self.out}/{path}").st_mode):
+                    continue
                 stat, content = read_file(f"{self.out}/{path}")
             except OSError:  # gone already, or a folder now
                 continue
