@@ -11,9 +11,10 @@ the same files the same way without importing each other.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
 from typing import NamedTuple
@@ -95,31 +96,25 @@ def _listing(folder: str, prefix: str, plain: bool, stat: bool) -> tuple[list[_F
     """The record files right in `folder`, each stated as it is listed when `stat` (its entry's `stat`
     follows a link, as `is_file`), and the folders in it (their paths end with a NUL, as `_scan` sorts them).
 
-    Listed through the folder's descriptor where the system can, so that each stat looks up one name rather
-    than every folder of the path again; each entry is let go, with its stat, as the next is listed: holding
-    10,000 of them until the end cost a rebuild a page fault every few files.
+    Listed by `_entries`: each entry is let go, with its stat, as the next is listed (holding 10,000 of them
+    until the end cost a rebuild a page fault every few files).
     """
     here: list[_Found] = []
     folders: list[_Found] = []
     try:
-        listed: int | str = os.open(folder, os.O_RDONLY | os.O_DIRECTORY) if _BY_DESCRIPTOR else folder
-        try:
-            with os.scandir(listed) as entries:
-                for entry in entries:
-                    name = entry.name
-                    try:
-                        if entry.is_dir():
-                            folders.append((prefix + name + SEPARATOR, plain and not entry.is_symlink(), None))
-                            continue
-                        if not name.endswith(".md") or name.startswith(".") or not entry.is_file():
-                            continue
-                        mine = plain and not entry.is_symlink()
-                    except OSError:
+        with _entries(folder) as entries:
+            for entry in entries:
+                name = entry.name
+                try:
+                    if entry.is_dir():
+                        folders.append((prefix + name + SEPARATOR, plain and not entry.is_symlink(), None))
                         continue
-                    here.append((prefix + name, mine, _stat_of(entry) if stat else None))
-        finally:
-            if not isinstance(listed, str):
-                os.close(listed)
+                    if not name.endswith(".md") or name.startswith(".") or not entry.is_file():
+                        continue
+                    mine = plain and not entry.is_symlink()
+                except OSError:
+                    continue
+                here.append((prefix + name, mine, _stat_of(entry) if stat else None))
     except (FileNotFoundError, NotADirectoryError):
         return [], []
     except OSError as exc:  # unreadable: its records would be missing without a word
@@ -136,6 +131,21 @@ def _stat_of(entry: os.DirEntry[str]) -> FileStat | None:
 
 
 _BY_DESCRIPTOR = os.scandir in os.supports_fd and hasattr(os, "O_DIRECTORY")
+
+
+@contextlib.contextmanager
+def _entries(folder: str) -> Iterator[Iterator[os.DirEntry[str]]]:
+    """The entries of `folder`, listed through its descriptor where the system can, so that each entry's stat
+    looks up one name rather than every folder of the path again."""
+    listed: int | str = os.open(folder, os.O_RDONLY | os.O_DIRECTORY) if _BY_DESCRIPTOR else folder
+    try:
+        with os.scandir(listed) as entries:
+            yield entries
+    finally:
+        if not isinstance(listed, str):
+            os.close(listed)
+
+
 SEPARATOR = "\0"  # after a folder's path, as `_scan` sorts it among files
 
 
@@ -162,17 +172,10 @@ def same_stamps(these: list[Stamp], those: list[Stamp]) -> bool:
 
 
 def _stamp(folder: str, prefix: str, found: list[Stamp]) -> None:
-    """Stamp the record files under `folder`, listed (as `_listing` lists) through the folder's descriptor and
-    each entry let go as the next is listed: a fifth less time a tick than a list of entries stated by path."""
+    """Stamp the record files under `folder`, listed by `_entries` as `_listing` lists them (a fifth less time a
+    tick than a list of entries stated by path)."""
     try:
-        listed: int | str = os.open(folder, os.O_RDONLY | os.O_DIRECTORY) if _BY_DESCRIPTOR else folder
-    except (FileNotFoundError, NotADirectoryError):
-        return
-    except OSError:
-        found.append((prefix, -1, -1))
-        return
-    try:
-        with os.scandir(listed) as entries:
+        with _entries(folder) as entries:
             for entry in entries:
                 name = entry.name
                 try:
@@ -183,11 +186,10 @@ def _stamp(folder: str, prefix: str, found: list[Stamp]) -> None:
                         found.append((prefix + name, st.st_size, st.st_mtime_ns))
                 except OSError:
                     continue
-    except OSError:  # listing failed part-way: stamped as unreadable (loading the records says why)
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    except OSError:  # unreadable: stamped so (loading the records says why)
         found.append((prefix, -1, -1))
-    finally:
-        if not isinstance(listed, str):
-            os.close(listed)
 
 
 def shown_paths(events: Path, root: Path | None, names: list[tuple[str, bool]]) -> list[str]:
