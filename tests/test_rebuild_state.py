@@ -246,20 +246,19 @@ class RebuildMachine(RuleBasedStateMachine):
         free = [n for n in NAMES if n not in self.records]
         if not free:
             return
-        new = data.draw(st.sampled_from(free))
-        old = self.path_of(name)
-        self.records[new] = self.records.pop(name)
-        target = self.path_of(new)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        old.rename(target)
+        self.relocate(name, data.draw(st.sampled_from(free)), self.records[name][0])
 
     @precondition(lambda self: self.records)
     @rule(data=st.data(), folder=st.sampled_from(FOLDERS))
     def move(self, data: st.DataObject, folder: str) -> None:
-        name = data.draw(st.sampled_from(sorted(self.records)))
+        self.relocate(data.draw(st.sampled_from(sorted(self.records))), None, folder)
+
+    def relocate(self, name: str, new: str | None, folder: str) -> None:
+        """Move record `name`'s file to `folder`, under the name `new` (its own when None)."""
         old = self.path_of(name)
-        self.records[name] = (folder, self.records[name][1])
-        target = self.path_of(name)
+        new = new or name
+        self.records[new] = (folder, self.records.pop(name)[1])
+        target = self.path_of(new)
         target.parent.mkdir(parents=True, exist_ok=True)
         old.rename(target)
 
