@@ -136,9 +136,8 @@ class _Build:
         settings = msgspec.json.encode({k: v for k, v in site.plain.items() if k != "build"})  # not which previews
         self.context = digest(code, settings, templates_digest(site), str(out))
         self.outputs = Outputs(site.root, out, self.context, write=write)
-        self.job = work.Job(
-            site.root, site.events, out, site, self.templates, {}, write, not write, self.outputs.journal
-        )
+        pending = self.outputs.journal
+        self.job = work.Job(site.root, site.events, out, site, self.templates, {}, write, not write, pending)
         self.pool: Executor | None = None
         self.done = self.total = self.drafts = 0
         self.at_hand: dict[str, Record | str] = {}  # records this build parsed (as `record_blob`s) or was given
@@ -344,7 +343,8 @@ class _Build:
         known = before.files if before is not None else {}
         shown_keys = {id: keys[id] for _, _, ids in listed for id in ids if id in keys}
         self.new_feeds = FeedState(self.context, membership, listed, keys=shown_keys)
-        journal(self.outputs.journal if self.write else None, [(path, digest(data)) for path, data in fresh.items()])
+        digests = {path: digest(data) for path, data in fresh.items()}  # each feed hashed once: journal and write
+        journal(self.outputs.journal if self.write else None, list(digests.items()))
         outputs = []
         for path, fmt, ids in listed:
             content = fresh.get(path)
@@ -352,7 +352,7 @@ class _Build:
                 info = self.new_feeds.files[path] = known[path]
                 outputs.append(Output(path, "feed", fmt, ids, digest=info[2]))
                 continue
-            changed, info = self._write(path, content, known.get(path))
+            changed, info = self._write(path, content, known.get(path), digests[path])
             self.new_feeds.files[path] = info
             outputs.append(Output(path, "feed", fmt, ids, digest=info[2], changed=changed))
         return outputs
@@ -383,10 +383,10 @@ class _Build:
         info = self.outputs.feeds.files.get(path) if self.outputs.feeds is not None else None
         return info is not None and unchanged_since(info, file_stat(str(self.out / path)))
 
-    def _write(self, path: str, content: bytes, known: FileInfo | None) -> tuple[bool, FileInfo]:
+    def _write(self, path: str, content: bytes, known: FileInfo | None, hashed: str) -> tuple[bool, FileInfo]:
         if not self.write:
-            return False, (len(content), 0, digest(content))
-        return write_file(str(self.out / path), content, known)
+            return False, (len(content), 0, hashed)
+        return write_file(str(self.out / path), content, known, hashed)
 
     # --- the manifest, removals and the caches -------------------------------------------
 
